@@ -1,0 +1,55 @@
+"""Lumina HAL: one API for photonic matrix-multiplication chips and their digital twin.
+
+import lumina_hal
+with lumina_hal.open_device("mock://?rows=64&cols=64&preset=typical&seed=1") as chip:
+    chip.load_weights(W)
+    y = chip.matmul(x)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry
+from lumina_hal.errors import (
+    ConfigurationError,
+    DeviceClosedError,
+    DeviceError,
+    InputError,
+    LinkError,
+    LuminaError,
+    SafetyLimitError,
+    UnsupportedOperationError,
+)
+from lumina_hal.params import Param
+from lumina_hal.registry import (
+    available_schemes,
+    build_device,
+    default_uri,
+    open_device,
+    register_driver,
+    unregister_driver,
+)
+
+__all__ = [
+    "Capability",
+    "ConfigurationError",
+    "DeviceClosedError",
+    "DeviceError",
+    "DeviceInfo",
+    "InputError",
+    "LinkError",
+    "LuminaError",
+    "Param",
+    "PhotonicDevice",
+    "SafetyLimitError",
+    "Telemetry",
+    "UnsupportedOperationError",
+    "__version__",
+    "available_schemes",
+    "build_device",
+    "default_uri",
+    "open_device",
+    "register_driver",
+    "unregister_driver",
+]

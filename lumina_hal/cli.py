@@ -1,0 +1,147 @@
+"""``lumina-hal`` command line: info, drivers, demo. Tables for people, --json for machines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from lumina_hal import __version__
+from lumina_hal.demo import run_demo
+from lumina_hal.errors import LuminaError
+from lumina_hal.registry import available_schemes, build_device, driver_for_scheme
+
+
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cmd_info(args: argparse.Namespace) -> dict[str, Any]:
+    with build_device(args.uri) as device:
+        return {"info": device.info.to_dict(), "telemetry": device.telemetry().to_dict()}
+
+
+def _print_info(report: dict[str, Any]) -> None:
+    info = dict(report["info"])
+    info["capabilities"] = ", ".join(info["capabilities"])
+    telemetry = report["telemetry"]
+    rows = [(k, v) for k, v in info.items()]
+    rows += [("temperature_c", telemetry["temperature_c"])]
+    print(_table(rows, ("field", "value")))
+
+
+def _cmd_drivers(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for scheme in available_schemes(refresh=True):
+        try:
+            driver = driver_for_scheme(scheme)
+        except LuminaError as exc:
+            out[scheme] = {"error": str(exc)}
+            continue
+        out[scheme] = {
+            "driver": f"{driver.__module__}.{driver.__qualname__}",
+            "summary": driver.summary,
+            "params": [
+                {
+                    "name": p.name,
+                    "type": p.type.__name__,
+                    "default": p.default,
+                    "unit": p.unit,
+                    "range": p.describe_range(),
+                    "doc": p.doc,
+                }
+                for p in driver.uri_params
+            ],
+        }
+    return out
+
+
+def _print_drivers(report: dict[str, Any]) -> None:
+    for scheme, entry in report.items():
+        print(f"{scheme}://  {entry.get('summary') or entry.get('error', '')}")
+        if "params" in entry:
+            rows = [
+                (p["name"], p["type"], p["default"], p["unit"], p["range"], p["doc"])
+                for p in entry["params"]
+            ]
+            print(_table(rows, ("param", "type", "default", "unit", "valid", "meaning")))
+        print()
+
+
+def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
+    temps = [float(t) for t in args.temperatures.split(",") if t.strip()]
+    return run_demo(args.uri, batch=args.batch, temperatures_c=temps, seed=args.seed)
+
+
+def _print_demo(report: dict[str, Any]) -> None:
+    dev = report["device"]
+    print(
+        f"device   {report['uri']}  ({dev['model']} {dev['rows']}x{dev['cols']}, "
+        f"serial {dev['serial']}, firmware {dev['firmware']})"
+    )
+    print(
+        f"weights  {report['weights_id']}   batch {report['workload']['batch']} "
+        f"uniform[-1,1] inputs, seed {report['workload']['seed']}"
+    )
+    rows = [
+        (
+            f"{r['temperature_c']:.1f}",
+            f"{r['snr_db']:.2f}",
+            f"{r['max_abs_error']:.4g}",
+            f"{r['rms_error']:.4g}",
+            f"{r['rms_signal']:.4g}",
+            f"{r['seconds'] * 1e3:.3f}",
+        )
+        for r in report["runs"]
+    ]
+    print(_table(rows, ("temp_C", "SNR_dB", "max_abs_err", "rms_err", "rms_signal", "ms")))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lumina-hal", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"lumina-hal {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="open a device and print its identity and telemetry")
+    p.add_argument(
+        "uri", nargs="?", default=None, help="device URI (default $LUMINA_DEVICE or mock://)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=_cmd_info, show=_print_info)
+
+    p = sub.add_parser("drivers", help="list URI schemes and their parameters")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=_cmd_drivers, show=_print_drivers)
+
+    p = sub.add_parser("demo", help="scripted chip run: error and SNR vs the ideal result")
+    p.add_argument("--uri", default=None, help="device URI (default $LUMINA_DEVICE or mock://)")
+    p.add_argument("--batch", type=int, default=256, help="input vectors per run")
+    p.add_argument("--temperatures", default="25,45,85", help="comma-separated °C")
+    p.add_argument("--seed", type=int, default=0, help="workload seed")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=_cmd_demo, show=_print_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        report = args.run(args)
+    except LuminaError as exc:
+        print(f"lumina-hal: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        args.show(report)
+    return 0

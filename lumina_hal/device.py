@@ -1,0 +1,326 @@
+"""The PhotonicDevice contract that the twin and every hardware backend implement.
+
+Public methods validate their arguments, take the per-device lock and then call a small
+set of ``_``-prefixed hooks that a backend overrides. Validation therefore behaves the same
+on every backend, and a backend only deals with well-formed, float32, C-contiguous data.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import zlib
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lumina_hal.errors import (
+    ConfigurationError,
+    DeviceClosedError,
+    InputError,
+    UnsupportedOperationError,
+)
+from lumina_hal.params import Param
+from lumina_hal.uri import DeviceURI
+
+log = logging.getLogger(__name__)
+
+
+class Capability(str, Enum):
+    """What a backend can do; callers and tests ask ``cap in device.info.capabilities``."""
+
+    SET_TEMPERATURE = "set_temperature"  # set_temperature() changes the chip temperature
+    SEEDED = "seeded"  # identical seed, weights and inputs give identical outputs
+    SIMULATED = "simulated"  # no real optics behind it (twin or emulator)
+    HARDWARE = "hardware"  # drives a real chip
+    OPTICAL_POWER = "optical_power"  # telemetry reports optical power
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """Identity and geometry of a device. Bit widths are the converters' (DAC/ADC) widths."""
+
+    vendor: str
+    model: str
+    serial: str
+    firmware: str
+    rows: int
+    cols: int
+    weight_bits: int
+    input_bits: int
+    output_bits: int
+    capabilities: frozenset[str]
+    uri: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["capabilities"] = sorted(self.capabilities)
+        return data
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """A snapshot of device state. ``counters`` are cumulative since open or reset()."""
+
+    temperature_c: float
+    optical_power_dbm: float | None
+    weights_id: str | None
+    counters: dict[str, int] = field(default_factory=dict)
+    timestamp_s: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def weights_checksum(codes: np.ndarray) -> str:
+    """The id of a loaded matrix: its shape and the CRC-32 of its int32 little-endian codes.
+
+    Backends that program the same codes report the same id, so it identifies what is on
+    the chip, not the float matrix the user passed.
+    """
+    data = np.ascontiguousarray(codes, dtype="<i4")
+    rows, cols = data.shape
+    return f"{rows}x{cols}-{zlib.crc32(data.tobytes()) & 0xFFFFFFFF:08x}"
+
+
+class PhotonicDevice(ABC):
+    """A photonic matrix-multiplication chip: program a weight matrix, multiply vectors.
+
+    Use it as a context manager. All public methods are thread-safe (one lock per device).
+    ``matmul`` computes ``Y = X @ W.T`` for the loaded ``W`` of shape (r, c): X is (c,) or
+    (batch, c), Y is (r,) or (batch, r), float32.
+    """
+
+    #: Parameters this backend accepts in its URI query / as keyword arguments.
+    uri_params: ClassVar[tuple[Param, ...]] = ()
+    #: One line for ``lumina-hal drivers``.
+    summary: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._is_open = False
+        self.uri = ""  # set by open_device/build_device; shown in info
+        self._weights_shape: tuple[int, int] | None = None
+        self._weights_id: str | None = None
+
+    # ---- construction by URI -------------------------------------------------------
+    @classmethod
+    def from_uri(cls, uri: DeviceURI, **params: Any) -> PhotonicDevice:
+        """Build an (unopened) device from a parsed URI and typed parameters.
+
+        The default accepts no host or path; backends that connect somewhere override it.
+        """
+        if uri.location:
+            raise ConfigurationError(
+                f"{uri.scheme}:// takes no host or path, got {uri.location!r} in {uri.uri!r}"
+            )
+        return cls(**params)
+
+    # ---- lifecycle -------------------------------------------------------------------
+    @property
+    def lock(self) -> threading.RLock:
+        """The per-device lock; hold it to run several calls as one atomic sequence."""
+        return self._lock
+
+    @property
+    def is_open(self) -> bool:
+        return self._is_open
+
+    def open(self) -> PhotonicDevice:
+        with self._lock:
+            if not self._is_open:
+                self._open()
+                self._is_open = True
+                log.debug("opened %s", self)
+        return self
+
+    def close(self) -> None:
+        """Close the device; safe to call twice. Backends put hardware in its safe state."""
+        with self._lock:
+            if not self._is_open:
+                return
+            try:
+                self._close()
+            finally:
+                self._is_open = False
+                self._weights_shape = None
+                self._weights_id = None
+                log.debug("closed %s", self)
+
+    def __enter__(self) -> PhotonicDevice:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- queries ---------------------------------------------------------------------
+    @property
+    def info(self) -> DeviceInfo:
+        with self._lock:
+            self._require_open()
+            info = self._info()
+            return replace(info, uri=self.uri) if self.uri else info
+
+    @property
+    def weights_id(self) -> str | None:
+        """Checksum id of the loaded weights (see :func:`weights_checksum`), None if none."""
+        return self._weights_id
+
+    @property
+    def weights_shape(self) -> tuple[int, int] | None:
+        return self._weights_shape
+
+    def telemetry(self) -> Telemetry:
+        with self._lock:
+            self._require_open()
+            return self._telemetry()
+
+    # ---- operations ------------------------------------------------------------------
+    def load_weights(self, weights: Any) -> str:
+        """Program ``weights`` (float matrix, at most rows x cols); return its weights id.
+
+        A matrix smaller than the array uses its top-left block; the rest is dark.
+        """
+        w = _as_weight_matrix(weights)
+        with self._lock:
+            self._require_open()
+            info = self._info()
+            if w.shape[0] > info.rows or w.shape[1] > info.cols:
+                raise InputError(
+                    f"weights of shape {w.shape} do not fit the {info.rows}x{info.cols} array"
+                )
+            weights_id = self._load_weights(w)
+            self._weights_shape = (int(w.shape[0]), int(w.shape[1]))
+            self._weights_id = weights_id
+            return weights_id
+
+    def matmul(self, x: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Run input vectors through the loaded weights: ``X @ W.T`` as the chip computes it.
+
+        ``x`` is (c,) or (batch, c) and is converted to float32 C order once if needed.
+        ``out``, if given, must be float32, C-contiguous and of the result's shape.
+        """
+        with self._lock:
+            self._require_open()
+            if self._weights_shape is None:
+                raise InputError("no weights are loaded; call load_weights(W) first")
+            rows, cols = self._weights_shape
+            x2d, single = _as_input_batch(x, cols)
+            y2d = _output_buffer(out, x2d.shape[0], rows, single)
+            if x2d.shape[0]:
+                self._matmul(x2d, y2d)
+            return y2d[0] if single and out is None else (out if out is not None else y2d)
+
+    def set_temperature(self, temperature_c: float) -> None:
+        """Set the chip temperature setpoint in °C (backends with SET_TEMPERATURE)."""
+        with self._lock:
+            self._require_open()
+            if Capability.SET_TEMPERATURE.value not in self._info().capabilities:
+                raise UnsupportedOperationError(f"{type(self).__name__} cannot set its temperature")
+            value = float(temperature_c)
+            if not math.isfinite(value):
+                raise InputError(f"temperature_c must be finite, got {temperature_c!r}")
+            self._set_temperature(value)
+
+    def reset(self) -> None:
+        """Return to the state just after open: no weights, counters zeroed."""
+        with self._lock:
+            self._require_open()
+            self._reset()
+            self._weights_shape = None
+            self._weights_id = None
+
+    # ---- backend hooks ---------------------------------------------------------------
+    @abstractmethod
+    def _open(self) -> None: ...
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+    @abstractmethod
+    def _info(self) -> DeviceInfo: ...
+
+    @abstractmethod
+    def _load_weights(self, weights: np.ndarray) -> str:
+        """Program a validated float64 (r, c) matrix; return its weights id."""
+
+    @abstractmethod
+    def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
+        """Fill ``out`` (batch, r) float32 from ``x`` (batch, c) float32, both C-contiguous."""
+
+    @abstractmethod
+    def _telemetry(self) -> Telemetry: ...
+
+    @abstractmethod
+    def _reset(self) -> None: ...
+
+    def _set_temperature(self, temperature_c: float) -> None:
+        raise UnsupportedOperationError(f"{type(self).__name__} cannot set its temperature")
+
+    def _require_open(self) -> None:
+        if not self._is_open:
+            raise DeviceClosedError(
+                f"{type(self).__name__} is closed; call open() or use 'with' first"
+            )
+
+
+def _check_real_numeric(arr: np.ndarray, what: str) -> None:
+    if arr.dtype.kind not in "fiu":
+        raise InputError(f"{what} must be a real numeric array, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise InputError(f"{what} contains {bad} NaN or Inf value(s)")
+
+
+def _as_weight_matrix(weights: Any) -> np.ndarray:
+    try:
+        w = np.asarray(weights)
+    except Exception as exc:  # ragged lists and the like
+        raise InputError(f"weights cannot be read as an array: {exc}") from None
+    if w.ndim != 2:
+        raise InputError(f"weights must be a 2-D matrix (rows, cols), got shape {w.shape}")
+    if w.shape[0] == 0 or w.shape[1] == 0:
+        raise InputError(f"weights must not be empty, got shape {w.shape}")
+    _check_real_numeric(w, "weights")
+    return np.ascontiguousarray(w, dtype=np.float64)
+
+
+def _as_input_batch(x: Any, cols: int) -> tuple[np.ndarray, bool]:
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:
+        raise InputError(f"input cannot be read as an array: {exc}") from None
+    if arr.ndim not in (1, 2):
+        raise InputError(
+            f"input has {arr.ndim} dimensions: expected shape ({cols},) or (batch, {cols}), "
+            f"got {arr.shape}"
+        )
+    single = arr.ndim == 1
+    x2d = arr.reshape(1, -1) if single else arr
+    if x2d.shape[1] != cols:
+        raise InputError(
+            f"input has {x2d.shape[1]} columns but the loaded weights take {cols}: "
+            f"expected shape ({cols},) or (batch, {cols}), got {arr.shape}"
+        )
+    _check_real_numeric(x2d, "input")
+    return np.ascontiguousarray(x2d, dtype=np.float32), single
+
+
+def _output_buffer(out: np.ndarray | None, batch: int, rows: int, single: bool) -> np.ndarray:
+    if out is None:
+        return np.empty((batch, rows), dtype=np.float32)
+    if not isinstance(out, np.ndarray):
+        raise InputError(f"out must be a numpy array, got {type(out).__name__}")
+    expected = (rows,) if single else (batch, rows)
+    if out.shape != expected:
+        raise InputError(f"out has shape {out.shape}, expected {expected}")
+    if out.dtype != np.float32:
+        raise InputError(f"out must be float32, got {out.dtype}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise InputError("out must be a writeable C-contiguous array")
+    return out.reshape(batch, rows)
