@@ -1,7 +1,12 @@
-/* Lumina HAL twin kernel: the C engine behind MockDevice.
+/* Lumina HAL twin kernel: the fused forward pass behind MockDevice (docs/physics.md, "Per call").
  *
- * Plain C99. No Python API is used, so cffi calls it with the GIL released.
- * All arrays are C-contiguous float32 owned by the caller (numpy, passed zero-copy).
+ * Plain C11. No Python API is used, so cffi calls it with the GIL released. All arrays are
+ * C-contiguous float32 owned by the caller (numpy, passed zero-copy); the kernel allocates
+ * only scratch whose size depends on the batch tile and cols, never on rows x cols.
+ *
+ * Determinism: every output lane accumulates over j in order with one fused multiply-add per
+ * term, and its Gaussian comes from a xoshiro256++ stream keyed by (seed, call_index, vector b,
+ * panel p). Results are therefore bit-identical for any thread count, tiling or ISA path.
  */
 #ifndef LUMINA_KERNEL_H
 #define LUMINA_KERNEL_H
@@ -9,24 +14,60 @@
 #include <stdint.h>
 
 #define LK_OK 0
-#define LK_EINVAL 1 /* a null pointer, a non-positive size or a bit width outside 2..24 */
-#define LK_ENONFINITE 2 /* an input contains NaN or Inf; nothing was written */
+#define LK_EINVAL 1     /* null pointer, non-positive size, bit width outside 2..24, bad scale */
+#define LK_ENONFINITE 2 /* an input is NaN or Inf; nothing was written to y */
+#define LK_ENOMEM 3     /* scratch allocation failed; nothing was written to y */
 
-/* A programmed weight array and its converters (see docs/physics.md, "Ideal model"). */
-typedef struct lk_layer {
-    int64_t rows;             /* outputs (detectors) in use */
-    int64_t cols;             /* inputs (modulators) in use */
-    const float *weights;     /* rows x cols, row-major, normalized to [-1, 1] */
-    int32_t input_bits;       /* input DAC width, 2..24 */
-    int32_t output_bits;      /* ADC width, 2..24 */
-    float output_full_scale;  /* ADC full scale in normalized output units (> 0) */
-} lk_layer;
+#define LK_PANEL 16 /* outputs per packed weight panel and per RNG stream */
 
-/* y[b, r] for b < batch: input DAC per vector, matmul, ADC with clipping.
- * y is batch x rows, in units of (max|x_b| * weight scale = 1), i.e. the caller multiplies
- * by its weight scale. *clipped (may be NULL) receives the number of outputs that hit full
- * scale. Returns LK_OK or an LK_E* code. */
-int lk_forward(const lk_layer *layer, const float *x, int64_t batch, float *y, int64_t *clipped);
+#define LK_ISA_SCALAR 0
+#define LK_ISA_AVX2 1
+#define LK_ISA_AVX512 2
+
+/* A programmed array: static physics already applied (W_eff), packed in output panels. */
+typedef struct lk_model {
+    int64_t rows;                 /* outputs r */
+    int64_t cols;                 /* inputs c */
+    const float *weights;         /* packed W_eff: ceil(r/16) panels, each cols x 16 floats,
+                                     element (i, j) at [(i/16)*cols*16 + j*16 + i%16]; pad = 0 */
+    const float *row_envelope_sq; /* r floats: R_i^2, phase-noise amplitude envelope of row i */
+    const float *col_envelope_sq; /* c floats: C_j^2, phase-noise amplitude envelope of col j */
+    int32_t input_bits;           /* input DAC width, 2..24 */
+    int32_t output_bits;          /* ADC width, 2..24 */
+    float full_scale;             /* ADC full scale FS in normalized output units (> 0) */
+    float output_scale;           /* weight scale s_w multiplied into every output (> 0) */
+    float phase_var;              /* sigma_phi^2 / 4 (rad^2); >= 0 */
+    float det_c0;                 /* detector variance c0 + c1 |u| + c2 u^2, normalized units */
+    float det_c1;
+    float det_c2;
+    int32_t noise;                /* 0: no Gaussian draws at all (noise terms ignored) */
+} lk_model;
+
+/* Forward pass for `batch` vectors x (batch x cols) into y (batch x rows).
+ * threads: worker threads to use (>= 1); the kernel uses fewer when the problem is small.
+ * clipped (may be NULL): number of outputs that hit ADC full scale. */
+int lk_forward(const lk_model *model, const float *x, int64_t batch, float *y, uint64_t seed,
+               uint64_t call_index, int32_t threads, int64_t *clipped);
+
+/* Input DAC alone (the same code the forward pass uses): x_norm = rint(x * (L/s_x)) / L per
+ * vector, scales[b] = max_j |x[b, j]|. For bit-exact tests against the numpy reference. */
+int lk_quantize_inputs(const float *x, int64_t batch, int64_t cols, int32_t bits, float *x_norm,
+                       float *scales);
+
+/* ADC alone: codes = clip(rint(u * (L / full_scale)), -L, L); returns the clipped count via
+ * *clipped (may be NULL). */
+int lk_adc(const float *u, int64_t n, int32_t bits, float full_scale, float *codes,
+           int64_t *clipped);
+
+/* n standard normals from the stream keyed (seed, call_index, vector, panel), exactly as the
+ * forward pass draws them. For statistical tests of the generator. */
+int lk_normals(uint64_t seed, uint64_t call_index, int64_t vector, int64_t panel, int64_t n,
+               float *out);
+
+/* ISA path in use; lk_select_isa forces one (returns the one actually selected, which is the
+ * best supported one not above the request). */
+int lk_isa(void);
+int lk_select_isa(int isa);
 
 /* Kernel version, bumped whenever outputs for the same inputs change. */
 int lk_version(void);
