@@ -1,70 +1,130 @@
 """Thin Python side of the C kernel (lumina_hal._lumina_kernel, built by cffi).
 
-Arrays cross into C zero-copy through ``ffi.from_buffer``; callers (PhotonicDevice) have
-already made them float32 and C-contiguous, and this module checks that again because a
-wrong buffer here would be memory corruption, not a wrong answer.
+Arrays cross into C zero-copy through ``ffi.from_buffer``. Callers (PhotonicDevice) have
+already made them float32 and C-contiguous; the checks here guard memory safety.
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from lumina_hal.errors import InputError, LuminaError
+from lumina_hal.errors import ConfigurationError, InputError, LuminaError
 
 try:
     from lumina_hal._lumina_kernel import ffi, lib
 except ImportError as exc:  # pragma: no cover - only when the package was not built
     raise ImportError(
         "the C kernel lumina_hal._lumina_kernel is not built; install the package with "
-        "'pip install .' (a C compiler is required)"
+        "'pip install -e .' (a C compiler is required)"
     ) from exc
+
+PANEL = int(lib.LK_PANEL)
+SIMD_ENV = "LUMINA_SIMD"
+ISA_NAMES = {"scalar": lib.LK_ISA_SCALAR, "avx2": lib.LK_ISA_AVX2, "avx512": lib.LK_ISA_AVX512}
 
 
 def kernel_version() -> int:
     return int(lib.lk_version())
 
 
-def _check_f32(arr: np.ndarray, name: str, shape: tuple[int, ...]) -> None:
-    if arr.dtype != np.float32 or not arr.flags.c_contiguous or arr.shape != shape:
-        raise InputError(
-            f"kernel needs {name} as C-contiguous float32 of shape {shape}, "
-            f"got {arr.dtype} {arr.shape} (contiguous={arr.flags.c_contiguous})"
+def isa_name() -> str:
+    code = int(lib.lk_isa())
+    return next(name for name, value in ISA_NAMES.items() if value == code)
+
+
+def select_isa(name: str) -> str:
+    """Force an ISA path (scalar, avx2, avx512); returns the one actually in use."""
+    if name not in ISA_NAMES:
+        raise ConfigurationError(
+            f"unknown SIMD path {name!r}; expected one of " + ", ".join(ISA_NAMES)
         )
+    lib.lk_select_isa(ISA_NAMES[name])
+    return isa_name()
 
 
-class KernelLayer:
-    """Programmed weights held for the kernel: the struct and the arrays it points into."""
+if os.environ.get(SIMD_ENV, "").strip():
+    select_isa(os.environ[SIMD_ENV].strip())
+
+
+def pack_panels(weights: np.ndarray) -> np.ndarray:
+    """(r, c) -> panel layout: ceil(r/16) panels of (c, 16), zero padded (lumina_kernel.h)."""
+    rows, cols = weights.shape
+    panels = -(-rows // PANEL)
+    padded = np.zeros((panels * PANEL, cols), dtype=np.float32)
+    padded[:rows] = weights
+    return np.ascontiguousarray(padded.reshape(panels, PANEL, cols).transpose(0, 2, 1))
+
+
+_ERRORS = {
+    "LK_EINVAL": "kernel rejected its arguments",
+    "LK_ENONFINITE": "input contains NaN or Inf",
+    "LK_ENOMEM": "kernel could not allocate its scratch memory",
+}
+
+
+def _raise_for(rc: int) -> None:
+    if rc == lib.LK_ENONFINITE:
+        raise InputError(_ERRORS["LK_ENONFINITE"])
+    if rc == lib.LK_ENOMEM:
+        raise MemoryError(_ERRORS["LK_ENOMEM"])
+    raise LuminaError(f"{_ERRORS['LK_EINVAL']} (code {rc})")
+
+
+class KernelModel:
+    """An lk_model struct and the arrays it points into (kept alive together)."""
 
     def __init__(
-        self, normalized: np.ndarray, *, input_bits: int, output_bits: int, full_scale: float
+        self,
+        effective: np.ndarray,
+        row_envelope_sq: np.ndarray,
+        col_envelope_sq: np.ndarray,
+        *,
+        input_bits: int,
+        output_bits: int,
+        full_scale: float,
+        output_scale: float,
+        phase_var: float,
+        detector: tuple[float, float, float],
+        noise: bool,
     ) -> None:
-        rows, cols = normalized.shape
-        _check_f32(normalized, "weights", (rows, cols))
-        self.rows, self.cols = rows, cols
-        self._weights = normalized  # kept alive while the struct points into it
-        self._struct = ffi.new("lk_layer *")
-        self._struct.rows = rows
-        self._struct.cols = cols
-        self._struct.weights = ffi.from_buffer("float[]", normalized)
-        self._struct.input_bits = input_bits
-        self._struct.output_bits = output_bits
-        self._struct.output_full_scale = full_scale
+        self.rows, self.cols = effective.shape
+        self._packed = pack_panels(effective)
+        self._row_sq = np.ascontiguousarray(row_envelope_sq, dtype=np.float32)
+        self._col_sq = np.ascontiguousarray(col_envelope_sq, dtype=np.float32)
+        m = ffi.new("lk_model *")
+        m.rows, m.cols = self.rows, self.cols
+        m.weights = ffi.from_buffer("float[]", self._packed)
+        m.row_envelope_sq = ffi.from_buffer("float[]", self._row_sq)
+        m.col_envelope_sq = ffi.from_buffer("float[]", self._col_sq)
+        m.input_bits, m.output_bits = input_bits, output_bits
+        m.full_scale, m.output_scale = full_scale, output_scale
+        m.phase_var = phase_var
+        m.det_c0, m.det_c1, m.det_c2 = detector
+        m.noise = 1 if noise else 0
+        self._struct = m
         self._clipped = ffi.new("int64_t *")
 
-    def forward(self, x: np.ndarray, out: np.ndarray) -> int:
+    def forward(
+        self, x: np.ndarray, out: np.ndarray, *, seed: int, call_index: int, threads: int
+    ) -> int:
         """Run ``x`` (batch, cols) into ``out`` (batch, rows); return the clipped count."""
         batch = x.shape[0]
-        _check_f32(x, "x", (batch, self.cols))
-        _check_f32(out, "out", (batch, self.rows))
+        if x.dtype != np.float32 or not x.flags.c_contiguous or x.shape != (batch, self.cols):
+            raise InputError(f"kernel needs x as C-contiguous float32 (batch, {self.cols})")
+        if out.dtype != np.float32 or not out.flags.c_contiguous or out.shape != (batch, self.rows):
+            raise InputError(f"kernel needs out as C-contiguous float32 ({batch}, {self.rows})")
         rc = lib.lk_forward(
             self._struct,
             ffi.from_buffer("float[]", x),
             batch,
             ffi.from_buffer("float[]", out, require_writable=True),
+            seed,
+            call_index,
+            threads,
             self._clipped,
         )
-        if rc == lib.LK_ENONFINITE:
-            raise InputError("input contains NaN or Inf")
         if rc != lib.LK_OK:
-            raise LuminaError(f"kernel rejected its arguments (code {rc})")
+            _raise_for(rc)
         return int(self._clipped[0])

@@ -1,82 +1,31 @@
-"""Configuration of the digital twin: array size, seed, preset and converter widths.
+"""Configuration of the digital twin: array size, seed, preset, engine and physics.
 
-A preset supplies defaults (temperature, bit widths); any parameter given explicitly, in
-the URI or as a keyword, overrides the preset's value. docs/physics.md documents each one.
+A preset supplies a complete PhysicsParams; any physics parameter given explicitly (URI or
+keyword) overrides the preset's value. docs/physics.md documents each one.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from lumina_hal.errors import ConfigurationError
 from lumina_hal.params import Param
+from lumina_hal.physics import PRESETS, PhysicsParams, physics_uri_params
 
 MAX_ARRAY_SIZE = 8192
 KERNEL_ENV = "LUMINA_KERNEL"
+THREADS_ENV = "LUMINA_NUM_THREADS"
 KERNELS = ("native", "reference")
 TEMPERATURE_RANGE_C = (-40.0, 125.0)
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "ideal": {"temperature_c": 25.0, "weight_bits": 16, "input_bits": 16, "output_bits": 16},
-    "typical": {"temperature_c": 45.0, "weight_bits": 8, "input_bits": 8, "output_bits": 8},
-    "harsh": {"temperature_c": 85.0, "weight_bits": 6, "input_bits": 6, "output_bits": 6},
-}
-
-TWIN_PARAMS: tuple[Param, ...] = (
+DEVICE_PARAMS: tuple[Param, ...] = (
     Param("rows", int, 64, "array rows (outputs, detectors)", minimum=1, maximum=MAX_ARRAY_SIZE),
     Param("cols", int, 64, "array columns (inputs, modulators)", minimum=1, maximum=MAX_ARRAY_SIZE),
-    Param(
-        "seed", int, 0, "seed of all noise and fabrication variation", minimum=0, maximum=2**63 - 1
-    ),
+    Param("seed", int, 0, "seed of the per-call noise", minimum=0, maximum=2**63 - 1),
     Param("preset", str, "typical", "physics preset supplying defaults", choices=tuple(PRESETS)),
-    Param(
-        "temperature_c",
-        float,
-        None,
-        "chip temperature (default: the preset's)",
-        unit="°C",
-        minimum=TEMPERATURE_RANGE_C[0],
-        maximum=TEMPERATURE_RANGE_C[1],
-    ),
-    Param(
-        "weight_bits",
-        int,
-        None,
-        "weight (heater) DAC width (default: the preset's)",
-        unit="bit",
-        minimum=2,
-        maximum=24,
-    ),
-    Param(
-        "input_bits",
-        int,
-        None,
-        "input modulator DAC width (default: the preset's)",
-        unit="bit",
-        minimum=2,
-        maximum=24,
-    ),
-    Param(
-        "output_bits",
-        int,
-        None,
-        "detector ADC width (default: the preset's)",
-        unit="bit",
-        minimum=2,
-        maximum=24,
-    ),
-    Param(
-        "adc_full_scale",
-        float,
-        2.0,
-        "ADC full scale in units of sqrt(cols) normalized "
-        "output (2.0 = 6 sigma of uniform random data)",
-        minimum=1e-3,
-        maximum=1e6,
-    ),
-    Param("serial", str, None, "serial number (default: derived from seed)"),
+    Param("serial", str, None, "serial number; seeds fabrication scatter (default: from seed)"),
     Param(
         "kernel",
         str,
@@ -84,7 +33,44 @@ TWIN_PARAMS: tuple[Param, ...] = (
         f"engine: native C or numpy reference (default: ${KERNEL_ENV} or native)",
         choices=KERNELS,
     ),
+    Param(
+        "threads",
+        int,
+        None,
+        f"kernel threads (default: ${THREADS_ENV} or all CPUs)",
+        minimum=1,
+        maximum=1024,
+    ),
 )
+
+TWIN_PARAMS: tuple[Param, ...] = DEVICE_PARAMS + physics_uri_params()
+_PHYSICS_NAMES = {f.name for f in fields(PhysicsParams)}
+
+
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip() or default
+    if value not in choices:
+        raise ConfigurationError(
+            f"${name}={value!r} is not valid; expected one of " + ", ".join(choices)
+        )
+    return value
+
+
+def default_threads() -> int:
+    """$LUMINA_NUM_THREADS, else the CPUs this process may run on."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ConfigurationError(f"${THREADS_ENV}={raw!r} is not valid; expected an int >= 1")
+        return value
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -95,31 +81,27 @@ class TwinConfig:
     cols: int
     seed: int
     preset: str
-    temperature_c: float
-    weight_bits: int
-    input_bits: int
-    output_bits: int
-    adc_full_scale: float
     serial: str
     kernel: str
+    threads: int
+    physics: PhysicsParams
 
     @classmethod
     def resolve(cls, **params: Any) -> TwinConfig:
         """Fill unspecified parameters from the preset and defaults; params are pre-typed."""
-        defaults = {p.name: p.default for p in TWIN_PARAMS}
-        preset = params.get("preset") or defaults["preset"]
-        merged: dict[str, Any] = {**defaults, **PRESETS[preset]}
-        merged.update({k: v for k, v in params.items() if v is not None})
-        if merged["serial"] is None:
-            merged["serial"] = f"TWIN-{merged['seed']:016X}"
-        if merged["kernel"] is None:
-            merged["kernel"] = os.environ.get(KERNEL_ENV, "native").strip() or "native"
-            if merged["kernel"] not in KERNELS:
-                raise ConfigurationError(
-                    f"${KERNEL_ENV}={merged['kernel']!r} is not valid; expected one of "
-                    + ", ".join(KERNELS)
-                )
-        return cls(**merged)
+        given = {k: v for k, v in params.items() if v is not None}
+        device = {p.name: p.default for p in DEVICE_PARAMS}
+        device.update({k: v for k, v in given.items() if k not in _PHYSICS_NAMES})
+        physics = replace(
+            PRESETS[device["preset"]], **{k: v for k, v in given.items() if k in _PHYSICS_NAMES}
+        )
+        if device["serial"] is None:
+            device["serial"] = f"TWIN-{device['seed']:016X}"
+        if device["kernel"] is None:
+            device["kernel"] = _env_choice(KERNEL_ENV, "native", KERNELS)
+        if device["threads"] is None:
+            device["threads"] = default_threads()
+        return cls(physics=physics, **device)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,5 +15,5 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture
 def twin():
-    with lumina_hal.open_device("mock://?rows=8&cols=8&seed=1") as device:
+    with lumina_hal.open_device("mock://?rows=8&cols=8&seed=1&noise=false") as device:
         yield device

@@ -22,7 +22,7 @@ def test_mock_scheme_comes_from_the_installed_entry_point():
 def test_query_parameters_become_typed_keyword_arguments():
     with lumina_hal.open_device("mock://?rows=16&cols=4&seed=7&preset=harsh&temperature_c=60") as d:
         cfg = d.config
-        assert (cfg.rows, cfg.cols, cfg.seed, cfg.preset, cfg.temperature_c) == (
+        assert (cfg.rows, cfg.cols, cfg.seed, cfg.preset, cfg.physics.temperature_c) == (
             16,
             4,
             7,
