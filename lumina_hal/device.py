@@ -105,6 +105,9 @@ class PhotonicDevice(ABC):
         self._lock = threading.RLock()
         self._is_open = False
         self.uri = ""  # set by open_device/build_device; shown in info
+        # A backend whose engine rejects NaN/Inf itself (InputError) sets this to skip the
+        # Python-side scan, the largest cost of a small call.
+        self._backend_checks_finite = False
         self._weights_shape: tuple[int, int] | None = None
         self._weights_id: str | None = None
 
@@ -210,7 +213,7 @@ class PhotonicDevice(ABC):
             if self._weights_shape is None:
                 raise InputError("no weights are loaded; call load_weights(W) first")
             rows, cols = self._weights_shape
-            x2d, single = _as_input_batch(x, cols)
+            x2d, single = _as_input_batch(x, cols, check_finite=not self._backend_checks_finite)
             y2d = _output_buffer(out, x2d.shape[0], rows, single)
             if x2d.shape[0]:
                 self._matmul(x2d, y2d)
@@ -269,10 +272,10 @@ class PhotonicDevice(ABC):
             )
 
 
-def _check_real_numeric(arr: np.ndarray, what: str) -> None:
+def _check_real_numeric(arr: np.ndarray, what: str, check_finite: bool = True) -> None:
     if arr.dtype.kind not in "fiu":
         raise InputError(f"{what} must be a real numeric array, got dtype {arr.dtype}")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+    if check_finite and arr.dtype.kind == "f" and not np.isfinite(arr).all():
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise InputError(f"{what} contains {bad} NaN or Inf value(s)")
 
@@ -290,7 +293,12 @@ def _as_weight_matrix(weights: Any) -> np.ndarray:
     return np.ascontiguousarray(w, dtype=np.float64)
 
 
-def _as_input_batch(x: Any, cols: int) -> tuple[np.ndarray, bool]:
+def _as_input_batch(x: Any, cols: int, check_finite: bool = True) -> tuple[np.ndarray, bool]:
+    if (type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous
+            and 1 <= x.ndim <= 2 and x.shape[-1] == cols):  # fast path: use as is
+        if check_finite and not np.isfinite(x).all():
+            _check_real_numeric(x, "input")
+        return (x.reshape(1, cols), True) if x.ndim == 1 else (x, False)
     try:
         arr = np.asarray(x)
     except Exception as exc:
@@ -307,7 +315,7 @@ def _as_input_batch(x: Any, cols: int) -> tuple[np.ndarray, bool]:
             f"input has {x2d.shape[1]} columns but the loaded weights take {cols}: "
             f"expected shape ({cols},) or (batch, {cols}), got {arr.shape}"
         )
-    _check_real_numeric(x2d, "input")
+    _check_real_numeric(x2d, "input", check_finite)
     return np.ascontiguousarray(x2d, dtype=np.float32), single
 
 

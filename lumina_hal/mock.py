@@ -42,6 +42,7 @@ class MockDevice(PhotonicDevice):
         super().__init__()
         typed = resolve_params(TWIN_PARAMS, params, context="MockDevice")
         self.config = TwinConfig.resolve(**typed)
+        self._backend_checks_finite = self.config.kernel == "native"  # LK_ENONFINITE
         self._temperature_c = self.config.physics.temperature_c
         self._programmed: reference.ProgrammedArray | None = None
         self._engine: Any = None

@@ -273,3 +273,21 @@ def test_heating_the_chip_lowers_the_snr():
 def test_out_of_range_physics_parameters_are_refused(query, fragment):
     with pytest.raises(ConfigurationError, match=fragment):
         lumina_hal.open_device(f"mock://?{query}")
+
+
+def test_the_parameter_table_in_the_docs_matches_the_presets():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "physics.md"
+    rows = [line for line in docs.read_text(encoding="utf-8").splitlines()
+            if line.startswith("| `")]
+    table = {r.split("|")[1].strip().strip("`"): [c.strip() for c in r.split("|")[3:6]]
+             for r in rows}
+    for name, preset in physics.PRESETS.items():
+        column = ["ideal", "typical", "harsh"].index(name)
+        for field, value in preset.to_dict().items():
+            cell = table[field][column]
+            if isinstance(value, bool):
+                assert cell == str(value).lower(), field
+            else:
+                assert float(cell) == pytest.approx(float(value), rel=1e-6), (name, field)
