@@ -21,8 +21,12 @@
 
 #define LK_ALWAYS_INLINE inline __attribute__((always_inline))
 
+/* Internal symbols are hidden: they do not leak from the shared object, and position-
+ * independent code reaches them directly instead of through the GOT. */
+#pragma GCC visibility push(hidden)
+
 /* Largest tile the microkernels produce: rows of a batch tile x panels side by side. */
-#define LK_MR_MAX 6
+#define LK_MR_MAX 12
 #define LK_NP_MAX 4
 #define LK_TILE_LD (LK_NP_MAX * LK_PANEL) /* row stride of the u / s2 tile buffers */
 
@@ -65,22 +69,6 @@ static LK_ALWAYS_INLINE float lk_dac_vector(const float *x, int64_t cols, float 
     return sx;
 }
 
-/* ADC of one value: code = clip(rint(v * to_code), -L, L) with to_code = L / FS rounded once
- * to float. *hit is set to 1 when the code sits at full scale (+-L), else 0. */
-static LK_ALWAYS_INLINE float lk_adc_one(float v, float to_code, float levels, int *hit) {
-    float code = rintf(v * to_code);
-    if (code >= levels) {
-        *hit = 1;
-        return levels;
-    }
-    if (code <= -levels) {
-        *hit = 1;
-        return -levels;
-    }
-    *hit = 0;
-    return code;
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* Random numbers (lk_rng.c)                                                             */
 /* ------------------------------------------------------------------------------------ */
@@ -93,22 +81,107 @@ typedef struct lk_rng {
     int have; /* 1 if the high half of buf is still unused */
 } lk_rng;
 
-/* Key the stream of (seed, call, vector, panel) as docs/physics.md section 4 says. */
+/* Key the stream of (seed, call, vector, panel) as docs/physics.md section 4 says:
+ * k = sm(sm(sm(sm(seed) ^ call) ^ vector) ^ panel), state = sm(k + i * golden), i = 0..3.
+ * lk_rng_vector_key computes the first three steps once per vector for lk_rng_panel_key. */
 void lk_rng_key(lk_rng *g, uint64_t seed, uint64_t call_index, uint64_t vector, uint64_t panel);
+uint64_t lk_rng_vector_key(uint64_t seed, uint64_t call_index, uint64_t vector);
+void lk_rng_panel_key(lk_rng *g, uint64_t vector_key, uint64_t panel);
 
-/* One standard normal (float ziggurat, 256 layers; docs/kernel.md "Ziggurat"). The tables
- * must have been built with lk_ziggurat_init() first. */
-float lk_rng_normal(lk_rng *g);
+static inline uint64_t lk_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-/* Build the ziggurat tables once (thread safe, idempotent). */
+/* xoshiro256++ (Blackman and Vigna 2019). */
+static LK_ALWAYS_INLINE uint64_t lk_next64(lk_rng *g) {
+    uint64_t *s = g->s;
+    const uint64_t result = lk_rotl(s[0] + s[3], 23) + s[0];
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = lk_rotl(s[3], 45);
+    return result;
+}
+
+/* The 32-bit word stream: low half of each 64-bit output first, then its high half. */
+static LK_ALWAYS_INLINE uint32_t lk_next32(lk_rng *g) {
+    if (g->have) {
+        g->have = 0;
+        return (uint32_t)(g->buf >> 32);
+    }
+    g->buf = lk_next64(g);
+    g->have = 1;
+    return (uint32_t)g->buf;
+}
+
+/* Ziggurat tables (lk_rng.c), built by lk_ziggurat_init() (thread safe, idempotent). */
+#define LK_ZIG_LAYERS 256
+extern float lk_zig_w[LK_ZIG_LAYERS];    /* x_i * 2^-23 */
+extern uint32_t lk_zig_k[LK_ZIG_LAYERS]; /* m < k_i  <=>  m * x_i / 2^23 < x_{i+1} */
 void lk_ziggurat_init(void);
 
+/* The rare part of a draw whose first word w missed its layer's rectangle: tail or wedge
+ * test, and further words until a value is accepted (lk_rng.c). */
+float lk_zig_slow(lk_rng *g, uint32_t w);
+
+/* The fast path of one draw from word w: layer i = bits 0-7, sign = bit 8, mantissa
+ * m = bits 9-31, x = m * x_i / 2^23, accepted when m < k_i (inside the layer's rectangle).
+ * Returns 1 and sets *out if accepted. The sign is applied by flipping the float's sign bit
+ * (no unpredictable branch). */
+static LK_ALWAYS_INLINE int lk_zig_fast(uint32_t w, float *out) {
+    const uint32_t i = w & 0xFFu;
+    const uint32_t m = w >> 9;
+    const float x = (float)(int32_t)m * lk_zig_w[i];
+    uint32_t bits;
+    __builtin_memcpy(&bits, &x, sizeof bits);
+    bits ^= (w & 0x100u) << 23;
+    __builtin_memcpy(out, &bits, sizeof bits);
+    return m < lk_zig_k[i];
+}
+
+/* The next n standard normals of the stream into z (float ziggurat, 256 layers; see
+ * docs/kernel.md "Ziggurat"). The stream state lives in local variables (registers) and
+ * goes back to *g only around the rare slow path. */
+static LK_ALWAYS_INLINE void lk_rng_fill(lk_rng *g, float *z, int64_t n) {
+    uint64_t s0 = g->s[0], s1 = g->s[1], s2 = g->s[2], s3 = g->s[3];
+    uint64_t buf = g->buf;
+    int have = g->have;
+    for (int64_t l = 0; l < n; l++) {
+        uint32_t w;
+        if (have) {
+            w = (uint32_t)(buf >> 32);
+            have = 0;
+        } else {
+            buf = lk_rotl(s0 + s3, 23) + s0; /* xoshiro256++, as lk_next64 */
+            const uint64_t t = s1 << 17;
+            s2 ^= s0;
+            s3 ^= s1;
+            s1 ^= s2;
+            s0 ^= s3;
+            s2 ^= t;
+            s3 = lk_rotl(s3, 45);
+            w = (uint32_t)buf;
+            have = 1;
+        }
+        if (__builtin_expect(!lk_zig_fast(w, &z[l]), 0)) {
+            g->s[0] = s0, g->s[1] = s1, g->s[2] = s2, g->s[3] = s3;
+            g->buf = buf, g->have = have;
+            z[l] = lk_zig_slow(g, w);
+            s0 = g->s[0], s1 = g->s[1], s2 = g->s[2], s3 = g->s[3];
+            buf = g->buf, have = g->have;
+        }
+    }
+    g->s[0] = s0, g->s[1] = s1, g->s[2] = s2, g->s[3] = s3;
+    g->buf = buf, g->have = have;
+}
+
 /* ------------------------------------------------------------------------------------ */
-/* Microkernels (lk_tile_*.c)                                                             */
+/* Per-ISA kernels (lk_scalar.c, lk_x86.c)                                                */
 /* ------------------------------------------------------------------------------------ */
 
-/* One tile: for mr batch rows (1..LK_MR_MAX) and np consecutive weight panels
- * (1..LK_NP_MAX) compute, for every lane l of panel p and row r,
+/* Tile: for mr batch rows (1..LK_MR_MAX) and np consecutive weight panels (1..LK_NP_MAX)
+ * compute, for every lane l of panel p and row r,
  *   u[r][p*16 + l]  = fma chain over j of w[p][j][l] * xp[j][r].x
  *   s2[r][p*16 + l] = fma chain over j of (w[p][j][l]^2) * xp[j][r].x2
  * starting from +0, j = 0 .. cols-1 in order, one fused multiply-add per term.
@@ -119,13 +192,50 @@ void lk_ziggurat_init(void);
 typedef void (*lk_tile_fn)(const float *w, int64_t pstride, int np, const float *xp,
                            int64_t xs, int mr, int64_t cols, float *u, float *s2);
 
+/* Constants of the epilogue, all float32 as the kernel holds them. */
+typedef struct lk_epi {
+    float to_code;   /* L_y / FS */
+    float from_code; /* FS / L_y */
+    float levels;    /* L_y */
+    float out_scale; /* s_w */
+    float phase_var, c0, c1, c2;
+    int noise;
+} lk_epi;
+
+/* Epilogue of one (vector, panel): lanes 0..n-1 (n in 1..16) of u, s2 (accumulators), r2
+ * (R_i^2) and z (normals) are used; all four arrays must be readable for 16 floats. Per
+ * lane, in float32 and in this order (docs/physics.md section 3, steps 3-7):
+ *   v_phi = phase_var * (R_i^2 * q - s2), then max(v_phi, 0)
+ *   var   = v_phi + ((c0 + c1 * |u|) + c2 * (u * u))
+ *   v     = u + sqrtf(var) * z          (v = u when noise is off)
+ *   code  = rint(v * (L/FS)); code >= L gives L, code <= -L gives -L (a "hit")
+ *   y     = ((code * (FS/L)) * s_x) * s_w
+ * Writes y[0..n-1] and returns the number of hits. */
+typedef int (*lk_epi_fn)(const lk_epi *e, const float *u, const float *s2, const float *r2,
+                         const float *z, float sx, float q, float *y, int n);
+
+/* ADC of n values (the epilogue's converter on its own): codes and the number of hits. */
+typedef int64_t (*lk_adc_fn)(const float *v, int64_t n, float to_code, float levels,
+                             float *codes);
+
 void lk_tile_scalar(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
                     int mr, int64_t cols, float *u, float *s2);
+int lk_epi_scalar(const lk_epi *e, const float *u, const float *s2, const float *r2,
+                  const float *z, float sx, float q, float *y, int n);
+int64_t lk_adc_scalar(const float *v, int64_t n, float to_code, float levels, float *codes);
 #if LK_X86
 void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
                   int mr, int64_t cols, float *u, float *s2);
+int lk_epi_avx2(const lk_epi *e, const float *u, const float *s2, const float *r2,
+                const float *z, float sx, float q, float *y, int n);
+int64_t lk_adc_avx2(const float *v, int64_t n, float to_code, float levels, float *codes);
 void lk_tile_avx512(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
                     int mr, int64_t cols, float *u, float *s2);
+int lk_epi_avx512(const lk_epi *e, const float *u, const float *s2, const float *r2,
+                  const float *z, float sx, float q, float *y, int n);
+int64_t lk_adc_avx512(const float *v, int64_t n, float to_code, float levels, float *codes);
 #endif
+
+#pragma GCC visibility pop
 
 #endif

@@ -36,6 +36,8 @@
 
 typedef struct lk_isa_desc {
     lk_tile_fn tile;
+    lk_epi_fn epilogue;
+    lk_adc_fn adc;
     int mr;          /* tile height (batch rows) */
     int np;          /* panels per tile for ordinary blocks */
     int narrow_rows; /* blocks with at most this many rows use np_narrow panels per tile */
@@ -43,13 +45,13 @@ typedef struct lk_isa_desc {
 } lk_isa_desc;
 
 static const lk_isa_desc lk_isa_table[3] = {
-    {lk_tile_scalar, 4, 1, 1, 2},
+    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, 4, 1, 1, 2},
 #if LK_X86
-    {lk_tile_avx2, 3, 1, 1, 2},
-    {lk_tile_avx512, 6, 2, 2, 4},
-#else
-    {lk_tile_scalar, 4, 1, 1, 2},
-    {lk_tile_scalar, 4, 1, 1, 2},
+    {lk_tile_avx2, lk_epi_avx2, lk_adc_avx2, 3, 1, 1, 2},
+    {lk_tile_avx512, lk_epi_avx512, lk_adc_avx512, 6, 2, 2, 4},
+#else /* never selected: lk_best_isa stays scalar */
+    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, 4, 1, 1, 2},
+    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, 4, 1, 1, 2},
 #endif
 };
 
@@ -146,9 +148,8 @@ typedef struct fwd_ctx {
     const float *c2; /* C_j^2 */
     int64_t batch, rows, cols, npanels, pstride;
     uint64_t seed, call_index;
-    float in_levels, out_levels, to_code, from_code, out_scale;
-    float phase_var, c0, c1, c2c;
-    int noise;
+    float in_levels;
+    lk_epi epi;
     const lk_isa_desc *isa;
     int64_t block_rows, nblocks, chunk_panels, nchunks, nunits;
     atomic_llong next_unit;
@@ -156,10 +157,11 @@ typedef struct fwd_ctx {
 
 typedef struct worker {
     fwd_ctx *c;
-    float *xpack; /* block_rows * cols * 2: (x_n, x_n^2) of the block, tile by tile */
+    float *xpack;  /* block_rows * cols * 2: (x_n, x_n^2) of the block, tile by tile */
     float *xn;    /* cols: one quantized vector before packing */
     float *sx;    /* block_rows: s_x per vector of the block */
     float *q;     /* block_rows: q = sum_j C_j^2 x_n,j^2 per vector (noise only) */
+    uint64_t *key; /* block_rows: RNG vector keys (noise only) */
     int64_t block; /* block currently in xpack, -1 if none */
     int64_t clipped;
     pthread_t thread;
@@ -167,7 +169,7 @@ typedef struct worker {
 
 /* Floats of scratch one worker needs. */
 static int64_t worker_floats(int64_t block_rows, int64_t cols) {
-    const int64_t n = 2 * block_rows * cols + cols + 2 * block_rows;
+    const int64_t n = 2 * block_rows * cols + cols + 2 * block_rows + 1 + 2 * block_rows;
     return (n + 15) & ~(int64_t)15; /* keep each worker's slice 64-byte aligned */
 }
 
@@ -177,6 +179,9 @@ static void worker_bind(worker *w, fwd_ctx *c, float *scratch) {
     w->xn = scratch + 2 * c->block_rows * c->cols;
     w->sx = w->xn + c->cols;
     w->q = w->sx + c->block_rows;
+    float *after_q = w->q + c->block_rows;
+    after_q += (after_q - scratch) & 1; /* 8-byte alignment for the keys */
+    w->key = (uint64_t *)(void *)after_q;
     w->block = -1;
     w->clipped = 0;
 }
@@ -202,11 +207,12 @@ static void prepare_block(worker *w, int64_t k) {
             dst[j * xs] = xv;
             dst[j * xs + 1] = x2;
         }
-        if (c->noise) {
+        if (c->epi.noise) {
             for (int64_t j = 0; j < cols; j++) {
                 const float xv = w->xn[j];
                 q = fmaf(c->c2[j], xv * xv, q);
             }
+            w->key[r] = lk_rng_vector_key(c->seed, c->call_index, (uint64_t)(b0 + r));
         }
         w->sx[r] = sx;
         w->q[r] = q;
@@ -214,49 +220,31 @@ static void prepare_block(worker *w, int64_t k) {
     w->block = k;
 }
 
-/* Epilogue of one (vector b, panel p): noise, ADC, dequantization into y. u and s2 hold the
- * panel's 16 accumulators. Returns the number of outputs at full scale.
- *
- * Per output, in float32 and in this order (docs/physics.md section 3, steps 3-7):
- *   v_phi = phase_var * (R_i^2 * q - s2), clamped at 0
- *   var   = v_phi + ((c0 + c1 * |u|) + c2 * (u * u))     (phase part + detector part)
- *   v     = u + sqrtf(var) * z            (v = u when noise is off: no draws at all)
- *   code  = clip(rint(v * (L/FS)), -L, L)
- *   y     = ((code * (FS/L)) * s_x) * s_w */
-static int64_t epilogue(const fwd_ctx *c, int64_t b, int64_t p, const float *u,
-                        const float *s2, float sx, float q) {
+/* Epilogue of one (vector b, panel p): draws the panel's normals (noise on), then runs
+ * the ISA's epilogue (lk_epi_fn) into y. Returns the number of outputs at full scale. */
+static int epilogue(const fwd_ctx *c, int64_t b, int64_t p, const float *u, const float *s2,
+                    float sx, float q, uint64_t key) {
     const int64_t i0 = p * LK_PANEL;
     const int n = c->rows - i0 < LK_PANEL ? (int)(c->rows - i0) : LK_PANEL;
     float *y = c->y + b * c->rows + i0;
-    if (sx == 0.0f) {
+    if (sx == 0.0f) { /* zero vector: y = 0, no draws */
         for (int l = 0; l < n; l++) y[l] = 0.0f;
         return 0;
     }
-    float v[LK_PANEL];
-    if (c->noise) {
+    _Alignas(64) float z[LK_PANEL] = {0};
+    _Alignas(64) float r2pad[LK_PANEL] = {0};
+    const float *r2 = r2pad;
+    if (c->epi.noise) {
         lk_rng g;
-        lk_rng_key(&g, c->seed, c->call_index, (uint64_t)b, (uint64_t)p);
-        const float *r2 = c->r2 + i0;
-        for (int l = 0; l < n; l++) {
-            const float z = lk_rng_normal(&g);
-            const float ul = u[l];
-            float vphi = c->phase_var * (r2[l] * q - s2[l]);
-            vphi = vphi > 0.0f ? vphi : 0.0f;
-            const float det = (c->c0 + c->c1 * fabsf(ul)) + c->c2c * (ul * ul);
-            const float var = vphi + det;
-            v[l] = ul + sqrtf(var) * z;
+        lk_rng_panel_key(&g, key, (uint64_t)p);
+        lk_rng_fill(&g, z, n);
+        if (n == LK_PANEL) {
+            r2 = c->r2 + i0;
+        } else {
+            memcpy(r2pad, c->r2 + i0, (size_t)n * sizeof(float));
         }
-    } else {
-        for (int l = 0; l < n; l++) v[l] = u[l];
     }
-    int64_t clipped = 0;
-    for (int l = 0; l < n; l++) {
-        int hit;
-        const float code = lk_adc_one(v[l], c->to_code, c->out_levels, &hit);
-        clipped += hit;
-        y[l] = ((code * c->from_code) * sx) * c->out_scale;
-    }
-    return clipped;
+    return c->isa->epilogue(&c->epi, u, s2, r2, z, sx, q, y, n);
 }
 
 /* Work unit: batch block k x panel chunk ch. */
@@ -281,9 +269,10 @@ static void process_unit(worker *w, int64_t unit) {
             c->isa->tile(wg, c->pstride, np, xt, 2 * mt, mt, c->cols, u, s2);
             for (int r = 0; r < mt; r++) {
                 for (int p = 0; p < np; p++) {
-                    w->clipped += epilogue(c, b0 + r0 + r, pg + p, u + r * LK_TILE_LD + p * LK_PANEL,
-                                           s2 + r * LK_TILE_LD + p * LK_PANEL, w->sx[r0 + r],
-                                           w->q[r0 + r]);
+                    const int64_t rb = r0 + r;
+                    w->clipped += epilogue(c, b0 + rb, pg + p, u + r * LK_TILE_LD + p * LK_PANEL,
+                                           s2 + r * LK_TILE_LD + p * LK_PANEL, w->sx[rb],
+                                           w->q[rb], w->key[rb]);
                 }
             }
         }
@@ -360,16 +349,18 @@ int lk_forward(const lk_model *model, const float *x, int64_t batch, float *y, u
     c.seed = seed;
     c.call_index = call_index;
     c.in_levels = lk_levels(model->input_bits);
-    c.out_levels = lk_levels(model->output_bits);
-    adc_constants(model->output_bits, model->full_scale, &c.to_code, &c.from_code);
-    c.out_scale = model->output_scale;
-    c.noise = model->noise != 0;
-    c.phase_var = model->phase_var;
-    c.c0 = model->det_c0;
-    c.c1 = model->det_c1;
-    c.c2c = model->det_c2;
+    c.epi.levels = lk_levels(model->output_bits);
+    adc_constants(model->output_bits, model->full_scale, &c.epi.to_code, &c.epi.from_code);
+    c.epi.out_scale = model->output_scale;
+    c.epi.noise = model->noise != 0;
+    if (c.epi.noise) {
+        c.epi.phase_var = model->phase_var;
+        c.epi.c0 = model->det_c0;
+        c.epi.c1 = model->det_c1;
+        c.epi.c2 = model->det_c2;
+        lk_ziggurat_init();
+    }
     c.isa = &lk_isa_table[lk_isa()];
-    if (c.noise) lk_ziggurat_init();
 
     /* Work split: batch blocks x panel chunks. Any split gives the same bits. */
     int nthreads = plan_threads(threads, batch, rows, cols);
@@ -450,13 +441,7 @@ int lk_adc(const float *u, int64_t n, int32_t bits, float full_scale, float *cod
     float to_code, from_code;
     if (!adc_constants(bits, full_scale, &to_code, &from_code)) return LK_EINVAL;
     if (any_nonfinite(u, n)) return LK_ENONFINITE;
-    const float levels = lk_levels(bits);
-    int64_t total = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int hit;
-        codes[i] = lk_adc_one(u[i], to_code, levels, &hit);
-        total += hit;
-    }
+    const int64_t total = lk_isa_table[lk_isa()].adc(u, n, to_code, lk_levels(bits), codes);
     if (clipped != NULL) *clipped = total;
     return LK_OK;
 }
@@ -467,6 +452,6 @@ int lk_normals(uint64_t seed, uint64_t call_index, int64_t vector, int64_t panel
     lk_ziggurat_init();
     lk_rng g;
     lk_rng_key(&g, seed, call_index, (uint64_t)vector, (uint64_t)panel);
-    for (int64_t i = 0; i < n; i++) out[i] = lk_rng_normal(&g);
+    lk_rng_fill(&g, out, n);
     return LK_OK;
 }

@@ -1,4 +1,4 @@
-/* Lumina HAL twin kernel: portable microkernel (any CPU).
+/* Lumina HAL twin kernel: portable tile, epilogue and ADC (any CPU).
  *
  * The reference shape of every tile kernel (see lk_tile_fn in lk_internal.h): each output
  * lane is one sequential fmaf chain over j, so it gives the same bits as the SIMD kernels.
@@ -36,4 +36,49 @@ void lk_tile_scalar(const float *w, int64_t pstride, int np, const float *xp, in
             }
         }
     }
+}
+
+/* ADC of one value; *hit = 1 when the code sits at full scale. */
+static inline float adc_one(float v, float to_code, float levels, int *hit) {
+    const float code = rintf(v * to_code);
+    if (code >= levels) {
+        *hit = 1;
+        return levels;
+    }
+    if (code <= -levels) {
+        *hit = 1;
+        return -levels;
+    }
+    *hit = 0;
+    return code;
+}
+
+int64_t lk_adc_scalar(const float *v, int64_t n, float to_code, float levels, float *codes) {
+    int64_t hits = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int hit;
+        codes[i] = adc_one(v[i], to_code, levels, &hit);
+        hits += hit;
+    }
+    return hits;
+}
+
+int lk_epi_scalar(const lk_epi *e, const float *u, const float *s2, const float *r2,
+                  const float *z, float sx, float q, float *y, int n) {
+    int hits = 0;
+    for (int l = 0; l < n; l++) {
+        const float ul = u[l];
+        float v = ul;
+        if (e->noise) {
+            float vphi = e->phase_var * (r2[l] * q - s2[l]);
+            vphi = vphi > 0.0f ? vphi : 0.0f;
+            const float det = (e->c0 + e->c1 * fabsf(ul)) + e->c2 * (ul * ul);
+            v = ul + sqrtf(vphi + det) * z[l];
+        }
+        int hit;
+        const float code = adc_one(v, e->to_code, e->levels, &hit);
+        hits += hit;
+        y[l] = ((code * e->from_code) * sx) * e->out_scale;
+    }
+    return hits;
 }

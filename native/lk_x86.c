@@ -1,4 +1,4 @@
-/* Lumina HAL twin kernel: x86 microkernels (AVX2+FMA and AVX-512F).
+/* Lumina HAL twin kernel: x86 tiles, epilogues and ADC (AVX2+FMA and AVX-512F).
  *
  * Compiled for the baseline target like every other file; only the functions below carry
  * __attribute__((target(...))), and lumina_kernel.c calls them only after
@@ -15,6 +15,7 @@
 
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
 #define LK_T512 __attribute__((target("avx512f")))
 #define LK_T256 __attribute__((target("avx2,fma")))
@@ -75,6 +76,8 @@ LK_T512 void lk_tile_avx512(const float *w, int64_t pstride, int np, const float
         LK_CASE512(2, 1) LK_CASE512(2, 2) LK_CASE512(2, 3) LK_CASE512(2, 4)
         LK_CASE512(3, 1) LK_CASE512(3, 2) LK_CASE512(4, 1) LK_CASE512(4, 2)
         LK_CASE512(5, 1) LK_CASE512(5, 2) LK_CASE512(6, 1) LK_CASE512(6, 2)
+        LK_CASE512(7, 1) LK_CASE512(8, 1) LK_CASE512(9, 1) LK_CASE512(10, 1)
+        LK_CASE512(11, 1) LK_CASE512(12, 1) LK_CASE512(4, 3) LK_CASE512(3, 3) LK_CASE512(3, 4)
     default:
         break;
     }
@@ -83,6 +86,63 @@ LK_T512 void lk_tile_avx512(const float *w, int64_t pstride, int np, const float
         lk_tile_avx512(w + p * pstride, pstride, 1, xp, xs, mr, cols, u + p * LK_PANEL,
                        s2 + p * LK_PANEL);
     }
+}
+
+/* ADC of 16 lanes: rint(v * to_code) (round to nearest even, as rintf in the default
+ * rounding mode), then codes >= L become L and codes <= -L become -L; *hit marks them. */
+static LK_T512 LK_ALWAYS_INLINE __m512 adc512(__m512 v, __m512 to_code, __m512 lv,
+                                              __mmask16 *hit) {
+    const __m512 code = _mm512_roundscale_ps(_mm512_mul_ps(v, to_code),
+                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 nlv = _mm512_sub_ps(_mm512_setzero_ps(), lv);
+    const __mmask16 hi = _mm512_cmp_ps_mask(code, lv, _CMP_GE_OQ);
+    const __mmask16 lo = _mm512_cmp_ps_mask(code, nlv, _CMP_LE_OQ);
+    *hit = (__mmask16)(hi | lo);
+    return _mm512_mask_mov_ps(_mm512_mask_mov_ps(code, hi, lv), lo, nlv);
+}
+
+/* lk_epi_fn with one zmm per quantity; the same operations in the same order as
+ * lk_epi_scalar, so the same bits. */
+LK_T512 int lk_epi_avx512(const lk_epi *e, const float *u, const float *s2, const float *r2,
+                          const float *z, float sx, float q, float *y, int n) {
+    const __mmask16 valid = (__mmask16)((1u << n) - 1u);
+    const __m512 uv = _mm512_loadu_ps(u);
+    __m512 v = uv;
+    if (e->noise) {
+        __m512 vphi = _mm512_mul_ps(
+            _mm512_set1_ps(e->phase_var),
+            _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(r2), _mm512_set1_ps(q)),
+                          _mm512_loadu_ps(s2)));
+        vphi = _mm512_max_ps(vphi, _mm512_setzero_ps()); /* -0 and NaN give +0, as scalar */
+        const __m512 det = _mm512_add_ps(
+            _mm512_add_ps(_mm512_set1_ps(e->c0), _mm512_mul_ps(_mm512_set1_ps(e->c1),
+                                                               _mm512_abs_ps(uv))),
+            _mm512_mul_ps(_mm512_set1_ps(e->c2), _mm512_mul_ps(uv, uv)));
+        const __m512 sd = _mm512_sqrt_ps(_mm512_add_ps(vphi, det));
+        v = _mm512_add_ps(uv, _mm512_mul_ps(sd, _mm512_loadu_ps(z)));
+    }
+    __mmask16 hit;
+    const __m512 code = adc512(v, _mm512_set1_ps(e->to_code), _mm512_set1_ps(e->levels), &hit);
+    const __m512 yv = _mm512_mul_ps(
+        _mm512_mul_ps(_mm512_mul_ps(code, _mm512_set1_ps(e->from_code)), _mm512_set1_ps(sx)),
+        _mm512_set1_ps(e->out_scale));
+    _mm512_mask_storeu_ps(y, valid, yv);
+    return __builtin_popcount((unsigned)(hit & valid));
+}
+
+LK_T512 int64_t lk_adc_avx512(const float *v, int64_t n, float to_code, float levels,
+                              float *codes) {
+    const __m512 tc = _mm512_set1_ps(to_code), lv = _mm512_set1_ps(levels);
+    int64_t hits = 0;
+    for (int64_t i = 0; i < n; i += 16) {
+        const int64_t left = n - i;
+        const __mmask16 valid = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        __mmask16 hit;
+        const __m512 code = adc512(_mm512_maskz_loadu_ps(valid, v + i), tc, lv, &hit);
+        _mm512_mask_storeu_ps(codes + i, valid, code);
+        hits += __builtin_popcount((unsigned)(hit & valid));
+    }
+    return hits;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -142,6 +202,68 @@ LK_T256 void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *
                          u + r * LK_TILE_LD + p * LK_PANEL, s2 + r * LK_TILE_LD + p * LK_PANEL);
         }
     }
+}
+
+/* ADC of 8 lanes, as adc512; *hit gets one bit per lane at full scale. */
+static LK_T256 LK_ALWAYS_INLINE __m256 adc256(__m256 v, __m256 to_code, __m256 lv, int *hit) {
+    const __m256 code =
+        _mm256_round_ps(_mm256_mul_ps(v, to_code), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 nlv = _mm256_sub_ps(_mm256_setzero_ps(), lv);
+    const __m256 hi = _mm256_cmp_ps(code, lv, _CMP_GE_OQ);
+    const __m256 lo = _mm256_cmp_ps(code, nlv, _CMP_LE_OQ);
+    *hit = _mm256_movemask_ps(_mm256_or_ps(hi, lo));
+    return _mm256_blendv_ps(_mm256_blendv_ps(code, lv, hi), nlv, lo);
+}
+
+/* lk_epi_fn with two ymm halves per quantity (same operations as lk_epi_scalar). */
+LK_T256 int lk_epi_avx2(const lk_epi *e, const float *u, const float *s2, const float *r2,
+                        const float *z, float sx, float q, float *y, int n) {
+    float out[LK_PANEL];
+    int hits = 0;
+    const unsigned valid = (1u << n) - 1u;
+    for (int h = 0; h < 2; h++) {
+        const __m256 uv = _mm256_loadu_ps(u + 8 * h);
+        __m256 v = uv;
+        if (e->noise) {
+            __m256 vphi = _mm256_mul_ps(
+                _mm256_set1_ps(e->phase_var),
+                _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(r2 + 8 * h), _mm256_set1_ps(q)),
+                              _mm256_loadu_ps(s2 + 8 * h)));
+            vphi = _mm256_max_ps(vphi, _mm256_setzero_ps()); /* -0 and NaN give +0 */
+            const __m256 absu = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), uv);
+            const __m256 det = _mm256_add_ps(
+                _mm256_add_ps(_mm256_set1_ps(e->c0), _mm256_mul_ps(_mm256_set1_ps(e->c1), absu)),
+                _mm256_mul_ps(_mm256_set1_ps(e->c2), _mm256_mul_ps(uv, uv)));
+            const __m256 sd = _mm256_sqrt_ps(_mm256_add_ps(vphi, det));
+            v = _mm256_add_ps(uv, _mm256_mul_ps(sd, _mm256_loadu_ps(z + 8 * h)));
+        }
+        int hit;
+        const __m256 code =
+            adc256(v, _mm256_set1_ps(e->to_code), _mm256_set1_ps(e->levels), &hit);
+        const __m256 yv = _mm256_mul_ps(
+            _mm256_mul_ps(_mm256_mul_ps(code, _mm256_set1_ps(e->from_code)), _mm256_set1_ps(sx)),
+            _mm256_set1_ps(e->out_scale));
+        _mm256_storeu_ps(out + 8 * h, yv);
+        hits += __builtin_popcount((unsigned)hit << (8 * h) & valid);
+    }
+    memcpy(y, out, (size_t)n * sizeof(float));
+    return hits;
+}
+
+LK_T256 int64_t lk_adc_avx2(const float *v, int64_t n, float to_code, float levels,
+                            float *codes) {
+    const __m256 tc = _mm256_set1_ps(to_code), lv = _mm256_set1_ps(levels);
+    int64_t hits = 0;
+    for (int64_t i = 0; i < n; i += 8) {
+        const int left = n - i >= 8 ? 8 : (int)(n - i);
+        float in[8] = {0}, out[8];
+        memcpy(in, v + i, (size_t)left * sizeof(float));
+        int hit;
+        _mm256_storeu_ps(out, adc256(_mm256_loadu_ps(in), tc, lv, &hit));
+        memcpy(codes + i, out, (size_t)left * sizeof(float));
+        hits += __builtin_popcount((unsigned)hit & ((1u << left) - 1u));
+    }
+    return hits;
 }
 
 #endif
