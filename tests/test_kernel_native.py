@@ -370,22 +370,30 @@ def test_quantize_inputs_bit_exact_with_ties_and_zero_rows():
             np.testing.assert_array_equal(xn[0].view(np.uint32), expect.view(np.uint32))
 
 
-def test_adc_bit_exact_with_ties_and_clipping():
+def test_adc_bit_exact_with_ties_and_clipping(restore_isa):
     rng = np.random.default_rng(6)
     ly = float(levels(5))  # 15
     ties = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 14.5, 14.49, 15.5, -14.5, -15.5], F32)
     big = np.array([100.0, -100.0, 15.0, -15.0, 14.0, 0.0, -0.0], F32)
-    for fs, u in [(ly, np.concatenate([ties, big])), (3.3, rng.normal(0, 3, 5001).astype(F32))]:
-        codes = np.empty_like(u)
-        clipped = ffi.new("int64_t *")
-        assert lib.lk_adc(fptr(u), u.size, 5, fs, fptr(codes), clipped) == lib.LK_OK
-        ref, ref_clipped = np_adc(u, 5, fs)
-        np.testing.assert_array_equal(codes.view(np.uint32), ref.view(np.uint32))
-        assert clipped[0] == ref_clipped > 0
-    # ties to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, 14.5 -> 14, 15.5 -> clipped to 15
-    codes = np.empty_like(ties)
-    assert lib.lk_adc(fptr(ties), ties.size, 5, ly, fptr(codes), ffi.NULL) == lib.LK_OK
-    np.testing.assert_array_equal(codes, [0, 2, 2, -0.0, -2, -2, 14, 14, 15, -14, -15])
+    cases = [
+        (ly, np.concatenate([ties, big])),
+        (3.3, rng.normal(0, 3, 5001).astype(F32)),  # odd length: vector remainders
+        (1.0, np.array([0.7], F32)),
+    ]
+    for isa in available_isas():  # lk_adc runs the selected ISA's converter
+        lib.lk_select_isa(isa)
+        for fs, u in cases:
+            codes = np.full_like(u, 7.0)
+            clipped = ffi.new("int64_t *")
+            assert lib.lk_adc(fptr(u), u.size, 5, fs, fptr(codes), clipped) == lib.LK_OK
+            ref, ref_clipped = np_adc(u, 5, fs)
+            np.testing.assert_array_equal(codes.view(np.uint32), ref.view(np.uint32), str(isa))
+            assert clipped[0] == ref_clipped, isa
+        # ties to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, 14.5 -> 14, 15.5 -> clipped to 15
+        codes = np.empty_like(ties)
+        assert lib.lk_adc(fptr(ties), ties.size, 5, ly, fptr(codes), ffi.NULL) == lib.LK_OK
+        np.testing.assert_array_equal(codes, [0, 2, 2, -0.0, -2, -2, 14, 14, 15, -14, -15])
+        assert np.signbit(codes[3])
 
 
 # ----------------------------------------------------------------------------------------
