@@ -40,33 +40,19 @@ static inline float lk_levels(int32_t bits) { return (float)((INT32_C(1) << (bit
 
 static inline int lk_valid_bits(int32_t bits) { return bits >= 2 && bits <= 24; }
 
-/* Input DAC of one vector (docs/physics.md section 3 step 1):
- *   s_x = max_j |x_j|;  x_n,j = rint(x_j * (L / s_x)) / L, with L / s_x rounded once to float.
- * Writes x_n to xn (length cols) and returns s_x. A zero vector gives s_x = 0 and x_n = 0.
- *
- * If L / s_x overflows float (s_x below about 1e-37, a subnormal-range vector), x and s_x are
- * first scaled by 2^64, which is exact, so the result is the same arithmetic carried out
- * with an unbounded exponent range instead of inf * 0 = NaN. */
-static LK_ALWAYS_INLINE float lk_dac_vector(const float *x, int64_t cols, float levels,
-                                            float *xn) {
-    float sx = 0.0f;
-    for (int64_t j = 0; j < cols; j++) {
-        float a = fabsf(x[j]);
-        sx = a > sx ? a : sx;
+/* The input DAC's multiplier for a vector with s_x > 0: to_code = L / s_x rounded once to
+ * float (docs/physics.md section 3 step 1), and *up = 1. If L / s_x overflows float (s_x
+ * below about 1e-37, a subnormal-range vector), the DAC scales x and s_x by *up = 2^64
+ * first, which is exact, so the result is the same arithmetic carried out with an unbounded
+ * exponent range instead of inf * 0 = NaN: x_n = rint((x * up) * to_code) / L. */
+static inline float lk_dac_factor(float sx, float levels, float *up) {
+    const float to_code = levels / sx;
+    if (!isinf(to_code)) {
+        *up = 1.0f;
+        return to_code;
     }
-    if (sx == 0.0f) {
-        for (int64_t j = 0; j < cols; j++) xn[j] = 0.0f;
-        return 0.0f;
-    }
-    float to_code = levels / sx;
-    if (isinf(to_code)) {
-        const float up = 18446744073709551616.0f; /* 2^64 */
-        to_code = levels / (sx * up);
-        for (int64_t j = 0; j < cols; j++) xn[j] = rintf((x[j] * up) * to_code) / levels;
-    } else {
-        for (int64_t j = 0; j < cols; j++) xn[j] = rintf(x[j] * to_code) / levels;
-    }
-    return sx;
+    *up = 18446744073709551616.0f; /* 2^64 */
+    return levels / (sx * *up);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -214,6 +200,17 @@ typedef struct lk_epi {
 typedef int (*lk_epi_fn)(const lk_epi *e, const float *u, const float *s2, const float *r2,
                          const float *z, float sx, float q, float *y, int n);
 
+/* Input DAC of one vector (docs/physics.md section 3 step 1): s_x = max_j |x_j| is
+ * returned and x_n,j = rint(x_j * to_code) / L written to xn (see lk_dac_factor; when the
+ * pre-scale up is not 1 the product is (x_j * up) * to_code). A zero vector gives s_x = 0
+ * and x_n = 0. x must be finite. */
+typedef float (*lk_dac_fn)(const float *x, int64_t cols, float levels, float *xn);
+
+/* q of the mt rows of a packed tile (layout as for lk_tile_fn): q[r] = fma chain over
+ * j = 0 .. cols-1 of c2[j] * xp[j * xs + 2 * r + 1], from +0, one fused multiply-add per term. */
+typedef void (*lk_qtile_fn)(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+                            float *q);
+
 /* ADC of n values (the epilogue's converter on its own): codes and the number of hits. */
 typedef int64_t (*lk_adc_fn)(const float *v, int64_t n, float to_code, float levels,
                              float *codes);
@@ -223,7 +220,14 @@ void lk_tile_scalar(const float *w, int64_t pstride, int np, const float *xp, in
 int lk_epi_scalar(const lk_epi *e, const float *u, const float *s2, const float *r2,
                   const float *z, float sx, float q, float *y, int n);
 int64_t lk_adc_scalar(const float *v, int64_t n, float to_code, float levels, float *codes);
+float lk_dac_scalar(const float *x, int64_t cols, float levels, float *xn);
+void lk_qtile_scalar(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+                     float *q);
 #if LK_X86
+void lk_qtile_fma(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+                  float *q);
+float lk_dac_avx2(const float *x, int64_t cols, float levels, float *xn);
+float lk_dac_avx512(const float *x, int64_t cols, float levels, float *xn);
 void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
                   int mr, int64_t cols, float *u, float *s2);
 int lk_epi_avx2(const lk_epi *e, const float *u, const float *s2, const float *r2,

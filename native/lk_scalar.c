@@ -82,3 +82,31 @@ int lk_epi_scalar(const lk_epi *e, const float *u, const float *s2, const float 
     }
     return hits;
 }
+
+float lk_dac_scalar(const float *x, int64_t cols, float levels, float *xn) {
+    float sx = 0.0f;
+    for (int64_t j = 0; j < cols; j++) {
+        const float a = fabsf(x[j]);
+        sx = a > sx ? a : sx;
+    }
+    if (sx == 0.0f) {
+        for (int64_t j = 0; j < cols; j++) xn[j] = 0.0f;
+        return 0.0f;
+    }
+    float up;
+    const float to_code = lk_dac_factor(sx, levels, &up);
+    if (up != 1.0f) {
+        for (int64_t j = 0; j < cols; j++) xn[j] = rintf((x[j] * up) * to_code) / levels;
+    } else {
+        for (int64_t j = 0; j < cols; j++) xn[j] = rintf(x[j] * to_code) / levels;
+    }
+    return sx;
+}
+
+void lk_qtile_scalar(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+                     float *q) {
+    for (int r = 0; r < mt; r++) q[r] = 0.0f;
+    for (int64_t j = 0; j < cols; j++) {
+        for (int r = 0; r < mt; r++) q[r] = fmaf(c2[j], xp[j * xs + 2 * r + 1], q[r]);
+    }
+}

@@ -19,6 +19,40 @@
 
 #define LK_T512 __attribute__((target("avx512f")))
 #define LK_T256 __attribute__((target("avx2,fma")))
+#define LK_TFMA __attribute__((target("fma")))
+
+/* ------------------------------------------------------------------------------------ */
+/* q chains (any x86 with FMA): mt independent scalar FMA chains, interleaved over j.    */
+/* ------------------------------------------------------------------------------------ */
+
+static LK_TFMA LK_ALWAYS_INLINE void qtile(const float *xp, int64_t xs, const float *c2,
+                                           int64_t cols, float *q, const int MT) {
+    __m128 acc[LK_MR_MAX];
+    for (int r = 0; r < MT; r++) acc[r] = _mm_setzero_ps();
+    for (int64_t j = 0; j < cols; j++) {
+        const __m128 c = _mm_set_ss(c2[j]);
+        for (int r = 0; r < MT; r++) {
+            acc[r] = _mm_fmadd_ss(c, _mm_load_ss(xp + j * xs + 2 * r + 1), acc[r]);
+        }
+    }
+    for (int r = 0; r < MT; r++) q[r] = _mm_cvtss_f32(acc[r]);
+}
+
+LK_TFMA void lk_qtile_fma(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+                          float *q) {
+    switch (mt) {
+    case 1: qtile(xp, xs, c2, cols, q, 1); return;
+    case 2: qtile(xp, xs, c2, cols, q, 2); return;
+    case 3: qtile(xp, xs, c2, cols, q, 3); return;
+    case 4: qtile(xp, xs, c2, cols, q, 4); return;
+    case 5: qtile(xp, xs, c2, cols, q, 5); return;
+    case 6: qtile(xp, xs, c2, cols, q, 6); return;
+    default:
+        for (int r = 0; r < mt; r += 6) {
+            lk_qtile_fma(xp + 2 * r, xs, mt - r < 6 ? mt - r : 6, c2, cols, q + r);
+        }
+    }
+}
 
 /* ------------------------------------------------------------------------------------ */
 /* AVX-512F: a panel is one zmm register; up to 6 rows x 2 panels or 2 rows x 4 panels,    */
@@ -145,6 +179,31 @@ LK_T512 int64_t lk_adc_avx512(const float *v, int64_t n, float to_code, float le
     return hits;
 }
 
+/* Input DAC (lk_dac_fn), 16 lanes at a time; the same operations as lk_dac_scalar. */
+LK_T512 float lk_dac_avx512(const float *x, int64_t cols, float levels, float *xn) {
+    __m512 m = _mm512_setzero_ps();
+    for (int64_t j = 0; j < cols; j += 16) {
+        const int64_t left = cols - j;
+        const __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(k, x + j)));
+    }
+    const float sx = _mm512_reduce_max_ps(m);
+    float up = 1.0f, to_code = 0.0f;
+    if (sx != 0.0f) to_code = lk_dac_factor(sx, levels, &up);
+    const __m512 tc = _mm512_set1_ps(to_code), upv = _mm512_set1_ps(up);
+    const __m512 lv = _mm512_set1_ps(levels);
+    for (int64_t j = 0; j < cols; j += 16) {
+        const int64_t left = cols - j;
+        const __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + j);
+        if (up != 1.0f) v = _mm512_mul_ps(v, upv);
+        const __m512 code = _mm512_roundscale_ps(_mm512_mul_ps(v, tc),
+                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm512_mask_storeu_ps(xn + j, k, _mm512_div_ps(code, lv));
+    }
+    return sx;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* AVX2+FMA: a panel is two ymm registers; up to 3 rows x 1 panel or 1 row x 2 panels      */
 /* (12 or 8 accumulators of the 16 ymm registers).                                         */
@@ -264,6 +323,36 @@ LK_T256 int64_t lk_adc_avx2(const float *v, int64_t n, float to_code, float leve
         hits += __builtin_popcount((unsigned)hit & ((1u << left) - 1u));
     }
     return hits;
+}
+
+/* Input DAC (lk_dac_fn), 8 lanes at a time; the same operations as lk_dac_scalar. */
+LK_T256 float lk_dac_avx2(const float *x, int64_t cols, float levels, float *xn) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int64_t j = 0; j < cols; j += 8) {
+        const int left = cols - j >= 8 ? 8 : (int)(cols - j);
+        const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_maskload_ps(x + j, k)));
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, m);
+    float sx = 0.0f;
+    for (int l = 0; l < 8; l++) sx = lanes[l] > sx ? lanes[l] : sx;
+    float up = 1.0f, to_code = 0.0f;
+    if (sx != 0.0f) to_code = lk_dac_factor(sx, levels, &up);
+    const __m256 tc = _mm256_set1_ps(to_code), upv = _mm256_set1_ps(up);
+    const __m256 lv = _mm256_set1_ps(levels);
+    for (int64_t j = 0; j < cols; j += 8) {
+        const int left = cols - j >= 8 ? 8 : (int)(cols - j);
+        const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+        __m256 v = _mm256_maskload_ps(x + j, k);
+        if (up != 1.0f) v = _mm256_mul_ps(v, upv);
+        const __m256 code =
+            _mm256_round_ps(_mm256_mul_ps(v, tc), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_maskstore_ps(xn + j, k, _mm256_div_ps(code, lv));
+    }
+    return sx;
 }
 
 #endif

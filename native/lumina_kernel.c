@@ -38,6 +38,8 @@ typedef struct lk_isa_desc {
     lk_tile_fn tile;
     lk_epi_fn epilogue;
     lk_adc_fn adc;
+    lk_dac_fn dac;
+    lk_qtile_fn qtile;
     int mr;          /* tile height (batch rows) */
     int np;          /* panels per tile for ordinary blocks */
     int narrow_rows; /* blocks with at most this many rows use np_narrow panels per tile */
@@ -45,13 +47,13 @@ typedef struct lk_isa_desc {
 } lk_isa_desc;
 
 static const lk_isa_desc lk_isa_table[3] = {
-    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, 4, 1, 1, 2},
+    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_qtile_scalar, 4, 1, 1, 2},
 #if LK_X86
-    {lk_tile_avx2, lk_epi_avx2, lk_adc_avx2, 3, 1, 1, 2},
-    {lk_tile_avx512, lk_epi_avx512, lk_adc_avx512, 6, 2, 2, 4},
+    {lk_tile_avx2, lk_epi_avx2, lk_adc_avx2, lk_dac_avx2, lk_qtile_fma, 3, 1, 1, 2},
+    {lk_tile_avx512, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512, lk_qtile_fma, 6, 2, 2, 4},
 #else /* never selected: lk_best_isa stays scalar */
-    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, 4, 1, 1, 2},
-    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, 4, 1, 1, 2},
+    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_qtile_scalar, 4, 1, 1, 2},
+    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_qtile_scalar, 4, 1, 1, 2},
 #endif
 };
 
@@ -195,27 +197,26 @@ static void prepare_block(worker *w, int64_t k) {
     const int64_t b0 = k * c->block_rows;
     const int64_t nb = c->batch - b0 < c->block_rows ? c->batch - b0 : c->block_rows;
     for (int64_t r = 0; r < nb; r++) {
-        const float sx = lk_dac_vector(c->x + (b0 + r) * cols, cols, c->in_levels, w->xn);
+        w->sx[r] = c->isa->dac(c->x + (b0 + r) * cols, cols, c->in_levels, w->xn);
         const int64_t t = r / mr, rr = r % mr;
         const int64_t mt = nb - t * mr < mr ? nb - t * mr : mr;
         float *dst = w->xpack + t * mr * cols * 2 + 2 * rr;
         const int64_t xs = 2 * mt;
-        float q = 0.0f;
         for (int64_t j = 0; j < cols; j++) {
             const float xv = w->xn[j];
-            const float x2 = xv * xv;
             dst[j * xs] = xv;
-            dst[j * xs + 1] = x2;
+            dst[j * xs + 1] = xv * xv;
         }
+        w->q[r] = 0.0f;
         if (c->epi.noise) {
-            for (int64_t j = 0; j < cols; j++) {
-                const float xv = w->xn[j];
-                q = fmaf(c->c2[j], xv * xv, q);
-            }
             w->key[r] = lk_rng_vector_key(c->seed, c->call_index, (uint64_t)(b0 + r));
         }
-        w->sx[r] = sx;
-        w->q[r] = q;
+    }
+    if (c->epi.noise) {
+        for (int64_t r0 = 0; r0 < nb; r0 += mr) {
+            const int mt = nb - r0 < mr ? (int)(nb - r0) : (int)mr;
+            c->isa->qtile(w->xpack + r0 * cols * 2, 2 * mt, mt, c->c2, cols, w->q + r0);
+        }
     }
     w->block = k;
 }
@@ -429,9 +430,8 @@ int lk_quantize_inputs(const float *x, int64_t batch, int64_t cols, int32_t bits
     if (!lk_valid_bits(bits)) return LK_EINVAL;
     if (any_nonfinite(x, batch * cols)) return LK_ENONFINITE;
     const float levels = lk_levels(bits);
-    for (int64_t b = 0; b < batch; b++) {
-        scales[b] = lk_dac_vector(x + b * cols, cols, levels, x_norm + b * cols);
-    }
+    const lk_dac_fn dac = lk_isa_table[lk_isa()].dac;
+    for (int64_t b = 0; b < batch; b++) scales[b] = dac(x + b * cols, cols, levels, x_norm + b * cols);
     return LK_OK;
 }
 

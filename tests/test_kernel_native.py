@@ -8,6 +8,7 @@ normals and of the forward-pass noise, and the error codes. See docs/kernel.md.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -342,20 +343,23 @@ def test_clipped_count_counts_outputs_at_full_scale():
 # ----------------------------------------------------------------------------------------
 
 
-def test_quantize_inputs_bit_exact_with_ties_and_zero_rows():
+def test_quantize_inputs_bit_exact_with_ties_and_zero_rows(restore_isa):
     rng = np.random.default_rng(5)
     ties = np.array([7.0, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.5, -3.5, 6.5, -7.0, 0.0], F32)
+    more = np.concatenate([np.arange(-6.5, 7.0, 1.0), rng.integers(-7, 8, 11)]).astype(F32)
+    n = ties.size + more.size  # 37: vector paths get full blocks and a remainder
     x = np.vstack(
         [
-            ties,  # bits=4: L = 7 = s_x, so x * (L / s_x) = x exactly: ties to even
-            np.zeros(12, F32),
-            rng.normal(size=12).astype(F32),
-            rng.uniform(-1e-3, 1e-3, 12).astype(F32),
-            np.full(12, -3.0, F32),
-            (rng.normal(size=12) * 1e-39).astype(F32),  # subnormal scale
+            np.concatenate([ties, more]),  # bits=4: L = 7 = s_x, so x * (L / s_x) = x: ties
+            np.zeros(n, F32),
+            rng.normal(size=n).astype(F32),
+            rng.uniform(-1e-3, 1e-3, n).astype(F32),
+            np.full(n, -3.0, F32),
+            (rng.normal(size=n) * 1e-39).astype(F32),  # subnormal scale
         ]
     )
-    for bits in (2, 4, 8, 13, 24):
+    for isa, bits in itertools.product(available_isas(), (2, 4, 8, 13, 24)):
+        lib.lk_select_isa(isa)  # lk_quantize_inputs runs the selected ISA's DAC
         xn = np.empty_like(x)
         scales = np.empty(x.shape[0], F32)
         rc = lib.lk_quantize_inputs(fptr(x), x.shape[0], x.shape[1], bits, fptr(xn), fptr(scales))
@@ -367,7 +371,8 @@ def test_quantize_inputs_bit_exact_with_ties_and_zero_rows():
         assert np.all(np.abs(xn[5]) <= 1) and np.abs(xn[5]).max() == 1
         if bits == 4:
             expect = np.array([7, 0, 2, 2, -0.0, -2, -2, 4, -4, 6, -7, 0], F32) / F32(7)
-            np.testing.assert_array_equal(xn[0].view(np.uint32), expect.view(np.uint32))
+            np.testing.assert_array_equal(xn[0, :12].view(np.uint32), expect.view(np.uint32))
+            np.testing.assert_array_equal(xn[0, 12:] * 7, np.rint(more))
 
 
 def test_adc_bit_exact_with_ties_and_clipping(restore_isa):
