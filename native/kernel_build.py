@@ -13,7 +13,12 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = os.path.join(HERE, "lumina_kernel.h")
-SOURCES = [os.path.join("native", "lumina_kernel.c")]
+# Relative to the project root, where setuptools runs the build.
+SOURCES = [
+    os.path.join("native", name)
+    for name in ("lumina_kernel.c", "lk_rng.c", "lk_scalar.c", "lk_x86.c")
+]
+DEPENDS = [os.path.join("native", name) for name in ("lumina_kernel.h", "lk_internal.h")]
 
 
 def _cdef_from_header(path: str) -> str:
@@ -23,20 +28,30 @@ def _cdef_from_header(path: str) -> str:
     text = re.sub(r"/\*.*?\*/", "", source, flags=re.S)
     lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
     body = "\n".join(lines)
-    defines = re.findall(r"#define\s+(LK_[A-Z_]+)\s+(\d+)", source)
+    defines = re.findall(r"#define\s+(LK_[A-Z0-9_]+)\s+(\d+)", source)
     consts = "\n".join(f"#define {name} {value}" for name, value in defines)
     return consts + "\n" + body
 
 
+def _sanitize() -> bool:
+    """LUMINA_SANITIZE=1 builds with AddressSanitizer and UBSan (native/run_sanitized_tests.sh)."""
+    return os.environ.get("LUMINA_SANITIZE", "") not in ("", "0")
+
+
 def _compile_args() -> list[str]:
-    args = ["-O3", "-std=c11", "-ffp-contract=off", "-fno-math-errno"]
-    if os.environ.get("LUMINA_SANITIZE"):
+    # -ffp-contract=off: no implicit a*b+c fusion, so only the explicit fmaf / FMA intrinsics
+    # fuse, identically on every ISA path. -fno-math-errno lets sqrtf/rintf inline.
+    args = ["-O3", "-std=c11", "-ffp-contract=off", "-fno-math-errno", "-pthread"]
+    if _sanitize():
         args += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
     return args
 
 
 def _link_args() -> list[str]:
-    return ["-fsanitize=address,undefined"] if os.environ.get("LUMINA_SANITIZE") else []
+    args = ["-pthread"]
+    if _sanitize():
+        args += ["-fsanitize=address,undefined"]
+    return args
 
 
 ffibuilder = FFI()
@@ -45,6 +60,7 @@ ffibuilder.set_source(
     "lumina_hal._lumina_kernel",
     '#include "lumina_kernel.h"',
     sources=SOURCES,
+    depends=DEPENDS,
     include_dirs=[HERE],
     extra_compile_args=_compile_args(),
     extra_link_args=_link_args(),

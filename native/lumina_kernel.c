@@ -1,61 +1,457 @@
-/* Lumina HAL twin kernel. See lumina_kernel.h for the API and docs/physics.md for the model. */
-#include "lumina_kernel.h"
+/* Lumina HAL twin kernel: the fused forward pass (docs/physics.md section 3, "Per call").
+ *
+ * This file holds the API entry points, argument validation, ISA dispatch, the thread
+ * split and the per-output epilogue. The GEMM microkernels live in lk_tile_*.c and the
+ * random numbers in lk_rng.c; docs/kernel.md describes the design as a whole.
+ */
+#define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
-#include <stddef.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
-#define LK_VERSION 1
+#include "lk_internal.h"
+#include "lumina_kernel.h"
+
+#define LK_VERSION 2
+
+/* Rows of x per batch block (the unit of input quantization and of per-thread scratch).
+ * A multiple of every ISA's tile height (6, 4 and 3). */
+#define LK_BLOCK_ROWS 48
+/* Panels per work unit are a multiple of this, so panel groups of 1, 2 or 4 align. */
+#define LK_CHUNK_ALIGN 4
+/* Threading gate: each thread must get at least this many multiply-accumulates. Starting
+ * and joining a thread costs ~15-30 us here, about 2^21 MACs of single-thread work. */
+#define LK_MACS_PER_THREAD (INT64_C(1) << 21)
+#define LK_MAX_THREADS 64
+/* Scratch (in floats) that a single-threaded call keeps on the stack instead of malloc. */
+#define LK_STACK_SCRATCH 4096
+
+/* ------------------------------------------------------------------------------------ */
+/* ISA dispatch                                                                          */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct lk_isa_desc {
+    lk_tile_fn tile;
+    lk_epi_fn epilogue;
+    lk_adc_fn adc;
+    lk_dac_fn dac;
+    lk_qtile_fn qtile;
+    int mr;          /* tile height (batch rows) */
+    int np;          /* panels per tile for ordinary blocks */
+    int narrow_rows; /* blocks with at most this many rows use np_narrow panels per tile */
+    int np_narrow;
+} lk_isa_desc;
+
+static const lk_isa_desc lk_isa_table[3] = {
+    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_qtile_scalar, 4, 1, 1, 2},
+#if LK_X86
+    {lk_tile_avx2, lk_epi_avx2, lk_adc_avx2, lk_dac_avx2, lk_qtile_fma, 3, 1, 1, 2},
+    {lk_tile_avx512, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512, lk_qtile_fma, 6, 2, 2, 4},
+#else /* never selected: lk_best_isa stays scalar */
+    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_qtile_scalar, 4, 1, 1, 2},
+    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_qtile_scalar, 4, 1, 1, 2},
+#endif
+};
+
+static int lk_best_isa = LK_ISA_SCALAR;
+static atomic_int lk_current_isa = LK_ISA_SCALAR;
+static pthread_once_t lk_isa_once = PTHREAD_ONCE_INIT;
+
+static int clamp_isa(int isa) {
+    if (isa < LK_ISA_SCALAR) return LK_ISA_SCALAR;
+    return isa > lk_best_isa ? lk_best_isa : isa;
+}
+
+/* Best ISA the CPU (and OS) supports; the environment variable LUMINA_KERNEL_ISA
+ * (scalar, avx2 or avx512) lowers the initial choice, e.g. for benchmarks. */
+static void isa_init(void) {
+    int best = LK_ISA_SCALAR;
+#if LK_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = LK_ISA_AVX2;
+    if (__builtin_cpu_supports("avx512f")) best = LK_ISA_AVX512;
+#endif
+    lk_best_isa = best;
+    int chosen = best;
+    const char *env = getenv("LUMINA_KERNEL_ISA");
+    if (env != NULL) {
+        if (strcmp(env, "scalar") == 0) chosen = LK_ISA_SCALAR;
+        else if (strcmp(env, "avx2") == 0) chosen = LK_ISA_AVX2;
+        else if (strcmp(env, "avx512") == 0) chosen = LK_ISA_AVX512;
+    }
+    atomic_store(&lk_current_isa, clamp_isa(chosen));
+}
+
+int lk_isa(void) {
+    pthread_once(&lk_isa_once, isa_init);
+    return atomic_load(&lk_current_isa);
+}
+
+int lk_select_isa(int isa) {
+    pthread_once(&lk_isa_once, isa_init);
+    const int chosen = clamp_isa(isa);
+    atomic_store(&lk_current_isa, chosen);
+    return chosen;
+}
 
 int lk_version(void) { return LK_VERSION; }
 
-static float levels(int32_t bits) { return (float)((1L << (bits - 1)) - 1); }
+/* ------------------------------------------------------------------------------------ */
+/* Validation helpers                                                                    */
+/* ------------------------------------------------------------------------------------ */
 
-static int valid_bits(int32_t bits) { return bits >= 2 && bits <= 24; }
-
-int lk_forward(const lk_layer *layer, const float *x, int64_t batch, float *y, int64_t *clipped) {
-    if (layer == NULL || x == NULL || y == NULL || layer->weights == NULL) return LK_EINVAL;
-    if (layer->rows <= 0 || layer->cols <= 0 || batch <= 0) return LK_EINVAL;
-    if (!valid_bits(layer->input_bits) || !valid_bits(layer->output_bits)) return LK_EINVAL;
-    if (!(layer->output_full_scale > 0.0f) || !isfinite(layer->output_full_scale)) return LK_EINVAL;
-
-    const int64_t rows = layer->rows, cols = layer->cols;
-    for (int64_t i = 0; i < batch * cols; i++) {
-        if (!isfinite(x[i])) return LK_ENONFINITE;
+/* 1 if any of the n floats is NaN or +-Inf (exponent bits all ones). Branch-free so it
+ * vectorizes; it reads every element. */
+static int any_nonfinite(const float *a, int64_t n) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &a[i], sizeof bits);
+        bad |= (uint32_t)((bits & 0x7F800000u) == 0x7F800000u);
     }
+    return bad != 0;
+}
 
-    const float in_levels = levels(layer->input_bits);
-    const float out_levels = levels(layer->output_bits);
-    const float fs = layer->output_full_scale;
-    const float to_code = out_levels / fs;
-    const float from_code = fs / out_levels;
-    int64_t n_clipped = 0;
+/* 1 if all n floats are finite and >= 0. */
+static int all_finite_nonneg(const float *a, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        if (!(a[i] >= 0.0f) || isinf(a[i])) return 0;
+    }
+    return 1;
+}
 
-    for (int64_t b = 0; b < batch; b++) {
-        const float *xb = x + b * cols;
-        float *yb = y + b * rows;
-        float scale = 0.0f;
+static int finite_positive(float v) { return v > 0.0f && !isinf(v); }
+
+static int finite_nonneg(float v) { return v >= 0.0f && !isinf(v); }
+
+/* ADC constants L / FS and FS / L, both rounded once to float; 0 if a scale is unusable
+ * (FS so small or so large that either ratio leaves the float range). */
+static int adc_constants(int32_t bits, float full_scale, float *to_code, float *from_code) {
+    if (!lk_valid_bits(bits) || !finite_positive(full_scale)) return 0;
+    const float levels = lk_levels(bits);
+    *to_code = levels / full_scale;
+    *from_code = full_scale / levels;
+    return !isinf(*to_code) && *to_code > 0.0f && *from_code > 0.0f && !isinf(*from_code);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Forward pass                                                                          */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct fwd_ctx {
+    const float *x;
+    float *y;
+    const float *weights;
+    const float *r2; /* R_i^2 */
+    const float *c2; /* C_j^2 */
+    int64_t batch, rows, cols, npanels, pstride;
+    uint64_t seed, call_index;
+    float in_levels;
+    lk_epi epi;
+    const lk_isa_desc *isa;
+    int64_t block_rows, nblocks, chunk_panels, nchunks, nunits;
+    atomic_llong next_unit;
+} fwd_ctx;
+
+typedef struct worker {
+    fwd_ctx *c;
+    float *xpack;  /* block_rows * cols * 2: (x_n, x_n^2) of the block, tile by tile */
+    float *xn;    /* cols: one quantized vector before packing */
+    float *sx;    /* block_rows: s_x per vector of the block */
+    float *q;     /* block_rows: q = sum_j C_j^2 x_n,j^2 per vector (noise only) */
+    uint64_t *key; /* block_rows: RNG vector keys (noise only) */
+    int64_t block; /* block currently in xpack, -1 if none */
+    int64_t clipped;
+    pthread_t thread;
+} worker;
+
+/* Floats of scratch one worker needs. */
+static int64_t worker_floats(int64_t block_rows, int64_t cols) {
+    const int64_t n = 2 * block_rows * cols + cols + 2 * block_rows + 1 + 2 * block_rows;
+    return (n + 15) & ~(int64_t)15; /* keep each worker's slice 64-byte aligned */
+}
+
+static void worker_bind(worker *w, fwd_ctx *c, float *scratch) {
+    w->c = c;
+    w->xpack = scratch;
+    w->xn = scratch + 2 * c->block_rows * c->cols;
+    w->sx = w->xn + c->cols;
+    w->q = w->sx + c->block_rows;
+    float *after_q = w->q + c->block_rows;
+    after_q += (after_q - scratch) & 1; /* 8-byte alignment for the keys */
+    w->key = (uint64_t *)(void *)after_q;
+    w->block = -1;
+    w->clipped = 0;
+}
+
+/* Quantize the vectors of batch block k and pack them tile by tile: tile t (rows
+ * t*mr .. t*mr+mt-1 of the block) starts at xpack + t*mr*cols*2 and holds, for each j, the
+ * pairs (x_n, x_n^2) of its mt rows: stride xs = 2*mt floats per j. */
+static void prepare_block(worker *w, int64_t k) {
+    const fwd_ctx *c = w->c;
+    const int64_t cols = c->cols, mr = c->isa->mr;
+    const int64_t b0 = k * c->block_rows;
+    const int64_t nb = c->batch - b0 < c->block_rows ? c->batch - b0 : c->block_rows;
+    for (int64_t r = 0; r < nb; r++) {
+        w->sx[r] = c->isa->dac(c->x + (b0 + r) * cols, cols, c->in_levels, w->xn);
+        const int64_t t = r / mr, rr = r % mr;
+        const int64_t mt = nb - t * mr < mr ? nb - t * mr : mr;
+        float *dst = w->xpack + t * mr * cols * 2 + 2 * rr;
+        const int64_t xs = 2 * mt;
         for (int64_t j = 0; j < cols; j++) {
-            float a = fabsf(xb[j]);
-            if (a > scale) scale = a;
+            const float xv = w->xn[j];
+            dst[j * xs] = xv;
+            dst[j * xs + 1] = xv * xv;
         }
-        if (scale == 0.0f) {
-            for (int64_t r = 0; r < rows; r++) yb[r] = 0.0f;
-            continue;
-        }
-        const float to_in = in_levels / scale;
-        for (int64_t r = 0; r < rows; r++) {
-            const float *w = layer->weights + r * cols;
-            double acc = 0.0;
-            for (int64_t j = 0; j < cols; j++) {
-                float xq = rintf(xb[j] * to_in) / in_levels; /* input DAC, normalized */
-                acc += (double)xq * (double)w[j];
-            }
-            float code = rintf((float)acc * to_code);
-            if (code > out_levels) { code = out_levels; n_clipped++; }
-            else if (code < -out_levels) { code = -out_levels; n_clipped++; }
-            yb[r] = code * from_code * scale;
+        w->q[r] = 0.0f;
+        if (c->epi.noise) {
+            w->key[r] = lk_rng_vector_key(c->seed, c->call_index, (uint64_t)(b0 + r));
         }
     }
-    if (clipped != NULL) *clipped = n_clipped;
+    if (c->epi.noise) {
+        for (int64_t r0 = 0; r0 < nb; r0 += mr) {
+            const int mt = nb - r0 < mr ? (int)(nb - r0) : (int)mr;
+            c->isa->qtile(w->xpack + r0 * cols * 2, 2 * mt, mt, c->c2, cols, w->q + r0);
+        }
+    }
+    w->block = k;
+}
+
+/* Epilogue of one (vector b, panel p): draws the panel's normals (noise on), then runs
+ * the ISA's epilogue (lk_epi_fn) into y. Returns the number of outputs at full scale. */
+static int epilogue(const fwd_ctx *c, int64_t b, int64_t p, const float *u, const float *s2,
+                    float sx, float q, uint64_t key) {
+    const int64_t i0 = p * LK_PANEL;
+    const int n = c->rows - i0 < LK_PANEL ? (int)(c->rows - i0) : LK_PANEL;
+    float *y = c->y + b * c->rows + i0;
+    if (sx == 0.0f) { /* zero vector: y = 0, no draws */
+        for (int l = 0; l < n; l++) y[l] = 0.0f;
+        return 0;
+    }
+    _Alignas(64) float z[LK_PANEL] = {0};
+    _Alignas(64) float r2pad[LK_PANEL] = {0};
+    const float *r2 = r2pad;
+    if (c->epi.noise) {
+        lk_rng g;
+        lk_rng_panel_key(&g, key, (uint64_t)p);
+        lk_rng_fill(&g, z, n);
+        if (n == LK_PANEL) {
+            r2 = c->r2 + i0;
+        } else {
+            memcpy(r2pad, c->r2 + i0, (size_t)n * sizeof(float));
+        }
+    }
+    return c->isa->epilogue(&c->epi, u, s2, r2, z, sx, q, y, n);
+}
+
+/* Work unit: batch block k x panel chunk ch. */
+static void process_unit(worker *w, int64_t unit) {
+    const fwd_ctx *c = w->c;
+    const int64_t k = unit / c->nchunks, ch = unit % c->nchunks;
+    if (w->block != k) prepare_block(w, k);
+    const int64_t b0 = k * c->block_rows;
+    const int64_t nb = c->batch - b0 < c->block_rows ? c->batch - b0 : c->block_rows;
+    const int64_t p0 = ch * c->chunk_panels;
+    const int64_t p1 = p0 + c->chunk_panels < c->npanels ? p0 + c->chunk_panels : c->npanels;
+    const int mr = c->isa->mr;
+    const int npg = nb <= c->isa->narrow_rows ? c->isa->np_narrow : c->isa->np;
+    _Alignas(64) float u[LK_MR_MAX * LK_TILE_LD];
+    _Alignas(64) float s2[LK_MR_MAX * LK_TILE_LD];
+    for (int64_t pg = p0; pg < p1; pg += npg) {
+        const int np = p1 - pg < npg ? (int)(p1 - pg) : npg;
+        const float *wg = c->weights + pg * c->pstride;
+        for (int64_t r0 = 0; r0 < nb; r0 += mr) {
+            const int mt = nb - r0 < mr ? (int)(nb - r0) : mr;
+            const float *xt = w->xpack + r0 * c->cols * 2;
+            c->isa->tile(wg, c->pstride, np, xt, 2 * mt, mt, c->cols, u, s2);
+            for (int r = 0; r < mt; r++) {
+                for (int p = 0; p < np; p++) {
+                    const int64_t rb = r0 + r;
+                    w->clipped += epilogue(c, b0 + rb, pg + p, u + r * LK_TILE_LD + p * LK_PANEL,
+                                           s2 + r * LK_TILE_LD + p * LK_PANEL, w->sx[rb],
+                                           w->q[rb], w->key[rb]);
+                }
+            }
+        }
+    }
+}
+
+static void run_worker(worker *w) {
+    fwd_ctx *c = w->c;
+    for (;;) {
+        const int64_t unit = atomic_fetch_add(&c->next_unit, 1);
+        if (unit >= c->nunits) break;
+        process_unit(w, unit);
+    }
+}
+
+static void *thread_main(void *arg) {
+    run_worker((worker *)arg);
+    return NULL;
+}
+
+/* Validate the model for a forward pass; returns LK_OK or LK_EINVAL. */
+static int check_model(const lk_model *m) {
+    if (m == NULL || m->weights == NULL) return LK_EINVAL;
+    if (m->rows <= 0 || m->cols <= 0) return LK_EINVAL;
+    if (m->rows > INT64_MAX / LK_PANEL / m->cols / 4) return LK_EINVAL; /* bytes of weights */
+    if (!lk_valid_bits(m->input_bits) || !lk_valid_bits(m->output_bits)) return LK_EINVAL;
+    float to_code, from_code;
+    if (!adc_constants(m->output_bits, m->full_scale, &to_code, &from_code)) return LK_EINVAL;
+    if (!finite_positive(m->output_scale)) return LK_EINVAL;
+    if (m->noise) {
+        if (m->row_envelope_sq == NULL || m->col_envelope_sq == NULL) return LK_EINVAL;
+        if (!finite_nonneg(m->phase_var) || !finite_nonneg(m->det_c0) ||
+            !finite_nonneg(m->det_c1) || !finite_nonneg(m->det_c2)) {
+            return LK_EINVAL;
+        }
+        if (!all_finite_nonneg(m->row_envelope_sq, m->rows) ||
+            !all_finite_nonneg(m->col_envelope_sq, m->cols)) {
+            return LK_EINVAL;
+        }
+    }
+    return LK_OK;
+}
+
+/* Threads worth using: at least LK_MACS_PER_THREAD multiply-accumulates each. */
+static int plan_threads(int32_t threads, int64_t batch, int64_t rows, int64_t cols) {
+    const double macs = (double)batch * (double)rows * (double)cols;
+    double t = floor(macs / (double)LK_MACS_PER_THREAD);
+    if (t > threads) t = threads;
+    if (t > LK_MAX_THREADS) t = LK_MAX_THREADS;
+    return t < 1 ? 1 : (int)t;
+}
+
+int lk_forward(const lk_model *model, const float *x, int64_t batch, float *y, uint64_t seed,
+               uint64_t call_index, int32_t threads, int64_t *clipped) {
+    if (x == NULL || y == NULL || batch <= 0 || threads < 1) return LK_EINVAL;
+    const int rc = check_model(model);
+    if (rc != LK_OK) return rc;
+    const int64_t rows = model->rows, cols = model->cols;
+    if (batch > INT64_MAX / 4 / cols || batch > INT64_MAX / 4 / rows) return LK_EINVAL;
+    if (any_nonfinite(x, batch * cols)) return LK_ENONFINITE;
+
+    fwd_ctx c;
+    memset(&c, 0, sizeof c);
+    c.x = x;
+    c.y = y;
+    c.weights = model->weights;
+    c.r2 = model->row_envelope_sq;
+    c.c2 = model->col_envelope_sq;
+    c.batch = batch;
+    c.rows = rows;
+    c.cols = cols;
+    c.npanels = (rows + LK_PANEL - 1) / LK_PANEL;
+    c.pstride = cols * LK_PANEL;
+    c.seed = seed;
+    c.call_index = call_index;
+    c.in_levels = lk_levels(model->input_bits);
+    c.epi.levels = lk_levels(model->output_bits);
+    adc_constants(model->output_bits, model->full_scale, &c.epi.to_code, &c.epi.from_code);
+    c.epi.out_scale = model->output_scale;
+    c.epi.noise = model->noise != 0;
+    if (c.epi.noise) {
+        c.epi.phase_var = model->phase_var;
+        c.epi.c0 = model->det_c0;
+        c.epi.c1 = model->det_c1;
+        c.epi.c2 = model->det_c2;
+        lk_ziggurat_init();
+    }
+    c.isa = &lk_isa_table[lk_isa()];
+
+    /* Work split: batch blocks x panel chunks. Any split gives the same bits. */
+    int nthreads = plan_threads(threads, batch, rows, cols);
+    c.block_rows = batch < LK_BLOCK_ROWS ? batch : LK_BLOCK_ROWS;
+    c.nblocks = (batch + c.block_rows - 1) / c.block_rows;
+    c.nchunks = 1;
+    if (nthreads > 1) {
+        const int64_t want = (4 * (int64_t)nthreads + c.nblocks - 1) / c.nblocks;
+        const int64_t most = (c.npanels + LK_CHUNK_ALIGN - 1) / LK_CHUNK_ALIGN;
+        c.nchunks = want < most ? want : most;
+    }
+    c.chunk_panels = (c.npanels + c.nchunks - 1) / c.nchunks;
+    c.chunk_panels = (c.chunk_panels + LK_CHUNK_ALIGN - 1) / LK_CHUNK_ALIGN * LK_CHUNK_ALIGN;
+    c.nchunks = (c.npanels + c.chunk_panels - 1) / c.chunk_panels;
+    c.nunits = c.nblocks * c.nchunks;
+    if (nthreads > c.nunits) nthreads = (int)c.nunits;
+    atomic_init(&c.next_unit, 0);
+
+    /* Scratch for every worker, allocated before anything is written. */
+    const int64_t per_worker = worker_floats(c.block_rows, cols);
+    _Alignas(64) float stack_scratch[LK_STACK_SCRATCH];
+    float *scratch = stack_scratch;
+    worker stack_workers[1];
+    worker *workers = stack_workers;
+    if (nthreads > 1 || per_worker > LK_STACK_SCRATCH) {
+        const size_t bytes = (size_t)per_worker * (size_t)nthreads * sizeof(float);
+        scratch = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        if (scratch == NULL) return LK_ENOMEM;
+    }
+    if (nthreads > 1) {
+        workers = malloc(sizeof(worker) * (size_t)nthreads);
+        if (workers == NULL) {
+            free(scratch);
+            return LK_ENOMEM;
+        }
+    }
+    for (int t = 0; t < nthreads; t++) worker_bind(&workers[t], &c, scratch + t * per_worker);
+
+    /* Worker 0 is the calling thread; a thread that cannot be started just leaves its
+     * share to the others (the unit counter is shared). */
+    int started = 1;
+    for (int t = 1; t < nthreads; t++) {
+        if (pthread_create(&workers[t].thread, NULL, thread_main, &workers[t]) != 0) break;
+        started++;
+    }
+    run_worker(&workers[0]);
+    int64_t total = workers[0].clipped;
+    for (int t = 1; t < started; t++) {
+        pthread_join(workers[t].thread, NULL);
+        total += workers[t].clipped;
+    }
+    if (scratch != stack_scratch) free(scratch);
+    if (workers != stack_workers) free(workers);
+    if (clipped != NULL) *clipped = total;
+    return LK_OK;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Stand-alone converters and normals (same inline code as the forward pass)            */
+/* ------------------------------------------------------------------------------------ */
+
+int lk_quantize_inputs(const float *x, int64_t batch, int64_t cols, int32_t bits, float *x_norm,
+                       float *scales) {
+    if (x == NULL || x_norm == NULL || scales == NULL) return LK_EINVAL;
+    if (batch <= 0 || cols <= 0 || batch > INT64_MAX / 4 / cols) return LK_EINVAL;
+    if (!lk_valid_bits(bits)) return LK_EINVAL;
+    if (any_nonfinite(x, batch * cols)) return LK_ENONFINITE;
+    const float levels = lk_levels(bits);
+    const lk_dac_fn dac = lk_isa_table[lk_isa()].dac;
+    for (int64_t b = 0; b < batch; b++) scales[b] = dac(x + b * cols, cols, levels, x_norm + b * cols);
+    return LK_OK;
+}
+
+int lk_adc(const float *u, int64_t n, int32_t bits, float full_scale, float *codes,
+           int64_t *clipped) {
+    if (u == NULL || codes == NULL || n <= 0) return LK_EINVAL;
+    float to_code, from_code;
+    if (!adc_constants(bits, full_scale, &to_code, &from_code)) return LK_EINVAL;
+    if (any_nonfinite(u, n)) return LK_ENONFINITE;
+    const int64_t total = lk_isa_table[lk_isa()].adc(u, n, to_code, lk_levels(bits), codes);
+    if (clipped != NULL) *clipped = total;
+    return LK_OK;
+}
+
+int lk_normals(uint64_t seed, uint64_t call_index, int64_t vector, int64_t panel, int64_t n,
+               float *out) {
+    if (out == NULL || n <= 0 || vector < 0 || panel < 0) return LK_EINVAL;
+    lk_ziggurat_init();
+    lk_rng g;
+    lk_rng_key(&g, seed, call_index, (uint64_t)vector, (uint64_t)panel);
+    lk_rng_fill(&g, out, n);
     return LK_OK;
 }

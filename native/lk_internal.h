@@ -1,0 +1,245 @@
+/* Lumina HAL twin kernel: internal declarations shared by the kernel's translation units.
+ *
+ * Not part of the API (that is lumina_kernel.h). Everything the forward pass and the
+ * stand-alone test entry points (lk_quantize_inputs, lk_adc, lk_normals) have in common is
+ * defined here once, as static inline functions, so the tests exercise the very same code.
+ * See docs/kernel.md for the design.
+ */
+#ifndef LK_INTERNAL_H
+#define LK_INTERNAL_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "lumina_kernel.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define LK_X86 1
+#else
+#define LK_X86 0
+#endif
+
+#define LK_ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* Internal symbols are hidden: they do not leak from the shared object, and position-
+ * independent code reaches them directly instead of through the GOT. */
+#pragma GCC visibility push(hidden)
+
+/* Largest tile the microkernels produce: rows of a batch tile x panels side by side. */
+#define LK_MR_MAX 12
+#define LK_NP_MAX 4
+#define LK_TILE_LD (LK_NP_MAX * LK_PANEL) /* row stride of the u / s2 tile buffers */
+
+/* ------------------------------------------------------------------------------------ */
+/* Converters                                                                            */
+/* ------------------------------------------------------------------------------------ */
+
+/* Positive levels of a signed symmetric converter, L(b) = 2^(b-1) - 1 (exact in float32
+ * for b <= 24). */
+static inline float lk_levels(int32_t bits) { return (float)((INT32_C(1) << (bits - 1)) - 1); }
+
+static inline int lk_valid_bits(int32_t bits) { return bits >= 2 && bits <= 24; }
+
+/* The input DAC's multiplier for a vector with s_x > 0: to_code = L / s_x rounded once to
+ * float (docs/physics.md section 3 step 1), and *up = 1. If L / s_x overflows float (s_x
+ * below about 1e-37, a subnormal-range vector), the DAC scales x and s_x by *up = 2^64
+ * first, which is exact, so the result is the same arithmetic carried out with an unbounded
+ * exponent range instead of inf * 0 = NaN: x_n = rint((x * up) * to_code) / L. */
+static inline float lk_dac_factor(float sx, float levels, float *up) {
+    const float to_code = levels / sx;
+    if (!isinf(to_code)) {
+        *up = 1.0f;
+        return to_code;
+    }
+    *up = 18446744073709551616.0f; /* 2^64 */
+    return levels / (sx * *up);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Random numbers (lk_rng.c)                                                             */
+/* ------------------------------------------------------------------------------------ */
+
+/* xoshiro256++ state plus a one-word buffer: each 64-bit output is consumed as two 32-bit
+ * words, low half first. */
+typedef struct lk_rng {
+    uint64_t s[4];
+    uint64_t buf;
+    int have; /* 1 if the high half of buf is still unused */
+} lk_rng;
+
+/* Key the stream of (seed, call, vector, panel) as docs/physics.md section 4 says:
+ * k = sm(sm(sm(sm(seed) ^ call) ^ vector) ^ panel), state = sm(k + i * golden), i = 0..3.
+ * lk_rng_vector_key computes the first three steps once per vector for lk_rng_panel_key. */
+void lk_rng_key(lk_rng *g, uint64_t seed, uint64_t call_index, uint64_t vector, uint64_t panel);
+uint64_t lk_rng_vector_key(uint64_t seed, uint64_t call_index, uint64_t vector);
+void lk_rng_panel_key(lk_rng *g, uint64_t vector_key, uint64_t panel);
+
+static inline uint64_t lk_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+/* xoshiro256++ (Blackman and Vigna 2019). */
+static LK_ALWAYS_INLINE uint64_t lk_next64(lk_rng *g) {
+    uint64_t *s = g->s;
+    const uint64_t result = lk_rotl(s[0] + s[3], 23) + s[0];
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = lk_rotl(s[3], 45);
+    return result;
+}
+
+/* The 32-bit word stream: low half of each 64-bit output first, then its high half. */
+static LK_ALWAYS_INLINE uint32_t lk_next32(lk_rng *g) {
+    if (g->have) {
+        g->have = 0;
+        return (uint32_t)(g->buf >> 32);
+    }
+    g->buf = lk_next64(g);
+    g->have = 1;
+    return (uint32_t)g->buf;
+}
+
+/* Ziggurat tables (lk_rng.c), built by lk_ziggurat_init() (thread safe, idempotent). */
+#define LK_ZIG_LAYERS 256
+extern float lk_zig_w[LK_ZIG_LAYERS];    /* x_i * 2^-23 */
+extern uint32_t lk_zig_k[LK_ZIG_LAYERS]; /* m < k_i  <=>  m * x_i / 2^23 < x_{i+1} */
+void lk_ziggurat_init(void);
+
+/* The rare part of a draw whose first word w missed its layer's rectangle: tail or wedge
+ * test, and further words until a value is accepted (lk_rng.c). */
+float lk_zig_slow(lk_rng *g, uint32_t w);
+
+/* The fast path of one draw from word w: layer i = bits 0-7, sign = bit 8, mantissa
+ * m = bits 9-31, x = m * x_i / 2^23, accepted when m < k_i (inside the layer's rectangle).
+ * Returns 1 and sets *out if accepted. The sign is applied by flipping the float's sign bit
+ * (no unpredictable branch). */
+static LK_ALWAYS_INLINE int lk_zig_fast(uint32_t w, float *out) {
+    const uint32_t i = w & 0xFFu;
+    const uint32_t m = w >> 9;
+    const float x = (float)(int32_t)m * lk_zig_w[i];
+    uint32_t bits;
+    __builtin_memcpy(&bits, &x, sizeof bits);
+    bits ^= (w & 0x100u) << 23;
+    __builtin_memcpy(out, &bits, sizeof bits);
+    return m < lk_zig_k[i];
+}
+
+/* The next n standard normals of the stream into z (float ziggurat, 256 layers; see
+ * docs/kernel.md "Ziggurat"). The stream state lives in local variables (registers) and
+ * goes back to *g only around the rare slow path. */
+static LK_ALWAYS_INLINE void lk_rng_fill(lk_rng *g, float *z, int64_t n) {
+    uint64_t s0 = g->s[0], s1 = g->s[1], s2 = g->s[2], s3 = g->s[3];
+    uint64_t buf = g->buf;
+    int have = g->have;
+    for (int64_t l = 0; l < n; l++) {
+        uint32_t w;
+        if (have) {
+            w = (uint32_t)(buf >> 32);
+            have = 0;
+        } else {
+            buf = lk_rotl(s0 + s3, 23) + s0; /* xoshiro256++, as lk_next64 */
+            const uint64_t t = s1 << 17;
+            s2 ^= s0;
+            s3 ^= s1;
+            s1 ^= s2;
+            s0 ^= s3;
+            s2 ^= t;
+            s3 = lk_rotl(s3, 45);
+            w = (uint32_t)buf;
+            have = 1;
+        }
+        if (__builtin_expect(!lk_zig_fast(w, &z[l]), 0)) {
+            g->s[0] = s0, g->s[1] = s1, g->s[2] = s2, g->s[3] = s3;
+            g->buf = buf, g->have = have;
+            z[l] = lk_zig_slow(g, w);
+            s0 = g->s[0], s1 = g->s[1], s2 = g->s[2], s3 = g->s[3];
+            buf = g->buf, have = g->have;
+        }
+    }
+    g->s[0] = s0, g->s[1] = s1, g->s[2] = s2, g->s[3] = s3;
+    g->buf = buf, g->have = have;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Per-ISA kernels (lk_scalar.c, lk_x86.c)                                                */
+/* ------------------------------------------------------------------------------------ */
+
+/* Tile: for mr batch rows (1..LK_MR_MAX) and np consecutive weight panels (1..LK_NP_MAX)
+ * compute, for every lane l of panel p and row r,
+ *   u[r][p*16 + l]  = fma chain over j of w[p][j][l] * xp[j][r].x
+ *   s2[r][p*16 + l] = fma chain over j of (w[p][j][l]^2) * xp[j][r].x2
+ * starting from +0, j = 0 .. cols-1 in order, one fused multiply-add per term.
+ *   w      first panel of the tile; panel p starts at w + p * pstride
+ *   xp     packed inputs of the tile: (x_n, x_n^2) pairs, x_n of row r at column j is
+ *          xp[j * xs + 2 * r] and x_n^2 is next to it (xs >= 2 * mr floats per j)
+ *   u, s2  outputs, row stride LK_TILE_LD floats */
+typedef void (*lk_tile_fn)(const float *w, int64_t pstride, int np, const float *xp,
+                           int64_t xs, int mr, int64_t cols, float *u, float *s2);
+
+/* Constants of the epilogue, all float32 as the kernel holds them. */
+typedef struct lk_epi {
+    float to_code;   /* L_y / FS */
+    float from_code; /* FS / L_y */
+    float levels;    /* L_y */
+    float out_scale; /* s_w */
+    float phase_var, c0, c1, c2;
+    int noise;
+} lk_epi;
+
+/* Epilogue of one (vector, panel): lanes 0..n-1 (n in 1..16) of u, s2 (accumulators), r2
+ * (R_i^2) and z (normals) are used; all four arrays must be readable for 16 floats. Per
+ * lane, in float32 and in this order (docs/physics.md section 3, steps 3-7):
+ *   v_phi = phase_var * (R_i^2 * q - s2), then max(v_phi, 0)
+ *   var   = v_phi + ((c0 + c1 * |u|) + c2 * (u * u))
+ *   v     = u + sqrtf(var) * z          (v = u when noise is off)
+ *   code  = rint(v * (L/FS)); code >= L gives L, code <= -L gives -L (a "hit")
+ *   y     = ((code * (FS/L)) * s_x) * s_w
+ * Writes y[0..n-1] and returns the number of hits. */
+typedef int (*lk_epi_fn)(const lk_epi *e, const float *u, const float *s2, const float *r2,
+                         const float *z, float sx, float q, float *y, int n);
+
+/* Input DAC of one vector (docs/physics.md section 3 step 1): s_x = max_j |x_j| is
+ * returned and x_n,j = rint(x_j * to_code) / L written to xn (see lk_dac_factor; when the
+ * pre-scale up is not 1 the product is (x_j * up) * to_code). A zero vector gives s_x = 0
+ * and x_n = 0. x must be finite. */
+typedef float (*lk_dac_fn)(const float *x, int64_t cols, float levels, float *xn);
+
+/* q of the mt rows of a packed tile (layout as for lk_tile_fn): q[r] = fma chain over
+ * j = 0 .. cols-1 of c2[j] * xp[j * xs + 2 * r + 1], from +0, one fused multiply-add per term. */
+typedef void (*lk_qtile_fn)(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+                            float *q);
+
+/* ADC of n values (the epilogue's converter on its own): codes and the number of hits. */
+typedef int64_t (*lk_adc_fn)(const float *v, int64_t n, float to_code, float levels,
+                             float *codes);
+
+void lk_tile_scalar(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
+                    int mr, int64_t cols, float *u, float *s2);
+int lk_epi_scalar(const lk_epi *e, const float *u, const float *s2, const float *r2,
+                  const float *z, float sx, float q, float *y, int n);
+int64_t lk_adc_scalar(const float *v, int64_t n, float to_code, float levels, float *codes);
+float lk_dac_scalar(const float *x, int64_t cols, float levels, float *xn);
+void lk_qtile_scalar(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+                     float *q);
+#if LK_X86
+void lk_qtile_fma(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+                  float *q);
+float lk_dac_avx2(const float *x, int64_t cols, float levels, float *xn);
+float lk_dac_avx512(const float *x, int64_t cols, float levels, float *xn);
+void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
+                  int mr, int64_t cols, float *u, float *s2);
+int lk_epi_avx2(const lk_epi *e, const float *u, const float *s2, const float *r2,
+                const float *z, float sx, float q, float *y, int n);
+int64_t lk_adc_avx2(const float *v, int64_t n, float to_code, float levels, float *codes);
+void lk_tile_avx512(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
+                    int mr, int64_t cols, float *u, float *s2);
+int lk_epi_avx512(const lk_epi *e, const float *u, const float *s2, const float *r2,
+                  const float *z, float sx, float q, float *y, int n);
+int64_t lk_adc_avx512(const float *v, int64_t n, float to_code, float levels, float *codes);
+#endif
+
+#pragma GCC visibility pop
+
+#endif
