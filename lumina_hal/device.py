@@ -294,8 +294,13 @@ def _as_weight_matrix(weights: Any) -> np.ndarray:
 
 
 def _as_input_batch(x: Any, cols: int, check_finite: bool = True) -> tuple[np.ndarray, bool]:
-    if (type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous
-            and 1 <= x.ndim <= 2 and x.shape[-1] == cols):  # fast path: use as is
+    if (
+        type(x) is np.ndarray
+        and x.dtype == np.float32
+        and x.flags.c_contiguous
+        and 1 <= x.ndim <= 2
+        and x.shape[-1] == cols
+    ):  # fast path: use as is
         if check_finite and not np.isfinite(x).all():
             _check_real_numeric(x, "input")
         return (x.reshape(1, cols), True) if x.ndim == 1 else (x, False)

@@ -86,7 +86,9 @@ class MockDevice(PhotonicDevice):
         )
 
     def _load_weights(self, weights: np.ndarray) -> str:
-        programmed = reference.program(weights, self.physics, self.config.serial)
+        programmed = reference.program(
+            weights, self.physics, self.config.serial, (self.config.rows, self.config.cols)
+        )
         self._engine = self._build_engine(programmed)
         self._programmed = programmed
         self._counters["weight_loads"] += 1
@@ -99,8 +101,8 @@ class MockDevice(PhotonicDevice):
         from lumina_hal.kernel import KernelModel
 
         p = self.physics
-        rows, cols = programmed.shape
-        det = physics.detector_noise(p, rows, cols)
+        cols = programmed.shape[1]
+        det = physics.detector_noise(p, cols, programmed.min_amplitude)
         return KernelModel(
             programmed.effective(p).astype(np.float32),
             programmed.row_envelope**2,
@@ -135,12 +137,9 @@ class MockDevice(PhotonicDevice):
 
     def _telemetry(self) -> Telemetry:
         p = self.physics
-        shape = (
-            self._programmed.shape
-            if self._programmed is not None
-            else (self.config.rows, self.config.cols)
-        )
-        amplitude = physics.min_amplitude(p, *shape)
+        array = (self.config.rows, self.config.cols)
+        shape = self._programmed.shape if self._programmed is not None else array
+        amplitude = physics.envelopes(p, *shape, *array)[2]
         return Telemetry(
             temperature_c=self._temperature_c,
             optical_power_dbm=p.laser_power_dbm + 20.0 * math.log10(amplitude),

@@ -10,6 +10,8 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+import numpy as np
+
 from lumina_hal.params import Param
 
 ELEMENTARY_CHARGE_C = 1.602176634e-19
@@ -36,9 +38,8 @@ class PhysicsParams:
     arm_imbalance_um: float
     dn_dt_per_k: float
     mzi_loss_db: float
-    crossing_loss_db: float
     waveguide_loss_db_cm: float
-    cell_pitch_um: float
+    die_size_mm: float
     laser_power_dbm: float
     responsivity_a_w: float
     bandwidth_hz: float
@@ -64,9 +65,8 @@ _COMMON: dict[str, Any] = {
     "wavelength_nm": 1550.0,
     "dn_dt_per_k": 1.86e-4,
     "mzi_loss_db": 0.25,
-    "crossing_loss_db": 0.02,
     "waveguide_loss_db_cm": 2.0,
-    "cell_pitch_um": 100.0,
+    "die_size_mm": 10.0,
     "responsivity_a_w": 1.0,
     "heater_length_um": 200.0,
     "noise": True,
@@ -83,7 +83,7 @@ PRESETS: dict[str, PhysicsParams] = {
         crosstalk=0.0,
         arm_imbalance_um=0.0,
         laser_power_dbm=10.0,
-        bandwidth_hz=1.67e5,
+        bandwidth_hz=2.14e5,
         dark_current_na=0.0,
         tia_noise_pa_rthz=0.1,
         rin_db_hz=-170.0,
@@ -100,7 +100,7 @@ PRESETS: dict[str, PhysicsParams] = {
         crosstalk=5.0e-5,
         arm_imbalance_um=0.02,
         laser_power_dbm=0.0,
-        bandwidth_hz=3.28e7,
+        bandwidth_hz=6.04e7,
         dark_current_na=10.0,
         tia_noise_pa_rthz=15.0,
         rin_db_hz=-155.0,
@@ -117,7 +117,7 @@ PRESETS: dict[str, PhysicsParams] = {
         crosstalk=1.0e-4,
         arm_imbalance_um=0.02,
         laser_power_dbm=0.0,
-        bandwidth_hz=1.33e8,
+        bandwidth_hz=2.61e8,
         dark_current_na=10.0,
         tia_noise_pa_rthz=15.0,
         rin_db_hz=-150.0,
@@ -139,9 +139,8 @@ _UNITS_AND_RANGES: dict[str, tuple[str, float | None, float | None, str]] = {
     "arm_imbalance_um": ("um", 0.0, 100.0, "rms MZI arm-length imbalance (drift with T)"),
     "dn_dt_per_k": ("1/K", 0.0, 1e-2, "thermo-optic coefficient at 25 °C"),
     "mzi_loss_db": ("dB", 0.0, 3.0, "insertion loss of the cell's MZI"),
-    "crossing_loss_db": ("dB", 0.0, 1.0, "loss per waveguide crossing passed"),
     "waveguide_loss_db_cm": ("dB/cm", 0.0, 20.0, "propagation loss"),
-    "cell_pitch_um": ("um", 1.0, 10000.0, "waveguide length per array cell"),
+    "die_size_mm": ("mm", 0.1, 100.0, "edge of the (square) array on the die"),
     "laser_power_dbm": ("dBm", -60.0, 30.0, "optical power per detector at full scale"),
     "responsivity_a_w": ("A/W", 0.01, 2.0, "photodiode responsivity"),
     "bandwidth_hz": ("Hz", 1.0, 1e12, "detector integration bandwidth"),
@@ -199,14 +198,28 @@ def phase_noise_sigma_rad(p: PhysicsParams) -> float:
     return math.hypot(p.phase_noise_rad, kappa_t * delta_t_k)
 
 
-def loss_step_db(p: PhysicsParams) -> float:
-    """k = IL_x + α p: dB of loss per array cell passed on the way to a cell."""
-    return p.crossing_loss_db + p.waveguide_loss_db_cm * p.cell_pitch_um * 1e-4
+def loss_steps_db(p: PhysicsParams, array_rows: int, array_cols: int) -> tuple[float, float]:
+    """(k_row, k_col): dB of propagation loss per row and per column of the array.
+
+    The array spans a fixed die edge, so a larger array has a finer pitch and the same
+    total path length: k = α L_die / n.
+    """
+    die_cm = p.die_size_mm * 0.1
+    return (
+        p.waveguide_loss_db_cm * die_cm / array_rows,
+        p.waveguide_loss_db_cm * die_cm / array_cols,
+    )
 
 
-def min_amplitude(p: PhysicsParams, rows: int, cols: int) -> float:
-    """A_min: field amplitude transmission of the lossiest cell (r-1, c-1)."""
-    return 10.0 ** (-(p.mzi_loss_db + (rows + cols - 2) * loss_step_db(p)) / 20.0)
+def envelopes(
+    p: PhysicsParams, rows: int, cols: int, array_rows: int, array_cols: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(R_i, C_j, A_min) for an (rows, cols) block on an (array_rows, array_cols) array."""
+    k_row, k_col = loss_steps_db(p, array_rows, array_cols)
+    row_env = 10.0 ** ((rows - 1 - np.arange(rows)) * k_row / 20.0)
+    col_env = 10.0 ** ((cols - 1 - np.arange(cols)) * k_col / 20.0)
+    loss_db = p.mzi_loss_db + (rows - 1) * k_row + (cols - 1) * k_col
+    return row_env, col_env, 10.0 ** (-loss_db / 20.0)
 
 
 @dataclass(frozen=True)
@@ -218,10 +231,11 @@ class DetectorNoise:
     c2: float
 
 
-def detector_noise(p: PhysicsParams, rows: int, cols: int) -> DetectorNoise:
+def detector_noise(p: PhysicsParams, cols: int, min_amplitude: float) -> DetectorNoise:
+    """Coefficients for a block of ``cols`` inputs whose lossiest cell transmits A_min."""
     full_scale = p.adc_full_scale * math.sqrt(cols)
     p_fs_w = 10.0 ** (p.laser_power_dbm / 10.0) * 1e-3
-    i_fs = p.responsivity_a_w * p_fs_w * min_amplitude(p, rows, cols) ** 2
+    i_fs = p.responsivity_a_w * p_fs_w * min_amplitude**2
     delta_t = p.temperature_c - p.calibration_temperature_c
     i_dark = p.dark_current_na * 1e-9 * 2.0 ** (delta_t / DARK_CURRENT_DOUBLING_K)
     t_ratio = (p.temperature_c + KELVIN_OFFSET) / (p.calibration_temperature_c + KELVIN_OFFSET)

@@ -74,6 +74,7 @@ class ProgrammedArray:
     arm_imbalance_um: np.ndarray  # ΔL_ij (µm)
     row_envelope: np.ndarray  # R_i
     col_envelope: np.ndarray  # C_j
+    min_amplitude: float  # A_min, field transmission of the lossiest cell
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -86,16 +87,23 @@ class ProgrammedArray:
         return self.sign * envelope * np.cos(phase / 2.0)
 
 
-def program(weights: np.ndarray, p: PhysicsParams, serial: str) -> ProgrammedArray:
-    """Weights -> heater DAC codes and static phases (docs/physics.md section 2, steps 1-7)."""
+def program(
+    weights: np.ndarray,
+    p: PhysicsParams,
+    serial: str,
+    array_shape: tuple[int, int] | None = None,
+) -> ProgrammedArray:
+    """Weights -> heater DAC codes and static phases (docs/physics.md section 2, steps 1-7).
+
+    ``array_shape`` is the chip's (rows, cols), default the matrix's own shape.
+    """
     w = np.asarray(weights, dtype=np.float64)
     rows, cols = w.shape
+    array_rows, array_cols = array_shape if array_shape is not None else (rows, cols)
     scale = float(np.max(np.abs(w))) or 1.0
     w_n = w / scale  # 1. normalize
     sign = np.where(w_n < 0, -1.0, 1.0)
-    k_db = physics.loss_step_db(p)  # 2. loss map
-    row_env = 10.0 ** ((rows - 1 - np.arange(rows)) * k_db / 20.0)
-    col_env = 10.0 ** ((cols - 1 - np.arange(cols)) * k_db / 20.0)
+    row_env, col_env, a_min = physics.envelopes(p, rows, cols, array_rows, array_cols)  # 2. loss
     transmission = np.abs(w_n) / (row_env[:, None] * col_env[None, :])
     phase = 2.0 * np.arccos(np.clip(transmission, 0.0, 1.0))  # 3. target phase
     dac_max = (1 << p.weight_bits) - 1  # 4. heater DAC
@@ -110,7 +118,7 @@ def program(weights: np.ndarray, p: PhysicsParams, serial: str) -> ProgrammedArr
     arm_um = p.arm_imbalance_um * cell_normals(key, 1, rows, cols)  # 7. drift source
     negative = (sign < 0).astype(np.int64) << p.weight_bits
     codes = (dac_codes.astype(np.int64) | negative).astype(np.int32)
-    return ProgrammedArray(codes, scale, sign, phase_x, arm_um, row_env, col_env)
+    return ProgrammedArray(codes, scale, sign, phase_x, arm_um, row_env, col_env, a_min)
 
 
 def quantize_inputs(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +153,7 @@ def forward(
     rng: np.random.Generator | None,
 ) -> tuple[np.ndarray, int]:
     """One call for a batch x (batch, c): returns (y (batch, r) float32, clipped count)."""
-    rows, cols = programmed.shape
+    cols = programmed.shape[1]
     w_eff = programmed.effective(p)
     fs = full_scale(p, cols)
     x_n, s_x = quantize_inputs(x, p.input_bits)  # 1. input DAC
@@ -158,7 +166,7 @@ def forward(
         sigma_phi = physics.phase_noise_sigma_rad(p)  # 3. phase noise
         row_sq = programmed.row_envelope**2
         var_phase = sigma_phi**2 / 4.0 * np.maximum(row_sq[None, :] * q[:, None] - s2, 0.0)
-        det = physics.detector_noise(p, rows, cols)  # 4. detector
+        det = physics.detector_noise(p, cols, programmed.min_amplitude)  # 4. detector
         var_det = det.c0 + det.c1 * np.abs(u) + det.c2 * u * u
         assert rng is not None, "noise on needs a generator"
         v = u + np.sqrt(var_phase + var_det) * rng.standard_normal(u.shape)  # 5. draw

@@ -18,10 +18,7 @@ from lumina_hal.errors import (
 )
 
 # Converters only: no per-call noise, no fabrication scatter, crosstalk, drift or loss.
-CONVERTERS_ONLY = (
-    "noise=false&fab_sigma=0&crosstalk=0&arm_imbalance_um=0&crossing_loss_db=0"
-    "&waveguide_loss_db_cm=0"
-)
+CONVERTERS_ONLY = "noise=false&fab_sigma=0&crosstalk=0&arm_imbalance_um=0&waveguide_loss_db_cm=0"
 
 
 def quantization_bound(x, w, input_bits, weight_bits, output_bits, adc_full_scale):
@@ -70,7 +67,7 @@ def test_twin_agrees_with_the_numpy_reference_model(rng):
         chip.load_weights(w)
         y = chip.matmul(x)
         p, serial = chip.physics, chip.config.serial
-    programmed = reference.program(w, p, serial)
+    programmed = reference.program(w, p, serial, (32, 48))
     y_ref, _ = reference.forward(x, programmed, p, None)
     step = reference.full_scale(p, 40) / reference.levels(p.output_bits)
     step_abs = step * np.max(np.abs(x), axis=1, keepdims=True) * programmed.scale
