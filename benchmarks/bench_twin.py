@@ -164,12 +164,10 @@ def time_interleaved(
             best[name] = timer.timeit(1)
             notes[name] = f"1 call only (> {cfg.slow_call_limit_s:g} s per call)"
             continue
-        number = 1
-        while True:  # calibrate: grow the block until it takes a measurable time
+        number, elapsed = 1, first
+        while elapsed < min(block, 0.005) and number < 10**6:  # calibrate: ~5 ms of calls
+            number = min(10**6, max(2 * number, math.ceil(0.005 * number / max(elapsed, 1e-9))))
             elapsed = timer.timeit(number)
-            if elapsed >= min(block, 0.01) or number >= 10**6:
-                break
-            number *= 10
         timers[name] = timer
         numbers[name] = max(1, math.ceil(block / (elapsed / number)))
     names = list(timers)
@@ -189,7 +187,9 @@ def time_interleaved(
 class SizeSetup:
     """Everything the contenders need at one size, built once (outside any timing)."""
 
-    def __init__(self, rows: int, cols: int, max_batch: int, cfg: BenchConfig) -> None:
+    def __init__(
+        self, rows: int, cols: int, max_batch: int, cfg: BenchConfig, twin_only: bool = False
+    ) -> None:
         self.rows, self.cols, self.cfg = rows, cols, cfg
         workload = reference_workload(rows, cols, max(max_batch, MEMORY_BATCH), seed=cfg.seed)
         self.weights = workload.weights
@@ -198,14 +198,20 @@ class SizeSetup:
         try:
             self.chip.load_weights(self.weights)
             self.physics = self.chip.physics  # type: ignore[attr-defined]
-            self.programmed = reference.program(self.weights, self.physics, self.chip.info.serial)
+            # the baselines get the same programmed array (same physics, same serial)
+            self.programmed: reference.ProgrammedArray | None = (
+                None if twin_only else self._program()
+            )
         except BaseException:
             self.chip.close()
             raise
         self.weights_t = np.ascontiguousarray(self.weights.T, dtype=np.float32)  # (c, r)
         self.torch_pipe: Any = None
-        if cfg.use_torch and torch_pipeline.available():
+        if self.programmed is not None and cfg.use_torch and torch_pipeline.available():
             self.torch_pipe = torch_pipeline.TorchPipeline(self.programmed, self.physics)
+
+    def _program(self) -> reference.ProgrammedArray:
+        return reference.program(self.weights, self.physics, self.chip.info.serial)
 
     def close(self) -> None:
         self.chip.close()
@@ -213,13 +219,19 @@ class SizeSetup:
     def x(self, batch: int) -> np.ndarray:
         return np.ascontiguousarray(self.inputs[:batch])
 
+    def twin(self, batch: int) -> Contender:
+        """The twin through the public API, writing into a preallocated output."""
+        return Contender(
+            "matmul(x, out=out)",
+            {"matmul": self.chip.matmul, "x": self.x(batch), "out": self._buffer(batch)},
+        )
+
     def contenders(self, batch: int) -> dict[str, Contender]:
+        """All four contenders on the same inputs (the baselines need twin_only=False)."""
+        assert self.programmed is not None, "built with twin_only=True"
         x = self.x(batch)
         out = {
-            TWIN: Contender(
-                "matmul(x, out=out)",
-                {"matmul": self.chip.matmul, "x": x, "out": self._buffer(batch)},
-            ),
+            TWIN: self.twin(batch),
             NUMPY_REF: Contender(
                 "forward(x, programmed, p, rng)",
                 {
@@ -255,8 +267,10 @@ class SizeSetup:
 
 
 @contextmanager
-def size_setup(rows: int, cols: int, max_batch: int, cfg: BenchConfig) -> Iterator[SizeSetup]:
-    setup = SizeSetup(rows, cols, max_batch, cfg)
+def size_setup(
+    rows: int, cols: int, max_batch: int, cfg: BenchConfig, twin_only: bool = False
+) -> Iterator[SizeSetup]:
+    setup = SizeSetup(rows, cols, max_batch, cfg, twin_only)
     try:
         yield setup
     finally:
@@ -305,11 +319,12 @@ def run_cells(
 
 def measure_latency(cfg: BenchConfig, rows: int = 64, cols: int = 64) -> dict[str, Any]:
     """µs per call of the twin at batch 1 through the Python API (X of shape (1, cols))."""
-    with size_setup(rows, cols, 1, cfg) as setup:
+    with size_setup(rows, cols, 1, cfg, twin_only=True) as setup:
         latency_cfg = BenchConfig(**{**asdict(cfg), "cell_seconds": max(cfg.cell_seconds, 0.5)})
-        seconds, _ = time_interleaved({TWIN: setup.contenders(1)[TWIN]}, latency_cfg)
-    assert seconds[TWIN] is not None
-    return {"rows": rows, "cols": cols, "batch": 1, "us": seconds[TWIN] * 1e6}
+        seconds, _ = time_interleaved({TWIN: setup.twin(1)}, latency_cfg)
+    per_call = seconds[TWIN]
+    assert per_call is not None
+    return {"rows": rows, "cols": cols, "batch": 1, "us": per_call * 1e6}
 
 
 def measure_threads(cfg: BenchConfig, size: int, batch: int = 256) -> dict[str, Any]:
@@ -318,9 +333,10 @@ def measure_threads(cfg: BenchConfig, size: int, batch: int = 256) -> dict[str, 
     setups = []
     try:
         for n in (1, 2):
-            setup = SizeSetup(size, size, batch, BenchConfig(**{**asdict(cfg), "threads": n}))
+            threads_cfg = BenchConfig(**{**asdict(cfg), "threads": n})
+            setup = SizeSetup(size, size, batch, threads_cfg, twin_only=True)
             setups.append(setup)
-            contenders[f"threads={n}"] = setup.contenders(batch)[TWIN]
+            contenders[f"threads={n}"] = setup.twin(batch)
         seconds, _ = time_interleaved(contenders, cfg)
     finally:
         for setup in setups:
@@ -388,9 +404,11 @@ def measure_memory(setup: SizeSetup, batch: int = MEMORY_BATCH) -> dict[str, Any
     """Peak memory of one forward pass (no out=): the twin and the numpy reference."""
     x = setup.x(batch)
     rng = np.random.default_rng(setup.cfg.seed)
+    programmed = setup.programmed
+    assert programmed is not None
     runs: dict[str, Callable[[], np.ndarray]] = {
         TWIN: lambda: setup.chip.matmul(x),
-        NUMPY_REF: lambda: reference.forward(x, setup.programmed, setup.physics, rng)[0],
+        NUMPY_REF: lambda: reference.forward(x, programmed, setup.physics, rng)[0],
     }
     out: dict[str, Any] = {
         "rows": setup.rows,
@@ -678,6 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine=args.engine,
         threads=args.threads,
         cell_seconds=cell_seconds,
+        repeats=5 if args.quick else 7,
         settle_s=0.05 if args.quick else 0.1,
         use_torch=not args.no_torch,
     )

@@ -17,6 +17,7 @@ import numpy as np
 from lumina_hal import physics, reference
 from lumina_hal.physics import PhysicsParams
 
+torch: Any
 try:
     import torch
 except ImportError:  # torch is optional
