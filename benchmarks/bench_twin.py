@@ -1,6 +1,6 @@
 """Benchmark of the digital twin's forward pass against numpy, PyTorch and a bare matmul.
 
-    python benchmarks/bench_twin.py            # full run (~2-3 min on 2 cores)
+    python benchmarks/bench_twin.py            # full run (~2 min on 2 cores)
     python benchmarks/bench_twin.py --quick    # smoke run, small sizes (< 20 s)
 
 Contenders, measured interleaved in each (size, batch) cell with per-weight phase noise on
@@ -605,7 +605,8 @@ def summarize_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         for t in cell["targets"]:
             out.append(
                 {
-                    "what": f"{cell['rows']}x{cell['cols']} batch {cell['batch']}: {t['metric']}",
+                    "what": f"{cell['rows']}x{cell['cols']} batch {cell['batch']}: "
+                    f"{RATIO_HEADINGS[t['metric']]}",
                     "target": f"{t['op']} {t['value']:g}x",
                     "measured": cell["ratios"][t["metric"]],
                     "unit": "x",
