@@ -69,7 +69,7 @@ class TorchPipeline:
         self.col_env_sq = t.from_numpy(programmed.col_envelope**2)
         self.row_env_sq = t.from_numpy(programmed.row_envelope**2)
         self.phase_var = physics.phase_noise_sigma_rad(p) ** 2 / 4.0
-        det = physics.detector_noise(p, rows, cols)
+        det = physics.detector_noise(p, cols, programmed.min_amplitude)
         self.det = (det.c0, det.c1, det.c2)
 
     def forward(self, x: Any, generator: Any = None) -> tuple[Any, int]:

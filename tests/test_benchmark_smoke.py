@@ -58,7 +58,7 @@ def test_measuring_function_reports_every_contender_and_ratios_of_the_measured_t
                 assert cell["ratios"][name] is None
 
 
-def test_torch_pipeline_matches_the_numpy_reference_without_noise():
+def test_torch_pipeline_matches_the_numpy_reference():
     p = dataclasses.replace(PRESETS["typical"], noise=False)
     workload = reference_workload(rows=48, cols=70, batch=33, seed=3)
     x = workload.inputs.copy()
@@ -80,6 +80,14 @@ def test_torch_pipeline_matches_the_numpy_reference_without_noise():
     assert clipped == expected_clipped
     lsb = reference.full_scale(p, 70) / reference.levels(p.output_bits) * programmed.scale
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * lsb)
+
+    # With noise on, both pipelines draw from the same output law (same variance per output).
+    noisy = dataclasses.replace(PRESETS["harsh"], bandwidth_hz=5e9)  # noise well above the LSB
+    programmed = reference.program(workload.weights, noisy, "TWIN-BENCH")
+    batch = np.repeat(workload.inputs[:1], 20_000, axis=0)
+    ref_y, _ = reference.forward(batch, programmed, noisy, np.random.default_rng(1))
+    torch_y, _ = torch_pipeline.TorchPipeline(programmed, noisy).forward(torch.from_numpy(batch))
+    np.testing.assert_allclose(torch_y.numpy().var(axis=0), ref_y.var(axis=0), rtol=0.1)
 
 
 def test_without_torch_the_column_says_so(monkeypatch):
