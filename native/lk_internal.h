@@ -26,7 +26,7 @@
 #pragma GCC visibility push(hidden)
 
 /* Largest tile the microkernels produce: rows of a batch tile x panels side by side. */
-#define LK_MR_MAX 12
+#define LK_MR_MAX 6
 #define LK_NP_MAX 4
 #define LK_TILE_LD (LK_NP_MAX * LK_PANEL) /* row stride of the u / s2 tile buffers */
 
@@ -161,6 +161,16 @@ static LK_ALWAYS_INLINE void lk_rng_fill(lk_rng *g, float *z, int64_t n) {
     g->s[0] = s0, g->s[1] = s1, g->s[2] = s2, g->s[3] = s3;
     g->buf = buf, g->have = have;
 }
+
+/* ------------------------------------------------------------------------------------ */
+/* Thread pool (lk_pool.c)                                                                */
+/* ------------------------------------------------------------------------------------ */
+
+/* Run fn(arg, 0) on the calling thread and fn(arg, i), i = 1 .. workers-1, on pool helpers,
+ * and return when all have returned. Helpers may be fewer (pool busy with another call,
+ * thread start failure) or may find nothing left to do: fn must share its work through a
+ * counter and return only when nothing is left to claim. */
+void lk_pool_run(int workers, void (*fn)(void *, int), void *arg);
 
 /* ------------------------------------------------------------------------------------ */
 /* Per-ISA kernels (lk_scalar.c, lk_x86.c)                                                */

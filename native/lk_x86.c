@@ -110,8 +110,6 @@ LK_T512 void lk_tile_avx512(const float *w, int64_t pstride, int np, const float
         LK_CASE512(2, 1) LK_CASE512(2, 2) LK_CASE512(2, 3) LK_CASE512(2, 4)
         LK_CASE512(3, 1) LK_CASE512(3, 2) LK_CASE512(4, 1) LK_CASE512(4, 2)
         LK_CASE512(5, 1) LK_CASE512(5, 2) LK_CASE512(6, 1) LK_CASE512(6, 2)
-        LK_CASE512(7, 1) LK_CASE512(8, 1) LK_CASE512(9, 1) LK_CASE512(10, 1)
-        LK_CASE512(11, 1) LK_CASE512(12, 1) LK_CASE512(4, 3) LK_CASE512(3, 3) LK_CASE512(3, 4)
     default:
         break;
     }

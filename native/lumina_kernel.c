@@ -23,9 +23,10 @@
 #define LK_BLOCK_ROWS 48
 /* Panels per work unit are a multiple of this, so panel groups of 1, 2 or 4 align. */
 #define LK_CHUNK_ALIGN 4
-/* Threading gate: each thread must get at least this many multiply-accumulates. Starting
- * and joining a thread costs ~15-30 us here, about 2^21 MACs of single-thread work. */
-#define LK_MACS_PER_THREAD (INT64_C(1) << 21)
+/* Threading gate: each thread must get at least this many multiply-accumulates (2^18 MACs
+ * are ~5 us of single-thread AVX-512 work). Below 2^19 MACs a call runs on the calling
+ * thread alone and never touches the pool. */
+#define LK_MACS_PER_THREAD (INT64_C(1) << 18)
 #define LK_MAX_THREADS 64
 /* Scratch (in floats) that a single-threaded call keeps on the stack instead of malloc. */
 #define LK_STACK_SCRATCH 4096
@@ -158,7 +159,7 @@ typedef struct fwd_ctx {
 } fwd_ctx;
 
 typedef struct worker {
-    fwd_ctx *c;
+    _Alignas(64) fwd_ctx *c; /* one cache line per worker at least: no false sharing */
     float *xpack;  /* block_rows * cols * 2: (x_n, x_n^2) of the block, tile by tile */
     float *xn;    /* cols: one quantized vector before packing */
     float *sx;    /* block_rows: s_x per vector of the block */
@@ -166,7 +167,6 @@ typedef struct worker {
     uint64_t *key; /* block_rows: RNG vector keys (noise only) */
     int64_t block; /* block currently in xpack, -1 if none */
     int64_t clipped;
-    pthread_t thread;
 } worker;
 
 /* Floats of scratch one worker needs. */
@@ -289,10 +289,8 @@ static void run_worker(worker *w) {
     }
 }
 
-static void *thread_main(void *arg) {
-    run_worker((worker *)arg);
-    return NULL;
-}
+/* Pool job: worker i of the array arg. */
+static void pool_job(void *arg, int i) { run_worker((worker *)arg + i); }
 
 /* Validate the model for a forward pass; returns LK_OK or LK_EINVAL. */
 static int check_model(const lk_model *m) {
@@ -392,7 +390,7 @@ int lk_forward(const lk_model *model, const float *x, int64_t batch, float *y, u
         if (scratch == NULL) return LK_ENOMEM;
     }
     if (nthreads > 1) {
-        workers = malloc(sizeof(worker) * (size_t)nthreads);
+        workers = aligned_alloc(64, sizeof(worker) * (size_t)nthreads);
         if (workers == NULL) {
             free(scratch);
             return LK_ENOMEM;
@@ -400,19 +398,11 @@ int lk_forward(const lk_model *model, const float *x, int64_t batch, float *y, u
     }
     for (int t = 0; t < nthreads; t++) worker_bind(&workers[t], &c, scratch + t * per_worker);
 
-    /* Worker 0 is the calling thread; a thread that cannot be started just leaves its
-     * share to the others (the unit counter is shared). */
-    int started = 1;
-    for (int t = 1; t < nthreads; t++) {
-        if (pthread_create(&workers[t].thread, NULL, thread_main, &workers[t]) != 0) break;
-        started++;
-    }
-    run_worker(&workers[0]);
-    int64_t total = workers[0].clipped;
-    for (int t = 1; t < started; t++) {
-        pthread_join(workers[t].thread, NULL);
-        total += workers[t].clipped;
-    }
+    /* Worker 0 is the calling thread, the others run on pool helpers; any of them may
+     * end up with no units (the unit counter is shared), which changes no result. */
+    lk_pool_run(nthreads, pool_job, workers);
+    int64_t total = 0;
+    for (int t = 0; t < nthreads; t++) total += workers[t].clipped;
     if (scratch != stack_scratch) free(scratch);
     if (workers != stack_workers) free(workers);
     if (clipped != NULL) *clipped = total;

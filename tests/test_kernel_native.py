@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import signal
+import threading
 
 import numpy as np
 import pytest
@@ -425,6 +428,51 @@ def test_bit_identical_for_any_thread_count_and_isa(batch, rows, cols, restore_i
     for key, (y, c) in results.items():
         np.testing.assert_array_equal(y.view(np.uint32), y0.view(np.uint32), err_msg=str(key))
         assert c == c0, key
+
+
+def test_concurrent_callers_get_the_same_bits():
+    """Several Python threads call the kernel at once (cffi releases the GIL): the pool
+    serves one caller at a time and the others run on their own thread; no result changes."""
+    rng = np.random.default_rng(12)
+    m = random_model(rng, 200, 300)
+    x = rng.uniform(-1, 1, (40, 300)).astype(F32)
+    expect, _ = m.run(x, seed=4, call=1, threads=1)
+    failures = []
+
+    def hammer():
+        for _ in range(15):
+            y, _ = m.run(x, seed=4, call=1, threads=2)
+            if not np.array_equal(y, expect):
+                failures.append(1)
+
+    pool = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not failures
+
+
+def test_threaded_forward_works_in_a_forked_child():
+    """The helper threads do not survive fork(): the child must start a fresh pool."""
+    rng = np.random.default_rng(13)
+    m = random_model(rng, 200, 300)
+    x = rng.uniform(-1, 1, (40, 300)).astype(F32)
+    expect, _ = m.run(x, seed=4, call=1, threads=2)  # the parent's pool is running
+    pid = os.fork()
+    if pid == 0:  # child: exit 0 only if the threaded call finishes with the same bits
+        code = 1
+        try:
+            signal.alarm(20)  # a deadlock kills the child instead of hanging the test
+            y, _ = m.run(x, seed=4, call=1, threads=2)
+            y2, _ = m.run(x, seed=4, call=1, threads=2)
+            code = 0 if np.array_equal(y, expect) and np.array_equal(y2, expect) else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    again, _ = m.run(x, seed=4, call=1, threads=2)  # and the parent's pool still works
+    np.testing.assert_array_equal(again, expect)
 
 
 def test_same_seed_same_output_and_any_key_change_changes_it():
