@@ -8,13 +8,14 @@
  * the pool is busy with another caller or a thread cannot be started, the call simply runs
  * with fewer helpers.
  *
- * After a job, helpers spin briefly (about 50 us) before sleeping on a condition variable,
- * so back-to-back calls do not pay a futex wake-up each. Helpers block all signals, so
+ * After a job, helpers poll briefly (about 50 us, yielding the CPU between polls) before
+ * sleeping on a condition variable, so back-to-back calls do not pay a futex wake-up each. Helpers block all signals, so
  * signals keep going to the application's threads. A forked child starts with an empty pool.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -54,12 +55,18 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Wait (spin, then sleep) until the generation differs from seen. */
+/* Wait until the generation differs from seen: poll for LK_POOL_SPIN_NS (yielding the CPU
+ * between polls, so a spinning helper never holds back a thread that needs its core), then
+ * sleep on the condition variable. */
 static void wait_for_job(unsigned long seen) {
     const int64_t until = now_ns() + LK_POOL_SPIN_NS;
     for (int i = 0; atomic_load_explicit(&generation, memory_order_acquire) == seen; i++) {
-        cpu_relax();
-        if ((i & 63) == 63 && now_ns() > until) break;
+        if (i < 64) {
+            cpu_relax();
+            continue;
+        }
+        sched_yield();
+        if (now_ns() > until) break;
     }
     pthread_mutex_lock(&pool_mu);
     while (atomic_load_explicit(&generation, memory_order_relaxed) == seen) {
