@@ -9,8 +9,9 @@
  * with fewer helpers.
  *
  * After a job, helpers poll briefly (about 50 us, yielding the CPU between polls) before
- * sleeping on a condition variable, so back-to-back calls do not pay a futex wake-up each. Helpers block all signals, so
- * signals keep going to the application's threads. A forked child starts with an empty pool.
+ * sleeping on a condition variable, so back-to-back calls do not pay a futex wake-up each.
+ * Helpers block all signals, so signals keep going to the application's threads. A forked
+ * child starts with an empty pool.
  */
 #define _POSIX_C_SOURCE 200809L
 

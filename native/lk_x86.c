@@ -98,9 +98,9 @@ static LK_T512 LK_ALWAYS_INLINE void tile512(const float *restrict w, int64_t ps
     }
 }
 
-#define LK_CASE512(MR, NP)                                                                   \
-    case (MR) * 8 + (NP):                                                                    \
-        tile512(w, pstride, xp, xs, cols, u, s2, MR, NP);                                        \
+#define LK_CASE512(MR, NP)                                                                  \
+    case (MR) * 8 + (NP):                                                                   \
+        tile512(w, pstride, xp, xs, cols, u, s2, MR, NP);                                   \
         return;
 
 LK_T512 void lk_tile_avx512(const float *w, int64_t pstride, int np, const float *xp,
@@ -239,9 +239,9 @@ static LK_T256 LK_ALWAYS_INLINE void tile256(const float *restrict w, int64_t ps
     }
 }
 
-#define LK_CASE256(MR, NP)                                                                   \
-    case (MR) * 8 + (NP):                                                                    \
-        tile256(w, pstride, xp, xs, cols, u, s2, MR, NP);                                        \
+#define LK_CASE256(MR, NP)                                                                  \
+    case (MR) * 8 + (NP):                                                                   \
+        tile256(w, pstride, xp, xs, cols, u, s2, MR, NP);                                   \
         return;
 
 LK_T256 void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *xp,

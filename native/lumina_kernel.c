@@ -159,14 +159,14 @@ typedef struct fwd_ctx {
 } fwd_ctx;
 
 typedef struct worker {
-    _Alignas(64) fwd_ctx *c; /* one cache line per worker at least: no false sharing */
-    float *xpack;  /* block_rows * cols * 2: (x_n, x_n^2) of the block, tile by tile */
-    float *xn;    /* cols: one quantized vector before packing */
-    float *sx;    /* block_rows: s_x per vector of the block */
-    float *q;     /* block_rows: q = sum_j C_j^2 x_n,j^2 per vector (noise only) */
-    uint64_t *key; /* block_rows: RNG vector keys (noise only) */
-    int64_t block; /* block currently in xpack, -1 if none */
-    int64_t clipped;
+    _Alignas(64) fwd_ctx *c; /* a cache line per worker at least: no false sharing */
+    float *xpack;            /* block_rows * cols * 2: (x_n, x_n^2) of the block, by tile */
+    float *xn;               /* cols: one quantized vector before packing */
+    float *sx;               /* block_rows: s_x per vector of the block */
+    float *q;                /* block_rows: q = sum_j C_j^2 x_n,j^2 (noise only, else 0) */
+    uint64_t *key;           /* block_rows: RNG vector keys (noise only, else 0) */
+    int64_t block;           /* block currently in xpack, -1 if none */
+    int64_t clipped;         /* outputs at full scale so far */
 } worker;
 
 /* Floats of scratch one worker needs. */
@@ -208,9 +208,8 @@ static void prepare_block(worker *w, int64_t k) {
             dst[j * xs + 1] = xv * xv;
         }
         w->q[r] = 0.0f;
-        if (c->epi.noise) {
-            w->key[r] = lk_rng_vector_key(c->seed, c->call_index, (uint64_t)(b0 + r));
-        }
+        w->key[r] = c->epi.noise ? lk_rng_vector_key(c->seed, c->call_index, (uint64_t)(b0 + r))
+                                 : 0;
     }
     if (c->epi.noise) {
         for (int64_t r0 = 0; r0 < nb; r0 += mr) {
@@ -421,7 +420,9 @@ int lk_quantize_inputs(const float *x, int64_t batch, int64_t cols, int32_t bits
     if (any_nonfinite(x, batch * cols)) return LK_ENONFINITE;
     const float levels = lk_levels(bits);
     const lk_dac_fn dac = lk_isa_table[lk_isa()].dac;
-    for (int64_t b = 0; b < batch; b++) scales[b] = dac(x + b * cols, cols, levels, x_norm + b * cols);
+    for (int64_t b = 0; b < batch; b++) {
+        scales[b] = dac(x + b * cols, cols, levels, x_norm + b * cols);
+    }
     return LK_OK;
 }
 
