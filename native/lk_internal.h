@@ -1,8 +1,9 @@
 /* Lumina HAL twin kernel: internal declarations shared by the kernel's translation units.
  *
- * Not part of the API (that is lumina_kernel.h). Everything the forward pass and the
- * stand-alone test entry points (lk_quantize_inputs, lk_adc, lk_normals) have in common is
- * defined here once, as static inline functions, so the tests exercise the very same code.
+ * Not part of the API (that is lumina_kernel.h). The forward pass and the stand-alone test
+ * entry points (lk_quantize_inputs, lk_adc, lk_normals) share their code through what is
+ * declared here: the inline RNG fast path, and the per-ISA DAC / ADC / epilogue functions
+ * (lk_scalar.c, lk_x86.c), so the tests exercise the very code lk_forward runs.
  * See docs/kernel.md for the design.
  */
 #ifndef LK_INTERNAL_H
@@ -76,9 +77,8 @@ void lk_rng_panel_key(lk_rng *g, uint64_t vector_key, uint64_t panel);
 
 static inline uint64_t lk_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-/* xoshiro256++ (Blackman and Vigna 2019). */
-static LK_ALWAYS_INLINE uint64_t lk_next64(lk_rng *g) {
-    uint64_t *s = g->s;
+/* One xoshiro256++ step (Blackman and Vigna 2019) on the state s[4]. */
+static LK_ALWAYS_INLINE uint64_t lk_xoshiro(uint64_t *s) {
     const uint64_t result = lk_rotl(s[0] + s[3], 23) + s[0];
     const uint64_t t = s[1] << 17;
     s[2] ^= s[0];
@@ -89,6 +89,8 @@ static LK_ALWAYS_INLINE uint64_t lk_next64(lk_rng *g) {
     s[3] = lk_rotl(s[3], 45);
     return result;
 }
+
+static LK_ALWAYS_INLINE uint64_t lk_next64(lk_rng *g) { return lk_xoshiro(g->s); }
 
 /* The 32-bit word stream: low half of each 64-bit output first, then its high half. */
 static LK_ALWAYS_INLINE uint32_t lk_next32(lk_rng *g) {
@@ -113,8 +115,8 @@ float lk_zig_slow(lk_rng *g, uint32_t w);
 
 /* The fast path of one draw from word w: layer i = bits 0-7, sign = bit 8, mantissa
  * m = bits 9-31, x = m * x_i / 2^23, accepted when m < k_i (inside the layer's rectangle).
- * Returns 1 and sets *out if accepted. The sign is applied by flipping the float's sign bit
- * (no unpredictable branch). */
+ * Writes the signed x to *out and returns 1 if it is accepted. The sign is applied by
+ * flipping the float's sign bit (no unpredictable branch). */
 static LK_ALWAYS_INLINE int lk_zig_fast(uint32_t w, float *out) {
     const uint32_t i = w & 0xFFu;
     const uint32_t m = w >> 9;
@@ -130,7 +132,7 @@ static LK_ALWAYS_INLINE int lk_zig_fast(uint32_t w, float *out) {
  * docs/kernel.md "Ziggurat"). The stream state lives in local variables (registers) and
  * goes back to *g only around the rare slow path. */
 static LK_ALWAYS_INLINE void lk_rng_fill(lk_rng *g, float *z, int64_t n) {
-    uint64_t s0 = g->s[0], s1 = g->s[1], s2 = g->s[2], s3 = g->s[3];
+    uint64_t s[4] = {g->s[0], g->s[1], g->s[2], g->s[3]};
     uint64_t buf = g->buf;
     int have = g->have;
     for (int64_t l = 0; l < n; l++) {
@@ -139,26 +141,19 @@ static LK_ALWAYS_INLINE void lk_rng_fill(lk_rng *g, float *z, int64_t n) {
             w = (uint32_t)(buf >> 32);
             have = 0;
         } else {
-            buf = lk_rotl(s0 + s3, 23) + s0; /* xoshiro256++, as lk_next64 */
-            const uint64_t t = s1 << 17;
-            s2 ^= s0;
-            s3 ^= s1;
-            s1 ^= s2;
-            s0 ^= s3;
-            s2 ^= t;
-            s3 = lk_rotl(s3, 45);
+            buf = lk_xoshiro(s);
             w = (uint32_t)buf;
             have = 1;
         }
         if (__builtin_expect(!lk_zig_fast(w, &z[l]), 0)) {
-            g->s[0] = s0, g->s[1] = s1, g->s[2] = s2, g->s[3] = s3;
+            for (int i = 0; i < 4; i++) g->s[i] = s[i];
             g->buf = buf, g->have = have;
             z[l] = lk_zig_slow(g, w);
-            s0 = g->s[0], s1 = g->s[1], s2 = g->s[2], s3 = g->s[3];
+            for (int i = 0; i < 4; i++) s[i] = g->s[i];
             buf = g->buf, have = g->have;
         }
     }
-    g->s[0] = s0, g->s[1] = s1, g->s[2] = s2, g->s[3] = s3;
+    for (int i = 0; i < 4; i++) g->s[i] = s[i];
     g->buf = buf, g->have = have;
 }
 
