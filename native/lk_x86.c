@@ -61,13 +61,17 @@ LK_TFMA void lk_qtile_fma(const float *xp, int64_t xs, int mt, const float *c2, 
 
 static LK_T512 LK_ALWAYS_INLINE void tile512(const float *restrict w, int64_t ps,
                                              const float *restrict xp, int64_t xs,
-                                             int64_t cols, float *u, float *s2, const int MR,
-                                             const int NP) {
+                                             int64_t cols, float *restrict u,
+                                             float *restrict s2, const int MR, const int NP) {
+    /* Every small loop is unrolled up front so the accumulators live in registers. */
     __m512 acc[LK_MR_MAX][LK_NP_MAX];
     __m512 sq[LK_MR_MAX][LK_NP_MAX];
     const float *wp[LK_NP_MAX];
+#pragma GCC unroll 4
     for (int p = 0; p < NP; p++) wp[p] = w + p * ps;
+#pragma GCC unroll 6
     for (int r = 0; r < MR; r++) {
+#pragma GCC unroll 4
         for (int p = 0; p < NP; p++) {
             acc[r][p] = _mm512_setzero_ps();
             sq[r][p] = _mm512_setzero_ps();
@@ -76,21 +80,26 @@ static LK_T512 LK_ALWAYS_INLINE void tile512(const float *restrict w, int64_t ps
     for (int64_t j = 0; j < cols; j++) {
         __m512 wv[LK_NP_MAX];
         __m512 w2[LK_NP_MAX];
+#pragma GCC unroll 4
         for (int p = 0; p < NP; p++) {
             wv[p] = _mm512_loadu_ps(wp[p] + j * LK_PANEL);
             w2[p] = _mm512_mul_ps(wv[p], wv[p]);
         }
         const float *xj = xp + j * xs;
+#pragma GCC unroll 6
         for (int r = 0; r < MR; r++) {
             const __m512 xb = _mm512_set1_ps(xj[2 * r]);
             const __m512 x2b = _mm512_set1_ps(xj[2 * r + 1]);
+#pragma GCC unroll 4
             for (int p = 0; p < NP; p++) {
                 acc[r][p] = _mm512_fmadd_ps(wv[p], xb, acc[r][p]);
                 sq[r][p] = _mm512_fmadd_ps(w2[p], x2b, sq[r][p]);
             }
         }
     }
+#pragma GCC unroll 6
     for (int r = 0; r < MR; r++) {
+#pragma GCC unroll 4
         for (int p = 0; p < NP; p++) {
             _mm512_storeu_ps(u + r * LK_TILE_LD + p * LK_PANEL, acc[r][p]);
             _mm512_storeu_ps(s2 + r * LK_TILE_LD + p * LK_PANEL, sq[r][p]);
@@ -203,36 +212,56 @@ LK_T512 float lk_dac_avx512(const float *x, int64_t cols, float levels, float *x
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* AVX2+FMA: a panel is two ymm registers; up to 3 rows x 1 panel or 1 row x 2 panels      */
-/* (12 or 8 accumulators of the 16 ymm registers).                                         */
+/* AVX2+FMA: a panel is two ymm registers; 2 rows x 1 panel or 1 row x 2 panels: 8        */
+/* accumulators, 4 broadcasts and a weight half with its square fit the 16 ymm registers.  */
 /* ------------------------------------------------------------------------------------ */
+
+#define LK_AVX2_MR 2 /* largest AVX2 tiles: 2 rows x 1 panel, 1 row x 2 panels */
+#define LK_AVX2_NH 4 /* 8-lane halves: 2 per panel, at most 2 panels */
 
 static LK_T256 LK_ALWAYS_INLINE void tile256(const float *restrict w, int64_t ps,
                                              const float *restrict xp, int64_t xs,
-                                             int64_t cols, float *u, float *s2, const int MR,
-                                             const int NP) {
-    __m256 acc[LK_MR_MAX][2 * LK_NP_MAX];
-    __m256 sq[LK_MR_MAX][2 * LK_NP_MAX];
-    const int NH = 2 * NP; /* 8-lane halves */
+                                             int64_t cols, float *restrict u,
+                                             float *restrict s2, const int MR, const int NP) {
+    /* Arrays sized for the largest shape, and every small loop unrolled up front (GCC 12
+     * otherwise vectorizes the final stores first and keeps the accumulators in memory). */
+    __m256 acc[LK_AVX2_MR][LK_AVX2_NH];
+    __m256 sq[LK_AVX2_MR][LK_AVX2_NH];
+    const float *wp[LK_AVX2_NH];
+#pragma GCC unroll 4
+    for (int h = 0; h < 2 * NP; h++) wp[h] = w + (h / 2) * ps + (h % 2) * 8;
+#pragma GCC unroll 2
     for (int r = 0; r < MR; r++) {
-        for (int h = 0; h < NH; h++) {
+#pragma GCC unroll 4
+        for (int h = 0; h < 2 * NP; h++) {
             acc[r][h] = _mm256_setzero_ps();
             sq[r][h] = _mm256_setzero_ps();
         }
     }
     for (int64_t j = 0; j < cols; j++) {
         const float *xj = xp + j * xs;
-        for (int h = 0; h < NH; h++) {
-            const __m256 wv = _mm256_loadu_ps(w + (h >> 1) * ps + j * LK_PANEL + (h & 1) * 8);
+        __m256 xb[LK_AVX2_MR];
+        __m256 x2b[LK_AVX2_MR];
+#pragma GCC unroll 2
+        for (int r = 0; r < MR; r++) {
+            xb[r] = _mm256_broadcast_ss(xj + 2 * r);
+            x2b[r] = _mm256_broadcast_ss(xj + 2 * r + 1);
+        }
+#pragma GCC unroll 4
+        for (int h = 0; h < 2 * NP; h++) { /* one weight half (and its square) at a time */
+            const __m256 wv = _mm256_loadu_ps(wp[h] + j * LK_PANEL);
             const __m256 w2 = _mm256_mul_ps(wv, wv);
+#pragma GCC unroll 2
             for (int r = 0; r < MR; r++) {
-                acc[r][h] = _mm256_fmadd_ps(wv, _mm256_broadcast_ss(xj + 2 * r), acc[r][h]);
-                sq[r][h] = _mm256_fmadd_ps(w2, _mm256_broadcast_ss(xj + 2 * r + 1), sq[r][h]);
+                acc[r][h] = _mm256_fmadd_ps(wv, xb[r], acc[r][h]);
+                sq[r][h] = _mm256_fmadd_ps(w2, x2b[r], sq[r][h]);
             }
         }
     }
+#pragma GCC unroll 2
     for (int r = 0; r < MR; r++) {
-        for (int h = 0; h < NH; h++) {
+#pragma GCC unroll 4
+        for (int h = 0; h < 2 * NP; h++) {
             _mm256_storeu_ps(u + r * LK_TILE_LD + h * 8, acc[r][h]);
             _mm256_storeu_ps(s2 + r * LK_TILE_LD + h * 8, sq[r][h]);
         }
@@ -247,14 +276,14 @@ static LK_T256 LK_ALWAYS_INLINE void tile256(const float *restrict w, int64_t ps
 LK_T256 void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *xp,
                           int64_t xs, int mr, int64_t cols, float *u, float *s2) {
     switch (mr * 8 + np) {
-        LK_CASE256(1, 1) LK_CASE256(1, 2) LK_CASE256(2, 1) LK_CASE256(3, 1)
+        LK_CASE256(1, 1) LK_CASE256(1, 2) LK_CASE256(2, 1)
     default:
         break;
     }
-    /* Other shapes: one panel and at most 3 rows at a time (same bits). */
+    /* Other shapes: one panel and at most 2 rows at a time (same bits). */
     for (int p = 0; p < np; p++) {
-        for (int r = 0; r < mr; r += 3) {
-            const int m = mr - r < 3 ? mr - r : 3;
+        for (int r = 0; r < mr; r += LK_AVX2_MR) {
+            const int m = mr - r < LK_AVX2_MR ? mr - r : LK_AVX2_MR;
             lk_tile_avx2(w + p * pstride, pstride, 1, xp + 2 * r, xs, m, cols,
                          u + r * LK_TILE_LD + p * LK_PANEL, s2 + r * LK_TILE_LD + p * LK_PANEL);
         }

@@ -19,7 +19,7 @@
 #define LK_VERSION 2
 
 /* Rows of x per batch block (the unit of input quantization and of per-thread scratch).
- * A multiple of every ISA's tile height (6, 4 and 3). */
+ * A multiple of every ISA's tile height (6, 4 and 2). */
 #define LK_BLOCK_ROWS 48
 /* Panels per work unit are a multiple of this, so panel groups of 1, 2 or 4 align. */
 #define LK_CHUNK_ALIGN 4
@@ -50,7 +50,7 @@ typedef struct lk_isa_desc {
 static const lk_isa_desc lk_isa_table[3] = {
     {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_qtile_scalar, 4, 1, 1, 2},
 #if LK_X86
-    {lk_tile_avx2, lk_epi_avx2, lk_adc_avx2, lk_dac_avx2, lk_qtile_fma, 3, 1, 1, 2},
+    {lk_tile_avx2, lk_epi_avx2, lk_adc_avx2, lk_dac_avx2, lk_qtile_fma, 2, 1, 1, 2},
     {lk_tile_avx512, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512, lk_qtile_fma, 6, 2, 2, 4},
 #else /* never selected: lk_best_isa stays scalar */
     {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_qtile_scalar, 4, 1, 1, 2},
