@@ -14,7 +14,8 @@
 
 #include "lumina_kernel.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+/* x86 SIMD paths; -DLK_NO_X86 builds the portable kernel only (as on other CPUs). */
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(LK_NO_X86)
 #define LK_X86 1
 #else
 #define LK_X86 0
