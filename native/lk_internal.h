@@ -178,11 +178,11 @@ void lk_pool_run(int workers, void (*fn)(void *, int), void *arg);
  *   s2[r][p*16 + l] = fma chain over j of (w[p][j][l]^2) * xp[j][r].x2
  * starting from +0, j = 0 .. cols-1 in order, one fused multiply-add per term.
  *   w      first panel of the tile; panel p starts at w + p * pstride
- *   xp     packed inputs of the tile: (x_n, x_n^2) pairs, x_n of row r at column j is
- *          xp[j * xs + 2 * r] and x_n^2 is next to it (xs >= 2 * mr floats per j)
+ *   xp     inputs of the tile's rows as (x_n, x_n^2) pairs: x_n of row r at column j is
+ *          xp[r * rs + 2 * j] and x_n^2 is next to it (rs >= 2 * cols floats per row)
  *   u, s2  outputs, row stride LK_TILE_LD floats */
 typedef void (*lk_tile_fn)(const float *w, int64_t pstride, int np, const float *xp,
-                           int64_t xs, int mr, int64_t cols, float *u, float *s2);
+                           int64_t rs, int mr, int64_t cols, float *u, float *s2);
 
 /* Constants of the epilogue, all float32 as the kernel holds them. */
 typedef struct lk_epi {
@@ -212,34 +212,40 @@ typedef int (*lk_epi_fn)(const lk_epi *e, const float *u, const float *s2, const
  * and x_n = 0. x must be finite. */
 typedef float (*lk_dac_fn)(const float *x, int64_t cols, float levels, float *xn);
 
-/* q of the mt rows of a packed tile (layout as for lk_tile_fn): q[r] = fma chain over
- * j = 0 .. cols-1 of c2[j] * xp[j * xs + 2 * r + 1], from +0, one fused multiply-add per term. */
-typedef void (*lk_qtile_fn)(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
-                            float *q);
+/* q of n rows (layout as for lk_tile_fn): q[r] = fma chain over j = 0 .. cols-1 of
+ * c2[j] * xp[r * rs + 2 * j + 1], from +0, one fused multiply-add per term. */
+typedef void (*lk_qrows_fn)(const float *xp, int64_t rs, int64_t n, const float *c2,
+                            int64_t cols, float *q);
+
+/* 1 if any of the n floats is NaN or +-Inf (exponent bits all ones), else 0. */
+typedef int (*lk_nonfinite_fn)(const float *a, int64_t n);
 
 /* ADC of n values (the epilogue's converter on its own): codes and the number of hits. */
 typedef int64_t (*lk_adc_fn)(const float *v, int64_t n, float to_code, float levels,
                              float *codes);
 
-void lk_tile_scalar(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
+void lk_tile_scalar(const float *w, int64_t pstride, int np, const float *xp, int64_t rs,
                     int mr, int64_t cols, float *u, float *s2);
 int lk_epi_scalar(const lk_epi *e, const float *u, const float *s2, const float *r2,
                   const float *z, float sx, float q, float *y, int n);
 int64_t lk_adc_scalar(const float *v, int64_t n, float to_code, float levels, float *codes);
 float lk_dac_scalar(const float *x, int64_t cols, float levels, float *xn);
-void lk_qtile_scalar(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+int lk_nonfinite_scalar(const float *a, int64_t n);
+void lk_qrows_scalar(const float *xp, int64_t rs, int64_t n, const float *c2, int64_t cols,
                      float *q);
 #if LK_X86
-void lk_qtile_fma(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+void lk_qrows_fma(const float *xp, int64_t rs, int64_t n, const float *c2, int64_t cols,
                   float *q);
 float lk_dac_avx2(const float *x, int64_t cols, float levels, float *xn);
 float lk_dac_avx512(const float *x, int64_t cols, float levels, float *xn);
-void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
+int lk_nonfinite_avx2(const float *a, int64_t n);
+int lk_nonfinite_avx512(const float *a, int64_t n);
+void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *xp, int64_t rs,
                   int mr, int64_t cols, float *u, float *s2);
 int lk_epi_avx2(const lk_epi *e, const float *u, const float *s2, const float *r2,
                 const float *z, float sx, float q, float *y, int n);
 int64_t lk_adc_avx2(const float *v, int64_t n, float to_code, float levels, float *codes);
-void lk_tile_avx512(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
+void lk_tile_avx512(const float *w, int64_t pstride, int np, const float *xp, int64_t rs,
                     int mr, int64_t cols, float *u, float *s2);
 int lk_epi_avx512(const lk_epi *e, const float *u, const float *s2, const float *r2,
                   const float *z, float sx, float q, float *y, int n);

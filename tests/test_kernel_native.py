@@ -733,16 +733,19 @@ def test_forward_rejects_bad_arguments_with_einval():
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_forward_nonfinite_input_leaves_y_untouched(bad):
+def test_forward_nonfinite_input_leaves_y_untouched(bad, restore_isa):
     rng = np.random.default_rng(11)
-    m = random_model(rng, 20, 12)
-    x = rng.normal(size=(3, 12)).astype(F32)
-    x[2, 11] = bad
-    y = np.full((3, 20), 123.0, F32)
-    rc, y, clipped = m.forward(x, y=y, threads=4)
-    assert rc == lib.LK_ENONFINITE
-    assert np.all(y == 123.0)
-    assert clipped == -1
+    m = random_model(rng, 20, 50)
+    x0 = rng.normal(size=(3, 50)).astype(F32)
+    for isa, pos in itertools.product(available_isas(), (0, 40, 70, 149)):
+        lib.lk_select_isa(isa)  # the scan runs the selected ISA's code: body and remainder
+        x = x0.copy()
+        x.flat[pos] = bad
+        y = np.full((3, 20), 123.0, F32)
+        rc, y, clipped = m.forward(x, y=y, threads=4)
+        assert rc == lib.LK_ENONFINITE, (isa, pos)
+        assert np.all(y == 123.0)
+        assert clipped == -1
 
 
 def test_converters_and_normals_reject_bad_arguments():
