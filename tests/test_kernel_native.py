@@ -424,11 +424,13 @@ def test_adc_bit_exact_with_ties_and_clipping(restore_isa):
 
 @pytest.mark.parametrize(
     ("batch", "rows", "cols"),
-    [(37, 300, 1031), (100, 300, 520), (2, 1000, 2101)],  # each threaded: > 2^22 MACs
+    [(37, 300, 1031), (100, 300, 520), (2, 1000, 2101)],  # all big enough to be threaded
 )
 def test_bit_identical_for_any_thread_count_and_isa(batch, rows, cols, restore_isa):
+    """24-bit ADC: a code step is a few float32 ulps, so any difference in accumulation
+    order, fusing or noise between splits and paths would show in the output bits."""
     rng = np.random.default_rng(7)
-    m = random_model(rng, rows, cols, output_bits=12, phase_var=1e-2, det=(1e-2, 1e-2, 1e-3))
+    m = random_model(rng, rows, cols, output_bits=24, phase_var=1e-2, det=(1e-2, 1e-2, 1e-3))
     x = rng.uniform(-1, 1, (batch, cols)).astype(F32)
     x[batch // 2] = 0
     results = {}
