@@ -18,9 +18,12 @@
 
 #define LK_VERSION 2
 
-/* Rows of x per batch block (the unit of input quantization and of per-thread scratch).
- * A multiple of every ISA's tile height (6, 4 and 2). */
+/* Rows of x per batch block (the unit of input quantization and of per-thread scratch):
+ * 48, or fewer (down to 12) for very wide inputs so that a block's (x_n, x_n^2) pairs stay
+ * within LK_BLOCK_FLOATS. Multiples of every ISA's tile height (6, 4 and 2). */
 #define LK_BLOCK_ROWS 48
+#define LK_BLOCK_ROWS_MIN 12
+#define LK_BLOCK_FLOATS (INT64_C(1) << 20)
 /* Panels per work unit are a multiple of this, so panel groups of 1, 2 or 4 align. */
 #define LK_CHUNK_ALIGN 4
 /* Threading gate: each thread must get at least this many multiply-accumulates (2^18 MACs
@@ -350,7 +353,10 @@ int lk_forward(const lk_model *model, const float *x, int64_t batch, float *y, u
 
     /* Work split: batch blocks x panel chunks. Any split gives the same bits. */
     int nthreads = plan_threads(threads, batch, rows, cols);
-    c.block_rows = batch < LK_BLOCK_ROWS ? batch : LK_BLOCK_ROWS;
+    int64_t block_rows = LK_BLOCK_FLOATS / (2 * cols) / LK_BLOCK_ROWS_MIN * LK_BLOCK_ROWS_MIN;
+    if (block_rows > LK_BLOCK_ROWS) block_rows = LK_BLOCK_ROWS;
+    if (block_rows < LK_BLOCK_ROWS_MIN) block_rows = LK_BLOCK_ROWS_MIN;
+    c.block_rows = batch < block_rows ? batch : block_rows;
     c.nblocks = (batch + c.block_rows - 1) / c.block_rows;
     c.nchunks = 1;
     if (nthreads > 1) {

@@ -270,12 +270,17 @@ def test_noiseless_wide_converters_equal_the_matrix_product():
     np.testing.assert_allclose(y2, 2.5 * expect, rtol=2e-6, atol=10 * 4 * cols / levels(24))
 
 
-def test_noiseless_generic_data_within_one_adc_code_of_a_float64_reference(restore_isa):
+@pytest.mark.parametrize(
+    ("rows", "cols", "batch", "threads"),
+    [(77, 131, 23, 1), (50, 200, 130, 2), (20, 30001, 30, 2)],  # 130: 3 blocks; 30001: short
+)
+def test_noiseless_generic_data_within_one_adc_code_of_a_float64_reference(
+    rows, cols, batch, threads, restore_isa
+):
     rng = np.random.default_rng(2)
-    rows, cols, batch = 77, 131, 23
     w = rng.uniform(-1, 1, (rows, cols)).astype(F32)
     x = rng.normal(size=(batch, cols)).astype(F32) * rng.uniform(0.1, 10, (batch, 1)).astype(F32)
-    fs = 0.5 * math.sqrt(cols)  # small enough that some outputs clip
+    fs = 0.25 * math.sqrt(cols)  # small enough that some outputs clip
     m = Model(w, input_bits=8, output_bits=8, full_scale=fs, output_scale=1.7)
     xn, sx = np_dac(x, 8)
     u = xn.astype(np.float64) @ w.T.astype(np.float64)
@@ -285,7 +290,7 @@ def test_noiseless_generic_data_within_one_adc_code_of_a_float64_reference(resto
     y_ref = codes * step
     for isa in available_isas():
         lib.lk_select_isa(isa)
-        y, clipped = m.run(x)
+        y, clipped = m.run(x, threads=threads)
         err = np.abs(y - y_ref) / step
         assert err.max() <= 1.0 + 1e-5, (isa, err.max())
         assert abs(clipped - np.count_nonzero(np.abs(codes) == ly)) <= 3
