@@ -16,7 +16,7 @@ HEADER = os.path.join(HERE, "lumina_kernel.h")
 # Relative to the project root, where setuptools runs the build.
 SOURCES = [
     os.path.join("native", name)
-    for name in ("lumina_kernel.c", "lk_rng.c", "lk_scalar.c", "lk_x86.c")
+    for name in ("lumina_kernel.c", "lk_pool.c", "lk_rng.c", "lk_scalar.c", "lk_x86.c")
 ]
 DEPENDS = [os.path.join("native", name) for name in ("lumina_kernel.h", "lk_internal.h")]
 

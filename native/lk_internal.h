@@ -1,8 +1,9 @@
 /* Lumina HAL twin kernel: internal declarations shared by the kernel's translation units.
  *
- * Not part of the API (that is lumina_kernel.h). Everything the forward pass and the
- * stand-alone test entry points (lk_quantize_inputs, lk_adc, lk_normals) have in common is
- * defined here once, as static inline functions, so the tests exercise the very same code.
+ * Not part of the API (that is lumina_kernel.h). The forward pass and the stand-alone test
+ * entry points (lk_quantize_inputs, lk_adc, lk_normals) share their code through what is
+ * declared here: the inline RNG fast path, and the per-ISA DAC / ADC / epilogue functions
+ * (lk_scalar.c, lk_x86.c), so the tests exercise the very code lk_forward runs.
  * See docs/kernel.md for the design.
  */
 #ifndef LK_INTERNAL_H
@@ -13,7 +14,8 @@
 
 #include "lumina_kernel.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+/* x86 SIMD paths; -DLK_NO_X86 builds the portable kernel only (as on other CPUs). */
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(LK_NO_X86)
 #define LK_X86 1
 #else
 #define LK_X86 0
@@ -26,7 +28,7 @@
 #pragma GCC visibility push(hidden)
 
 /* Largest tile the microkernels produce: rows of a batch tile x panels side by side. */
-#define LK_MR_MAX 12
+#define LK_MR_MAX 6
 #define LK_NP_MAX 4
 #define LK_TILE_LD (LK_NP_MAX * LK_PANEL) /* row stride of the u / s2 tile buffers */
 
@@ -76,9 +78,8 @@ void lk_rng_panel_key(lk_rng *g, uint64_t vector_key, uint64_t panel);
 
 static inline uint64_t lk_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-/* xoshiro256++ (Blackman and Vigna 2019). */
-static LK_ALWAYS_INLINE uint64_t lk_next64(lk_rng *g) {
-    uint64_t *s = g->s;
+/* One xoshiro256++ step (Blackman and Vigna 2019) on the state s[4]. */
+static LK_ALWAYS_INLINE uint64_t lk_xoshiro(uint64_t *s) {
     const uint64_t result = lk_rotl(s[0] + s[3], 23) + s[0];
     const uint64_t t = s[1] << 17;
     s[2] ^= s[0];
@@ -89,6 +90,8 @@ static LK_ALWAYS_INLINE uint64_t lk_next64(lk_rng *g) {
     s[3] = lk_rotl(s[3], 45);
     return result;
 }
+
+static LK_ALWAYS_INLINE uint64_t lk_next64(lk_rng *g) { return lk_xoshiro(g->s); }
 
 /* The 32-bit word stream: low half of each 64-bit output first, then its high half. */
 static LK_ALWAYS_INLINE uint32_t lk_next32(lk_rng *g) {
@@ -113,8 +116,8 @@ float lk_zig_slow(lk_rng *g, uint32_t w);
 
 /* The fast path of one draw from word w: layer i = bits 0-7, sign = bit 8, mantissa
  * m = bits 9-31, x = m * x_i / 2^23, accepted when m < k_i (inside the layer's rectangle).
- * Returns 1 and sets *out if accepted. The sign is applied by flipping the float's sign bit
- * (no unpredictable branch). */
+ * Writes the signed x to *out and returns 1 if it is accepted. The sign is applied by
+ * flipping the float's sign bit (no unpredictable branch). */
 static LK_ALWAYS_INLINE int lk_zig_fast(uint32_t w, float *out) {
     const uint32_t i = w & 0xFFu;
     const uint32_t m = w >> 9;
@@ -130,7 +133,7 @@ static LK_ALWAYS_INLINE int lk_zig_fast(uint32_t w, float *out) {
  * docs/kernel.md "Ziggurat"). The stream state lives in local variables (registers) and
  * goes back to *g only around the rare slow path. */
 static LK_ALWAYS_INLINE void lk_rng_fill(lk_rng *g, float *z, int64_t n) {
-    uint64_t s0 = g->s[0], s1 = g->s[1], s2 = g->s[2], s3 = g->s[3];
+    uint64_t s[4] = {g->s[0], g->s[1], g->s[2], g->s[3]};
     uint64_t buf = g->buf;
     int have = g->have;
     for (int64_t l = 0; l < n; l++) {
@@ -139,28 +142,31 @@ static LK_ALWAYS_INLINE void lk_rng_fill(lk_rng *g, float *z, int64_t n) {
             w = (uint32_t)(buf >> 32);
             have = 0;
         } else {
-            buf = lk_rotl(s0 + s3, 23) + s0; /* xoshiro256++, as lk_next64 */
-            const uint64_t t = s1 << 17;
-            s2 ^= s0;
-            s3 ^= s1;
-            s1 ^= s2;
-            s0 ^= s3;
-            s2 ^= t;
-            s3 = lk_rotl(s3, 45);
+            buf = lk_xoshiro(s);
             w = (uint32_t)buf;
             have = 1;
         }
         if (__builtin_expect(!lk_zig_fast(w, &z[l]), 0)) {
-            g->s[0] = s0, g->s[1] = s1, g->s[2] = s2, g->s[3] = s3;
+            for (int i = 0; i < 4; i++) g->s[i] = s[i];
             g->buf = buf, g->have = have;
             z[l] = lk_zig_slow(g, w);
-            s0 = g->s[0], s1 = g->s[1], s2 = g->s[2], s3 = g->s[3];
+            for (int i = 0; i < 4; i++) s[i] = g->s[i];
             buf = g->buf, have = g->have;
         }
     }
-    g->s[0] = s0, g->s[1] = s1, g->s[2] = s2, g->s[3] = s3;
+    for (int i = 0; i < 4; i++) g->s[i] = s[i];
     g->buf = buf, g->have = have;
 }
+
+/* ------------------------------------------------------------------------------------ */
+/* Thread pool (lk_pool.c)                                                                */
+/* ------------------------------------------------------------------------------------ */
+
+/* Run fn(arg, 0) on the calling thread and fn(arg, i), i = 1 .. workers-1, on pool helpers,
+ * and return when all have returned. Helpers may be fewer (pool busy with another call,
+ * thread start failure) or may find nothing left to do: fn must share its work through a
+ * counter and return only when nothing is left to claim. */
+void lk_pool_run(int workers, void (*fn)(void *, int), void *arg);
 
 /* ------------------------------------------------------------------------------------ */
 /* Per-ISA kernels (lk_scalar.c, lk_x86.c)                                                */
@@ -172,11 +178,11 @@ static LK_ALWAYS_INLINE void lk_rng_fill(lk_rng *g, float *z, int64_t n) {
  *   s2[r][p*16 + l] = fma chain over j of (w[p][j][l]^2) * xp[j][r].x2
  * starting from +0, j = 0 .. cols-1 in order, one fused multiply-add per term.
  *   w      first panel of the tile; panel p starts at w + p * pstride
- *   xp     packed inputs of the tile: (x_n, x_n^2) pairs, x_n of row r at column j is
- *          xp[j * xs + 2 * r] and x_n^2 is next to it (xs >= 2 * mr floats per j)
+ *   xp     inputs of the tile's rows as (x_n, x_n^2) pairs: x_n of row r at column j is
+ *          xp[r * rs + 2 * j] and x_n^2 is next to it (rs >= 2 * cols floats per row)
  *   u, s2  outputs, row stride LK_TILE_LD floats */
 typedef void (*lk_tile_fn)(const float *w, int64_t pstride, int np, const float *xp,
-                           int64_t xs, int mr, int64_t cols, float *u, float *s2);
+                           int64_t rs, int mr, int64_t cols, float *u, float *s2);
 
 /* Constants of the epilogue, all float32 as the kernel holds them. */
 typedef struct lk_epi {
@@ -206,34 +212,40 @@ typedef int (*lk_epi_fn)(const lk_epi *e, const float *u, const float *s2, const
  * and x_n = 0. x must be finite. */
 typedef float (*lk_dac_fn)(const float *x, int64_t cols, float levels, float *xn);
 
-/* q of the mt rows of a packed tile (layout as for lk_tile_fn): q[r] = fma chain over
- * j = 0 .. cols-1 of c2[j] * xp[j * xs + 2 * r + 1], from +0, one fused multiply-add per term. */
-typedef void (*lk_qtile_fn)(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
-                            float *q);
+/* q of n rows (layout as for lk_tile_fn): q[r] = fma chain over j = 0 .. cols-1 of
+ * c2[j] * xp[r * rs + 2 * j + 1], from +0, one fused multiply-add per term. */
+typedef void (*lk_qrows_fn)(const float *xp, int64_t rs, int64_t n, const float *c2,
+                            int64_t cols, float *q);
+
+/* 1 if any of the n floats is NaN or +-Inf (exponent bits all ones), else 0. */
+typedef int (*lk_nonfinite_fn)(const float *a, int64_t n);
 
 /* ADC of n values (the epilogue's converter on its own): codes and the number of hits. */
 typedef int64_t (*lk_adc_fn)(const float *v, int64_t n, float to_code, float levels,
                              float *codes);
 
-void lk_tile_scalar(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
+void lk_tile_scalar(const float *w, int64_t pstride, int np, const float *xp, int64_t rs,
                     int mr, int64_t cols, float *u, float *s2);
 int lk_epi_scalar(const lk_epi *e, const float *u, const float *s2, const float *r2,
                   const float *z, float sx, float q, float *y, int n);
 int64_t lk_adc_scalar(const float *v, int64_t n, float to_code, float levels, float *codes);
 float lk_dac_scalar(const float *x, int64_t cols, float levels, float *xn);
-void lk_qtile_scalar(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+int lk_nonfinite_scalar(const float *a, int64_t n);
+void lk_qrows_scalar(const float *xp, int64_t rs, int64_t n, const float *c2, int64_t cols,
                      float *q);
 #if LK_X86
-void lk_qtile_fma(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+void lk_qrows_fma(const float *xp, int64_t rs, int64_t n, const float *c2, int64_t cols,
                   float *q);
 float lk_dac_avx2(const float *x, int64_t cols, float levels, float *xn);
 float lk_dac_avx512(const float *x, int64_t cols, float levels, float *xn);
-void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
+int lk_nonfinite_avx2(const float *a, int64_t n);
+int lk_nonfinite_avx512(const float *a, int64_t n);
+void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *xp, int64_t rs,
                   int mr, int64_t cols, float *u, float *s2);
 int lk_epi_avx2(const lk_epi *e, const float *u, const float *s2, const float *r2,
                 const float *z, float sx, float q, float *y, int n);
 int64_t lk_adc_avx2(const float *v, int64_t n, float to_code, float levels, float *codes);
-void lk_tile_avx512(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
+void lk_tile_avx512(const float *w, int64_t pstride, int np, const float *xp, int64_t rs,
                     int mr, int64_t cols, float *u, float *s2);
 int lk_epi_avx512(const lk_epi *e, const float *u, const float *s2, const float *r2,
                   const float *z, float sx, float q, float *y, int n);

@@ -7,10 +7,11 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lk_internal.h"
 
-void lk_tile_scalar(const float *w, int64_t pstride, int np, const float *xp, int64_t xs,
+void lk_tile_scalar(const float *w, int64_t pstride, int np, const float *xp, int64_t rs,
                     int mr, int64_t cols, float *u, float *s2) {
     for (int r = 0; r < mr; r++) {
         for (int l = 0; l < np * LK_PANEL; l++) {
@@ -19,12 +20,11 @@ void lk_tile_scalar(const float *w, int64_t pstride, int np, const float *xp, in
         }
     }
     for (int64_t j = 0; j < cols; j++) {
-        const float *xj = xp + j * xs;
         for (int p = 0; p < np; p++) {
             const float *wj = w + p * pstride + j * LK_PANEL;
             for (int r = 0; r < mr; r++) {
-                const float xv = xj[2 * r];
-                const float x2 = xj[2 * r + 1];
+                const float xv = xp[r * rs + 2 * j];
+                const float x2 = xp[r * rs + 2 * j + 1];
                 float *ur = u + r * LK_TILE_LD + p * LK_PANEL;
                 float *sr = s2 + r * LK_TILE_LD + p * LK_PANEL;
                 for (int l = 0; l < LK_PANEL; l++) {
@@ -103,10 +103,21 @@ float lk_dac_scalar(const float *x, int64_t cols, float levels, float *xn) {
     return sx;
 }
 
-void lk_qtile_scalar(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+void lk_qrows_scalar(const float *xp, int64_t rs, int64_t n, const float *c2, int64_t cols,
                      float *q) {
-    for (int r = 0; r < mt; r++) q[r] = 0.0f;
-    for (int64_t j = 0; j < cols; j++) {
-        for (int r = 0; r < mt; r++) q[r] = fmaf(c2[j], xp[j * xs + 2 * r + 1], q[r]);
+    for (int64_t r = 0; r < n; r++) {
+        float acc = 0.0f;
+        for (int64_t j = 0; j < cols; j++) acc = fmaf(c2[j], xp[r * rs + 2 * j + 1], acc);
+        q[r] = acc;
     }
+}
+
+int lk_nonfinite_scalar(const float *a, int64_t n) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &a[i], sizeof bits);
+        bad |= (uint32_t)((bits & 0x7F800000u) == 0x7F800000u);
+    }
+    return bad != 0;
 }

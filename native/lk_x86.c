@@ -22,34 +22,43 @@
 #define LK_TFMA __attribute__((target("fma")))
 
 /* ------------------------------------------------------------------------------------ */
-/* q chains (any x86 with FMA): mt independent scalar FMA chains, interleaved over j.    */
+/* q chains (any x86 with FMA): independent scalar FMA chains of several rows, interleaved. */
 /* ------------------------------------------------------------------------------------ */
 
-static LK_TFMA LK_ALWAYS_INLINE void qtile(const float *xp, int64_t xs, const float *c2,
-                                           int64_t cols, float *q, const int MT) {
-    __m128 acc[LK_MR_MAX];
-    for (int r = 0; r < MT; r++) acc[r] = _mm_setzero_ps();
+static LK_TFMA LK_ALWAYS_INLINE void qrows(const float *xp, int64_t rs, const float *c2,
+                                           int64_t cols, float *q, const int N) {
+    __m128 acc[8];
+    const float *x2[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < N; r++) {
+        acc[r] = _mm_setzero_ps();
+        x2[r] = xp + r * rs + 1;
+    }
     for (int64_t j = 0; j < cols; j++) {
         const __m128 c = _mm_set_ss(c2[j]);
-        for (int r = 0; r < MT; r++) {
-            acc[r] = _mm_fmadd_ss(c, _mm_load_ss(xp + j * xs + 2 * r + 1), acc[r]);
+#pragma GCC unroll 8
+        for (int r = 0; r < N; r++) {
+            acc[r] = _mm_fmadd_ss(c, _mm_load_ss(x2[r] + 2 * j), acc[r]);
         }
     }
-    for (int r = 0; r < MT; r++) q[r] = _mm_cvtss_f32(acc[r]);
+#pragma GCC unroll 8
+    for (int r = 0; r < N; r++) q[r] = _mm_cvtss_f32(acc[r]);
 }
 
-LK_TFMA void lk_qtile_fma(const float *xp, int64_t xs, int mt, const float *c2, int64_t cols,
+/* lk_qrows_fn: up to 8 rows' chains interleaved, so the FMA latency is hidden. */
+LK_TFMA void lk_qrows_fma(const float *xp, int64_t rs, int64_t n, const float *c2, int64_t cols,
                           float *q) {
-    switch (mt) {
-    case 1: qtile(xp, xs, c2, cols, q, 1); return;
-    case 2: qtile(xp, xs, c2, cols, q, 2); return;
-    case 3: qtile(xp, xs, c2, cols, q, 3); return;
-    case 4: qtile(xp, xs, c2, cols, q, 4); return;
-    case 5: qtile(xp, xs, c2, cols, q, 5); return;
-    case 6: qtile(xp, xs, c2, cols, q, 6); return;
-    default:
-        for (int r = 0; r < mt; r += 6) {
-            lk_qtile_fma(xp + 2 * r, xs, mt - r < 6 ? mt - r : 6, c2, cols, q + r);
+    for (int64_t r = 0; r < n; r += 8) {
+        const float *x = xp + r * rs;
+        switch (n - r < 8 ? n - r : 8) {
+        case 1: qrows(x, rs, c2, cols, q + r, 1); break;
+        case 2: qrows(x, rs, c2, cols, q + r, 2); break;
+        case 3: qrows(x, rs, c2, cols, q + r, 3); break;
+        case 4: qrows(x, rs, c2, cols, q + r, 4); break;
+        case 5: qrows(x, rs, c2, cols, q + r, 5); break;
+        case 6: qrows(x, rs, c2, cols, q + r, 6); break;
+        case 7: qrows(x, rs, c2, cols, q + r, 7); break;
+        default: qrows(x, rs, c2, cols, q + r, 8); break;
         }
     }
 }
@@ -60,14 +69,21 @@ LK_TFMA void lk_qtile_fma(const float *xp, int64_t xs, int mt, const float *c2, 
 /* ------------------------------------------------------------------------------------ */
 
 static LK_T512 LK_ALWAYS_INLINE void tile512(const float *restrict w, int64_t ps,
-                                             const float *restrict xp, int64_t xs,
-                                             int64_t cols, float *u, float *s2, const int MR,
-                                             const int NP) {
+                                             const float *restrict xp, int64_t rs,
+                                             int64_t cols, float *restrict u,
+                                             float *restrict s2, const int MR, const int NP) {
+    /* Every small loop is unrolled up front so the accumulators live in registers. */
     __m512 acc[LK_MR_MAX][LK_NP_MAX];
     __m512 sq[LK_MR_MAX][LK_NP_MAX];
     const float *wp[LK_NP_MAX];
+    const float *xr[LK_MR_MAX];
+#pragma GCC unroll 4
     for (int p = 0; p < NP; p++) wp[p] = w + p * ps;
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++) xr[r] = xp + r * rs;
+#pragma GCC unroll 6
     for (int r = 0; r < MR; r++) {
+#pragma GCC unroll 4
         for (int p = 0; p < NP; p++) {
             acc[r][p] = _mm512_setzero_ps();
             sq[r][p] = _mm512_setzero_ps();
@@ -76,21 +92,25 @@ static LK_T512 LK_ALWAYS_INLINE void tile512(const float *restrict w, int64_t ps
     for (int64_t j = 0; j < cols; j++) {
         __m512 wv[LK_NP_MAX];
         __m512 w2[LK_NP_MAX];
+#pragma GCC unroll 4
         for (int p = 0; p < NP; p++) {
             wv[p] = _mm512_loadu_ps(wp[p] + j * LK_PANEL);
             w2[p] = _mm512_mul_ps(wv[p], wv[p]);
         }
-        const float *xj = xp + j * xs;
+#pragma GCC unroll 6
         for (int r = 0; r < MR; r++) {
-            const __m512 xb = _mm512_set1_ps(xj[2 * r]);
-            const __m512 x2b = _mm512_set1_ps(xj[2 * r + 1]);
+            const __m512 xb = _mm512_set1_ps(xr[r][2 * j]);
+            const __m512 x2b = _mm512_set1_ps(xr[r][2 * j + 1]);
+#pragma GCC unroll 4
             for (int p = 0; p < NP; p++) {
                 acc[r][p] = _mm512_fmadd_ps(wv[p], xb, acc[r][p]);
                 sq[r][p] = _mm512_fmadd_ps(w2[p], x2b, sq[r][p]);
             }
         }
     }
+#pragma GCC unroll 6
     for (int r = 0; r < MR; r++) {
+#pragma GCC unroll 4
         for (int p = 0; p < NP; p++) {
             _mm512_storeu_ps(u + r * LK_TILE_LD + p * LK_PANEL, acc[r][p]);
             _mm512_storeu_ps(s2 + r * LK_TILE_LD + p * LK_PANEL, sq[r][p]);
@@ -98,26 +118,24 @@ static LK_T512 LK_ALWAYS_INLINE void tile512(const float *restrict w, int64_t ps
     }
 }
 
-#define LK_CASE512(MR, NP)                                                                   \
-    case (MR) * 8 + (NP):                                                                    \
-        tile512(w, pstride, xp, xs, cols, u, s2, MR, NP);                                        \
+#define LK_CASE512(MR, NP)                                                                  \
+    case (MR) * 8 + (NP):                                                                   \
+        tile512(w, pstride, xp, rs, cols, u, s2, MR, NP);                                   \
         return;
 
 LK_T512 void lk_tile_avx512(const float *w, int64_t pstride, int np, const float *xp,
-                            int64_t xs, int mr, int64_t cols, float *u, float *s2) {
+                            int64_t rs, int mr, int64_t cols, float *u, float *s2) {
     switch (mr * 8 + np) {
         LK_CASE512(1, 1) LK_CASE512(1, 2) LK_CASE512(1, 3) LK_CASE512(1, 4)
         LK_CASE512(2, 1) LK_CASE512(2, 2) LK_CASE512(2, 3) LK_CASE512(2, 4)
         LK_CASE512(3, 1) LK_CASE512(3, 2) LK_CASE512(4, 1) LK_CASE512(4, 2)
         LK_CASE512(5, 1) LK_CASE512(5, 2) LK_CASE512(6, 1) LK_CASE512(6, 2)
-        LK_CASE512(7, 1) LK_CASE512(8, 1) LK_CASE512(9, 1) LK_CASE512(10, 1)
-        LK_CASE512(11, 1) LK_CASE512(12, 1) LK_CASE512(4, 3) LK_CASE512(3, 3) LK_CASE512(3, 4)
     default:
         break;
     }
     /* Shapes the driver does not ask for: one panel at a time (same bits). */
     for (int p = 0; p < np; p++) {
-        lk_tile_avx512(w + p * pstride, pstride, 1, xp, xs, mr, cols, u + p * LK_PANEL,
+        lk_tile_avx512(w + p * pstride, pstride, 1, xp, rs, mr, cols, u + p * LK_PANEL,
                        s2 + p * LK_PANEL);
     }
 }
@@ -204,60 +222,102 @@ LK_T512 float lk_dac_avx512(const float *x, int64_t cols, float levels, float *x
     return sx;
 }
 
+/* lk_nonfinite_fn: exponent bits all ones in any lane, 64 floats per step. */
+LK_T512 int lk_nonfinite_avx512(const float *a, int64_t n) {
+    const __m512i e = _mm512_set1_epi32(0x7F800000);
+    __mmask16 bad = 0;
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        for (int k = 0; k < 4; k++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(a + i + 16 * k));
+            bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(v, e), e);
+        }
+    }
+    for (; i < n; i += 16) {
+        const int64_t left = n - i;
+        const __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        const __m512i v = _mm512_maskz_loadu_epi32(k, a + i);
+        bad |= _mm512_mask_cmpeq_epi32_mask(k, _mm512_and_si512(v, e), e);
+    }
+    return bad != 0;
+}
+
 /* ------------------------------------------------------------------------------------ */
-/* AVX2+FMA: a panel is two ymm registers; up to 3 rows x 1 panel or 1 row x 2 panels      */
-/* (12 or 8 accumulators of the 16 ymm registers).                                         */
+/* AVX2+FMA: a panel is two ymm registers; 2 rows x 1 panel or 1 row x 2 panels: 8        */
+/* accumulators, 4 broadcasts and a weight half with its square fit the 16 ymm registers.  */
 /* ------------------------------------------------------------------------------------ */
 
+#define LK_AVX2_MR 2 /* largest AVX2 tiles: 2 rows x 1 panel, 1 row x 2 panels */
+#define LK_AVX2_NH 4 /* 8-lane halves: 2 per panel, at most 2 panels */
+
 static LK_T256 LK_ALWAYS_INLINE void tile256(const float *restrict w, int64_t ps,
-                                             const float *restrict xp, int64_t xs,
-                                             int64_t cols, float *u, float *s2, const int MR,
-                                             const int NP) {
-    __m256 acc[LK_MR_MAX][2 * LK_NP_MAX];
-    __m256 sq[LK_MR_MAX][2 * LK_NP_MAX];
-    const int NH = 2 * NP; /* 8-lane halves */
+                                             const float *restrict xp, int64_t rs,
+                                             int64_t cols, float *restrict u,
+                                             float *restrict s2, const int MR, const int NP) {
+    /* Arrays sized for the largest shape, and every small loop unrolled up front (GCC 12
+     * otherwise vectorizes the final stores first and keeps the accumulators in memory). */
+    __m256 acc[LK_AVX2_MR][LK_AVX2_NH];
+    __m256 sq[LK_AVX2_MR][LK_AVX2_NH];
+    const float *wp[LK_AVX2_NH];
+    const float *xr[LK_AVX2_MR];
+#pragma GCC unroll 4
+    for (int h = 0; h < 2 * NP; h++) wp[h] = w + (h / 2) * ps + (h % 2) * 8;
+#pragma GCC unroll 2
+    for (int r = 0; r < MR; r++) xr[r] = xp + r * rs;
+#pragma GCC unroll 2
     for (int r = 0; r < MR; r++) {
-        for (int h = 0; h < NH; h++) {
+#pragma GCC unroll 4
+        for (int h = 0; h < 2 * NP; h++) {
             acc[r][h] = _mm256_setzero_ps();
             sq[r][h] = _mm256_setzero_ps();
         }
     }
     for (int64_t j = 0; j < cols; j++) {
-        const float *xj = xp + j * xs;
-        for (int h = 0; h < NH; h++) {
-            const __m256 wv = _mm256_loadu_ps(w + (h >> 1) * ps + j * LK_PANEL + (h & 1) * 8);
+        __m256 xb[LK_AVX2_MR];
+        __m256 x2b[LK_AVX2_MR];
+#pragma GCC unroll 2
+        for (int r = 0; r < MR; r++) {
+            xb[r] = _mm256_broadcast_ss(xr[r] + 2 * j);
+            x2b[r] = _mm256_broadcast_ss(xr[r] + 2 * j + 1);
+        }
+#pragma GCC unroll 4
+        for (int h = 0; h < 2 * NP; h++) { /* one weight half (and its square) at a time */
+            const __m256 wv = _mm256_loadu_ps(wp[h] + j * LK_PANEL);
             const __m256 w2 = _mm256_mul_ps(wv, wv);
+#pragma GCC unroll 2
             for (int r = 0; r < MR; r++) {
-                acc[r][h] = _mm256_fmadd_ps(wv, _mm256_broadcast_ss(xj + 2 * r), acc[r][h]);
-                sq[r][h] = _mm256_fmadd_ps(w2, _mm256_broadcast_ss(xj + 2 * r + 1), sq[r][h]);
+                acc[r][h] = _mm256_fmadd_ps(wv, xb[r], acc[r][h]);
+                sq[r][h] = _mm256_fmadd_ps(w2, x2b[r], sq[r][h]);
             }
         }
     }
+#pragma GCC unroll 2
     for (int r = 0; r < MR; r++) {
-        for (int h = 0; h < NH; h++) {
+#pragma GCC unroll 4
+        for (int h = 0; h < 2 * NP; h++) {
             _mm256_storeu_ps(u + r * LK_TILE_LD + h * 8, acc[r][h]);
             _mm256_storeu_ps(s2 + r * LK_TILE_LD + h * 8, sq[r][h]);
         }
     }
 }
 
-#define LK_CASE256(MR, NP)                                                                   \
-    case (MR) * 8 + (NP):                                                                    \
-        tile256(w, pstride, xp, xs, cols, u, s2, MR, NP);                                        \
+#define LK_CASE256(MR, NP)                                                                  \
+    case (MR) * 8 + (NP):                                                                   \
+        tile256(w, pstride, xp, rs, cols, u, s2, MR, NP);                                   \
         return;
 
 LK_T256 void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *xp,
-                          int64_t xs, int mr, int64_t cols, float *u, float *s2) {
+                          int64_t rs, int mr, int64_t cols, float *u, float *s2) {
     switch (mr * 8 + np) {
-        LK_CASE256(1, 1) LK_CASE256(1, 2) LK_CASE256(2, 1) LK_CASE256(3, 1)
+        LK_CASE256(1, 1) LK_CASE256(1, 2) LK_CASE256(2, 1)
     default:
         break;
     }
-    /* Other shapes: one panel and at most 3 rows at a time (same bits). */
+    /* Other shapes: one panel and at most 2 rows at a time (same bits). */
     for (int p = 0; p < np; p++) {
-        for (int r = 0; r < mr; r += 3) {
-            const int m = mr - r < 3 ? mr - r : 3;
-            lk_tile_avx2(w + p * pstride, pstride, 1, xp + 2 * r, xs, m, cols,
+        for (int r = 0; r < mr; r += LK_AVX2_MR) {
+            const int m = mr - r < LK_AVX2_MR ? mr - r : LK_AVX2_MR;
+            lk_tile_avx2(w + p * pstride, pstride, 1, xp + r * rs, rs, m, cols,
                          u + r * LK_TILE_LD + p * LK_PANEL, s2 + r * LK_TILE_LD + p * LK_PANEL);
         }
     }
@@ -353,6 +413,26 @@ LK_T256 float lk_dac_avx2(const float *x, int64_t cols, float levels, float *xn)
         _mm256_maskstore_ps(xn + j, k, _mm256_div_ps(code, lv));
     }
     return sx;
+}
+
+/* lk_nonfinite_fn: exponent bits all ones in any lane, 32 floats per step. */
+LK_T256 int lk_nonfinite_avx2(const float *a, int64_t n) {
+    const __m256i e = _mm256_set1_epi32(0x7F800000);
+    __m256i bad = _mm256_setzero_si256();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        for (int k = 0; k < 4; k++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(a + i + 8 * k));
+            bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(v, e), e));
+        }
+    }
+    int found = !_mm256_testz_si256(bad, bad);
+    for (; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &a[i], sizeof bits);
+        found |= (bits & 0x7F800000u) == 0x7F800000u;
+    }
+    return found;
 }
 
 #endif

@@ -18,14 +18,18 @@
 
 #define LK_VERSION 2
 
-/* Rows of x per batch block (the unit of input quantization and of per-thread scratch).
- * A multiple of every ISA's tile height (6, 4 and 3). */
+/* Rows of x per batch block (the unit of input quantization and of per-thread scratch):
+ * 48, or fewer (down to 12) for very wide inputs so that a block's (x_n, x_n^2) pairs stay
+ * within LK_BLOCK_FLOATS. Multiples of every ISA's tile height (6, 4 and 2). */
 #define LK_BLOCK_ROWS 48
+#define LK_BLOCK_ROWS_MIN 12
+#define LK_BLOCK_FLOATS (INT64_C(1) << 20)
 /* Panels per work unit are a multiple of this, so panel groups of 1, 2 or 4 align. */
 #define LK_CHUNK_ALIGN 4
-/* Threading gate: each thread must get at least this many multiply-accumulates. Starting
- * and joining a thread costs ~15-30 us here, about 2^21 MACs of single-thread work. */
-#define LK_MACS_PER_THREAD (INT64_C(1) << 21)
+/* Threading gate: each thread must get at least this many multiply-accumulates (2^18 MACs
+ * are ~5 us of single-thread AVX-512 work). Below 2^19 MACs a call runs on the calling
+ * thread alone and never touches the pool. */
+#define LK_MACS_PER_THREAD (INT64_C(1) << 18)
 #define LK_MAX_THREADS 64
 /* Scratch (in floats) that a single-threaded call keeps on the stack instead of malloc. */
 #define LK_STACK_SCRATCH 4096
@@ -39,21 +43,28 @@ typedef struct lk_isa_desc {
     lk_epi_fn epilogue;
     lk_adc_fn adc;
     lk_dac_fn dac;
-    lk_qtile_fn qtile;
+    lk_qrows_fn qrows;
+    lk_nonfinite_fn nonfinite;
     int mr;          /* tile height (batch rows) */
     int np;          /* panels per tile for ordinary blocks */
     int narrow_rows; /* blocks with at most this many rows use np_narrow panels per tile */
     int np_narrow;
 } lk_isa_desc;
 
+#define LK_SCALAR_DESC                                                                      \
+    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_qrows_scalar,          \
+     lk_nonfinite_scalar, 4, 1, 1, 2}
+
 static const lk_isa_desc lk_isa_table[3] = {
-    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_qtile_scalar, 4, 1, 1, 2},
+    LK_SCALAR_DESC,
 #if LK_X86
-    {lk_tile_avx2, lk_epi_avx2, lk_adc_avx2, lk_dac_avx2, lk_qtile_fma, 3, 1, 1, 2},
-    {lk_tile_avx512, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512, lk_qtile_fma, 6, 2, 2, 4},
+    {lk_tile_avx2, lk_epi_avx2, lk_adc_avx2, lk_dac_avx2, lk_qrows_fma, lk_nonfinite_avx2, 2, 1,
+     1, 2},
+    {lk_tile_avx512, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512, lk_qrows_fma,
+     lk_nonfinite_avx512, 6, 2, 2, 4},
 #else /* never selected: lk_best_isa stays scalar */
-    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_qtile_scalar, 4, 1, 1, 2},
-    {lk_tile_scalar, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_qtile_scalar, 4, 1, 1, 2},
+    LK_SCALAR_DESC,
+    LK_SCALAR_DESC,
 #endif
 };
 
@@ -104,18 +115,6 @@ int lk_version(void) { return LK_VERSION; }
 /* Validation helpers                                                                    */
 /* ------------------------------------------------------------------------------------ */
 
-/* 1 if any of the n floats is NaN or +-Inf (exponent bits all ones). Branch-free so it
- * vectorizes; it reads every element. */
-static int any_nonfinite(const float *a, int64_t n) {
-    uint32_t bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t bits;
-        memcpy(&bits, &a[i], sizeof bits);
-        bad |= (uint32_t)((bits & 0x7F800000u) == 0x7F800000u);
-    }
-    return bad != 0;
-}
-
 /* 1 if all n floats are finite and >= 0. */
 static int all_finite_nonneg(const float *a, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
@@ -158,15 +157,14 @@ typedef struct fwd_ctx {
 } fwd_ctx;
 
 typedef struct worker {
-    fwd_ctx *c;
-    float *xpack;  /* block_rows * cols * 2: (x_n, x_n^2) of the block, tile by tile */
-    float *xn;    /* cols: one quantized vector before packing */
-    float *sx;    /* block_rows: s_x per vector of the block */
-    float *q;     /* block_rows: q = sum_j C_j^2 x_n,j^2 per vector (noise only) */
-    uint64_t *key; /* block_rows: RNG vector keys (noise only) */
-    int64_t block; /* block currently in xpack, -1 if none */
-    int64_t clipped;
-    pthread_t thread;
+    _Alignas(64) fwd_ctx *c; /* a cache line per worker at least: no false sharing */
+    float *xpack;            /* block_rows * cols * 2: (x_n, x_n^2) pairs, row by row */
+    float *xn;               /* cols: one quantized vector before packing */
+    float *sx;               /* block_rows: s_x per vector of the block */
+    float *q;                /* block_rows: q = sum_j C_j^2 x_n,j^2 (noise only, else 0) */
+    uint64_t *key;           /* block_rows: RNG vector keys (noise only, else 0) */
+    int64_t block;           /* block currently in xpack, -1 if none */
+    int64_t clipped;         /* outputs at full scale so far */
 } worker;
 
 /* Floats of scratch one worker needs. */
@@ -188,36 +186,27 @@ static void worker_bind(worker *w, fwd_ctx *c, float *scratch) {
     w->clipped = 0;
 }
 
-/* Quantize the vectors of batch block k and pack them tile by tile: tile t (rows
- * t*mr .. t*mr+mt-1 of the block) starts at xpack + t*mr*cols*2 and holds, for each j, the
- * pairs (x_n, x_n^2) of its mt rows: stride xs = 2*mt floats per j. */
+/* Quantize the vectors of batch block k: row r of the block goes to xpack + r * 2 * cols as
+ * (x_n, x_n^2) pairs (the layout lk_tile_fn reads); s_x, and with noise q and the RNG
+ * vector key, per vector. */
 static void prepare_block(worker *w, int64_t k) {
     const fwd_ctx *c = w->c;
-    const int64_t cols = c->cols, mr = c->isa->mr;
+    const int64_t cols = c->cols;
     const int64_t b0 = k * c->block_rows;
     const int64_t nb = c->batch - b0 < c->block_rows ? c->batch - b0 : c->block_rows;
     for (int64_t r = 0; r < nb; r++) {
         w->sx[r] = c->isa->dac(c->x + (b0 + r) * cols, cols, c->in_levels, w->xn);
-        const int64_t t = r / mr, rr = r % mr;
-        const int64_t mt = nb - t * mr < mr ? nb - t * mr : mr;
-        float *dst = w->xpack + t * mr * cols * 2 + 2 * rr;
-        const int64_t xs = 2 * mt;
+        float *dst = w->xpack + r * 2 * cols;
         for (int64_t j = 0; j < cols; j++) {
             const float xv = w->xn[j];
-            dst[j * xs] = xv;
-            dst[j * xs + 1] = xv * xv;
+            dst[2 * j] = xv;
+            dst[2 * j + 1] = xv * xv;
         }
         w->q[r] = 0.0f;
-        if (c->epi.noise) {
-            w->key[r] = lk_rng_vector_key(c->seed, c->call_index, (uint64_t)(b0 + r));
-        }
+        w->key[r] = c->epi.noise ? lk_rng_vector_key(c->seed, c->call_index, (uint64_t)(b0 + r))
+                                 : 0;
     }
-    if (c->epi.noise) {
-        for (int64_t r0 = 0; r0 < nb; r0 += mr) {
-            const int mt = nb - r0 < mr ? (int)(nb - r0) : (int)mr;
-            c->isa->qtile(w->xpack + r0 * cols * 2, 2 * mt, mt, c->c2, cols, w->q + r0);
-        }
-    }
+    if (c->epi.noise) c->isa->qrows(w->xpack, 2 * cols, nb, c->c2, cols, w->q);
     w->block = k;
 }
 
@@ -267,7 +256,7 @@ static void process_unit(worker *w, int64_t unit) {
         for (int64_t r0 = 0; r0 < nb; r0 += mr) {
             const int mt = nb - r0 < mr ? (int)(nb - r0) : mr;
             const float *xt = w->xpack + r0 * c->cols * 2;
-            c->isa->tile(wg, c->pstride, np, xt, 2 * mt, mt, c->cols, u, s2);
+            c->isa->tile(wg, c->pstride, np, xt, 2 * c->cols, mt, c->cols, u, s2);
             for (int r = 0; r < mt; r++) {
                 for (int p = 0; p < np; p++) {
                     const int64_t rb = r0 + r;
@@ -289,10 +278,8 @@ static void run_worker(worker *w) {
     }
 }
 
-static void *thread_main(void *arg) {
-    run_worker((worker *)arg);
-    return NULL;
-}
+/* Pool job: worker i of the array arg. */
+static void pool_job(void *arg, int i) { run_worker((worker *)arg + i); }
 
 /* Validate the model for a forward pass; returns LK_OK or LK_EINVAL. */
 static int check_model(const lk_model *m) {
@@ -333,7 +320,8 @@ int lk_forward(const lk_model *model, const float *x, int64_t batch, float *y, u
     if (rc != LK_OK) return rc;
     const int64_t rows = model->rows, cols = model->cols;
     if (batch > INT64_MAX / 4 / cols || batch > INT64_MAX / 4 / rows) return LK_EINVAL;
-    if (any_nonfinite(x, batch * cols)) return LK_ENONFINITE;
+    const lk_isa_desc *isa = &lk_isa_table[lk_isa()];
+    if (isa->nonfinite(x, batch * cols)) return LK_ENONFINITE;
 
     fwd_ctx c;
     memset(&c, 0, sizeof c);
@@ -361,11 +349,14 @@ int lk_forward(const lk_model *model, const float *x, int64_t batch, float *y, u
         c.epi.c2 = model->det_c2;
         lk_ziggurat_init();
     }
-    c.isa = &lk_isa_table[lk_isa()];
+    c.isa = isa;
 
     /* Work split: batch blocks x panel chunks. Any split gives the same bits. */
     int nthreads = plan_threads(threads, batch, rows, cols);
-    c.block_rows = batch < LK_BLOCK_ROWS ? batch : LK_BLOCK_ROWS;
+    int64_t block_rows = LK_BLOCK_FLOATS / (2 * cols) / LK_BLOCK_ROWS_MIN * LK_BLOCK_ROWS_MIN;
+    if (block_rows > LK_BLOCK_ROWS) block_rows = LK_BLOCK_ROWS;
+    if (block_rows < LK_BLOCK_ROWS_MIN) block_rows = LK_BLOCK_ROWS_MIN;
+    c.block_rows = batch < block_rows ? batch : block_rows;
     c.nblocks = (batch + c.block_rows - 1) / c.block_rows;
     c.nchunks = 1;
     if (nthreads > 1) {
@@ -392,7 +383,7 @@ int lk_forward(const lk_model *model, const float *x, int64_t batch, float *y, u
         if (scratch == NULL) return LK_ENOMEM;
     }
     if (nthreads > 1) {
-        workers = malloc(sizeof(worker) * (size_t)nthreads);
+        workers = aligned_alloc(64, sizeof(worker) * (size_t)nthreads);
         if (workers == NULL) {
             free(scratch);
             return LK_ENOMEM;
@@ -400,19 +391,11 @@ int lk_forward(const lk_model *model, const float *x, int64_t batch, float *y, u
     }
     for (int t = 0; t < nthreads; t++) worker_bind(&workers[t], &c, scratch + t * per_worker);
 
-    /* Worker 0 is the calling thread; a thread that cannot be started just leaves its
-     * share to the others (the unit counter is shared). */
-    int started = 1;
-    for (int t = 1; t < nthreads; t++) {
-        if (pthread_create(&workers[t].thread, NULL, thread_main, &workers[t]) != 0) break;
-        started++;
-    }
-    run_worker(&workers[0]);
-    int64_t total = workers[0].clipped;
-    for (int t = 1; t < started; t++) {
-        pthread_join(workers[t].thread, NULL);
-        total += workers[t].clipped;
-    }
+    /* Worker 0 is the calling thread, the others run on pool helpers; any of them may
+     * end up with no units (the unit counter is shared), which changes no result. */
+    lk_pool_run(nthreads, pool_job, workers);
+    int64_t total = 0;
+    for (int t = 0; t < nthreads; t++) total += workers[t].clipped;
     if (scratch != stack_scratch) free(scratch);
     if (workers != stack_workers) free(workers);
     if (clipped != NULL) *clipped = total;
@@ -428,10 +411,13 @@ int lk_quantize_inputs(const float *x, int64_t batch, int64_t cols, int32_t bits
     if (x == NULL || x_norm == NULL || scales == NULL) return LK_EINVAL;
     if (batch <= 0 || cols <= 0 || batch > INT64_MAX / 4 / cols) return LK_EINVAL;
     if (!lk_valid_bits(bits)) return LK_EINVAL;
-    if (any_nonfinite(x, batch * cols)) return LK_ENONFINITE;
+    const lk_isa_desc *isa = &lk_isa_table[lk_isa()];
+    if (isa->nonfinite(x, batch * cols)) return LK_ENONFINITE;
     const float levels = lk_levels(bits);
-    const lk_dac_fn dac = lk_isa_table[lk_isa()].dac;
-    for (int64_t b = 0; b < batch; b++) scales[b] = dac(x + b * cols, cols, levels, x_norm + b * cols);
+    const lk_dac_fn dac = isa->dac;
+    for (int64_t b = 0; b < batch; b++) {
+        scales[b] = dac(x + b * cols, cols, levels, x_norm + b * cols);
+    }
     return LK_OK;
 }
 
@@ -440,8 +426,9 @@ int lk_adc(const float *u, int64_t n, int32_t bits, float full_scale, float *cod
     if (u == NULL || codes == NULL || n <= 0) return LK_EINVAL;
     float to_code, from_code;
     if (!adc_constants(bits, full_scale, &to_code, &from_code)) return LK_EINVAL;
-    if (any_nonfinite(u, n)) return LK_ENONFINITE;
-    const int64_t total = lk_isa_table[lk_isa()].adc(u, n, to_code, lk_levels(bits), codes);
+    const lk_isa_desc *isa = &lk_isa_table[lk_isa()];
+    if (isa->nonfinite(u, n)) return LK_ENONFINITE;
+    const int64_t total = isa->adc(u, n, to_code, lk_levels(bits), codes);
     if (clipped != NULL) *clipped = total;
     return LK_OK;
 }

@@ -48,7 +48,8 @@ set +e
     LD_PRELOAD="$libasan" \
         ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1" \
         UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
-        "$work/venv/bin/python" -m pytest -p no:cacheprovider --capture=sys -q tests/test_kernel_native.py "$@"
+        "$work/venv/bin/python" -m pytest -p no:cacheprovider --capture=sys -q \
+        tests/test_kernel_native.py "$@"
 ) 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e

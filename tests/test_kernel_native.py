@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import signal
+import threading
 
 import numpy as np
 import pytest
@@ -153,7 +156,8 @@ def fma32(a, b, c):
 
 def exact_reference(m: Model, x, *, seed=0, call=0):
     """Bit-exact float32 emulation of docs/physics.md section 3 as the kernel evaluates it
-    (docs/kernel.md), with the normals taken from lk_normals for (seed, call, b, p)."""
+    (docs/kernel.md), with the normals taken from lk_normals for (seed, call, b, p).
+    Returns (y, clipped count, v before the ADC)."""
     s = m.s
     x = np.asarray(x, dtype=F32)
     batch = x.shape[0]
@@ -190,7 +194,7 @@ def exact_reference(m: Model, x, *, seed=0, call=0):
     from_code = F32(s.full_scale) / levels(s.output_bits)
     y = ((codes * from_code) * sx[:, None]) * F32(s.output_scale)
     y[sx == 0] = 0
-    return y.astype(F32), clipped
+    return y.astype(F32), clipped, v
 
 
 def available_isas() -> list[int]:
@@ -266,12 +270,17 @@ def test_noiseless_wide_converters_equal_the_matrix_product():
     np.testing.assert_allclose(y2, 2.5 * expect, rtol=2e-6, atol=10 * 4 * cols / levels(24))
 
 
-def test_noiseless_generic_data_within_one_adc_code_of_a_float64_reference(restore_isa):
+@pytest.mark.parametrize(
+    ("rows", "cols", "batch", "threads"),
+    [(77, 131, 23, 1), (50, 200, 130, 2), (20, 30001, 30, 2)],  # 130: 3 blocks; 30001: short
+)
+def test_noiseless_generic_data_within_one_adc_code_of_a_float64_reference(
+    rows, cols, batch, threads, restore_isa
+):
     rng = np.random.default_rng(2)
-    rows, cols, batch = 77, 131, 23
     w = rng.uniform(-1, 1, (rows, cols)).astype(F32)
     x = rng.normal(size=(batch, cols)).astype(F32) * rng.uniform(0.1, 10, (batch, 1)).astype(F32)
-    fs = 0.5 * math.sqrt(cols)  # small enough that some outputs clip
+    fs = 0.25 * math.sqrt(cols)  # small enough that some outputs clip
     m = Model(w, input_bits=8, output_bits=8, full_scale=fs, output_scale=1.7)
     xn, sx = np_dac(x, 8)
     u = xn.astype(np.float64) @ w.T.astype(np.float64)
@@ -281,17 +290,23 @@ def test_noiseless_generic_data_within_one_adc_code_of_a_float64_reference(resto
     y_ref = codes * step
     for isa in available_isas():
         lib.lk_select_isa(isa)
-        y, clipped = m.run(x)
+        y, clipped = m.run(x, threads=threads)
         err = np.abs(y - y_ref) / step
         assert err.max() <= 1.0 + 1e-5, (isa, err.max())
         assert abs(clipped - np.count_nonzero(np.abs(codes) == ly)) <= 3
         assert clipped > 0
 
 
-@pytest.mark.parametrize("noise", [False, True])
-def test_forward_is_bit_exact_against_a_float32_emulation(noise, restore_isa):
+@pytest.mark.parametrize(
+    ("noise", "tight"), [(False, False), (True, False), (False, True), (True, True)]
+)
+def test_forward_is_bit_exact_against_a_float32_emulation(noise, tight, restore_isa):
     """Sequential fma chains over j, the epilogue's evaluation order and the RNG keying
-    (one stream per vector and panel, draws in output order), checked bit for bit."""
+    (one stream per vector and panel, draws in output order), checked bit for bit.
+
+    tight: a 24-bit ADC whose full scale is just above max |v|, so that one code step is
+    about one float32 ulp of the largest outputs: a 1-ulp difference anywhere upstream of
+    the ADC (accumulation order, fusing, the variance's evaluation order) shows."""
     rng = np.random.default_rng(3)
     m = random_model(
         rng,
@@ -307,7 +322,13 @@ def test_forward_is_bit_exact_against_a_float32_emulation(noise, restore_isa):
     x = rng.normal(size=(7, 77)).astype(F32)
     x[3] = 0  # a zero vector gives y = 0
     x[5] *= F32(1e-38)  # tiny scale: L / s_x overflows float
-    y_ref, clipped_ref = exact_reference(m, x, seed=11, call=5)
+    if tight:
+        # noise comparable to the signal, every variance term of similar size
+        m.s.phase_var, m.s.det_c0, m.s.det_c1, m.s.det_c2 = 0.3, 0.3, 0.3, 0.3
+        _, _, v = exact_reference(m, x, seed=11, call=5)
+        m.s.output_bits = 24
+        m.s.full_scale = float(np.max(np.abs(v[[0, 1, 2, 4, 5, 6]]))) * 1.0001
+    y_ref, clipped_ref, _ = exact_reference(m, x, seed=11, call=5)
     assert np.all(y_ref[3] == 0) and np.any(y_ref[5] != 0)
     for isa in available_isas():
         lib.lk_select_isa(isa)
@@ -408,11 +429,13 @@ def test_adc_bit_exact_with_ties_and_clipping(restore_isa):
 
 @pytest.mark.parametrize(
     ("batch", "rows", "cols"),
-    [(37, 300, 1031), (100, 300, 520), (2, 1000, 2101)],  # each threaded: > 2^22 MACs
+    [(37, 300, 1031), (100, 300, 520), (2, 1000, 2101)],  # all big enough to be threaded
 )
 def test_bit_identical_for_any_thread_count_and_isa(batch, rows, cols, restore_isa):
+    """24-bit ADC: a code step is a few float32 ulps, so any difference in accumulation
+    order, fusing or noise between splits and paths would show in the output bits."""
     rng = np.random.default_rng(7)
-    m = random_model(rng, rows, cols, output_bits=12, phase_var=1e-2, det=(1e-2, 1e-2, 1e-3))
+    m = random_model(rng, rows, cols, output_bits=24, phase_var=1e-2, det=(1e-2, 1e-2, 1e-3))
     x = rng.uniform(-1, 1, (batch, cols)).astype(F32)
     x[batch // 2] = 0
     results = {}
@@ -425,6 +448,51 @@ def test_bit_identical_for_any_thread_count_and_isa(batch, rows, cols, restore_i
     for key, (y, c) in results.items():
         np.testing.assert_array_equal(y.view(np.uint32), y0.view(np.uint32), err_msg=str(key))
         assert c == c0, key
+
+
+def test_concurrent_callers_get_the_same_bits():
+    """Several Python threads call the kernel at once (cffi releases the GIL): the pool
+    serves one caller at a time and the others run on their own thread; no result changes."""
+    rng = np.random.default_rng(12)
+    m = random_model(rng, 200, 300)
+    x = rng.uniform(-1, 1, (40, 300)).astype(F32)
+    expect, _ = m.run(x, seed=4, call=1, threads=1)
+    failures = []
+
+    def hammer():
+        for _ in range(15):
+            y, _ = m.run(x, seed=4, call=1, threads=2)
+            if not np.array_equal(y, expect):
+                failures.append(1)
+
+    pool = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not failures
+
+
+def test_threaded_forward_works_in_a_forked_child():
+    """The helper threads do not survive fork(): the child must start a fresh pool."""
+    rng = np.random.default_rng(13)
+    m = random_model(rng, 200, 300)
+    x = rng.uniform(-1, 1, (40, 300)).astype(F32)
+    expect, _ = m.run(x, seed=4, call=1, threads=2)  # the parent's pool is running
+    pid = os.fork()
+    if pid == 0:  # child: exit 0 only if the threaded call finishes with the same bits
+        code = 1
+        try:
+            signal.alarm(20)  # a deadlock kills the child instead of hanging the test
+            y, _ = m.run(x, seed=4, call=1, threads=2)
+            y2, _ = m.run(x, seed=4, call=1, threads=2)
+            code = 0 if np.array_equal(y, expect) and np.array_equal(y2, expect) else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    again, _ = m.run(x, seed=4, call=1, threads=2)  # and the parent's pool still works
+    np.testing.assert_array_equal(again, expect)
 
 
 def test_same_seed_same_output_and_any_key_change_changes_it():
@@ -515,6 +583,35 @@ def test_normals_moments_ks_chi_square_and_tails():
     assert np.abs(z).max() > 4.8  # the tail is reached
 
 
+def test_normals_tail_beyond_the_base_layer_follows_the_normal_tail():
+    """The ziggurat's tail algorithm (|z| > r = 3.654): how often, and with what shape."""
+    r = 3.6541528853610088
+    n_per, streams = 1_000_000, 20
+    buf = np.empty(n_per, F32)
+    tails = []
+    for p in range(streams):
+        assert lib.lk_normals(777, 0, 0, p, n_per, fptr(buf)) == lib.LK_OK
+        a = np.abs(buf.astype(np.float64))
+        tails.append(a[a > r])
+    t = np.concatenate(tails)
+    n = n_per * streams
+    q_r = math.erfc(r / math.sqrt(2))  # P(|z| > r)
+    assert abs(t.size - n * q_r) < 5 * math.sqrt(n * q_r), (t.size, n * q_r)
+    # mean excess over r: E[|z| - r | |z| > r] = phi(r) / Q(r) - r, Q the upper tail
+    phi = math.exp(-r * r / 2) / math.sqrt(2 * math.pi)
+    excess = phi / (q_r / 2) - r
+    sd = float(np.std(t - r))
+    assert abs(np.mean(t - r) - excess) < 5 * sd / math.sqrt(t.size), (np.mean(t - r), excess)
+    # Kolmogorov-Smirnov against the conditional tail P(|z| <= x | |z| > r)
+    ts = np.sort(t)
+    erfc = np.frompyfunc(math.erfc, 1, 1)
+    cdf = 1.0 - erfc(ts / math.sqrt(2)).astype(float) / q_r
+    m = ts.size
+    ecdf = np.arange(1, m + 1) / m
+    d = max(np.max(ecdf - cdf), np.max(cdf - (ecdf - 1.0 / m)))
+    assert d < 1.95 / math.sqrt(m), d
+
+
 def test_normals_are_independent_between_neighbouring_streams():
     n = 200_000
     a = np.empty(n, F32)
@@ -545,7 +642,7 @@ def test_forward_noise_variance_matches_the_model(phase_var, det):
         output_scale=1.0,
     )
     x = rng.uniform(-1, 1, (1, cols)).astype(F32)
-    reps, calls = 10_000, 10  # 1e5 samples per output
+    reps, calls = 1_000, 100  # 1e5 samples per output: 100 calls x 1000 vector streams
     xb = np.repeat(x, reps, axis=0)
     xn, sx = np_dac(x, 10)
     xn64 = xn[0].astype(np.float64)
@@ -643,16 +740,19 @@ def test_forward_rejects_bad_arguments_with_einval():
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_forward_nonfinite_input_leaves_y_untouched(bad):
+def test_forward_nonfinite_input_leaves_y_untouched(bad, restore_isa):
     rng = np.random.default_rng(11)
-    m = random_model(rng, 20, 12)
-    x = rng.normal(size=(3, 12)).astype(F32)
-    x[2, 11] = bad
-    y = np.full((3, 20), 123.0, F32)
-    rc, y, clipped = m.forward(x, y=y, threads=4)
-    assert rc == lib.LK_ENONFINITE
-    assert np.all(y == 123.0)
-    assert clipped == -1
+    m = random_model(rng, 20, 50)
+    x0 = rng.normal(size=(3, 50)).astype(F32)
+    for isa, pos in itertools.product(available_isas(), (0, 40, 70, 149)):
+        lib.lk_select_isa(isa)  # the scan runs the selected ISA's code: body and remainder
+        x = x0.copy()
+        x.flat[pos] = bad
+        y = np.full((3, 20), 123.0, F32)
+        rc, y, clipped = m.forward(x, y=y, threads=4)
+        assert rc == lib.LK_ENONFINITE, (isa, pos)
+        assert np.all(y == 123.0)
+        assert clipped == -1
 
 
 def test_converters_and_normals_reject_bad_arguments():
