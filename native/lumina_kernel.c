@@ -1,8 +1,9 @@
 /* Lumina HAL twin kernel: the fused forward pass (docs/physics.md section 3, "Per call").
  *
- * This file holds the API entry points, argument validation, ISA dispatch, the thread
- * split and the per-output epilogue. The GEMM microkernels live in lk_tile_*.c and the
- * random numbers in lk_rng.c; docs/kernel.md describes the design as a whole.
+ * This file holds the API entry points, argument validation, ISA dispatch, the work split
+ * over threads and the driver of the per-panel epilogue. The per-ISA code (tiles,
+ * epilogues, converters) lives in lk_scalar.c and lk_x86.c, the random numbers in
+ * lk_rng.c, the helper threads in lk_pool.c; docs/kernel.md describes the design.
  */
 #define _POSIX_C_SOURCE 200809L
 
