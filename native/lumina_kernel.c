@@ -78,8 +78,8 @@ static int clamp_isa(int isa) {
     return isa > lk_best_isa ? lk_best_isa : isa;
 }
 
-/* Best ISA the CPU (and OS) supports; the environment variable LUMINA_KERNEL_ISA
- * (scalar, avx2 or avx512) lowers the initial choice, e.g. for benchmarks. */
+/* Best ISA the CPU (and OS) supports. Callers lower it with lk_select_isa (the Python
+ * wrapper does so for $LUMINA_SIMD); the kernel itself reads no environment. */
 static void isa_init(void) {
     int best = LK_ISA_SCALAR;
 #if LK_X86
@@ -88,14 +88,7 @@ static void isa_init(void) {
     if (__builtin_cpu_supports("avx512f")) best = LK_ISA_AVX512;
 #endif
     lk_best_isa = best;
-    int chosen = best;
-    const char *env = getenv("LUMINA_KERNEL_ISA");
-    if (env != NULL) {
-        if (strcmp(env, "scalar") == 0) chosen = LK_ISA_SCALAR;
-        else if (strcmp(env, "avx2") == 0) chosen = LK_ISA_AVX2;
-        else if (strcmp(env, "avx512") == 0) chosen = LK_ISA_AVX512;
-    }
-    atomic_store(&lk_current_isa, clamp_isa(chosen));
+    atomic_store(&lk_current_isa, best);
 }
 
 int lk_isa(void) {

@@ -284,3 +284,25 @@ def test_one_device_shared_between_threads_gives_consistent_results(rng):
             for i, y in enumerate(outs):
                 np.testing.assert_array_equal(y, expected[(k + i) % 8])
         assert chip.telemetry().counters["matmul_calls"] == 8 + 4 * 50
+
+
+def test_simd_path_can_be_forced_and_gives_the_same_bits(rng):
+    from lumina_hal import kernel
+
+    w = rng.uniform(-1, 1, size=(40, 33))
+    x = rng.uniform(-1, 1, size=(7, 33))
+    best = kernel.isa_name()
+    results = {}
+    try:
+        for name in ("scalar", "avx2", "avx512"):
+            used = kernel.select_isa(name)
+            with lumina_hal.open_device("mock://?rows=40&cols=33&seed=4") as chip:
+                chip.load_weights(w)
+                results[used] = chip.matmul(x)
+        with pytest.raises(LuminaError, match="unknown SIMD path 'sse9'"):
+            kernel.select_isa("sse9")
+    finally:
+        kernel.select_isa(best)
+    assert "scalar" in results
+    for y in results.values():
+        np.testing.assert_array_equal(y, results["scalar"])
