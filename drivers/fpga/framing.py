@@ -1,0 +1,138 @@
+"""PHL1 framing: COBS + 0x00 delimiter, 8-byte header, CRC-32 (docs/protocol.md §2-3).
+
+``encode_frame`` turns a Frame into wire bytes; ``FrameDecoder`` turns an arbitrary byte
+stream back into frames, dropping anything damaged and resynchronizing at the next 0x00.
+COBS comes from the ``cobs`` package (C-accelerated) rather than being written here.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from cobs import cobs
+
+VERSION = 1
+MAX_PAYLOAD = 8192
+HEADER = struct.Struct("<BBBBHH")
+CRC = struct.Struct("<I")
+OVERHEAD = HEADER.size + CRC.size  # 12 bytes around the payload
+DELIMITER = b"\x00"
+
+FLAG_RESP = 0x01
+FLAG_ERR = 0x02
+FLAG_MORE = 0x04
+FLAG_RETX = 0x08
+FLAG_EVENT = 0x10
+_KNOWN_FLAGS = FLAG_RESP | FLAG_ERR | FLAG_MORE | FLAG_RETX | FLAG_EVENT
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One PHL1 frame. ``payload`` is at most MAX_PAYLOAD bytes."""
+
+    opcode: int
+    seq: int
+    payload: bytes = b""
+    flags: int = 0
+    chan: int = 0
+    version: int = VERSION
+
+    @property
+    def is_response(self) -> bool:
+        return bool(self.flags & FLAG_RESP)
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self.flags & FLAG_ERR)
+
+
+def frame_bytes(frame: Frame) -> bytes:
+    """The frame before COBS: header, payload, CRC-32 (little-endian)."""
+    if len(frame.payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(frame.payload)} bytes exceeds {MAX_PAYLOAD}")
+    head = HEADER.pack(
+        frame.version, frame.flags, frame.opcode, frame.chan, frame.seq & 0xFFFF, len(frame.payload)
+    )
+    body = head + frame.payload
+    return body + CRC.pack(zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """Wire bytes of one frame: COBS(frame) + 0x00, ready for a single write."""
+    return cobs.encode(frame_bytes(frame)) + DELIMITER
+
+
+def parse_frame(raw: bytes) -> Frame | None:
+    """A frame from its un-COBSed bytes, or None if its length or CRC is wrong."""
+    if len(raw) < OVERHEAD:
+        return None
+    version, flags, opcode, chan, seq, length = HEADER.unpack_from(raw)
+    if length != len(raw) - OVERHEAD or length > MAX_PAYLOAD:
+        return None
+    (crc,) = CRC.unpack_from(raw, len(raw) - CRC.size)
+    if zlib.crc32(raw[: len(raw) - CRC.size]) & 0xFFFFFFFF != crc:
+        return None
+    payload = bytes(raw[HEADER.size : HEADER.size + length])
+    return Frame(opcode=opcode, seq=seq, payload=payload, flags=flags, chan=chan, version=version)
+
+
+class FrameDecoder:
+    """Stream decoder. ``feed`` returns the complete, intact frames found so far.
+
+    Memory is bounded: a piece longer than the largest valid encoded frame is discarded up
+    to its delimiter. ``dropped`` counts pieces rejected by COBS, length or CRC checks.
+    """
+
+    MAX_ENCODED = MAX_PAYLOAD + OVERHEAD + (MAX_PAYLOAD + OVERHEAD) // 254 + 2
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._discarding = False
+        self.dropped = 0
+
+    def reset(self) -> None:
+        """Forget any partial frame (after a link flush)."""
+        self._buffer.clear()
+        self._discarding = False
+
+    def feed(self, data: bytes) -> list[Frame]:
+        frames: list[Frame] = []
+        start = 0
+        while True:
+            end = data.find(0, start)
+            if end < 0:
+                self._append(data[start:])
+                return frames
+            self._append(data[start:end])
+            piece, discarding = bytes(self._buffer), self._discarding
+            self._buffer.clear()
+            self._discarding = False
+            start = end + 1
+            if discarding:
+                self.dropped += 1
+            elif piece:
+                frame = self._decode(piece)
+                if frame is not None:
+                    frames.append(frame)
+
+    def _append(self, chunk: bytes) -> None:
+        if self._discarding or not chunk:
+            return
+        if len(self._buffer) + len(chunk) > self.MAX_ENCODED:
+            self._buffer.clear()
+            self._discarding = True
+            return
+        self._buffer += chunk
+
+    def _decode(self, piece: bytes) -> Frame | None:
+        try:
+            raw = cobs.decode(piece)
+        except cobs.DecodeError:
+            self.dropped += 1
+            return None
+        frame = parse_frame(raw)
+        if frame is None:
+            self.dropped += 1
+        return frame
