@@ -87,28 +87,50 @@ class ProgrammedArray:
         return self.sign * envelope * np.cos(phase / 2.0)
 
 
-def program(
+def heater_codes(
     weights: np.ndarray,
     p: PhysicsParams,
-    serial: str,
     array_shape: tuple[int, int] | None = None,
-) -> ProgrammedArray:
-    """Weights -> heater DAC codes and static phases (docs/physics.md section 2, steps 1-7).
+) -> tuple[np.ndarray, float]:
+    """Host side of programming (steps 1-4): weights -> wire codes and the scale s_w.
 
-    ``array_shape`` is the chip's (rows, cols), default the matrix's own shape.
+    Codes are ``dac_code | negative << weight_bits`` (int32), what travels to the chip and
+    what the weights id checksums. ``array_shape`` is the chip's (rows, cols), default the
+    matrix's own shape (it sets the loss map that calibration compensates).
     """
     w = np.asarray(weights, dtype=np.float64)
     rows, cols = w.shape
     array_rows, array_cols = array_shape if array_shape is not None else (rows, cols)
     scale = float(np.max(np.abs(w))) or 1.0
     w_n = w / scale  # 1. normalize
-    sign = np.where(w_n < 0, -1.0, 1.0)
-    row_env, col_env, a_min = physics.envelopes(p, rows, cols, array_rows, array_cols)  # 2. loss
+    row_env, col_env, _ = physics.envelopes(p, rows, cols, array_rows, array_cols)  # 2. loss
     transmission = np.abs(w_n) / (row_env[:, None] * col_env[None, :])
     phase = 2.0 * np.arccos(np.clip(transmission, 0.0, 1.0))  # 3. target phase
     dac_max = (1 << p.weight_bits) - 1  # 4. heater DAC
-    dac_codes = np.rint(np.sqrt(phase / math.pi) * dac_max)
-    phase_q = math.pi * (dac_codes / dac_max) ** 2
+    dac_codes = np.rint(np.sqrt(phase / math.pi) * dac_max).astype(np.int64)
+    negative = (w_n < 0).astype(np.int64) << p.weight_bits
+    return (dac_codes | negative).astype(np.int32), scale
+
+
+def program_codes(
+    codes: np.ndarray,
+    scale: float,
+    p: PhysicsParams,
+    serial: str,
+    array_shape: tuple[int, int] | None = None,
+) -> ProgrammedArray:
+    """Chip side of programming (steps 4-7): wire codes -> static phases of this device.
+
+    This is all the chip needs from the host, so a firmware emulator given the same codes
+    reproduces the twin exactly.
+    """
+    codes = np.asarray(codes, dtype=np.int32)
+    rows, cols = codes.shape
+    array_rows, array_cols = array_shape if array_shape is not None else (rows, cols)
+    row_env, col_env, a_min = physics.envelopes(p, rows, cols, array_rows, array_cols)
+    dac_max = (1 << p.weight_bits) - 1
+    sign = np.where((codes >> p.weight_bits) & 1, -1.0, 1.0)
+    phase_q = math.pi * ((codes & dac_max) / dac_max) ** 2  # 4. heater law
     key = serial_key(serial)
     scatter = np.clip(cell_normals(key, 0, rows, cols), -3.0, 3.0)  # 5. fabrication
     phase_f = phase_q * (1.0 + p.fab_sigma * scatter)
@@ -116,9 +138,18 @@ def program(
     kappa2 = p.crosstalk * physics.CROSSTALK_DIAGONAL_RATIO
     phase_x = phase_f + p.crosstalk * edge + kappa2 * diag
     arm_um = p.arm_imbalance_um * cell_normals(key, 1, rows, cols)  # 7. drift source
-    negative = (sign < 0).astype(np.int64) << p.weight_bits
-    codes = (dac_codes.astype(np.int64) | negative).astype(np.int32)
     return ProgrammedArray(codes, scale, sign, phase_x, arm_um, row_env, col_env, a_min)
+
+
+def program(
+    weights: np.ndarray,
+    p: PhysicsParams,
+    serial: str,
+    array_shape: tuple[int, int] | None = None,
+) -> ProgrammedArray:
+    """Weights -> programmed array (docs/physics.md section 2, steps 1-7): host then chip."""
+    codes, scale = heater_codes(weights, p, array_shape)
+    return program_codes(codes, scale, p, serial, array_shape)
 
 
 def quantize_inputs(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
