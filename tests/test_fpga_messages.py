@@ -1,0 +1,98 @@
+"""PHL1 payload layouts against docs/protocol.md §5-6."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from lumina_hal.drivers.fpga.messages import (
+    ErrorCode,
+    ErrorReply,
+    Hello,
+    MalformedPayload,
+    RunRequest,
+    RunResponse,
+    Telemetry,
+    WBegin,
+    WChunk,
+)
+
+HELLO = Hello(
+    1,
+    (1, 2, 3),
+    0xDEADBEEF,
+    64,
+    48,
+    12,
+    12,
+    12,
+    4,
+    8192,
+    2.0,
+    0.3125,
+    0.4166,
+    -10.0,
+    95.0,
+    "FPGA-0001",
+    "Lumina PTC-64 over PHL1",
+)
+
+
+def test_hello_is_96_bytes_at_the_documented_offsets():
+    raw = HELLO.pack()
+    assert len(raw) == 96
+    assert raw[0] == 1 and raw[1:4] == bytes([1, 2, 3])
+    assert struct.unpack_from("<IHH", raw, 4) == (0xDEADBEEF, 64, 48)
+    assert raw[12:16] == bytes([12, 12, 12, 4])
+    assert struct.unpack_from("<H", raw, 16)[0] == 8192
+    assert struct.unpack_from("<f", raw, 20)[0] == 2.0
+    assert raw[40:49] == b"FPGA-0001"
+    back = Hello.unpack(raw)
+    assert back.serial == "FPGA-0001" and back.model == "Lumina PTC-64 over PHL1"
+    assert back.firmware == (1, 2, 3) and back.cols == 48
+    assert back.loss_row_db == pytest.approx(0.3125)
+
+
+def test_fixed_payloads_round_trip_and_wrong_lengths_are_malformed():
+    begin = WBegin(7, 64, 48, 4 * 64 * 48, 0x12345678)
+    assert len(begin.pack()) == 16 and WBegin.unpack(begin.pack()) == begin
+    tel = Telemetry(45.0, -7.5, 3, 10, 640, 0, 1, 2, 99)
+    assert len(tel.pack()) == 36 and Telemetry.unpack(tel.pack()) == tel
+    for cls, raw in [(Hello, HELLO.pack()[:-1]), (WBegin, begin.pack() + b"x"), (Telemetry, b"")]:
+        with pytest.raises(MalformedPayload, match="must be"):
+            cls.unpack(raw)
+
+
+def test_chunks_need_whole_codes_at_aligned_offsets():
+    chunk = WChunk(1, 64, b"\x01\x00\x00\x00" * 3)
+    assert WChunk.unpack(chunk.pack()) == chunk
+    with pytest.raises(MalformedPayload, match="whole 4-byte codes"):
+        WChunk.unpack(chunk.pack()[:-1])
+    with pytest.raises(MalformedPayload, match="not a multiple of 4"):
+        WChunk.unpack(WChunk(1, 6, b"").pack())
+
+
+def test_run_request_and_response_carry_int32_codes():
+    codes = np.arange(-6, 6, dtype=np.int32).reshape(3, 4)
+    req = RunRequest(5, 2**40 + 3, 17, codes)
+    raw = req.pack()
+    assert len(raw) == 20 + 4 * 12
+    assert struct.unpack_from("<IQIHH", raw) == (5, 2**40 + 3, 17, 3, 0)
+    back = RunRequest.unpack(raw, cols=4)
+    np.testing.assert_array_equal(back.codes, codes)
+    assert (back.weight_id, back.call_index, back.first_vector) == (5, 2**40 + 3, 17)
+    with pytest.raises(MalformedPayload, match="for 3 vectors of 5 inputs"):
+        RunRequest.unpack(raw, cols=5)
+    resp = RunResponse(5, 2, codes)
+    np.testing.assert_array_equal(RunResponse.unpack(resp.pack(), rows=4).codes, codes)
+    with pytest.raises(MalformedPayload):
+        RunResponse.unpack(resp.pack()[:-4], rows=4)
+
+
+def test_error_replies_name_their_code():
+    err = ErrorReply(ErrorCode.WEIGHT_ID_MISMATCH, 0, 0, "active weights are 4")
+    back = ErrorReply.unpack(err.pack())
+    assert back.describe() == "WEIGHT_ID_MISMATCH: active weights are 4"
+    assert ErrorReply.unpack(b"\x01").code == ErrorCode.MALFORMED
+    assert ErrorReply(200).describe() == "error 200"
