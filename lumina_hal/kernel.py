@@ -107,18 +107,29 @@ class KernelModel:
         self._clipped = ffi.new("int64_t *")
 
     def forward(
-        self, x: np.ndarray, out: np.ndarray, *, seed: int, call_index: int, threads: int
+        self,
+        x: np.ndarray,
+        out: np.ndarray,
+        *,
+        seed: int,
+        call_index: int,
+        threads: int,
+        first_vector: int = 0,
     ) -> int:
-        """Run ``x`` (batch, cols) into ``out`` (batch, rows); return the clipped count."""
+        """Run ``x`` (batch, cols) into ``out`` (batch, rows); return the clipped count.
+
+        ``first_vector`` places these vectors within call ``call_index`` (noise streams).
+        """
         batch = x.shape[0]
         if x.dtype != np.float32 or not x.flags.c_contiguous or x.shape != (batch, self.cols):
             raise InputError(f"kernel needs x as C-contiguous float32 (batch, {self.cols})")
         if out.dtype != np.float32 or not out.flags.c_contiguous or out.shape != (batch, self.rows):
             raise InputError(f"kernel needs out as C-contiguous float32 ({batch}, {self.rows})")
-        rc = lib.lk_forward(
+        rc = lib.lk_forward_from(
             self._struct,
             ffi.from_buffer("float[]", x),
             batch,
+            first_vector,
             ffi.from_buffer("float[]", out, require_writable=True),
             seed,
             call_index,

@@ -142,7 +142,7 @@ typedef struct fwd_ctx {
     const float *r2; /* R_i^2 */
     const float *c2; /* C_j^2 */
     int64_t batch, rows, cols, npanels, pstride;
-    uint64_t seed, call_index;
+    uint64_t seed, call_index, first_vector;
     float in_levels;
     lk_epi epi;
     const lk_isa_desc *isa;
@@ -197,7 +197,8 @@ static void prepare_block(worker *w, int64_t k) {
             dst[2 * j + 1] = xv * xv;
         }
         w->q[r] = 0.0f;
-        w->key[r] = c->epi.noise ? lk_rng_vector_key(c->seed, c->call_index, (uint64_t)(b0 + r))
+        w->key[r] = c->epi.noise ? lk_rng_vector_key(c->seed, c->call_index,
+                                                         c->first_vector + (uint64_t)(b0 + r))
                                  : 0;
     }
     if (c->epi.noise) c->isa->qrows(w->xpack, 2 * cols, nb, c->c2, cols, w->q);
@@ -309,6 +310,12 @@ static int plan_threads(int32_t threads, int64_t batch, int64_t rows, int64_t co
 
 int lk_forward(const lk_model *model, const float *x, int64_t batch, float *y, uint64_t seed,
                uint64_t call_index, int32_t threads, int64_t *clipped) {
+    return lk_forward_from(model, x, batch, 0, y, seed, call_index, threads, clipped);
+}
+
+int lk_forward_from(const lk_model *model, const float *x, int64_t batch, uint64_t first_vector,
+                    float *y, uint64_t seed, uint64_t call_index, int32_t threads,
+                    int64_t *clipped) {
     if (x == NULL || y == NULL || batch <= 0 || threads < 1) return LK_EINVAL;
     const int rc = check_model(model);
     if (rc != LK_OK) return rc;
@@ -331,6 +338,7 @@ int lk_forward(const lk_model *model, const float *x, int64_t batch, float *y, u
     c.pstride = cols * LK_PANEL;
     c.seed = seed;
     c.call_index = call_index;
+    c.first_vector = first_vector;
     c.in_levels = lk_levels(model->input_bits);
     c.epi.levels = lk_levels(model->output_bits);
     adc_constants(model->output_bits, model->full_scale, &c.epi.to_code, &c.epi.from_code);

@@ -49,6 +49,13 @@ typedef struct lk_model {
 int lk_forward(const lk_model *model, const float *x, int64_t batch, float *y, uint64_t seed,
                uint64_t call_index, int32_t threads, int64_t *clipped);
 
+/* lk_forward for vectors first_vector .. first_vector + batch - 1 of call call_index: vector b
+ * here draws its noise as vector first_vector + b would in one call over the whole batch, so
+ * a batch split over several calls (e.g. several link frames) gives the same bits. */
+int lk_forward_from(const lk_model *model, const float *x, int64_t batch, uint64_t first_vector,
+                    float *y, uint64_t seed, uint64_t call_index, int32_t threads,
+                    int64_t *clipped);
+
 /* Input DAC alone (the same code the forward pass uses): x_norm = rint(x * (L/s_x)) / L per
  * vector, scales[b] = max_j |x[b, j]|. For bit-exact tests against the numpy reference. */
 int lk_quantize_inputs(const float *x, int64_t batch, int64_t cols, int32_t bits, float *x_norm,

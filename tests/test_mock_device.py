@@ -306,3 +306,21 @@ def test_simd_path_can_be_forced_and_gives_the_same_bits(rng):
     assert "scalar" in results
     for y in results.values():
         np.testing.assert_array_equal(y, results["scalar"])
+
+
+def test_a_batch_split_with_vector_offsets_gives_the_same_bits(rng):
+    """kernel.forward(first_vector=...) lets a link split one call over several frames."""
+    w = rng.uniform(-1, 1, size=(20, 30))
+    x = rng.uniform(-1, 1, size=(11, 30)).astype(np.float32)
+    with lumina_hal.open_device("mock://?rows=20&cols=30&seed=8") as chip:
+        chip.load_weights(w)
+        whole = chip.matmul(x)
+        engine, seed = chip._engine, chip.config.seed
+        parts = np.empty_like(whole)
+        for start, stop in [(0, 4), (4, 5), (5, 11)]:
+            engine.forward(x[start:stop], parts[start:stop], seed=seed, call_index=0,
+                           threads=1, first_vector=start)
+        shifted = np.empty_like(whole)
+        engine.forward(x, shifted, seed=seed, call_index=0, threads=1, first_vector=1)
+    np.testing.assert_array_equal(parts, whole)
+    assert not np.array_equal(shifted, whole)  # the offset really moves the noise streams
