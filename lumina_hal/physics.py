@@ -216,10 +216,18 @@ def envelopes(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """(R_i, C_j, A_min) for an (rows, cols) block on an (array_rows, array_cols) array."""
     k_row, k_col = loss_steps_db(p, array_rows, array_cols)
-    row_env = 10.0 ** ((rows - 1 - np.arange(rows)) * k_row / 20.0)
-    col_env = 10.0 ** ((cols - 1 - np.arange(cols)) * k_col / 20.0)
+    row_env, col_env = envelopes_from_steps(rows, cols, k_row, k_col)
     loss_db = p.mzi_loss_db + (rows - 1) * k_row + (cols - 1) * k_col
     return row_env, col_env, 10.0 ** (-loss_db / 20.0)
+
+
+def envelopes_from_steps(
+    rows: int, cols: int, k_row_db: float, k_col_db: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(R_i, C_j) from the per-row and per-column loss steps (what a host learns in HELLO)."""
+    row_env = 10.0 ** ((rows - 1 - np.arange(rows)) * k_row_db / 20.0)
+    col_env = 10.0 ** ((cols - 1 - np.arange(cols)) * k_col_db / 20.0)
+    return row_env, col_env
 
 
 @dataclass(frozen=True)

@@ -88,27 +88,24 @@ class ProgrammedArray:
 
 
 def heater_codes(
-    weights: np.ndarray,
-    p: PhysicsParams,
-    array_shape: tuple[int, int] | None = None,
+    weights: np.ndarray, weight_bits: int, loss_steps_db: tuple[float, float]
 ) -> tuple[np.ndarray, float]:
     """Host side of programming (steps 1-4): weights -> wire codes and the scale s_w.
 
     Codes are ``dac_code | negative << weight_bits`` (int32), what travels to the chip and
-    what the weights id checksums. ``array_shape`` is the chip's (rows, cols), default the
-    matrix's own shape (it sets the loss map that calibration compensates).
+    what the weights id checksums. ``loss_steps_db`` = (k_r, k_c), the loss per row and per
+    column pitch that factory calibration compensates (an FPGA reports them in HELLO).
     """
     w = np.asarray(weights, dtype=np.float64)
     rows, cols = w.shape
-    array_rows, array_cols = array_shape if array_shape is not None else (rows, cols)
     scale = float(np.max(np.abs(w))) or 1.0
     w_n = w / scale  # 1. normalize
-    row_env, col_env, _ = physics.envelopes(p, rows, cols, array_rows, array_cols)  # 2. loss
+    row_env, col_env = physics.envelopes_from_steps(rows, cols, *loss_steps_db)  # 2. loss
     transmission = np.abs(w_n) / (row_env[:, None] * col_env[None, :])
     phase = 2.0 * np.arccos(np.clip(transmission, 0.0, 1.0))  # 3. target phase
-    dac_max = (1 << p.weight_bits) - 1  # 4. heater DAC
+    dac_max = (1 << weight_bits) - 1  # 4. heater DAC
     dac_codes = np.rint(np.sqrt(phase / math.pi) * dac_max).astype(np.int64)
-    negative = (w_n < 0).astype(np.int64) << p.weight_bits
+    negative = (w_n < 0).astype(np.int64) << weight_bits
     return (dac_codes | negative).astype(np.int32), scale
 
 
@@ -148,7 +145,11 @@ def program(
     array_shape: tuple[int, int] | None = None,
 ) -> ProgrammedArray:
     """Weights -> programmed array (docs/physics.md section 2, steps 1-7): host then chip."""
-    codes, scale = heater_codes(weights, p, array_shape)
+    rows, cols = np.shape(weights)
+    array_rows, array_cols = array_shape if array_shape is not None else (rows, cols)
+    # rounded to float32, as an FPGA reports them in HELLO, so both hosts compute equal codes
+    k_row, k_col = (float(np.float32(k)) for k in physics.loss_steps_db(p, array_rows, array_cols))
+    codes, scale = heater_codes(weights, p.weight_bits, (k_row, k_col))
     return program_codes(codes, scale, p, serial, array_shape)
 
 

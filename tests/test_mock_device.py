@@ -318,8 +318,14 @@ def test_a_batch_split_with_vector_offsets_gives_the_same_bits(rng):
         engine, seed = chip._engine, chip.config.seed
         parts = np.empty_like(whole)
         for start, stop in [(0, 4), (4, 5), (5, 11)]:
-            engine.forward(x[start:stop], parts[start:stop], seed=seed, call_index=0,
-                           threads=1, first_vector=start)
+            engine.forward(
+                x[start:stop],
+                parts[start:stop],
+                seed=seed,
+                call_index=0,
+                threads=1,
+                first_vector=start,
+            )
         shifted = np.empty_like(whole)
         engine.forward(x, shifted, seed=seed, call_index=0, threads=1, first_vector=1)
     np.testing.assert_array_equal(parts, whole)
