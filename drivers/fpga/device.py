@@ -1,0 +1,351 @@
+"""FpgaDevice: a PhotonicDevice behind an FPGA speaking PHL1 (docs/protocol.md).
+
+Schemes: ``fpga:///dev/ttyUSB0?baudrate=3000000`` (serial), ``fpga+tcp://host:port`` and
+``fpga+sim://?seed=1&preset=typical`` (the firmware emulator in-process). Weights travel
+as heater DAC codes and results as ADC codes, so the same physics applies as on the twin
+and ``fpga+sim://`` returns exactly what ``mock://`` does for the same parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import zlib
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+import serial
+from lumina_hal.drivers.fpga import messages as msg
+from lumina_hal.drivers.fpga.link import LinkTiming, PhlLink
+
+from lumina_hal import reference
+from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry, weights_checksum
+from lumina_hal.errors import ConfigurationError, DeviceError, LinkError, SafetyLimitError
+from lumina_hal.params import Param
+from lumina_hal.twin_config import TWIN_PARAMS
+from lumina_hal.uri import DeviceURI
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_FIRMWARE_MAJOR = 1
+LINK_PARAMS: tuple[Param, ...] = (
+    Param(
+        "timeout",
+        float,
+        0.05,
+        "minimum time to wait for a response",
+        unit="s",
+        minimum=0.001,
+        maximum=60.0,
+    ),
+    Param("retries", int, 4, "retransmissions before a resync", minimum=0, maximum=20),
+)
+SERIAL_PARAMS = (
+    Param("baudrate", int, 3_000_000, "UART baud rate", unit="Bd", minimum=300, maximum=20_000_000),
+)
+
+
+class FpgaDevice(PhotonicDevice):
+    """The FPGA backend; subclasses differ only in how they open the port."""
+
+    summary = "photonic chip behind an FPGA (PHL1 over a serial port)"
+
+    def __init__(self, port_factory: Any, timing: LinkTiming, description: str) -> None:
+        super().__init__()
+        self._port_factory = port_factory
+        self._timing = timing
+        self._description = description
+        self._link: PhlLink | None = None
+        self._hello: msg.Hello | None = None
+        self._weight_id = 0
+        self._scale = 1.0
+        self._call_index = 0
+        self._lost = ""
+        self._txn = 0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._description})"
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def _open(self) -> None:
+        try:
+            port = self._port_factory()
+        except (OSError, serial.SerialException) as exc:
+            raise LinkError(f"cannot open {self._description}: {exc}") from exc
+        self._link = PhlLink(port, self._timing)
+        try:
+            self._hello = self._handshake()
+        except BaseException:
+            self._link.close()
+            self._link = None
+            raise
+        self._weight_id, self._call_index, self._lost = 0, 0, ""
+
+    def _handshake(self) -> msg.Hello:
+        assert self._link is not None
+        hello = msg.Hello.unpack(self._link.request(msg.Opcode.HELLO, response_bytes=120))
+        if hello.proto_version != 1 or hello.firmware[0] != SUPPORTED_FIRMWARE_MAJOR:
+            raise ConfigurationError(
+                f"incompatible firmware {'.'.join(map(str, hello.firmware))} (protocol "
+                f"{hello.proto_version}) on {self._description}; this driver speaks PHL1 "
+                f"with firmware {SUPPORTED_FIRMWARE_MAJOR}.x"
+            )
+        log.info(
+            "connected to %s: %s %s, %dx%d, firmware %s",
+            self._description,
+            hello.model,
+            hello.serial,
+            hello.rows,
+            hello.cols,
+            ".".join(map(str, hello.firmware)),
+        )
+        return hello
+
+    def _close(self) -> None:
+        if self._link is None:
+            return
+        try:
+            self._link.request(msg.Opcode.SAFE_STATE)
+        except (LinkError, DeviceError) as exc:
+            log.warning("could not put %s in its safe state: %s", self._description, exc)
+        finally:
+            self._link.close()
+            self._link = None
+
+    # ---- contract ----------------------------------------------------------------------
+    def _info(self) -> DeviceInfo:
+        h = self._require_hello()
+        return DeviceInfo(
+            vendor="Lumina",
+            model=h.model,
+            serial=h.serial,
+            firmware=".".join(map(str, h.firmware)),
+            rows=h.rows,
+            cols=h.cols,
+            weight_bits=h.weight_bits,
+            input_bits=h.input_bits,
+            output_bits=h.output_bits,
+            capabilities=self._capabilities(),
+        )
+
+    def _capabilities(self) -> frozenset[str]:
+        return frozenset(
+            {
+                Capability.SET_TEMPERATURE.value,
+                Capability.HARDWARE.value,
+                Capability.OPTICAL_POWER.value,
+            }
+        )
+
+    def _require_hello(self) -> msg.Hello:
+        assert self._hello is not None
+        return self._hello
+
+    def _load_weights(self, weights: np.ndarray) -> str:
+        h = self._require_hello()
+        codes, scale = reference.heater_codes(
+            weights, h.weight_bits, (h.loss_row_db, h.loss_col_db)
+        )
+        self._weight_id = self._upload(codes)
+        self._scale, self._lost = scale, ""
+        return weights_checksum(codes)
+
+    def _upload(self, codes: np.ndarray) -> int:
+        """Two-phase upload: W_BEGIN, W_CHUNKs, W_COMMIT against the whole-matrix CRC."""
+        link, h = self._require_link(), self._require_hello()
+        data = np.ascontiguousarray(codes, dtype="<i4").tobytes()
+        crc = zlib.crc32(data) & 0xFFFFFFFF
+        self._txn = self._txn % 0xFFFFFFFF + 1
+        rows, cols = codes.shape
+        link.request(msg.Opcode.W_BEGIN, msg.WBegin(self._txn, rows, cols, len(data), crc).pack())
+        step = (h.max_payload - msg.WChunk.HEAD.size) // 4 * 4
+        try:
+            for offset in range(0, len(data), step):
+                chunk = msg.WChunk(self._txn, offset, data[offset : offset + step]).pack()
+                link.request(msg.Opcode.W_CHUNK, chunk, response_bytes=24)
+            reply = link.request(msg.Opcode.W_COMMIT, struct.pack("<II", self._txn, crc))
+        except BaseException:
+            self._abort_quietly()
+            raise
+        weight_id, echoed = struct.unpack("<II", reply)
+        if echoed != crc:
+            raise DeviceError(f"W_COMMIT echoed CRC {echoed:08x}, sent {crc:08x}")
+        return weight_id
+
+    def _abort_quietly(self) -> None:
+        try:
+            self._require_link().request(msg.Opcode.W_ABORT, self._txn.to_bytes(4, "little"))
+        except (LinkError, DeviceError) as exc:
+            log.debug("W_ABORT after a failed upload: %s", exc)
+
+    def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
+        if self._lost:
+            raise LinkError(self._lost)
+        h = self._require_hello()
+        rows, cols = self.weights_shape or (0, 0)
+        levels = np.float32(reference.levels(h.input_bits))
+        s_x = np.max(np.abs(x), axis=1)
+        to_code = levels / np.where(s_x == 0, np.float32(1), s_x)
+        codes = np.rint(x * to_code[:, None]).astype(np.int32)
+        per_frame = max(
+            1,
+            min(
+                (h.max_payload - msg.RunRequest.HEAD.size) // (4 * cols),
+                (h.max_payload - msg.RunResponse.HEAD.size) // (4 * rows),
+            ),
+        )
+        call_index = self._call_index
+        full_scale = np.float32(h.adc_full_scale * np.sqrt(cols))  # as the FPGA holds it
+        from_code = full_scale / np.float32(reference.levels(h.output_bits))
+        for first in range(0, codes.shape[0], per_frame):
+            part = codes[first : first + per_frame]
+            request = msg.RunRequest(self._weight_id, call_index, first, part).pack()
+            reply = self._run(request, rows, len(part) * rows * 4 + 16, part.size * rows)
+            y = (reply.codes.astype(np.float32) * from_code) * s_x[first : first + per_frame, None]
+            out[first : first + per_frame] = y * np.float32(self._scale)
+        self._call_index = call_index + 1
+
+    def _run(self, request: bytes, rows: int, response_bytes: int, macs: int) -> msg.RunResponse:
+        link = self._require_link()
+        try:
+            payload = link.request(
+                msg.Opcode.RUN, request, response_bytes=response_bytes, op_s=max(0.005, macs * 1e-6)
+            )
+        except DeviceError as exc:
+            if exc.code == msg.ErrorCode.WEIGHT_ID_MISMATCH:
+                self._check_reboot()
+            raise
+        except LinkError:
+            self._check_reboot()
+            raise
+        return msg.RunResponse.unpack(payload, rows)
+
+    def _check_reboot(self) -> None:
+        """After a failure: if the FPGA rebooted, its weights are gone; say so from now on."""
+        try:
+            hello = msg.Hello.unpack(
+                self._require_link().request(msg.Opcode.HELLO, response_bytes=120)
+            )
+        except (LinkError, DeviceError, msg.MalformedPayload):
+            return
+        if hello.boot_id != self._require_hello().boot_id:
+            self._hello = hello
+            self._weight_id = 0
+            self._lost = (
+                f"{self._description} rebooted (boot id {hello.boot_id:08x}): its "
+                "weights are lost; call load_weights again"
+            )
+            log.warning(self._lost)
+            raise LinkError(self._lost)
+
+    def _telemetry(self) -> Telemetry:
+        raw = self._require_link().request(msg.Opcode.TELEMETRY)
+        t = msg.Telemetry.unpack(raw)
+        return Telemetry(
+            temperature_c=t.temperature_c,
+            optical_power_dbm=t.optical_power_dbm,
+            weights_id=self.weights_id,
+            counters={
+                "runs": t.runs,
+                "vectors": t.vectors,
+                "clipped_outputs": t.clipped,
+                "frames_dropped": t.frames_dropped,
+                "call_index": self._call_index,
+                "retransmissions": self._require_link().retransmissions,
+            },
+        )
+
+    def _set_temperature(self, temperature_c: float) -> None:
+        h = self._require_hello()
+        if not h.temperature_min_c <= temperature_c <= h.temperature_max_c:
+            raise SafetyLimitError(
+                f"temperature_c {temperature_c:g} °C is outside the device's limits "
+                f"[{h.temperature_min_c:g}, {h.temperature_max_c:g}] °C; nothing was sent"
+            )
+        self._require_link().request(msg.Opcode.SET_TEMPERATURE, struct.pack("<f", temperature_c))
+
+    def _reset(self) -> None:
+        self._require_link().request(msg.Opcode.RESET)
+        self._weight_id, self._call_index, self._lost = 0, 0, ""
+
+    def _require_link(self) -> PhlLink:
+        if self._link is None:
+            raise LinkError(f"{self._description} is not connected")
+        return self._link
+
+
+class FpgaSerialDevice(FpgaDevice):
+    """``fpga:///dev/ttyUSB0?baudrate=3000000&timeout=0.05&retries=4``."""
+
+    uri_params = SERIAL_PARAMS + LINK_PARAMS
+    summary = "photonic chip behind an FPGA on a serial port (PHL1)"
+
+    @classmethod
+    def from_uri(cls, uri: DeviceURI, **params: Any) -> FpgaDevice:
+        if not uri.path or uri.host:
+            raise ConfigurationError(
+                f"fpga:// needs a device path, e.g. fpga:///dev/ttyUSB0, got {uri.uri!r}"
+            )
+        baud = params.get("baudrate", 3_000_000)
+        timing = LinkTiming(baud, 0.02, params.get("timeout", 0.05), params.get("retries", 4))
+
+        def factory() -> Any:
+            return serial.Serial(uri.path, baudrate=baud, timeout=0.05)
+
+        return cls(factory, timing, uri.path)
+
+
+class FpgaTcpDevice(FpgaDevice):
+    """``fpga+tcp://host:port``: PHL1 over TCP, one write per frame, TCP_NODELAY."""
+
+    uri_params = LINK_PARAMS
+    summary = "photonic chip behind an FPGA reached over TCP (PHL1)"
+
+    @classmethod
+    def from_uri(cls, uri: DeviceURI, **params: Any) -> FpgaDevice:
+        if not uri.host or uri.port is None or uri.path not in ("", "/"):
+            raise ConfigurationError(f"fpga+tcp:// needs host:port, got {uri.uri!r}")
+        timing = LinkTiming(None, 0.005, params.get("timeout", 0.05), params.get("retries", 4))
+        target = f"socket://{uri.host}:{uri.port}"
+
+        def factory() -> Any:
+            port = serial.serial_for_url(target, timeout=0.05)
+            port._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return port
+
+        return cls(factory, timing, f"{uri.host}:{uri.port}")
+
+
+class FpgaSimDevice(FpgaDevice):
+    """``fpga+sim://?seed=1&preset=typical``: the firmware emulator, in-process."""
+
+    uri_params = tuple(p for p in TWIN_PARAMS if p.name != "kernel") + LINK_PARAMS
+    summary = "FPGA firmware emulator in-process (PHL1 through a pyserial handler)"
+
+    @classmethod
+    def from_uri(cls, uri: DeviceURI, **params: Any) -> FpgaDevice:
+        if uri.location:
+            raise ConfigurationError(f"fpga+sim:// takes no host or path, got {uri.uri!r}")
+        link = {k: params.pop(k) for k in ("timeout", "retries") if k in params}
+        timing = LinkTiming(None, 0.005, link.get("timeout", 0.05), link.get("retries", 4))
+        query = urlencode({k: v for k, v in params.items() if v is not None})
+        target = f"fpgasim://?{query}"
+
+        def factory() -> Any:
+            if "lumina_hal.sim" not in serial.protocol_handler_packages:
+                serial.protocol_handler_packages.append("lumina_hal.sim")
+            return serial.serial_for_url(target, timeout=0.05)
+
+        return cls(factory, timing, "FPGA emulator (in-process)")
+
+    def _capabilities(self) -> frozenset[str]:
+        return frozenset(
+            {
+                Capability.SET_TEMPERATURE.value,
+                Capability.SIMULATED.value,
+                Capability.SEEDED.value,
+                Capability.OPTICAL_POWER.value,
+            }
+        )
