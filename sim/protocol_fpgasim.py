@@ -14,8 +14,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import serial
+from lumina_hal.drivers.fpga.framing import FrameDecoder
+from lumina_hal.sim.fpga_faults import FAULT_PARAMS, FaultInjector
 from lumina_hal.sim.fpga_firmware import FirmwareEmulator
 from serial import SerialBase, SerialException
+
+_FAULT_NAMES = {p.name for p in FAULT_PARAMS}
 
 MAX_BUFFER = 1 << 22  # bytes of replies held before the emulator stops answering
 
@@ -25,6 +29,8 @@ class Serial(SerialBase):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.emulator: FirmwareEmulator | None = None
+        self.faults = FaultInjector.from_params({})
+        self._peek = FrameDecoder()  # sees requests as the FPGA will, for reboot faults
         self._rx = bytearray()
         self._cond = threading.Condition()
         super().__init__(*args, **kwargs)
@@ -34,7 +40,13 @@ class Serial(SerialBase):
             raise SerialException("port must be configured before it can be used")
         if self.is_open:
             raise SerialException("port already open")
-        self.emulator = FirmwareEmulator(**self.from_url(self.portstr))
+        params = self.from_url(self.portstr)
+        self.faults = FaultInjector.from_params(
+            {k: float(v) for k, v in params.items() if k in _FAULT_NAMES}
+        )
+        self.emulator = FirmwareEmulator(
+            **{k: v for k, v in params.items() if k not in _FAULT_NAMES}
+        )
         self._rx.clear()
         self.is_open = True
 
@@ -60,7 +72,16 @@ class Serial(SerialBase):
     def write(self, data: bytes) -> int:
         if not self.is_open or self.emulator is None:
             raise serial.PortNotOpenError()
-        reply = self.emulator.receive(bytes(data))
+        arriving = self.faults.damage(bytes(data), reply=False)
+        if (
+            self.faults.rates.reboot
+            and any(f.opcode == 0x11 for f in self._peek.feed(arriving))
+            and self.faults.should_reboot()
+        ):
+            self.emulator.reboot()  # the chunk arrives at a freshly booted FPGA
+        reply = self.emulator.receive(arriving)
+        if reply:
+            reply = self.faults.damage(reply, reply=True)
         with self._cond:
             if len(self._rx) + len(reply) <= MAX_BUFFER:
                 self._rx += reply

@@ -19,6 +19,7 @@ import numpy as np
 import serial
 from lumina_hal.drivers.fpga import messages as msg
 from lumina_hal.drivers.fpga.link import LinkTiming, PhlLink
+from lumina_hal.sim.fpga_faults import FAULT_PARAMS
 
 from lumina_hal import reference
 from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry, weights_checksum
@@ -166,8 +167,9 @@ class FpgaDevice(PhotonicDevice):
                 chunk = msg.WChunk(self._txn, offset, data[offset : offset + step]).pack()
                 link.request(msg.Opcode.W_CHUNK, chunk, response_bytes=24)
             reply = link.request(msg.Opcode.W_COMMIT, struct.pack("<II", self._txn, crc))
-        except BaseException:
+        except (LinkError, DeviceError):
             self._abort_quietly()
+            self._check_reboot()  # a reboot mid-upload raises LinkError saying so
             raise
         weight_id, echoed = struct.unpack("<II", reply)
         if echoed != crc:
@@ -321,7 +323,7 @@ class FpgaTcpDevice(FpgaDevice):
 class FpgaSimDevice(FpgaDevice):
     """``fpga+sim://?seed=1&preset=typical``: the firmware emulator, in-process."""
 
-    uri_params = tuple(p for p in TWIN_PARAMS if p.name != "kernel") + LINK_PARAMS
+    uri_params = tuple(p for p in TWIN_PARAMS if p.name != "kernel") + LINK_PARAMS + FAULT_PARAMS
     summary = "FPGA firmware emulator in-process (PHL1 through a pyserial handler)"
 
     @classmethod
