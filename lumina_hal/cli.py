@@ -104,6 +104,36 @@ def _print_demo(report: dict[str, Any]) -> None:
     print(_table(rows, ("temp_C", "SNR_dB", "max_abs_err", "rms_err", "rms_signal", "ms")))
 
 
+def _cmd_sim_fpga(args: argparse.Namespace) -> dict[str, Any]:
+    """Serve the FPGA emulator until interrupted; prints where to connect first."""
+    import signal
+    import threading
+
+    from lumina_hal.params import resolve_params
+    from lumina_hal.sim.fpga_faults import FAULT_PARAMS
+    from lumina_hal.sim.fpga_server import PtyServer, TcpServer, build
+    from lumina_hal.twin_config import TWIN_PARAMS
+
+    raw = dict(item.split("=", 1) for item in args.param)
+    params = resolve_params(TWIN_PARAMS + FAULT_PARAMS, raw, context="lumina-hal sim fpga")
+    emulator, faults = build(params)
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        server: Any = TcpServer(emulator, faults, host or "127.0.0.1", int(port)).start()
+        where = "{}:{}".format(*server.address)
+        uri = f"fpga+tcp://{where}"
+    else:
+        server = PtyServer(emulator, faults).start()
+        where, uri = server.path, f"fpga://{server.path}"
+    print(f"serving the FPGA emulator on {where}\nconnect with: {uri}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.close()
+    return {"served": where}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lumina-hal", description=__doc__)
     parser.add_argument("--version", action="version", version=f"lumina-hal {__version__}")
@@ -128,6 +158,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="workload seed")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_demo, show=_print_demo)
+
+    sim = sub.add_parser("sim", help="serve simulated hardware")
+    sim_sub = sim.add_subparsers(dest="target", required=True)
+    p = sim_sub.add_parser("fpga", help="the FPGA firmware emulator on a pty or TCP")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (default)")
+    where.add_argument("--tcp", metavar="HOST:PORT", help="serve on TCP, e.g. 127.0.0.1:5555")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="emulator parameter (as in mock://) or fault_*: repeatable",
+    )
+    p.set_defaults(run=_cmd_sim_fpga, show=lambda report: None, json=False)
     return parser
 
 
