@@ -73,6 +73,13 @@ class PtyServer:
             except OSError:  # the client side closed; keep serving the next one
                 continue
             reply = self._endpoint.handle(data)
+            if reply and self._out.empty():  # fast path: write now if the pty takes it all
+                try:
+                    reply = reply[os.write(self._master, reply):]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    continue
             if reply:
                 try:
                     self._out.put(reply, timeout=1.0)

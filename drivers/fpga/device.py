@@ -9,7 +9,6 @@ and ``fpga+sim://`` returns exactly what ``mock://`` does for the same parameter
 from __future__ import annotations
 
 import logging
-import socket
 import struct
 import zlib
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import serial
 from lumina_hal.drivers.fpga import messages as msg
 from lumina_hal.drivers.fpga.link import LinkTiming, PhlLink
+from lumina_hal.drivers.fpga.transport import SocketPort
 from lumina_hal.sim.fpga_faults import FAULT_PARAMS
 
 from lumina_hal import reference
@@ -310,12 +310,8 @@ class FpgaTcpDevice(FpgaDevice):
         if not uri.host or uri.port is None or uri.path not in ("", "/"):
             raise ConfigurationError(f"fpga+tcp:// needs host:port, got {uri.uri!r}")
         timing = LinkTiming(None, 0.005, params.get("timeout", 0.05), params.get("retries", 4))
-        target = f"socket://{uri.host}:{uri.port}"
-
         def factory() -> Any:
-            port = serial.serial_for_url(target, timeout=0.05)
-            port._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return port
+            return SocketPort(uri.host, uri.port)
 
         return cls(factory, timing, f"{uri.host}:{uri.port}")
 

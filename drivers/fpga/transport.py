@@ -1,0 +1,58 @@
+"""A TCP port with the small pyserial-like surface PhlLink uses.
+
+pyserial's ``socket://`` reports ``in_waiting`` as 0 or 1 and reads until its size or
+timeout, so a reply arrives byte by byte; this port reads whatever has arrived in one
+``recv``. It sets TCP_NODELAY, and PhlLink writes each frame with one call.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import select
+import socket
+import struct
+import termios
+
+
+class SocketPort:
+    """``write``, ``read``, ``in_waiting``, ``timeout``, ``reset_input_buffer``, ``close``."""
+
+    def __init__(self, host: str, port: int, connect_timeout_s: float = 5.0) -> None:
+        self._sock = socket.create_connection((host, port), timeout=connect_timeout_s)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock.setblocking(False)
+        self.timeout: float | None = 0.05
+
+    @property
+    def in_waiting(self) -> int:
+        raw = fcntl.ioctl(self._sock.fileno(), termios.FIONREAD, b"\x00\x00\x00\x00")
+        return struct.unpack("i", raw)[0]
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self._sock.send(view):]
+            except BlockingIOError:
+                select.select([], [self._sock], [], 1.0)
+        return len(data)
+
+    def read(self, size: int = 1) -> bytes:
+        """Whatever has arrived (up to ``size``), waiting up to ``timeout`` for the first byte."""
+        if not select.select([self._sock], [], [], self.timeout)[0]:
+            return b""
+        try:
+            data = self._sock.recv(max(size, 65536))
+        except BlockingIOError:
+            return b""
+        if not data:
+            raise ConnectionError("the FPGA closed the TCP connection")
+        return data
+
+    def reset_input_buffer(self) -> None:
+        while select.select([self._sock], [], [], 0)[0]:
+            if not self._sock.recv(65536):
+                break
+
+    def close(self) -> None:
+        self._sock.close()
