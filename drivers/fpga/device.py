@@ -310,6 +310,7 @@ class FpgaTcpDevice(FpgaDevice):
         if not uri.host or uri.port is None or uri.path not in ("", "/"):
             raise ConfigurationError(f"fpga+tcp:// needs host:port, got {uri.uri!r}")
         timing = LinkTiming(None, 0.005, params.get("timeout", 0.05), params.get("retries", 4))
+
         def factory() -> Any:
             return SocketPort(uri.host, uri.port)
 

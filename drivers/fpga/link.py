@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,7 @@ class PhlLink:
         self.port = port
         self.timing = timing
         self._decoder = FrameDecoder()
+        self._inbox: deque[Frame] = deque()  # decoded frames not yet claimed
         self._seq = 0
         self._lock = threading.Lock()
         self.retransmissions = 0
@@ -100,7 +102,7 @@ class PhlLink:
                 wire = encode_frame(frame)
                 log.debug("retransmit seq %d (attempt %d)", frame.seq, attempt + 1)
             self._write(wire)
-            reply = self._await(frame.seq, timeout)
+            reply = self._await({frame.seq}, timeout)
             if reply is not None:
                 return reply
             timeout *= 2.0
@@ -114,9 +116,73 @@ class PhlLink:
         except Exception as exc:
             raise LinkError(f"writing to the FPGA link failed: {exc}") from exc
 
-    def _await(self, seq: int, timeout_s: float) -> Frame | None:
+    def request_window(
+        self, opcode: int, payloads: list[bytes], window: int, *, response_bytes: int = 24
+    ) -> list[bytes]:
+        """Send ``payloads`` as requests with up to ``window`` in flight; replies in order.
+
+        Only idempotent requests belong here (W_CHUNK): a request whose reply is late is
+        retransmitted with RETX on its own, without stopping the others.
+        """
+        results: list[bytes | None] = [None] * len(payloads)
+        with self._lock:
+            pending: dict[int, list[Any]] = {}  # seq -> [frame, index, attempts, deadline]
+            next_index = 0
+            while next_index < len(payloads) or pending:
+                while next_index < len(payloads) and len(pending) < max(1, window):
+                    frame = Frame(opcode, self._next_seq(), payloads[next_index])
+                    wire = encode_frame(frame)
+                    timeout = self.timing.attempt_timeout_s(len(wire), response_bytes, 0.0)
+                    self._write(wire)
+                    pending[frame.seq] = [frame, next_index, 0, time.monotonic() + timeout]
+                    next_index += 1
+                earliest = min(entry[3] for entry in pending.values())
+                reply = self._await(set(pending), max(0.0, earliest - time.monotonic()))
+                if reply is not None:
+                    frame, index = pending.pop(reply.seq)[:2]
+                    if reply.flags & FLAG_ERR:
+                        error = msg.ErrorReply.unpack(reply.payload)
+                        raise DeviceError(
+                            f"FPGA refused {msg.Opcode(opcode).name}: {error.describe()}",
+                            code=error.code,
+                        )
+                    results[index] = reply.payload
+                    continue
+                self._retransmit_late(pending)
+        return [r for r in results if r is not None]
+
+    def _retransmit_late(self, pending: dict[int, list[Any]]) -> None:
+        now = time.monotonic()
+        for entry in pending.values():
+            frame, _, attempts, deadline = entry
+            if deadline > now:
+                continue
+            if attempts >= self.timing.retries:
+                raise LinkError(
+                    f"no response to {msg.Opcode(frame.opcode).name} seq "
+                    f"{frame.seq} after {attempts + 1} attempts"
+                )
+            retx = Frame(frame.opcode, frame.seq, frame.payload, flags=FLAG_RETX)
+            wire = encode_frame(retx)
+            self.retransmissions += 1
+            self._write(wire)
+            timeout = self.timing.attempt_timeout_s(len(wire), 24, 0.0) * 2.0 ** (attempts + 1)
+            entry[2], entry[3] = attempts + 1, now + timeout
+
+    def _await(self, seqs: set[int], timeout_s: float) -> Frame | None:
+        """The next response to one of ``seqs``; frames read meanwhile wait in the inbox."""
         deadline = time.monotonic() + timeout_s
         while True:
+            while self._inbox:
+                reply = self._inbox.popleft()
+                if reply.flags & FLAG_EVENT:
+                    log.warning("FPGA event: %s", reply.payload.hex(" "))
+                elif reply.is_error and reply.seq == 0 and reply.payload[:1] == b"\x01":
+                    return None  # NAK_CRC: our frame arrived damaged; resend now
+                elif reply.is_response and reply.seq in seqs:
+                    return reply
+                else:
+                    log.debug("dropped stale response seq %d", reply.seq)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -125,19 +191,10 @@ class PhlLink:
                 data = self.port.read(max(1, self.port.in_waiting))
             except Exception as exc:
                 raise LinkError(f"reading from the FPGA link failed: {exc}") from exc
-            if not data:
-                continue
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("rx %s", data.hex(" "))
-            for reply in self._decoder.feed(data):
-                if reply.flags & FLAG_EVENT:
-                    log.warning("FPGA event: %s", reply.payload.hex(" "))
-                elif reply.is_error and reply.seq == 0 and reply.payload[:1] == b"\x01":
-                    return None  # NAK_CRC: our frame arrived damaged; resend now
-                elif reply.is_response and reply.seq == seq:
-                    return reply
-                else:
-                    log.debug("dropped stale response seq %d", reply.seq)
+            if data:
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("rx %s", data.hex(" "))
+                self._inbox.extend(self._decoder.feed(data))
 
     def _escalate(self) -> None:
         """Flush both directions and the decoder, so the next attempt starts clean."""
@@ -149,3 +206,4 @@ class PhlLink:
         except Exception as exc:
             raise LinkError(f"resynchronizing the FPGA link failed: {exc}") from exc
         self._decoder.reset()
+        self._inbox.clear()

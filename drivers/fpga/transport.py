@@ -32,7 +32,7 @@ class SocketPort:
         view = memoryview(data)
         while view:
             try:
-                view = view[self._sock.send(view):]
+                view = view[self._sock.send(view) :]
             except BlockingIOError:
                 select.select([], [self._sock], [], 1.0)
         return len(data)
