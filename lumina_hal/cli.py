@@ -110,13 +110,14 @@ def _cmd_sim_fpga(args: argparse.Namespace) -> dict[str, Any]:
     import threading
 
     from lumina_hal.params import resolve_params
-    from lumina_hal.sim.fpga_faults import FAULT_PARAMS
-    from lumina_hal.sim.fpga_server import PtyServer, TcpServer, build
+    from lumina_hal.sim.fpga_faults import FAULT_PARAMS, build_endpoint
+    from lumina_hal.sim.fpga_server import PtyServer, TcpServer
     from lumina_hal.twin_config import TWIN_PARAMS
 
     raw = dict(item.split("=", 1) for item in args.param)
     params = resolve_params(TWIN_PARAMS + FAULT_PARAMS, raw, context="lumina-hal sim fpga")
-    emulator, faults = build(params)
+    endpoint = build_endpoint(params)
+    emulator, faults = endpoint.emulator, endpoint.faults
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
         server: Any = TcpServer(emulator, faults, host or "127.0.0.1", int(port)).start()

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from lumina_hal import physics, reference
 from lumina_hal.errors import ConfigurationError, InputError, LuminaError
 
 try:
@@ -105,6 +106,26 @@ class KernelModel:
         m.noise = 1 if noise else 0
         self._struct = m
         self._clipped = ffi.new("int64_t *")
+
+    @classmethod
+    def for_array(
+        cls, programmed: reference.ProgrammedArray, p: physics.PhysicsParams, output_scale: float
+    ) -> KernelModel:
+        """The kernel's model of a programmed array at ``p`` (docs/physics.md §2-3)."""
+        cols = programmed.shape[1]
+        det = physics.detector_noise(p, cols, programmed.min_amplitude)
+        return cls(
+            programmed.effective(p).astype(np.float32),
+            programmed.row_envelope**2,
+            programmed.col_envelope**2,
+            input_bits=p.input_bits,
+            output_bits=p.output_bits,
+            full_scale=reference.full_scale(p, cols),
+            output_scale=output_scale,
+            phase_var=physics.phase_noise_sigma_rad(p) ** 2 / 4.0,
+            detector=(det.c0, det.c1, det.c2),
+            noise=p.noise,
+        )
 
     def forward(
         self,

@@ -100,21 +100,7 @@ class MockDevice(PhotonicDevice):
             return None
         from lumina_hal.kernel import KernelModel
 
-        p = self.physics
-        cols = programmed.shape[1]
-        det = physics.detector_noise(p, cols, programmed.min_amplitude)
-        return KernelModel(
-            programmed.effective(p).astype(np.float32),
-            programmed.row_envelope**2,
-            programmed.col_envelope**2,
-            input_bits=p.input_bits,
-            output_bits=p.output_bits,
-            full_scale=reference.full_scale(p, cols),
-            output_scale=programmed.scale,
-            phase_var=physics.phase_noise_sigma_rad(p) ** 2 / 4.0,
-            detector=(det.c0, det.c1, det.c2),
-            noise=p.noise,
-        )
+        return KernelModel.for_array(programmed, self.physics, programmed.scale)
 
     def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         assert self._programmed is not None

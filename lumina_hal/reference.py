@@ -153,15 +153,23 @@ def program(
     return program_codes(codes, scale, p, serial, array_shape)
 
 
-def quantize_inputs(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Input DAC (float32): returns (x_n, s_x) per docs/physics.md section 3 step 1."""
+def input_codes(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Input DAC codes (float32 arithmetic, §3 step 1): (rint(x (L_x / s_x)), s_x) per vector.
+
+    These integers are what an FPGA receives; ``quantize_inputs`` divides them by L_x.
+    """
     x = np.ascontiguousarray(x, dtype=np.float32)
     lx = np.float32(levels(bits))
-    s_x = np.max(np.abs(x), axis=1)
+    s_x = np.max(np.abs(x), axis=1).astype(np.float32)
     safe = np.where(s_x == 0, np.float32(1), s_x)
     to_code = lx / safe  # float32 division
-    x_n = np.rint(x * to_code[:, None]) / lx
-    return x_n.astype(np.float32), s_x.astype(np.float32)
+    return np.rint(x * to_code[:, None]), s_x
+
+
+def quantize_inputs(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Input DAC (float32): returns (x_n, s_x) per docs/physics.md section 3 step 1."""
+    codes, s_x = input_codes(x, bits)
+    return (codes / np.float32(levels(bits))).astype(np.float32), s_x
 
 
 def adc(v: np.ndarray, bits: int, full_scale: float) -> tuple[np.ndarray, int]:

@@ -6,10 +6,14 @@ one generator seeded by ``fault_seed``, so a failing soak run can be replayed ex
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
+from lumina_hal.drivers.fpga.framing import FrameDecoder
+from lumina_hal.drivers.fpga.messages import Opcode
 
 from lumina_hal.params import Param
 
@@ -84,7 +88,7 @@ class FaultInjector:
 
     @property
     def active(self) -> bool:
-        return any(getattr(self.rates, f.name) > 0 for f in fields(FaultRates))
+        return self.hung or any(getattr(self.rates, f.name) > 0 for f in fields(FaultRates))
 
     def _hit(self, name: str) -> bool:
         rate = getattr(self.rates, name)
@@ -123,3 +127,36 @@ class FaultInjector:
         if reply and self._hit("duplicate"):
             data = data + bytes(data)
         return bytes(data)
+
+
+class FaultyEndpoint:
+    """The emulator as every transport sees it: request bytes in, reply bytes out, with
+    the injector's faults applied on the way (one place for all three transports)."""
+
+    def __init__(self, emulator: Any, faults: FaultInjector) -> None:
+        self.emulator = emulator
+        self.faults = faults
+        self._peek = FrameDecoder()  # sees requests as the FPGA will, for reboot faults
+        self._lock = threading.Lock()
+
+    def handle(self, data: bytes) -> bytes:
+        with self._lock:
+            if not self.faults.active:
+                return self.emulator.receive(data)
+            arriving = self.faults.damage(data, reply=False)
+            if self.faults.rates.reboot:
+                chunks = [f for f in self._peek.feed(arriving) if f.opcode == Opcode.W_CHUNK]
+                if chunks and self.faults.should_reboot():
+                    self.emulator.reboot()  # the chunk arrives at a freshly booted FPGA
+            reply = self.emulator.receive(arriving)
+            return self.faults.damage(reply, reply=True) if reply else reply
+
+
+def build_endpoint(params: dict[str, Any]) -> FaultyEndpoint:
+    """An emulator and its faults from mock://-style and ``fault_*`` parameters."""
+    from lumina_hal.sim.fpga_firmware import FirmwareEmulator
+
+    fault_names = {p.name for p in FAULT_PARAMS}
+    faults = FaultInjector.from_params({k: float(v) for k, v in params.items() if k in fault_names})
+    emulator = FirmwareEmulator(**{k: v for k, v in params.items() if k not in fault_names})
+    return FaultyEndpoint(emulator, faults)

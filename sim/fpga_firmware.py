@@ -240,21 +240,7 @@ class FirmwareEmulator:
 
     def _build_engine(self) -> KernelModel:
         assert self._active is not None
-        p = self.physics
-        cols = self._active.shape[1]
-        det = physics.detector_noise(p, cols, self._active.min_amplitude)
-        return KernelModel(
-            self._active.effective(p).astype(np.float32),
-            self._active.row_envelope**2,
-            self._active.col_envelope**2,
-            input_bits=p.input_bits,
-            output_bits=p.output_bits,
-            full_scale=reference.full_scale(p, cols),
-            output_scale=1.0,
-            phase_var=physics.phase_noise_sigma_rad(p) ** 2 / 4.0,
-            detector=(det.c0, det.c1, det.c2),
-            noise=p.noise,
-        )
+        return KernelModel.for_array(self._active, self.physics, output_scale=1.0)
 
     def _run(self, payload: bytes) -> bytes:
         if self._active is None or self._engine is None:

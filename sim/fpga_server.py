@@ -16,9 +16,8 @@ import select
 import socket
 import threading
 import tty
-from typing import Any
 
-from lumina_hal.sim.fpga_faults import FaultInjector
+from lumina_hal.sim.fpga_faults import FaultInjector, FaultyEndpoint
 from lumina_hal.sim.fpga_firmware import FirmwareEmulator
 
 log = logging.getLogger(__name__)
@@ -26,28 +25,11 @@ log = logging.getLogger(__name__)
 QUEUE_FRAMES = 256
 
 
-class _Endpoint:
-    """Emulator + faults shared by a transport; frames in, frames out."""
-
-    def __init__(self, emulator: FirmwareEmulator, faults: FaultInjector) -> None:
-        self.emulator = emulator
-        self.faults = faults
-        self._lock = threading.Lock()
-
-    def handle(self, data: bytes) -> bytes:
-        with self._lock:
-            arriving = self.faults.damage(data, reply=False) if self.faults.active else data
-            reply = self.emulator.receive(arriving)
-            if reply and self.faults.active:
-                reply = self.faults.damage(reply, reply=True)
-            return reply
-
-
 class PtyServer:
     """The emulator behind a pseudo-terminal; ``path`` is the device a driver opens."""
 
     def __init__(self, emulator: FirmwareEmulator, faults: FaultInjector) -> None:
-        self._endpoint = _Endpoint(emulator, faults)
+        self._endpoint = FaultyEndpoint(emulator, faults)
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # before anything is written: no echo, no ^C/^S processing
         self.path = os.ttyname(self._slave)
@@ -75,7 +57,7 @@ class PtyServer:
             reply = self._endpoint.handle(data)
             if reply and self._out.empty():  # fast path: write now if the pty takes it all
                 try:
-                    reply = reply[os.write(self._master, reply):]
+                    reply = reply[os.write(self._master, reply) :]
                 except BlockingIOError:
                     pass
                 except OSError:
@@ -120,7 +102,7 @@ class TcpServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self._endpoint = _Endpoint(emulator, faults)
+        self._endpoint = FaultyEndpoint(emulator, faults)
         self._sock = socket.create_server((host, port))
         self.address: tuple[str, int] = self._sock.getsockname()[:2]
         self._stop = threading.Event()
@@ -163,11 +145,3 @@ class TcpServer:
         self._stop.set()
         self._thread.join(timeout=1.0)
         self._sock.close()
-
-
-def build(params: dict[str, Any]) -> tuple[FirmwareEmulator, FaultInjector]:
-    """An emulator and its fault injector from mock://-style and fault_* parameters."""
-    fault_keys = {k for k in params if k.startswith("fault_")}
-    faults = FaultInjector.from_params({k: float(params[k]) for k in fault_keys})
-    emulator = FirmwareEmulator(**{k: v for k, v in params.items() if k not in fault_keys})
-    return emulator, faults

@@ -14,12 +14,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import serial
-from lumina_hal.drivers.fpga.framing import FrameDecoder
-from lumina_hal.sim.fpga_faults import FAULT_PARAMS, FaultInjector
+from lumina_hal.sim.fpga_faults import FaultInjector, FaultyEndpoint, build_endpoint
 from lumina_hal.sim.fpga_firmware import FirmwareEmulator
 from serial import SerialBase, SerialException
-
-_FAULT_NAMES = {p.name for p in FAULT_PARAMS}
 
 MAX_BUFFER = 1 << 22  # bytes of replies held before the emulator stops answering
 
@@ -28,9 +25,7 @@ class Serial(SerialBase):
     """A pyserial port backed by an in-process FirmwareEmulator."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.emulator: FirmwareEmulator | None = None
-        self.faults = FaultInjector.from_params({})
-        self._peek = FrameDecoder()  # sees requests as the FPGA will, for reboot faults
+        self.endpoint: FaultyEndpoint | None = None
         self._rx = bytearray()
         self._cond = threading.Condition()
         super().__init__(*args, **kwargs)
@@ -40,13 +35,7 @@ class Serial(SerialBase):
             raise SerialException("port must be configured before it can be used")
         if self.is_open:
             raise SerialException("port already open")
-        params = self.from_url(self.portstr)
-        self.faults = FaultInjector.from_params(
-            {k: float(v) for k, v in params.items() if k in _FAULT_NAMES}
-        )
-        self.emulator = FirmwareEmulator(
-            **{k: v for k, v in params.items() if k not in _FAULT_NAMES}
-        )
+        self.endpoint = build_endpoint(self.from_url(self.portstr))
         self._rx.clear()
         self.is_open = True
 
@@ -70,18 +59,9 @@ class Serial(SerialBase):
             return len(self._rx)
 
     def write(self, data: bytes) -> int:
-        if not self.is_open or self.emulator is None:
+        if not self.is_open or self.endpoint is None:
             raise serial.PortNotOpenError()
-        arriving = self.faults.damage(bytes(data), reply=False)
-        if (
-            self.faults.rates.reboot
-            and any(f.opcode == 0x11 for f in self._peek.feed(arriving))
-            and self.faults.should_reboot()
-        ):
-            self.emulator.reboot()  # the chunk arrives at a freshly booted FPGA
-        reply = self.emulator.receive(arriving)
-        if reply:
-            reply = self.faults.damage(reply, reply=True)
+        reply = self.endpoint.handle(bytes(data))
         with self._cond:
             if len(self._rx) + len(reply) <= MAX_BUFFER:
                 self._rx += reply
@@ -101,6 +81,14 @@ class Serial(SerialBase):
             data = bytes(self._rx[:size])
             del self._rx[:size]
             return data
+
+    @property
+    def emulator(self) -> FirmwareEmulator | None:
+        return self.endpoint.emulator if self.endpoint else None
+
+    @property
+    def faults(self) -> FaultInjector | None:
+        return self.endpoint.faults if self.endpoint else None
 
     def reset_input_buffer(self) -> None:
         with self._cond:

@@ -100,3 +100,18 @@ def test_a_hung_device_fails_in_bounded_time_and_reopening_recovers():
     with lumina_hal.open_device(f"fpga+sim://?{BASE}") as chip:  # a fresh link works
         chip.load_weights(np.eye(8))
         assert chip.matmul(np.ones(8)).shape == (8,)
+
+
+def test_every_transport_shares_one_fault_endpoint_including_reboots():
+    """pty/TCP servers and the in-process handler use build_endpoint: same faults."""
+    from lumina_hal.drivers.fpga import messages as msg
+    from lumina_hal.drivers.fpga.framing import Frame, encode_frame
+    from lumina_hal.sim.fpga_faults import build_endpoint
+
+    endpoint = build_endpoint({"rows": 4, "cols": 4, "fault_reboot": 1.0})
+    boot = endpoint.emulator.boot_id
+    endpoint.handle(encode_frame(Frame(msg.Opcode.W_BEGIN, 1, msg.WBegin(1, 4, 4, 64, 0).pack())))
+    assert endpoint.emulator.boot_id == boot  # only weight chunks trigger the reboot fault
+    endpoint.handle(encode_frame(Frame(msg.Opcode.W_CHUNK, 2, msg.WChunk(1, 0, bytes(64)).pack())))
+    assert endpoint.emulator.boot_id != boot
+    assert endpoint.faults.counts["reboot"] == 1
