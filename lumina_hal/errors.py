@@ -41,3 +41,22 @@ class DeviceClosedError(LuminaError, RuntimeError):
 
 class UnsupportedOperationError(LuminaError, NotImplementedError):
     """This backend lacks the capability the call needs (see ``info.capabilities``)."""
+
+
+class InstrumentError(DeviceError):
+    """A lab instrument reported an error (its SCPI error queue) or sent an unusable reply.
+
+    ``code`` is the SCPI error code (None when the reply itself was unusable), ``text`` the
+    instrument's message and ``command`` the command that was being executed.
+    """
+
+    def __init__(
+        self, message: str, code: int | None = None, text: str = "", command: str = ""
+    ) -> None:
+        super().__init__(message, code)
+        self.text = text
+        self.command = command
+
+
+class OverRangeError(InstrumentError):
+    """A measurement is above the instrument's current range (e.g. a power meter's 9.9E37)."""

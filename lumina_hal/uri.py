@@ -1,5 +1,7 @@
 """Parse device URIs: ``scheme://[host[:port]][/path][?key=value&...]``.
 
+A location holding ``::`` is a VISA resource name and is kept verbatim as ``host``.
+
 The query becomes a dict of raw strings; the registry types them against the driver's
 parameters. Repeated or valueless keys are errors, never silently merged or ignored.
 """
@@ -45,10 +47,15 @@ def parse_uri(uri: str) -> DeviceURI:
         raise ConfigurationError(f"device URI {uri!r} has an empty scheme")
     if parts.fragment:
         raise ConfigurationError(f"device URI {uri!r}: fragments ('#...') are not supported")
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigurationError(f"device URI {uri!r}: bad port ({exc})") from None
+    if "::" in parts.netloc + parts.path:
+        # A VISA resource (visa://USB0::0x1313::0x8078::P0009368::INSTR): kept verbatim.
+        host, port = unquote(parts.netloc), None
+    else:
+        host = parts.hostname or ""
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigurationError(f"device URI {uri!r}: bad port ({exc})") from None
     query: dict[str, str] = {}
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     for key, value in pairs:
@@ -60,7 +67,7 @@ def parse_uri(uri: str) -> DeviceURI:
     return DeviceURI(
         uri=text,
         scheme=scheme,
-        host=parts.hostname or "",
+        host=host,
         port=port,
         path=unquote(parts.path),
         query=query,

@@ -104,7 +104,7 @@ def test_entry_point_that_is_not_a_device_is_refused(tmp_path, monkeypatch):
     (dist / "entry_points.txt").write_text("[lumina_hal.drivers]\nthing = notadevice:Thing\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        with pytest.raises(ConfigurationError, match="must be a PhotonicDevice subclass"):
+        with pytest.raises(ConfigurationError, match="must be a PhotonicDevice or Instrument subclass"):
             lumina_hal.open_device("thing://")
     finally:
         sys.modules.pop("notadevice", None)
@@ -123,5 +123,5 @@ def test_runtime_registration_and_removal():
         lumina_hal.unregister_driver("tiny")
     with pytest.raises(ConfigurationError, match="unknown device scheme"):
         lumina_hal.open_device("tiny://")
-    with pytest.raises(ConfigurationError, match="PhotonicDevice subclass"):
+    with pytest.raises(ConfigurationError, match="PhotonicDevice or Instrument subclass"):
         lumina_hal.register_driver("bad", dict)  # type: ignore[arg-type]
