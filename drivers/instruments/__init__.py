@@ -1,0 +1,1 @@
+"""Lab-instrument drivers (laser, power meter, TEC) over pyvisa; see docs/instruments.md."""

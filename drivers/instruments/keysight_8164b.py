@@ -1,0 +1,83 @@
+"""Keysight (Agilent) 8164B mainframe with a back-loaded tunable laser in slot 0.
+
+Wavelength is set in nm with a unit suffix and read back in metres; power in dBm
+(docs/instruments.md §4, from the 8163A/B/8164A/B programming guide).
+"""
+
+from __future__ import annotations
+
+from lumina_hal.drivers.instruments.scpi import (
+    ScpiInstrument,
+    control,
+    format_bool,
+    in_range,
+    measurement,
+    parse_bool,
+    setting,
+)
+
+from lumina_hal.instruments import InstrumentIdentity, Laser
+
+
+class Keysight8164B(ScpiInstrument, Laser):
+    """Keysight/Agilent 8164B, TLS module in slot 0."""
+
+    model_name = "keysight-8164b"
+    idn_vendor = "Keysight Technologies"
+    idn_models = ("8164B",)
+    init_commands = ("SOUR0:POW:UNIT 0",)  # dBm
+
+    wavelength_m = measurement("SOUR0:WAV?", "Output wavelength, read back in m.")
+    wavelength_setpoint_nm = setting(
+        "SOUR0:WAV {:.4f}NM",
+        "Output wavelength, written in nm with the NM suffix.",
+        validate=in_range("_wavelength_min_nm", "_wavelength_max_nm", "nm"),
+    )
+    power_setpoint_dbm = control(
+        "SOUR0:POW?",
+        "SOUR0:POW {:.3f}DBM",
+        "Output power (dBm).",
+        validate=in_range("_power_min_dbm", "_power_max_dbm", "dBm"),
+    )
+    output_enabled = control(
+        "SOUR0:POW:STAT?", "SOUR0:POW:STAT {}", "Laser current on/off.", parse=parse_bool,
+        format=format_bool,
+    )
+
+    @classmethod
+    def serves(cls, identity: InstrumentIdentity) -> bool:
+        # Older units answer "Agilent Technologies".
+        vendor = identity.vendor.lower()
+        return vendor in ("keysight technologies", "agilent technologies") and (
+            identity.model.upper() in cls.idn_models
+        )
+
+    def _after_open(self) -> None:
+        self._wavelength_min_nm = float(self.query_parsed("SOUR0:WAV? MIN")) * 1e9
+        self._wavelength_max_nm = float(self.query_parsed("SOUR0:WAV? MAX")) * 1e9
+        self._power_min_dbm = float(self.query_parsed("SOUR0:POW? MIN"))
+        self._power_max_dbm = float(self.query_parsed("SOUR0:POW? MAX"))
+
+    def _get_wavelength_nm(self) -> float:
+        return self.wavelength_m * 1e9
+
+    def _set_wavelength_nm(self, nm: float) -> None:
+        self.wavelength_setpoint_nm = nm
+
+    def _get_power_dbm(self) -> float:
+        return self.power_setpoint_dbm
+
+    def _set_power_dbm(self, dbm: float) -> None:
+        self.power_setpoint_dbm = dbm
+
+    def _get_output(self) -> bool:
+        return self.output_enabled
+
+    def _set_output(self, enabled: bool) -> None:
+        self.output_enabled = enabled
+
+    def _wavelength_range_nm(self) -> tuple[float, float]:
+        return self._wavelength_min_nm, self._wavelength_max_nm
+
+    def _power_range_dbm(self) -> tuple[float, float]:
+        return self._power_min_dbm, self._power_max_dbm

@@ -1,0 +1,60 @@
+"""Thorlabs TED4015 TEC controller (Series 4000 SCPI, USBTMC, LF termination).
+
+Temperatures in °C (``UNIT:TEMP CEL`` at open). ``*RST`` switches the output off and does not
+clear the error queue (manual). docs/instruments.md §4.
+"""
+
+from __future__ import annotations
+
+from lumina_hal.drivers.instruments.scpi import (
+    ScpiInstrument,
+    control,
+    format_bool,
+    in_range,
+    measurement,
+    parse_bool,
+)
+
+from lumina_hal.instruments import TemperatureController
+
+
+class ThorlabsTed4015(ScpiInstrument, TemperatureController):
+    """Thorlabs TED4015."""
+
+    model_name = "thorlabs-ted4015"
+    idn_vendor = "THORLABS"
+    idn_models = ("TED4015",)
+    init_commands = ("UNIT:TEMP CEL",)
+
+    setpoint = control(
+        "SOUR:TEMP?",
+        "SOUR:TEMP {:.3f}",
+        "Temperature setpoint (°C).",
+        validate=in_range("_setpoint_min_c", "_setpoint_max_c", "°C"),
+    )
+    measured_temperature_c = measurement("MEAS:TEMP?", "Measured temperature (°C).")
+    output_enabled = control(
+        "OUTP?", "OUTP {}", "TEC current on/off.", parse=parse_bool, format=format_bool
+    )
+
+    def _after_open(self) -> None:
+        self._setpoint_min_c = float(self.query_parsed("SOUR:TEMP? MIN"))
+        self._setpoint_max_c = float(self.query_parsed("SOUR:TEMP? MAX"))
+
+    def _get_setpoint_c(self) -> float:
+        return self.setpoint
+
+    def _set_setpoint_c(self, celsius: float) -> None:
+        self.setpoint = celsius
+
+    def _get_temperature_c(self) -> float:
+        return self.measured_temperature_c
+
+    def _get_output(self) -> bool:
+        return self.output_enabled
+
+    def _set_output(self, enabled: bool) -> None:
+        self.output_enabled = enabled
+
+    def _setpoint_range_c(self) -> tuple[float, float]:
+        return self._setpoint_min_c, self._setpoint_max_c

@@ -1,0 +1,63 @@
+"""Which VISA library a ``backend=`` value means, and the simulated instruments shipped here.
+
+``@sim`` alone means this project's pyvisa-sim definitions (``lumina_hal/sim/instruments.yaml``,
+found with importlib.resources so it works from any install). pyvisa caches one library per
+definitions file, so simulated state persists across opens: :func:`reset_simulated_instruments`
+rebuilds it (the test fixture calls it between tests).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+from importlib import resources
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SIM_DEFINITIONS = "instruments.yaml"
+_files = contextlib.ExitStack()
+atexit.register(_files.close)
+_sim_path: Path | None = None
+
+
+def packaged_sim_definitions() -> Path:
+    """A filesystem path to the shipped pyvisa-sim YAML (extracted once if zipped)."""
+    global _sim_path
+    if _sim_path is None:
+        ref = resources.files("lumina_hal.sim").joinpath(SIM_DEFINITIONS)
+        _sim_path = _files.enter_context(resources.as_file(ref))
+    return _sim_path
+
+
+def library_spec(backend: str) -> str:
+    """The pyvisa ResourceManager argument for ``backend`` ('' = pyvisa's default)."""
+    spec = backend.strip()
+    if spec == "@sim":
+        return f"{packaged_sim_definitions()}@sim"
+    return spec
+
+
+def reset_simulated_instruments() -> int:
+    """Rebuild every loaded pyvisa-sim library's devices from their definitions.
+
+    Resources opened before the reset keep the old state; open them again. Returns the
+    number of libraries reset.
+    """
+    try:
+        from pyvisa_sim import parser
+        from pyvisa_sim.highlevel import SimVisaLibrary
+    except ImportError:  # pragma: no cover - pyvisa-sim is a dependency
+        return 0
+    count = 0
+    for (cls, path), library in list(SimVisaLibrary._registry.items()):
+        if cls is not SimVisaLibrary:
+            continue
+        if str(path) == "unset":
+            library.devices = parser.get_devices("default.yaml", True)
+        else:
+            library.devices = parser.get_devices(str(path), False)
+        count += 1
+    log.debug("reset %d simulated VISA libraries", count)
+    return count
