@@ -146,6 +146,7 @@ class Instrument(ABC):
     """A lab instrument: open/close, identity, lock, safe state. Roles derive from it."""
 
     role: ClassVar[str] = "instrument"
+    summary: ClassVar[str] = ""
     uri_params: ClassVar[tuple[Param, ...]] = ()
     #: True for simulated instruments (pyvisa-sim, loopback SCPI models).
     simulated: bool = False

@@ -313,7 +313,13 @@ class ScpiInstrument(Instrument):
                 self.write_termination,
             )
         try:
-            identity = InstrumentIdentity.parse(self.query("*IDN?"))
+            reply = self.query("*IDN?")
+            if not reply:
+                raise LinkError(
+                    f"{self._label}: empty reply to *IDN?; is an instrument answering at this "
+                    "resource, with this termination?"
+                )
+            identity = InstrumentIdentity.parse(reply)
             if self.idn_models and not self.serves(identity):
                 raise InstrumentError(
                     f"{self.resource_name} answered *IDN? with {identity.vendor},"

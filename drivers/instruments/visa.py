@@ -44,6 +44,8 @@ def register_model(name: str, driver: type[ScpiInstrument]) -> None:
 class VisaInstrument(Instrument):
     """Scheme entry for ``visa://``; ``from_uri`` returns the model's driver, unopened."""
 
+    summary = "lab instrument over VISA (open_instrument); model= names the driver"
+
     uri_params = (
         Param("model", str, "", "driver name, e.g. thorlabs-pm100d; empty: chosen from *IDN?"),
         Param("backend", str, "", "VISA library: @py, @ivi, @sim or file.yaml@sim"),
@@ -74,6 +76,9 @@ def detect_model(resource: str, backend: str, timeout_s: float) -> type[ScpiInst
             resource, backend, min(timeout_s, _DETECT_TIMEOUT_S), termination, termination
         )
         try:
+            if failures:
+                # End whatever the previous termination left in the instrument's input buffer.
+                handle.write("")
             identity = InstrumentIdentity.parse(str(handle.query("*IDN?")))
             break
         except Exception as exc:

@@ -1,0 +1,403 @@
+"""Each driver's exact command strings against recorded exchanges (docs/instruments.md §4)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from lumina_hal.drivers.instruments.keysight_8164b import Keysight8164B
+from lumina_hal.drivers.instruments.protocol_testing import (
+    ExpectedProtocolError,
+    ExpectedProtocolResource,
+    expected_protocol,
+)
+from lumina_hal.drivers.instruments.santec_tsl570 import SantecTsl570
+from lumina_hal.drivers.instruments.thorlabs_pm100d import ThorlabsPm100d, parse_sensor
+from lumina_hal.drivers.instruments.thorlabs_ted4015 import ThorlabsTed4015
+from pyvisa.constants import StatusCode
+from pyvisa.errors import VisaIOError
+
+from lumina_hal.errors import (
+    DeviceClosedError,
+    InputError,
+    InstrumentError,
+    LinkError,
+    OverRangeError,
+    SafetyLimitError,
+)
+from lumina_hal.instruments import LaserLimits, TecLimits
+
+SANTEC_OK = '0,"No error"'
+THORLABS_OK = '+0,"No error"'
+
+
+def checked(command: str, ok: str) -> list[tuple[str, str | None]]:
+    """A write followed by the error-queue read that every set triggers."""
+    query = ":SYST:ERR?" if ok == SANTEC_OK else "SYST:ERR?"
+    return [(command, None), (query, ok)]
+
+
+SANTEC_OPEN = [
+    ("*IDN?", "SANTEC,TSL-570,21070001,0026.0026.0011"),
+    (":SYST:ERR?", SANTEC_OK),
+    *checked(":SYST:COMM:COD 1", SANTEC_OK),
+    *checked(":POW:UNIT 0", SANTEC_OK),
+    (":WAV? MIN", "+1.48000000E-006"),
+    (":WAV? MAX", "+1.64000000E-006"),
+    (":POW? MIN", "-1.50000000E+001"),
+    (":POW? MAX", "+1.30000000E+001"),
+]
+
+KEYSIGHT_OPEN = [
+    ("*IDN?", "Agilent Technologies,8164B,DE41B00123,V5.25(72637)"),
+    ("SYST:ERR?", THORLABS_OK),
+    *checked("SOUR0:POW:UNIT 0", THORLABS_OK),
+    ("SOUR0:WAV? MIN", "+1.46000000E-006"),
+    ("SOUR0:WAV? MAX", "+1.64000000E-006"),
+    ("SOUR0:POW? MIN", "-1.00000000E+001"),
+    ("SOUR0:POW? MAX", "+1.00000000E+001"),
+]
+
+
+def pm100d_open(sensor: str = "S155C,220426071,26-APR-2022,1,18,289") -> list:
+    opening = [
+        ("*IDN?", "Thorlabs,PM100D,P0009368,2.4.0"),
+        ("SYST:ERR?", THORLABS_OK),
+        *checked("SENS:POW:UNIT W", THORLABS_OK),
+        ("SYST:SENS:IDN?", sensor),
+    ]
+    if sensor != "no sensor":
+        opening += [("SENS:CORR:WAV? MIN", "8.000000E+02"), ("SENS:CORR:WAV? MAX", "1.700000E+03")]
+    return opening
+
+
+TED_OPEN = [
+    ("*IDN?", "THORLABS,TED4015,M00324477,1.2.3/2.0.1/1.0.0"),
+    ("SYST:ERR?", THORLABS_OK),
+    *checked("UNIT:TEMP CEL", THORLABS_OK),
+    ("SOUR:TEMP? MIN", "-4.500000E+01"),
+    ("SOUR:TEMP? MAX", "1.450000E+02"),
+]
+
+
+# --- the expected-protocol helper itself can fail --------------------------------------------
+
+
+def test_helper_fails_on_a_different_command():
+    resource = ExpectedProtocolResource([(":POW:STAT 1", None)])
+    with pytest.raises(ExpectedProtocolError, match="expected ':POW:STAT 1'"):
+        resource.write(":POW:STAT 0")
+
+
+def test_helper_fails_on_commands_never_sent():
+    with pytest.raises(ExpectedProtocolError, match="never sent"):  # noqa: SIM117
+        with expected_protocol(SantecTsl570, [*SANTEC_OPEN, (":WAV?", "+1.55E-006")]):
+            pass
+
+
+def test_helper_fails_on_query_instead_of_write():
+    resource = ExpectedProtocolResource([("*RST", None)])
+    with pytest.raises(ExpectedProtocolError, match="expects a write"):
+        resource.query("*RST")
+
+
+# --- Santec TSL-570 --------------------------------------------------------------------------
+
+
+def test_santec_open_sets_scpi_mode_and_reads_ranges():
+    with expected_protocol(SantecTsl570, SANTEC_OPEN) as laser:
+        assert laser.identity.model == "TSL-570"
+        assert laser.wavelength_range_nm == pytest.approx((1480.0, 1640.0))
+        assert laser.power_range_dbm == (-15.0, 13.0)
+
+
+def test_santec_wavelength_is_written_in_metres_and_read_back_in_nm():
+    exchanges = [
+        *SANTEC_OPEN,
+        *checked(":WAV 1.55012340E-06", SANTEC_OK),
+        (":WAV?", "+1.55012340E-006"),
+    ]
+    with expected_protocol(SantecTsl570, exchanges) as laser:
+        laser.wavelength_nm = 1550.1234
+        assert laser.wavelength_nm == pytest.approx(1550.1234, abs=1e-6)
+
+
+def test_santec_power_output_and_monitor():
+    exchanges = [
+        *SANTEC_OPEN,
+        *checked(":POW 5.25", SANTEC_OK),
+        (":POW?", "+5.25000000E+000"),  # on(): the setpoint is checked against the limit first
+        *checked(":POW:STAT 1", SANTEC_OK),
+        (":POW:STAT?", "+1"),
+        (":POW:ACT?", "+5.24000000E+000"),
+    ]
+    with expected_protocol(SantecTsl570, exchanges) as laser:
+        laser.limits = LaserLimits(max_power_dbm=10.0)
+        laser.power_dbm = 5.25
+        laser.on()
+        assert laser.output is True
+        assert laser.power_monitor_dbm == pytest.approx(5.24)
+
+
+def test_santec_power_w_is_converted_to_dbm():
+    # 2 mW = 10*log10(2) dBm = 3.0103 dBm -> written with two decimals
+    exchanges = [*SANTEC_OPEN, *checked(":POW 3.01", SANTEC_OK), (":POW?", "+3.01000000E+000")]
+    with expected_protocol(SantecTsl570, exchanges) as laser:
+        laser.power_w = 2e-3
+        assert laser.power_w == pytest.approx(1e-3 * 10 ** 0.301)
+
+
+def test_soft_limit_refuses_before_anything_is_sent():
+    # The recording ends after opening: any write would fail the test.
+    with expected_protocol(SantecTsl570, SANTEC_OPEN) as laser:
+        laser.limits = LaserLimits(max_power_dbm=10.0, min_wavelength_nm=1500,
+                                   max_wavelength_nm=1600)
+        with pytest.raises(SafetyLimitError, match="above the soft limit 10 dBm"):
+            laser.power_dbm = 10.5
+        with pytest.raises(SafetyLimitError, match="below the soft limit 1500 nm"):
+            laser.wavelength_nm = 1499.0
+        with pytest.raises(InputError, match="finite"):
+            laser.power_dbm = math.nan
+
+
+def test_output_on_refused_when_setpoint_left_above_limit():
+    exchanges = [*SANTEC_OPEN, (":POW?", "+1.20000000E+001")]
+    with expected_protocol(SantecTsl570, exchanges) as laser:
+        laser.limits = LaserLimits(max_power_dbm=10.0)
+        with pytest.raises(SafetyLimitError, match="power setpoint = 12 dBm"):
+            laser.on()
+
+
+def test_instrument_range_refuses_before_anything_is_sent():
+    with expected_protocol(SantecTsl570, SANTEC_OPEN) as laser:
+        with pytest.raises(InputError, match="outside the range of this santec-tsl570"):
+            laser.wavelength_nm = 1700.0
+        with pytest.raises(InputError, match="outside the range"):
+            laser.power_dbm = 14.0
+
+
+def test_error_queue_entry_raises_with_code_text_and_command(caplog):
+    exchanges = [
+        *SANTEC_OPEN,
+        (":POW 5.00", None),
+        (":SYST:ERR?", '-222,"Data out of range"'),
+        (":SYST:ERR?", '-113,"Undefined header"'),
+        (":SYST:ERR?", SANTEC_OK),
+    ]
+    with expected_protocol(SantecTsl570, exchanges) as laser:
+        with pytest.raises(InstrumentError) as info:
+            laser.power_dbm = 5.0
+        assert (info.value.code, info.value.text, info.value.command) == (
+            -222, "Data out of range", ":POW 5.00"
+        )
+    assert "-113" in caplog.text  # the second entry is logged, not lost
+
+
+def test_error_queue_drain_is_bounded():
+    exchanges = [*SANTEC_OPEN, (":POW:STAT 0", None)] + [
+        (":SYST:ERR?", '-350,"Queue overflow"')
+    ] * 32
+    with (
+        expected_protocol(SantecTsl570, exchanges) as laser,
+        pytest.raises(InstrumentError, match="-350"),
+    ):
+        laser.off()
+
+
+def test_timeout_is_a_link_error_and_the_instrument_stays_usable():
+    exchanges = [
+        *SANTEC_OPEN,
+        (":WAV?", VisaIOError(StatusCode.error_timeout)),
+        (":WAV?", "+1.55000000E-006"),
+    ]
+    with expected_protocol(SantecTsl570, exchanges) as laser:
+        with pytest.raises(LinkError, match="no reply to ':WAV\\?' within 2 s"):
+            _ = laser.wavelength_nm
+        assert laser.wavelength_nm == pytest.approx(1550.0)
+
+
+def test_lost_connection_closes_the_instrument_clearly():
+    exchanges = [*SANTEC_OPEN, (":WAV?", VisaIOError(StatusCode.error_connection_lost))]
+    with expected_protocol(SantecTsl570, exchanges) as laser:
+        with pytest.raises(LinkError, match="connection lost"):
+            _ = laser.wavelength_nm
+        assert not laser.is_open
+        with pytest.raises(DeviceClosedError):
+            _ = laser.wavelength_nm
+
+
+def test_unparseable_reply_names_command_and_reply():
+    exchanges = [*SANTEC_OPEN, (":WAV?", "garbage"), (":SYST:ERR?", SANTEC_OK)]
+    with (
+        expected_protocol(SantecTsl570, exchanges) as laser,
+        pytest.raises(InstrumentError, match="reply 'garbage' to ':WAV\\?'"),
+    ):
+        _ = laser.wavelength_nm
+
+
+def test_close_switches_the_laser_off():
+    exchanges = [*SANTEC_OPEN, *checked(":POW:STAT 0", SANTEC_OK)]
+    with expected_protocol(SantecTsl570, exchanges, safe_on_close=True) as laser:
+        assert laser.is_open
+    assert not laser.is_open
+
+
+def test_wrong_model_is_refused_at_open():
+    exchanges = [("*IDN?", "Thorlabs,PM100D,P0009368,2.4.0")]
+    with pytest.raises(InstrumentError, match="not a santec-tsl570"):  # noqa: SIM117
+        with expected_protocol(SantecTsl570, exchanges):
+            pass
+
+
+# --- Keysight 8164B --------------------------------------------------------------------------
+
+
+def test_keysight_sets_nm_with_suffix_and_reads_metres():
+    exchanges = [
+        *KEYSIGHT_OPEN,
+        *checked("SOUR0:WAV 1550.5000NM", THORLABS_OK),
+        ("SOUR0:WAV?", "+1.55050000E-006"),
+        *checked("SOUR0:POW -3.000DBM", THORLABS_OK),
+        ("SOUR0:POW?", "-3.00000000E+000"),
+        *checked("SOUR0:POW:STAT 1", THORLABS_OK),
+    ]
+    with expected_protocol(Keysight8164B, exchanges) as laser:
+        laser.wavelength_nm = 1550.5
+        assert laser.wavelength_nm == pytest.approx(1550.5)
+        laser.power_dbm = -3.0
+        laser.on()
+
+
+# --- Thorlabs PM100D -------------------------------------------------------------------------
+
+
+def test_pm100d_reads_watts_and_converts_to_dbm():
+    exchanges = [*pm100d_open(), ("MEAS:POW?", "2.500000E-04"), ("MEAS:POW?", "2.500000E-04")]
+    with expected_protocol(ThorlabsPm100d, exchanges) as meter:
+        assert meter.read_power_w() == pytest.approx(2.5e-4)
+        assert meter.read_power_dbm() == pytest.approx(-6.0206, abs=1e-4)  # 10*log10(0.25)
+
+
+@pytest.mark.parametrize("reply", ["9.900000E+37", "INF", "INFINITY", "NAN", "-9.9E37"])
+def test_pm100d_over_range_readings_raise(reply):
+    exchanges = [*pm100d_open(), ("MEAS:POW?", reply)]
+    with (
+        expected_protocol(ThorlabsPm100d, exchanges) as meter,
+        pytest.raises(OverRangeError, match="over range"),
+    ):
+        meter.read_power_w()
+
+
+def test_pm100d_settings_strings():
+    exchanges = [
+        *pm100d_open(),
+        *checked("SENS:CORR:WAV 1310", THORLABS_OK),  # integer nm on input
+        ("SENS:CORR:WAV?", "1.310000E+03"),
+        *checked("SENS:POW:RANG:AUTO 0", THORLABS_OK),
+        *checked("SENS:POW:RANG 1.000000E-04", THORLABS_OK),
+        ("SENS:POW:RANG?", "1.000000E-04"),
+        *checked("SENS:AVER 100", THORLABS_OK),
+        ("SENS:AVER?", "100"),
+        ("SENS:POW:RANG:AUTO?", "0"),
+    ]
+    with expected_protocol(ThorlabsPm100d, exchanges) as meter:
+        meter.wavelength_nm = 1310.4
+        assert meter.wavelength_nm == 1310.0
+        meter.auto_range = False
+        meter.range_w = 1e-4
+        assert meter.range_w == pytest.approx(1e-4)
+        meter.averages = 100
+        assert meter.averages == 100
+        assert meter.auto_range is False
+        with pytest.raises(InputError, match="integer >= 1"):
+            meter.averages = 0
+        with pytest.raises(InputError, match="integer in \\[1, 10000\\]"):
+            meter.averages = 20000
+        with pytest.raises(InputError, match="outside the range"):
+            meter.wavelength_nm = 633
+
+
+def test_pm100d_without_sensor_refuses_to_measure():
+    with expected_protocol(ThorlabsPm100d, pm100d_open("no sensor")) as meter:
+        assert meter.sensor is None
+        with pytest.raises(InstrumentError, match="no sensor attached"):
+            meter.read_power_w()
+
+
+def test_sensor_idn_both_formats():
+    old = parse_sensor("S130C,210921324,21-SEP-2021,1,3,33")
+    new = parse_sensor('"S120C","16060232","2-JUN-2021",1,18,2147484069')
+    assert (old.name, old.serial, old.type, old.subtype, old.flags) == (
+        "S130C", "210921324", 1, 3, 33
+    )
+    assert (new.name, new.calibration_date, new.flags) == ("S120C", "2-JUN-2021", 2147484069)
+    assert parse_sensor("no sensor") is None
+    with pytest.raises(ValueError, match="6 fields"):
+        parse_sensor("S130C,1")
+
+
+# --- Thorlabs TED4015 ------------------------------------------------------------------------
+
+
+def test_ted_ramps_in_steps_with_a_pause_between_writes():
+    exchanges = [
+        *TED_OPEN,
+        ("SOUR:TEMP?", "2.500000E+01"),
+        *checked("SOUR:TEMP 30.000", THORLABS_OK),
+        *checked("SOUR:TEMP 35.000", THORLABS_OK),
+        *checked("SOUR:TEMP 37.500", THORLABS_OK),
+        ("MEAS:TEMP?", "2.612000E+01"),
+    ]
+    with expected_protocol(ThorlabsTed4015, exchanges) as tec:
+        sleeps: list[float] = []
+        tec.sleep = sleeps.append
+        tec.limits = TecLimits(min_c=15, max_c=60, max_step_c=5.0, step_interval_s=2.0)
+        tec.setpoint_c = 37.5
+        assert sleeps == [2.0, 2.0]
+        assert tec.temperature_c == pytest.approx(26.12)
+
+
+def test_ted_soft_limit_refuses_before_anything_is_sent():
+    with expected_protocol(ThorlabsTed4015, TED_OPEN) as tec:
+        tec.limits = TecLimits(min_c=15, max_c=60)
+        with pytest.raises(SafetyLimitError, match="above the soft limit 60"):
+            tec.setpoint_c = 61
+        with pytest.raises(InputError, match="outside the range of this thorlabs-ted4015"):
+            tec.limits = TecLimits()
+            tec.setpoint_c = 150
+
+
+def test_ted_safe_state_ramps_to_safe_setpoint_on_close():
+    exchanges = [
+        *TED_OPEN,
+        ("SOUR:TEMP?", "4.000000E+01"),
+        *checked("SOUR:TEMP 30.000", THORLABS_OK),
+        *checked("SOUR:TEMP 25.000", THORLABS_OK),
+    ]
+    with expected_protocol(ThorlabsTed4015, exchanges, safe_on_close=True) as tec:
+        tec.sleep = lambda s: None
+        tec.limits = TecLimits(max_step_c=10, safe_state="setpoint", safe_setpoint_c=25.0)
+
+
+def test_ted_safe_state_off():
+    exchanges = [*TED_OPEN, *checked("OUTP 0", THORLABS_OK)]
+    with expected_protocol(ThorlabsTed4015, exchanges, safe_on_close=True) as tec:
+        tec.limits = TecLimits(safe_state="off")
+
+
+def test_ted_interrupted_safe_ramp_switches_the_output_off():
+    exchanges = [
+        *TED_OPEN,
+        ("SOUR:TEMP?", "6.000000E+01"),
+        *checked("SOUR:TEMP 50.000", THORLABS_OK),
+        *checked("OUTP 0", THORLABS_OK),
+    ]
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with expected_protocol(ThorlabsTed4015, exchanges) as tec:
+        tec.sleep = interrupted
+        tec.limits = TecLimits(max_step_c=10, safe_state="setpoint", safe_setpoint_c=25.0)
+        with pytest.raises(KeyboardInterrupt):
+            tec.safe_shutdown()
