@@ -10,46 +10,60 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from lumina_hal.bench import Bench, open_bench
 from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry
 from lumina_hal.errors import (
     ConfigurationError,
     DeviceClosedError,
     DeviceError,
     InputError,
+    InstrumentError,
     LinkError,
     LuminaError,
+    OverRangeError,
     SafetyLimitError,
     UnsupportedOperationError,
 )
+from lumina_hal.instruments import Instrument, Laser, PowerMeter, TemperatureController
 from lumina_hal.params import Param
 from lumina_hal.registry import (
     available_schemes,
     build_device,
     default_uri,
     open_device,
+    open_instrument,
     register_driver,
     unregister_driver,
 )
 
 __all__ = [
+    "Bench",
     "Capability",
     "ConfigurationError",
     "DeviceClosedError",
     "DeviceError",
     "DeviceInfo",
     "InputError",
+    "Instrument",
+    "InstrumentError",
+    "Laser",
     "LinkError",
     "LuminaError",
+    "OverRangeError",
     "Param",
     "PhotonicDevice",
+    "PowerMeter",
     "SafetyLimitError",
     "Telemetry",
+    "TemperatureController",
     "UnsupportedOperationError",
     "__version__",
     "available_schemes",
     "build_device",
     "default_uri",
+    "open_bench",
     "open_device",
+    "open_instrument",
     "register_driver",
     "unregister_driver",
 ]

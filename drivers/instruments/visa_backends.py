@@ -19,16 +19,20 @@ log = logging.getLogger(__name__)
 SIM_DEFINITIONS = "instruments.yaml"
 _files = contextlib.ExitStack()
 atexit.register(_files.close)
-_sim_path: Path | None = None
+_paths: dict[str, Path] = {}
+
+
+def packaged_sim_file(name: str) -> Path:
+    """A filesystem path to a data file shipped in ``lumina_hal.sim`` (extracted if zipped)."""
+    if name not in _paths:
+        ref = resources.files("lumina_hal.sim").joinpath(name)
+        _paths[name] = _files.enter_context(resources.as_file(ref))
+    return _paths[name]
 
 
 def packaged_sim_definitions() -> Path:
-    """A filesystem path to the shipped pyvisa-sim YAML (extracted once if zipped)."""
-    global _sim_path
-    if _sim_path is None:
-        ref = resources.files("lumina_hal.sim").joinpath(SIM_DEFINITIONS)
-        _sim_path = _files.enter_context(resources.as_file(ref))
-    return _sim_path
+    """The shipped pyvisa-sim YAML."""
+    return packaged_sim_file(SIM_DEFINITIONS)
 
 
 def library_spec(backend: str) -> str:
