@@ -75,6 +75,27 @@ def _print_drivers(report: dict[str, Any]) -> None:
         print()
 
 
+def _cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from lumina_hal.bench import open_bench
+
+    with open_bench(args.file) as bench:
+        return bench.snapshot()
+
+
+def _print_bench(report: dict[str, Any]) -> None:
+    print(f"bench file: {report.get('bench_file')}")
+    for name, part in report.items():
+        if name == "bench_file":
+            continue
+        print(f"\n[{name}] {part.get('uri', '')}")
+        for section in ("identity", "info", "settings", "limits"):
+            values = part.get(section) or {}
+            if values:
+                print(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        if "error" in part:
+            print(f"  error: {part['error']}")
+
+
 def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     temps = [float(t) for t in args.temperatures.split(",") if t.strip()]
     return run_demo(args.uri, batch=args.batch, temperatures_c=temps, seed=args.seed)
@@ -151,6 +172,14 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("drivers", help="list URI schemes and their parameters")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_drivers, show=_print_drivers)
+
+    p = sub.add_parser("bench", help="open a bench file and print every part's state")
+    p.add_argument(
+        "file", nargs="?", default=None,
+        help="bench TOML (default $LUMINA_BENCH, else the simulated bench)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=_cmd_bench, show=_print_bench)
 
     p = sub.add_parser("demo", help="scripted chip run: error and SNR vs the ideal result")
     p.add_argument("--uri", default=None, help="device URI (default $LUMINA_DEVICE or mock://)")

@@ -50,3 +50,16 @@ def test_python_dash_m_entry_point():
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["info"]["rows"] == 3
+
+
+def test_bench_command_shows_every_part(capsys, sim_visa, monkeypatch):
+    monkeypatch.delenv("LUMINA_BENCH", raising=False)
+    assert main(["bench", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["laser"]["identity"]["model"] == "TSL-570"
+    assert report["tec"]["limits"]["safe_setpoint_c"] == 25.0
+    assert report["power_meter"]["settings"]["sensor"]["name"] == "S155C"
+    assert main(["bench"]) == 0
+    assert "[laser] visa://" in capsys.readouterr().out
+    assert main(["bench", "/nonexistent/bench.toml"]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -401,3 +401,11 @@ def test_ted_interrupted_safe_ramp_switches_the_output_off():
         tec.limits = TecLimits(max_step_c=10, safe_state="setpoint", safe_setpoint_c=25.0)
         with pytest.raises(KeyboardInterrupt):
             tec.safe_shutdown()
+
+
+def test_close_with_a_dead_link_does_not_raise_or_hang(caplog):
+    exchanges = [*SANTEC_OPEN, (":POW:STAT 0", VisaIOError(StatusCode.error_timeout))]
+    with expected_protocol(SantecTsl570, exchanges, safe_on_close=True) as laser:
+        pass
+    assert not laser.is_open
+    assert "safe state on close failed" in caplog.text
