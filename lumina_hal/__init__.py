@@ -4,6 +4,9 @@ import lumina_hal
 with lumina_hal.open_device("mock://?rows=64&cols=64&preset=typical&seed=1") as chip:
     chip.load_weights(W)
     y = chip.matmul(x)
+
+Record a run to HDF5 with ``record_run(path, chip)`` and read it back with ``load_run(path)``
+(docs/records.md).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from lumina_hal.errors import (
 )
 from lumina_hal.instruments import Instrument, Laser, PowerMeter, TemperatureController
 from lumina_hal.params import Param
+from lumina_hal.records import record_run
+from lumina_hal.records_load import load_run
 from lumina_hal.registry import (
     available_schemes,
     build_device,
@@ -61,9 +66,11 @@ __all__ = [
     "available_schemes",
     "build_device",
     "default_uri",
+    "load_run",
     "open_bench",
     "open_device",
     "open_instrument",
+    "record_run",
     "register_driver",
     "unregister_driver",
 ]

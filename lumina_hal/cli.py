@@ -1,4 +1,7 @@
-"""``lumina-hal`` command line: info, drivers, demo. Tables for people, --json for machines."""
+"""``lumina-hal`` command line: info, drivers, demo, run, sweep.
+
+Tables for people, --json for machines.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from lumina_hal import __version__
 from lumina_hal.demo import run_demo
 from lumina_hal.errors import LuminaError
 from lumina_hal.registry import available_schemes, build_device, driver_for_scheme
+from lumina_hal.run_cli import add_record_commands
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
@@ -188,6 +192,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="workload seed")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_demo, show=_print_demo)
+
+    add_record_commands(sub)
 
     sim = sub.add_parser("sim", help="serve simulated hardware")
     sim_sub = sim.add_subparsers(dest="target", required=True)
