@@ -29,8 +29,6 @@ from lumina_hal.errors import (
 )
 from lumina_hal.instruments import Instrument, Laser, PowerMeter, TemperatureController
 from lumina_hal.params import Param
-from lumina_hal.records import record_run
-from lumina_hal.records_load import load_run
 from lumina_hal.registry import (
     available_schemes,
     build_device,
@@ -74,3 +72,16 @@ __all__ = [
     "register_driver",
     "unregister_driver",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Run records need h5py; import it only when they are used (keeps `import lumina_hal` fast).
+    if name == "record_run":
+        from lumina_hal.records import record_run
+
+        return record_run
+    if name == "load_run":
+        from lumina_hal.records_load import load_run
+
+        return load_run
+    raise AttributeError(f"module 'lumina_hal' has no attribute {name!r}")
