@@ -160,6 +160,34 @@ def _cmd_sim_fpga(args: argparse.Namespace) -> dict[str, Any]:
     return {"served": where}
 
 
+def _cmd_sim_instrument(args: argparse.Namespace) -> dict[str, Any]:
+    """Serve one simulated SCPI instrument on TCP until interrupted; prints its VISA resource."""
+    import signal
+    import threading
+
+    from lumina_hal.errors import ConfigurationError
+    from lumina_hal.sim.scpi_instruments import MODELS
+    from lumina_hal.sim.scpi_server import ScpiTcpServer
+
+    host, _, port = args.tcp.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise ConfigurationError(f"--tcp wants HOST:PORT with PORT 0-65535, got {args.tcp!r}")
+    instrument = MODELS[args.model]()
+    stop = threading.Event()  # handlers first: a client may interrupt as soon as it reads
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with ScpiTcpServer(instrument, host or "127.0.0.1", int(port)) as server:
+        print(
+            f"serving {args.model} on {server.host}:{server.port}\n"
+            f"VISA resource: {server.resource}\n"
+            f"open with read_termination={instrument.write_termination!r}, "
+            f"write_termination={instrument.read_termination!r}",
+            flush=True,
+        )
+        stop.wait()
+    return {"served": server.resource}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lumina-hal", description=__doc__)
     parser.add_argument("--version", action="version", version=f"lumina-hal {__version__}")
@@ -209,6 +237,15 @@ def _parser() -> argparse.ArgumentParser:
         help="emulator parameter (as in mock://) or fault_*: repeatable",
     )
     p.set_defaults(run=_cmd_sim_fpga, show=lambda report: None, json=False)
+
+    from lumina_hal.sim.scpi_instruments import MODELS
+
+    p = sim_sub.add_parser("instrument", help="a simulated SCPI lab instrument on TCP")
+    p.add_argument("model", choices=sorted(MODELS), help="which instrument")
+    p.add_argument(
+        "--tcp", default="127.0.0.1:0", metavar="HOST:PORT", help="where (port 0: any free port)"
+    )
+    p.set_defaults(run=_cmd_sim_instrument, show=lambda report: None, json=False)
     return parser
 
 
