@@ -13,6 +13,7 @@ from lumina_hal import __version__
 from lumina_hal.demo import run_demo
 from lumina_hal.errors import LuminaError
 from lumina_hal.registry import available_schemes, build_device, driver_for_scheme
+from lumina_hal.selftest import add_parser as add_selftest_parser
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
@@ -160,6 +161,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_demo, show=_print_demo)
 
+    add_selftest_parser(sub)
+
     sim = sub.add_parser("sim", help="serve simulated hardware")
     sim_sub = sim.add_subparsers(dest="target", required=True)
     p = sim_sub.add_parser("fpga", help="the FPGA firmware emulator on a pty or TCP")
@@ -190,4 +193,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         args.show(report)
-    return 0
+    return int(report.get("exit_status", 0))
