@@ -17,6 +17,7 @@ from lumina_hal.demo import run_demo
 from lumina_hal.errors import LuminaError
 from lumina_hal.registry import available_schemes, build_device, driver_for_scheme
 from lumina_hal.run_cli import add_record_commands
+from lumina_hal.selftest import add_parser as add_selftest_parser
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
@@ -222,6 +223,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_demo, show=_print_demo)
 
     add_record_commands(sub)
+    add_selftest_parser(sub)
 
     sim = sub.add_parser("sim", help="serve simulated hardware")
     sim_sub = sim.add_subparsers(dest="target", required=True)
@@ -262,4 +264,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         args.show(report)
-    return 0
+    return int(report.get("exit_status", 0))

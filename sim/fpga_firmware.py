@@ -93,6 +93,10 @@ class FirmwareEmulator:
 
     def respond(self, frame: Frame) -> bytes:
         """Wire bytes answering one request frame (from the cache for a retransmission)."""
+        if frame.opcode == msg.Opcode.HELLO:
+            # A host opens every session with HELLO and restarts at seq 1: replies cached
+            # for an earlier session must not answer its requests (docs/protocol.md §4).
+            self._cache.clear()
         key = (frame.seq, frame.opcode, zlib.crc32(frame.payload))
         cached = self._cache.get(key)
         if cached is not None:

@@ -121,6 +121,19 @@ def test_a_retransmission_is_answered_from_the_cache_not_executed_again():
     assert host.emulator.counters["runs"] == 1
 
 
+def test_hello_starts_a_session_so_a_new_host_reusing_seqs_is_executed():
+    """A second host restarts at seq 1 with identical requests: they must run, not hit the cache."""
+    first, hello = host_for(rows=4, cols=4)
+    codes, _ = reference.heater_codes(np.eye(4), hello.weight_bits, (0.0, 0.0))
+    first.upload(codes)
+    first.ok(msg.Opcode.SAFE_STATE)  # close(): weights dropped
+    second = Host(first.emulator)
+    assert msg.Hello.unpack(second.ok(msg.Opcode.HELLO)).rows == 4
+    weight_id = second.upload(codes)  # the same frames, seq for seq, as the first session's
+    status = second.ok(msg.Opcode.W_STATUS)
+    assert weight_id != 0 and struct.unpack_from("<I", status)[0] == weight_id
+
+
 def test_failed_commit_keeps_the_previous_weights_active():
     host, hello = host_for(rows=4, cols=4)
     codes, _ = reference.heater_codes(np.eye(4), hello.weight_bits, (0.0, 0.0))
