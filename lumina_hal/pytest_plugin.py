@@ -4,7 +4,11 @@ Installed with the package (entry point ``pytest11``); docs/conformance.md, sect
 
 - ``--lumina-device URI`` (default ``$LUMINA_DEVICE``, else a small seeded twin);
 - fixtures ``lumina_device_uri`` (session) and ``lumina_device`` (opened per test);
-- markers ``requires_capability(...)`` and ``hardware``, which skip with the reason.
+- markers ``requires_capability(...)`` and ``hardware``, which skip with the reason;
+- ``--lumina-bench FILE|coupled`` (default ``$LUMINA_BENCH``, else the simulated bench shipped
+  in the package; ``coupled`` serves the coupled simulated bench for the session), fixtures
+  ``lumina_bench`` and one per role (``lumina_laser``, ``lumina_power_meter``, ``lumina_tec``),
+  and ``lumina_sim_visa`` (fresh pyvisa-sim state for one test).
 
 The plugin only acts on tests that use its fixtures or markers. Each kind of resource adds
 its options in its own ``_add_*_options`` function and keeps its state in its own stash
@@ -14,7 +18,10 @@ entry (the bench will sit next to the device).
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,9 +83,20 @@ def _device_under_test(config: pytest.Config) -> DeviceUnderTest:
     return DeviceUnderTest(DEFAULT_DEVICE_URI, "default")
 
 
+def _add_bench_options(group: pytest.OptionGroup) -> None:
+    group.addoption(
+        "--lumina-bench",
+        metavar="FILE|coupled",
+        default=None,
+        help="bench file for the bench fixtures (default: $LUMINA_BENCH, else the simulated "
+        "bench shipped with lumina_hal); 'coupled' serves the coupled simulated bench",
+    )
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lumina_hal", "Lumina HAL devices under test")
     _add_device_options(group)
+    _add_bench_options(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -134,3 +152,67 @@ def lumina_device(lumina_device_uri: str) -> Iterator[PhotonicDevice]:
     """The device under test, opened for this test and closed after it."""
     with open_device(lumina_device_uri) as device:
         yield device
+
+
+# --- the bench ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def lumina_bench_file(pytestconfig: pytest.Config) -> Iterator[Path]:
+    """The bench file the bench fixtures open (see --lumina-bench)."""
+    from lumina_hal.bench import BENCH_ENV, load_bench_config
+
+    choice = pytestconfig.getoption("lumina_bench") or os.environ.get(BENCH_ENV, "").strip()
+    if choice == "coupled":
+        from lumina_hal.sim.coupled_bench import CoupledBench
+
+        with CoupledBench() as sim, tempfile.TemporaryDirectory() as folder:
+            yield sim.write_bench(Path(folder) / "coupled_bench.toml")
+        return
+    path = load_bench_config(choice or None).path
+    assert path is not None
+    yield path
+
+
+@pytest.fixture
+def lumina_sim_visa() -> Iterator[str]:
+    """Fresh pyvisa-sim instruments for one test (their state is shared per process)."""
+    from lumina_hal.drivers.instruments.visa_backends import reset_simulated_instruments
+
+    reset_simulated_instruments()
+    yield "@sim"
+    reset_simulated_instruments()
+
+
+@pytest.fixture
+def lumina_bench(lumina_bench_file: Path, lumina_sim_visa: str) -> Iterator[Any]:
+    """The bench, opened for this test; leaving the test applies every safe state."""
+    from lumina_hal.bench import open_bench
+
+    with open_bench(lumina_bench_file) as bench:
+        yield bench
+
+
+def _role(bench: Any, name: str) -> Any:
+    part = getattr(bench, name)
+    if part is None:
+        pytest.skip(f"the bench {bench.config.path} has no [{name}] section")
+    return part
+
+
+@pytest.fixture
+def lumina_laser(lumina_bench: Any) -> Any:
+    """The bench's Laser (skips when the bench has none)."""
+    return _role(lumina_bench, "laser")
+
+
+@pytest.fixture
+def lumina_power_meter(lumina_bench: Any) -> Any:
+    """The bench's PowerMeter (skips when the bench has none)."""
+    return _role(lumina_bench, "power_meter")
+
+
+@pytest.fixture
+def lumina_tec(lumina_bench: Any) -> Any:
+    """The bench's TemperatureController (skips when the bench has none)."""
+    return _role(lumina_bench, "tec")

@@ -14,6 +14,8 @@ import math
 import secrets
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -59,6 +61,10 @@ class FirmwareEmulator:
         self._decoder = FrameDecoder()
         self._cache: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
         self._temperature_c = self.config.physics.temperature_c
+        self._laser_power_dbm: float | None = None  # None: the configured physics value
+        #: Optional coupling to a simulated bench: returns (chip temperature °C, optical power
+        #: per detector dBm), read before every RUN and TELEMETRY (docs/hil.md).
+        self.environment: Callable[[], tuple[float, float]] | None = None
         self._power_up()
 
     # ---- state -------------------------------------------------------------------------
@@ -81,7 +87,23 @@ class FirmwareEmulator:
 
     @property
     def physics(self) -> physics.PhysicsParams:
-        return self.config.physics.with_temperature(self._temperature_c)
+        p = self.config.physics.with_temperature(self._temperature_c)
+        if self._laser_power_dbm is not None:
+            p = replace(p, laser_power_dbm=self._laser_power_dbm)
+        return p
+
+    def _sync_environment(self) -> None:
+        """Take the chip temperature and light from the coupled bench, if there is one."""
+        if self.environment is None:
+            return
+        temperature_c, power_dbm = self.environment()
+        lo, hi = TEMPERATURE_RANGE_C
+        temperature_c = min(max(temperature_c, lo), hi)
+        if (temperature_c, power_dbm) == (self._temperature_c, self._laser_power_dbm):
+            return
+        self._temperature_c, self._laser_power_dbm = temperature_c, power_dbm
+        if self._active is not None:
+            self._engine = self._build_engine()
 
     # ---- byte interface ------------------------------------------------------------------
     def receive(self, data: bytes) -> bytes:
@@ -247,6 +269,7 @@ class FirmwareEmulator:
         return KernelModel.for_array(self._active, self.physics, output_scale=1.0)
 
     def _run(self, payload: bytes) -> bytes:
+        self._sync_environment()
         if self._active is None or self._engine is None:
             raise _Refusal(msg.ErrorCode.WEIGHT_ID_MISMATCH, "no weights are active")
         rows, cols = self._active.shape
@@ -284,6 +307,7 @@ class FirmwareEmulator:
         return msg.RunResponse(self.weight_id, clipped, codes).pack()
 
     def _telemetry(self, payload: bytes) -> bytes:
+        self._sync_environment()
         p, c = self.physics, self.config
         shape = self._active.shape if self._active is not None else (c.rows, c.cols)
         amplitude = physics.envelopes(p, *shape, c.rows, c.cols)[2]

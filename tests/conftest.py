@@ -18,12 +18,3 @@ def twin():
     with lumina_hal.open_device("mock://?rows=8&cols=8&seed=1&noise=false") as device:
         yield device
 
-
-@pytest.fixture
-def sim_visa():
-    """Fresh pyvisa-sim instruments for one test (simulated state is shared per process)."""
-    from lumina_hal.drivers.instruments.visa_backends import reset_simulated_instruments
-
-    reset_simulated_instruments()
-    yield "@sim"
-    reset_simulated_instruments()

@@ -36,7 +36,7 @@ def _heat_up(bench: lumina_hal.Bench) -> None:
     assert _state() == (True, 60.0, True)
 
 
-def test_simulated_bench_opens_every_part_with_its_limits(sim_visa):
+def test_simulated_bench_opens_every_part_with_its_limits(lumina_sim_visa):
     with lumina_hal.open_bench() as bench:
         assert bench.chip is not None and bench.chip.info.rows == 32
         assert isinstance(bench.laser, lumina_hal.Laser)
@@ -53,7 +53,7 @@ def test_simulated_bench_opens_every_part_with_its_limits(sim_visa):
         assert snap["laser"]["limits"]["max_power_dbm"] == 10.0
 
 
-def test_normal_exit_makes_the_bench_safe(sim_visa):
+def test_normal_exit_makes_the_bench_safe(lumina_sim_visa):
     with lumina_hal.open_bench() as bench:
         _heat_up(bench)
     laser_on, setpoint, tec_on = _state()
@@ -62,14 +62,14 @@ def test_normal_exit_makes_the_bench_safe(sim_visa):
 
 
 @pytest.mark.parametrize("error", [RuntimeError("script failed"), KeyboardInterrupt()])
-def test_exception_or_ctrl_c_inside_with_makes_the_bench_safe(sim_visa, error):
+def test_exception_or_ctrl_c_inside_with_makes_the_bench_safe(lumina_sim_visa, error):
     with pytest.raises(type(error)), lumina_hal.open_bench() as bench:
         _heat_up(bench)
         raise error
     assert _state() == (False, 25.0, True)
 
 
-def test_tec_safe_state_off(sim_visa, tmp_path):
+def test_tec_safe_state_off(lumina_sim_visa, tmp_path):
     text = (lumina_hal.bench.load_bench_config().path).read_text()
     text = text.replace('safe_state = "setpoint"', 'safe_state = "off"')
     bench_file = tmp_path / "bench.toml"
@@ -79,7 +79,7 @@ def test_tec_safe_state_off(sim_visa, tmp_path):
     assert _state() == (False, 60.0, False)
 
 
-def test_failed_open_leaves_already_opened_parts_safe(sim_visa, tmp_path):
+def test_failed_open_leaves_already_opened_parts_safe(lumina_sim_visa, tmp_path):
     with lumina_hal.open_instrument(LASER) as laser:
         laser.safe_on_close = False
         laser.on()
@@ -90,7 +90,7 @@ def test_failed_open_leaves_already_opened_parts_safe(sim_visa, tmp_path):
     assert _state()[0] is False
 
 
-def test_relative_sim_definitions_resolve_against_the_bench_file(sim_visa, tmp_path):
+def test_relative_sim_definitions_resolve_against_the_bench_file(lumina_sim_visa, tmp_path):
     from lumina_hal.drivers.instruments.visa_backends import packaged_sim_definitions
 
     shutil.copy(packaged_sim_definitions(), tmp_path / "mine.yaml")
@@ -101,7 +101,7 @@ def test_relative_sim_definitions_resolve_against_the_bench_file(sim_visa, tmp_p
         assert bench.power_meter.read_power_w() > 0
 
 
-def test_environment_overrides_uris(sim_visa):
+def test_environment_overrides_uris(lumina_sim_visa):
     config = load_bench_config(environ={"LUMINA_CHIP": "mock://?rows=4&cols=4"})
     assert config.uris["chip"] == "mock://?rows=4&cols=4"
     config = load_bench_config(environ={"LUMINA_DEVICE": "mock://?rows=8&cols=8"})

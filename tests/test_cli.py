@@ -52,7 +52,7 @@ def test_python_dash_m_entry_point():
     assert json.loads(result.stdout)["info"]["rows"] == 3
 
 
-def test_bench_command_shows_every_part(capsys, sim_visa, monkeypatch):
+def test_bench_command_shows_every_part(capsys, lumina_sim_visa, monkeypatch):
     monkeypatch.delenv("LUMINA_BENCH", raising=False)
     assert main(["bench", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -15,7 +15,7 @@ METER = "visa://USB0::0x1313::0x8078::P0009368::INSTR?model=thorlabs-pm100d&back
 TEC = "visa://USB0::0x1313::0x8048::M00324477::INSTR?model=thorlabs-ted4015&backend=@sim"
 
 
-def test_laser_round_trips(sim_visa):
+def test_laser_round_trips(lumina_sim_visa):
     with open_instrument(LASER) as laser:
         assert isinstance(laser, Laser) and laser.simulated
         laser.wavelength_nm = 1561.25
@@ -29,7 +29,7 @@ def test_laser_round_trips(sim_visa):
         assert laser.wavelength_nm == pytest.approx(1561.25, abs=1e-6)
 
 
-def test_keysight_opens_and_switches(sim_visa):
+def test_keysight_opens_and_switches(lumina_sim_visa):
     with open_instrument(KEYSIGHT) as laser:
         assert laser.identity.model == "8164B"
         laser.power_dbm = 2.0
@@ -37,7 +37,7 @@ def test_keysight_opens_and_switches(sim_visa):
         assert laser.output and laser.power_dbm == pytest.approx(2.0)
 
 
-def test_power_meter_reads_about_100_uW(sim_visa):
+def test_power_meter_reads_about_100_uW(lumina_sim_visa):
     with open_instrument(METER) as meter:
         assert isinstance(meter, PowerMeter)
         assert meter.sensor is not None and meter.sensor.name == "S155C"
@@ -50,7 +50,7 @@ def test_power_meter_reads_about_100_uW(sim_visa):
         assert -10.3 < meter.read_power_dbm() < -9.7
 
 
-def test_tec_setpoint_and_output(sim_visa):
+def test_tec_setpoint_and_output(lumina_sim_visa):
     with open_instrument(TEC) as tec:
         assert isinstance(tec, TemperatureController)
         tec.setpoint_c = 31.5
@@ -61,7 +61,7 @@ def test_tec_setpoint_and_output(sim_visa):
         assert tec.setpoint_range_c == (-45.0, 145.0)
 
 
-def test_reset_fixture_restores_defaults(sim_visa):
+def test_reset_fixture_restores_defaults(lumina_sim_visa):
     from lumina_hal.drivers.instruments.visa_backends import reset_simulated_instruments
 
     with open_instrument(TEC) as tec:
@@ -73,7 +73,7 @@ def test_reset_fixture_restores_defaults(sim_visa):
         assert tec.setpoint_c == pytest.approx(25.0)  # ...until the reset
 
 
-def test_model_is_detected_from_idn(sim_visa):
+def test_model_is_detected_from_idn(lumina_sim_visa):
     for uri, model in [
         (METER.replace("model=thorlabs-pm100d&", ""), "thorlabs-pm100d"),
         (TEC.replace("model=thorlabs-ted4015&", ""), "thorlabs-ted4015"),
@@ -83,7 +83,7 @@ def test_model_is_detected_from_idn(sim_visa):
             assert inst.model_name == model
 
 
-def test_simulated_instrument_errors_reach_the_caller(sim_visa):
+def test_simulated_instrument_errors_reach_the_caller(lumina_sim_visa):
     with open_instrument(LASER) as laser:
         with pytest.raises(InstrumentError) as info:
             laser.write(":POW 20.00")  # above the model's +13 dBm: bypasses the driver check
@@ -104,7 +104,7 @@ def test_simulated_instrument_errors_reach_the_caller(sim_visa):
         ("mock://?rows=4&cols=4", "use lumina_hal.open_device"),
     ],
 )
-def test_uri_errors_name_the_problem(sim_visa, uri, message):
+def test_uri_errors_name_the_problem(lumina_sim_visa, uri, message):
     with pytest.raises(ConfigurationError, match=message):
         open_instrument(uri)
 
@@ -114,7 +114,7 @@ def test_open_device_refuses_an_instrument_uri():
         lumina_hal.open_device(LASER)
 
 
-def test_missing_resource_is_a_link_error(sim_visa):
+def test_missing_resource_is_a_link_error(lumina_sim_visa):
     # pyvisa-sim opens any name and answers nothing; a real VISA library refuses the open.
     with pytest.raises(LinkError, match="empty reply to \\*IDN\\?"):
         open_instrument(METER.replace("P0009368", "NOPE"))
@@ -126,6 +126,6 @@ def test_unloadable_backend_is_a_link_error(tmp_path):
         open_instrument(METER.replace("backend=@sim", f"backend={missing}@sim"))
 
 
-def test_wrong_model_for_the_resource(sim_visa):
+def test_wrong_model_for_the_resource(lumina_sim_visa):
     with pytest.raises(InstrumentError, match="not a thorlabs-ted4015"):
         open_instrument(METER.replace("thorlabs-pm100d", "thorlabs-ted4015"))
