@@ -152,10 +152,10 @@ def _cmd_sim_fpga(args: argparse.Namespace) -> dict[str, Any]:
     else:
         server = PtyServer(emulator, faults).start()
         where, uri = server.path, f"fpga://{server.path}"
-    print(f"serving the FPGA emulator on {where}\nconnect with: {uri}", flush=True)
-    stop = threading.Event()
+    stop = threading.Event()  # handlers first: a client may interrupt as soon as it reads
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    print(f"serving the FPGA emulator on {where}\nconnect with: {uri}", flush=True)
     stop.wait()
     server.close()
     return {"served": where}
@@ -187,6 +187,29 @@ def _cmd_sim_instrument(args: argparse.Namespace) -> dict[str, Any]:
         )
         stop.wait()
     return {"served": server.resource}
+
+
+def _cmd_sim_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """Serve the coupled simulated bench until interrupted; prints the bench file to open."""
+    import signal
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    from lumina_hal.sim.coupled_bench import CoupledBench
+
+    chip = dict(item.split("=", 1) for item in args.param)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with CoupledBench(chip, speed=args.speed, tau_s=args.tau) as sim:
+        folder = None if args.write else tempfile.mkdtemp(prefix="lumina-bench-")
+        path = sim.write_bench(args.write or Path(folder or ".") / "coupled_bench.toml")
+        print(f"serving the coupled simulated bench\nbench file: {path}", flush=True)
+        for name, uri in sim.uris().items():
+            print(f"  {name}: {uri}", flush=True)
+        stop.wait()
+    return {"bench_file": str(path)}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -241,6 +264,18 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_sim_fpga, show=lambda report: None, json=False)
 
     from lumina_hal.sim.scpi_instruments import MODELS
+
+    p = sim_sub.add_parser(
+        "bench", help="the coupled simulated bench (chip, laser, meter, TEC) on loopback TCP"
+    )
+    p.add_argument("--write", metavar="FILE", help="where to write the bench file")
+    p.add_argument("--speed", type=float, default=100.0, help="simulated s per wall-clock s")
+    p.add_argument("--tau", type=float, default=10.0, help="TEC thermal time constant (s)")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="chip parameter as in mock:// (rows, cols, preset, seed...): repeatable",
+    )
+    p.set_defaults(run=_cmd_sim_bench, show=lambda report: None, json=False)
 
     p = sim_sub.add_parser("instrument", help="a simulated SCPI lab instrument on TCP")
     p.add_argument("model", choices=sorted(MODELS), help="which instrument")

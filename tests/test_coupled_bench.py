@@ -89,3 +89,29 @@ def test_coupler_passband_is_gaussian():
     assert c.passband_db(1590.0) == pytest.approx(4 * -10 * math.log10(2))
     assert c.detector_dbm(None, 1550.0) == -60.0
     assert c.detector_dbm(10.0, 1550.0) == pytest.approx(0.0)
+
+
+def test_sim_bench_command_serves_a_bench_the_drivers_open(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "served.toml"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lumina_hal", "sim", "bench", "--write", str(target),
+         "--param", "rows=8", "--param", "cols=8"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("serving the coupled simulated bench")
+        assert proc.stdout.readline().strip() == f"bench file: {target}"
+        with lumina_hal.open_bench(target) as bench:
+            assert bench.chip.info.rows == 8
+            bench.tec.on()
+            assert 20.0 < bench.tec.temperature_c < 30.0
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()

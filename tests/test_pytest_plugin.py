@@ -150,3 +150,38 @@ def test_conformance_tests_pass_skip_and_fail_through_the_plugin(inner):
     broken.stdout.fnmatch_lines(
         ["E * SNR -*dB against x @ W.T is below the 20.0 dB threshold*", "FAILED *[[]accuracy]*"]
     )
+
+
+def test_bench_fixtures_on_the_coupled_bench(pytester):
+    pytester.makepyfile(
+        """
+        import lumina_hal
+
+        def test_roles(lumina_bench, lumina_laser, lumina_power_meter, lumina_tec):
+            assert isinstance(lumina_laser, lumina_hal.Laser)
+            assert isinstance(lumina_tec, lumina_hal.TemperatureController)
+            lumina_laser.power_dbm = 10.0
+            lumina_laser.on()
+            assert lumina_power_meter.read_power_w() > 1e-5
+            assert lumina_bench.chip.info.rows == 16
+        """
+    )
+    result = pytester.runpytest("-p", "no:hypothesispytest", "--lumina-bench", "coupled")
+    result.assert_outcomes(passed=1)
+
+
+def test_bench_fixtures_skip_a_role_the_bench_lacks(pytester, tmp_path):
+    bench = tmp_path / "chip_only.toml"
+    bench.write_text('[chip]\nuri = "mock://?rows=4&cols=4"\n')
+    pytester.makepyfile(
+        """
+        def test_needs_a_laser(lumina_laser):
+            raise AssertionError("must not run")
+
+        def test_chip(lumina_bench):
+            assert lumina_bench.chip.info.rows == 4
+        """
+    )
+    result = pytester.runpytest("-p", "no:hypothesispytest", "--lumina-bench", str(bench), "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*has no [[]laser[]] section*"])
