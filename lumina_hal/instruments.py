@@ -528,6 +528,28 @@ class TemperatureController(Instrument):
         """The measured temperature (°C)."""
         return float(self._call(self._get_temperature_c))
 
+    def wait_settled(
+        self, tolerance_c: float = 0.1, timeout_s: float = 600.0, poll_s: float = 0.5
+    ) -> float:
+        """Poll until the measured temperature is within ``tolerance_c`` of the setpoint.
+
+        Returns the measured temperature; raises InstrumentError after ``timeout_s`` (the
+        loop has failed, the output is off, or the load is too large for the TEC).
+        """
+        target = self.setpoint_c
+        deadline = time.monotonic() + timeout_s
+        while True:
+            measured = self.temperature_c
+            if abs(measured - target) <= tolerance_c:
+                return measured
+            if time.monotonic() >= deadline:
+                raise InstrumentError(
+                    f"TEC did not settle within {tolerance_c:g} °C of {target:g} °C in "
+                    f"{timeout_s:g} s (last reading {measured:g} °C; output "
+                    f"{'on' if self.output else 'off'})"
+                )
+            self.sleep(poll_s)
+
     @property
     def output(self) -> bool:
         return bool(self._call(self._get_output))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -19,17 +18,6 @@ def coupled(tmp_path_factory):
         yield sim.write_bench(tmp_path_factory.mktemp("bench") / "bench.toml")
 
 
-def _settle(tec: lumina_hal.TemperatureController, target_c: float) -> float:
-    """Poll the measured temperature (through the driver) until it is within 0.1 °C."""
-    deadline = time.monotonic() + 30.0
-    while time.monotonic() < deadline:
-        measured = tec.temperature_c
-        if abs(measured - target_c) < 0.1:
-            return measured
-        time.sleep(0.02)
-    raise AssertionError(f"TEC did not settle at {target_c} °C (last {measured} °C)")
-
-
 def test_raising_the_tec_setpoint_lowers_the_measured_snr(coupled):
     rng = np.random.default_rng(7)
     weights = rng.uniform(-1, 1, (16, 16))
@@ -43,7 +31,7 @@ def test_raising_the_tec_setpoint_lowers_the_measured_snr(coupled):
         bench.chip.load_weights(weights)
         for setpoint_c in (25.0, 75.0):
             bench.tec.setpoint_c = setpoint_c
-            measured = _settle(bench.tec, setpoint_c)
+            measured = bench.tec.wait_settled(tolerance_c=0.1, timeout_s=30.0, poll_s=0.02)
             y = bench.chip.matmul(x)
             # The chip runs at the TEC's temperature (read back through PHL1 telemetry).
             assert bench.chip.telemetry().temperature_c == pytest.approx(measured, abs=0.2)
@@ -69,6 +57,14 @@ def test_power_meter_reads_the_chip_output_through_the_couplers(coupled):
         assert bench.chip.telemetry().optical_power_dbm == pytest.approx(
             chip_out_dbm - 10 * math.log10(2), abs=0.01
         )
+
+
+def test_wait_settled_times_out_with_the_output_off(coupled):
+    with lumina_hal.open_bench(coupled) as bench:
+        bench.tec.off()
+        bench.tec.setpoint_c = 60.0
+        with pytest.raises(lumina_hal.InstrumentError, match=r"did not settle.*output off"):
+            bench.tec.wait_settled(timeout_s=0.2, poll_s=0.05)
 
 
 def test_laser_off_leaves_the_chip_dark(coupled):
