@@ -5,6 +5,11 @@ in, bytes for the host out. It decodes frames, answers retransmissions from its 
 cache without executing them again, and runs the chip with the twin's physics
 (``reference.program_codes`` + the C kernel), so the same weights, inputs and seed give
 exactly the twin's outputs. Transports (pyserial handler, pty, TCP) wrap this object.
+
+Link behaviour of §2 and §5: a whole frame with a bad CRC gets NAK_CRC; a partial frame is
+discarded after 50 ms without a byte (time from the injectable ``clock``, read when bytes
+arrive); after ``reboot()`` the "rebooted" EVENT goes out ahead of the next output (the host
+reads only while a request is outstanding, so it cannot tell this from sending at once).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,6 +28,7 @@ import numpy as np
 from lumina_hal.drivers.fpga import messages as msg
 from lumina_hal.drivers.fpga.framing import (
     FLAG_ERR,
+    FLAG_EVENT,
     FLAG_RESP,
     MAX_PAYLOAD,
     VERSION,
@@ -41,6 +48,11 @@ FIRMWARE_VERSION = (1, 0, 0)
 MODEL = "Lumina PTC (PHL1 emulator)"
 WINDOW = 4
 CACHE_SIZE = 16
+IDLE_CLEAR_S = 0.05  # a partial frame is discarded after this long without a byte (§2)
+# NAK_CRC (§6): opcode, chan and seq 0 because nothing in a damaged header is trusted
+NAK_CRC_WIRE = encode_frame(
+    Frame(0, 0, msg.ErrorReply(msg.ErrorCode.NAK_CRC).pack(), flags=FLAG_RESP | FLAG_ERR)
+)
 
 
 class _Refusal(Exception):
@@ -54,11 +66,15 @@ class _Refusal(Exception):
 class FirmwareEmulator:
     """An FPGA with a photonic chip behind it. Accepts the twin's parameters (``mock://``)."""
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, **params: Any) -> None:
+        """``clock``: monotonic seconds, for the idle partial-frame clear (tests pass a fake)."""
         typed = resolve_params(TWIN_PARAMS, params, context="FPGA emulator")
         self.config = TwinConfig.resolve(**typed)
         self.boot_id = secrets.randbits(32)
+        self._clock = clock
+        self._last_byte_s = 0.0
         self._decoder = FrameDecoder()
+        self._outbox = bytearray()  # unsolicited frames not yet sent
         self._cache: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
         self._temperature_c = self.config.physics.temperature_c
         self._laser_power_dbm: float | None = None  # None: the configured physics value
@@ -74,15 +90,18 @@ class FirmwareEmulator:
         self._engine: KernelModel | None = None
         self._staged: dict[str, Any] | None = None
         self._last_commit: tuple[int, bytes] | None = None
-        self.counters = {"runs": 0, "vectors": 0, "clipped": 0}
+        self.counters = {"runs": 0, "vectors": 0, "clipped": 0, "crc_errors": 0}
+        self._dropped_before = self._decoder.dropped  # frames_dropped counts from here
 
     def reboot(self) -> None:
-        """Power cycle: new boot_id, weights and caches gone (fault injection uses this)."""
+        """Power cycle: new boot_id, weights and caches gone, then the "rebooted" EVENT."""
         self.boot_id = secrets.randbits(32)
         self._decoder.reset()
         self._cache.clear()
         self._temperature_c = self.config.physics.temperature_c
         self._power_up()
+        event = msg.Event(msg.EventKind.REBOOTED, 0, self.boot_id)
+        self._outbox += encode_frame(Frame(msg.Opcode.EVENT, 0, event.pack(), flags=FLAG_EVENT))
         log.info("emulator rebooted, boot_id %08x", self.boot_id)
 
     @property
@@ -108,9 +127,21 @@ class FirmwareEmulator:
     # ---- byte interface ------------------------------------------------------------------
     def receive(self, data: bytes) -> bytes:
         """Feed bytes from the host; return the bytes the FPGA sends back."""
-        out = bytearray()
-        for frame in self._decoder.feed(data):
-            out += self.respond(frame)
+        out = self._outbox
+        self._outbox = bytearray()
+        if data:
+            now = self._clock()
+            if now - self._last_byte_s >= IDLE_CLEAR_S and self._decoder.discard_partial():
+                log.debug(
+                    "partial frame discarded after %.3f s without a byte", now - self._last_byte_s
+                )
+            self._last_byte_s = now
+        for item in self._decoder.scan(data):
+            if isinstance(item, Frame):
+                out += self.respond(item)
+            else:  # a whole frame damaged in transit: ask for it again, never execute it
+                self.counters["crc_errors"] += 1
+                out += NAK_CRC_WIRE
         return bytes(out)
 
     def respond(self, frame: Frame) -> bytes:
@@ -318,8 +349,8 @@ class FirmwareEmulator:
             self.counters["runs"],
             self.counters["vectors"],
             self.counters["clipped"],
-            0,
-            self._decoder.dropped,
+            self.counters["crc_errors"],
+            self._decoder.dropped - self._dropped_before,
             self.boot_id,
         ).pack()
 

@@ -8,7 +8,14 @@ import zlib
 import numpy as np
 import pytest
 from lumina_hal.drivers.fpga import messages as msg
-from lumina_hal.drivers.fpga.framing import FLAG_ERR, FLAG_RETX, Frame, FrameDecoder, encode_frame
+from lumina_hal.drivers.fpga.framing import (
+    FLAG_ERR,
+    FLAG_EVENT,
+    FLAG_RETX,
+    Frame,
+    FrameDecoder,
+    encode_frame,
+)
 from lumina_hal.sim.fpga_firmware import FirmwareEmulator
 
 import lumina_hal
@@ -16,10 +23,11 @@ from lumina_hal import reference
 
 
 class Host:
-    """The smallest possible host: one request, one response, no retries."""
+    """The smallest possible host: one request, one response, no retries; keeps events."""
 
     def __init__(self, emulator: FirmwareEmulator) -> None:
         self.emulator, self.seq, self.decoder = emulator, 0, FrameDecoder()
+        self.events: list[Frame] = []
 
     def call(
         self, opcode: int, payload: bytes = b"", *, seq: int | None = None, flags: int = 0
@@ -28,7 +36,9 @@ class Host:
             self.seq += 1
             seq = self.seq
         reply = self.emulator.receive(encode_frame(Frame(opcode, seq, payload, flags=flags)))
-        (frame,) = self.decoder.feed(reply)
+        frames = self.decoder.feed(reply)
+        self.events += [f for f in frames if f.flags & FLAG_EVENT]
+        (frame,) = [f for f in frames if not f.flags & FLAG_EVENT]
         assert frame.seq == seq and frame.is_response
         return frame
 
@@ -171,4 +181,7 @@ def test_stale_weights_codes_out_of_range_and_unknown_opcodes_are_refused():
         host.error(msg.Opcode.RUN, msg.RunRequest(weight_id, 0, 0, x).pack()).code
         == msg.ErrorCode.WEIGHT_ID_MISMATCH
     )
-    assert msg.Hello.unpack(host.ok(msg.Opcode.HELLO)).boot_id != hello.boot_id
+    new_boot = msg.Hello.unpack(host.ok(msg.Opcode.HELLO)).boot_id
+    assert new_boot != hello.boot_id
+    (event,) = host.events  # the reboot announced itself once, with the new boot id
+    assert msg.Event.unpack(event.payload) == msg.Event(msg.EventKind.REBOOTED, 0, new_boot)

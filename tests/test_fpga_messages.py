@@ -9,6 +9,8 @@ import pytest
 from lumina_hal.drivers.fpga.messages import (
     ErrorCode,
     ErrorReply,
+    Event,
+    EventKind,
     Hello,
     MalformedPayload,
     RunRequest,
@@ -96,3 +98,16 @@ def test_error_replies_name_their_code():
     assert back.describe() == "WEIGHT_ID_MISMATCH: active weights are 4"
     assert ErrorReply.unpack(b"\x01").code == ErrorCode.MALFORMED
     assert ErrorReply(200).describe() == "error 200"
+
+
+def test_events_are_8_bytes_as_documented_and_describe_themselves():
+    rebooted = Event(EventKind.REBOOTED, 0, 0xDEADBEEF)
+    assert rebooted.pack() == bytes([2, 0, 0, 0]) + struct.pack("<I", 0xDEADBEEF)
+    assert Event.unpack(rebooted.pack()) == rebooted
+    assert rebooted.describe() == "rebooted (boot id deadbeef)"
+    trip = Event(EventKind.THERMAL_TRIP, 0, struct.unpack("<I", struct.pack("<f", 97.5))[0])
+    assert trip.describe() == "thermal trip at 97.5 °C"
+    assert Event.unpack(b"\x01\x00\xff\xff" + bytes(4)).kind == 1  # reserved is ignored
+    assert "kind 9" in Event(9, 1, 5).describe()
+    with pytest.raises(MalformedPayload, match="EVENT payload must be 8 bytes"):
+        Event.unpack(rebooted.pack()[:7])

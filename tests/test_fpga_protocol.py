@@ -7,12 +7,14 @@ import struct
 import zlib
 from pathlib import Path
 
+from cobs import cobs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lumina_hal.drivers.fpga.framing import (
     FLAG_ERR,
     FLAG_RESP,
     MAX_PAYLOAD,
+    BadCrc,
     Frame,
     FrameDecoder,
     encode_frame,
@@ -100,12 +102,38 @@ def test_largest_payload_round_trips_and_a_larger_one_is_refused():
     payload=st.binary(max_size=500),
 )
 def test_fuzz_arbitrary_bytes_never_crash_and_the_decoder_resyncs(garbage, chunk, seq, payload):
-    decoder = FrameDecoder()
+    decoder, scanner = FrameDecoder(), FrameDecoder()
     good = Frame(opcode=0x20, seq=seq, payload=payload)
     stream = garbage + b"\x00" + encode_frame(good)
-    out = []
+    out, scanned = [], []
     for i in range(0, len(stream), chunk):
         out += decoder.feed(stream[i : i + chunk])
+        scanned += scanner.scan(stream[i : i + chunk])
+    # scan sees the same frames, plus one BadCrc per whole frame whose CRC alone is wrong
+    assert [f for f in scanned if isinstance(f, Frame)] == out
+    bad = [f for f in scanned if isinstance(f, BadCrc)]
+    assert len(bad) == scanner.crc_errors <= scanner.dropped == decoder.dropped
+    for item in bad:
+        assert len(item.raw) == 12 + struct.unpack_from("<H", item.raw, 6)[0]
+        assert zlib.crc32(item.raw[:-4]) != struct.unpack("<I", item.raw[-4:])[0]
     assert out[-1] == good  # whatever came before, the good frame after a delimiter is read
     for frame in out[:-1]:  # anything else decoded from garbage passed the CRC: a real frame
         assert frame_bytes(frame)[-4:] == struct.pack("<I", zlib.crc32(frame_bytes(frame)[:-4]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seq=st.integers(min_value=0, max_value=0xFFFF),
+    payload=st.binary(max_size=300),
+    position=st.integers(min_value=0),
+    bit=st.integers(min_value=0, max_value=7),
+)
+def test_fuzz_one_flipped_bit_outside_len_is_a_bad_crc(seq, payload, position, bit):
+    """§2: COBS decodes and len agrees, so the piece is a whole frame with a bad CRC."""
+    raw = bytearray(frame_bytes(Frame(opcode=0x11, seq=seq, payload=payload)))
+    where = [i for i in range(len(raw)) if i not in (6, 7)][position % (len(raw) - 2)]
+    raw[where] ^= 1 << bit
+    decoder = FrameDecoder()
+    assert decoder.scan(cobs.encode(bytes(raw)) + b"\x00") == [BadCrc(bytes(raw))]
+    assert decoder.feed(cobs.encode(bytes(raw)) + b"\x00") == []
+    assert (decoder.crc_errors, decoder.dropped) == (2, 2)

@@ -40,6 +40,7 @@ def lockstep(fault_query: str, operations: int) -> dict[str, int]:
             np.testing.assert_array_equal(got, twin.matmul(x))  # never a wrong result
             outcome["exact"] += 1
         outcome["faults"] = sum(chip._link.port.faults.counts.values())
+        outcome["naks"] = chip._link.port.emulator.counters["crc_errors"]
         outcome["retransmissions"] = chip._link.retransmissions
     return outcome
 
@@ -48,6 +49,7 @@ def test_soak_one_percent_corrupted_and_one_percent_dropped_frames():
     result = lockstep("fault_corrupt=0.01&fault_drop=0.01&fault_seed=7", 10_000)
     assert result["exact"] + result["link_errors"] == 10_000
     assert result["faults"] > 200 and result["retransmissions"] > 200  # the faults happened
+    assert result["naks"] > 50  # corrupted requests were NAKed and resent at once
     assert result["exact"] >= 9_990  # and retries recovered essentially all of them
 
 
@@ -58,6 +60,8 @@ def test_soak_each_fault_type(fault):
     assert result["exact"] + result["link_errors"] == 1_500
     assert result["faults"] > 10
     assert result["exact"] >= 1_490
+    if fault == "corrupt":
+        assert result["naks"] > 10
 
 
 def test_reboots_in_the_middle_of_uploads_never_leave_mixed_weights():

@@ -4,10 +4,13 @@ Schemes: ``fpga:///dev/ttyUSB0?baudrate=3000000`` (serial), ``fpga+tcp://host:po
 ``fpga+sim://?seed=1&preset=typical`` (the firmware emulator in-process). Weights travel
 as heater DAC codes and results as ADC codes, so the same physics applies as on the twin
 and ``fpga+sim://`` returns exactly what ``mock://`` does for the same parameters.
+A reboot of the FPGA (its "rebooted" EVENT, or a new boot_id in HELLO after a failure)
+marks the weights lost: ``matmul`` then raises LinkError until ``load_weights`` succeeds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import struct
 import zlib
@@ -64,6 +67,7 @@ class FpgaDevice(PhotonicDevice):
         self._scale = 1.0
         self._call_index = 0
         self._lost = ""
+        self._reboots = 0  # reboots seen; a change during a request means it hit the reboot
         self._txn = 0
 
     def __repr__(self) -> str:
@@ -75,7 +79,7 @@ class FpgaDevice(PhotonicDevice):
             port = self._port_factory()
         except (OSError, serial.SerialException) as exc:
             raise LinkError(f"cannot open {self._description}: {exc}") from exc
-        self._link = PhlLink(port, self._timing)
+        self._link = PhlLink(port, self._timing, on_event=self._on_event)
         try:
             self._hello = self._handshake()
         except BaseException:
@@ -160,17 +164,21 @@ class FpgaDevice(PhotonicDevice):
         crc = zlib.crc32(data) & 0xFFFFFFFF
         self._txn = self._txn % 0xFFFFFFFF + 1
         rows, cols = codes.shape
-        link.request(msg.Opcode.W_BEGIN, msg.WBegin(self._txn, rows, cols, len(data), crc).pack())
+        begin = msg.WBegin(self._txn, rows, cols, len(data), crc).pack()
         step = (h.max_payload - msg.WChunk.HEAD.size) // 4 * 4
+        reboots = self._reboots
         try:
+            link.request(msg.Opcode.W_BEGIN, begin)
             for offset in range(0, len(data), step):
                 chunk = msg.WChunk(self._txn, offset, data[offset : offset + step]).pack()
                 link.request(msg.Opcode.W_CHUNK, chunk, response_bytes=24)
             reply = link.request(msg.Opcode.W_COMMIT, struct.pack("<II", self._txn, crc))
-        except (LinkError, DeviceError):
+        except (LinkError, DeviceError) as exc:
             self._abort_quietly()
-            self._check_reboot()  # a reboot mid-upload raises LinkError saying so
+            self._raise_if_rebooted(reboots, exc)  # a reboot mid-upload raises LinkError
             raise
+        # A commit that succeeded ran on the boot that is current now: an EVENT read during
+        # this upload came before W_BEGIN ran (docs/protocol.md §5), so the weights are valid.
         weight_id, echoed = struct.unpack("<II", reply)
         if echoed != crc:
             raise DeviceError(f"W_COMMIT echoed CRC {echoed:08x}, sent {crc:08x}")
@@ -209,21 +217,32 @@ class FpgaDevice(PhotonicDevice):
 
     def _run(self, request: bytes, rows: int, response_bytes: int, macs: int) -> msg.RunResponse:
         link = self._require_link()
+        reboots = self._reboots
         try:
             payload = link.request(
                 msg.Opcode.RUN, request, response_bytes=response_bytes, op_s=max(0.005, macs * 1e-6)
             )
         except DeviceError as exc:
             if exc.code == msg.ErrorCode.WEIGHT_ID_MISMATCH:
-                self._check_reboot()
+                self._raise_if_rebooted(reboots, exc)
             raise
-        except LinkError:
-            self._check_reboot()
+        except LinkError as exc:
+            self._raise_if_rebooted(reboots, exc)
             raise
+        if self._reboots != reboots:  # cannot happen in order (§5); never trust it if it does
+            raise LinkError(self._lost)
         return msg.RunResponse.unpack(payload, rows)
 
+    def _raise_if_rebooted(self, reboots_before: int, cause: Exception) -> None:
+        """After a failed request: LinkError naming the reboot if the FPGA rebooted since
+        ``reboots_before`` (seen as an EVENT, else found by HELLO); otherwise return."""
+        if self._reboots == reboots_before:
+            self._check_reboot()
+        if self._reboots != reboots_before:
+            raise LinkError(self._lost) from cause
+
     def _check_reboot(self) -> None:
-        """After a failure: if the FPGA rebooted, its weights are gone; say so from now on."""
+        """Ask HELLO for the boot id: a reboot whose EVENT was lost is found here."""
         try:
             hello = msg.Hello.unpack(
                 self._require_link().request(msg.Opcode.HELLO, response_bytes=120)
@@ -232,13 +251,25 @@ class FpgaDevice(PhotonicDevice):
             return
         if hello.boot_id != self._require_hello().boot_id:
             self._hello = hello
-            self._weight_id = 0
-            self._lost = (
-                f"{self._description} rebooted (boot id {hello.boot_id:08x}): its "
-                "weights are lost; call load_weights again"
-            )
-            log.warning(self._lost)
-            raise LinkError(self._lost)
+            self._weights_lost(hello.boot_id)
+
+    def _on_event(self, event: msg.Event) -> None:
+        """The link read an EVENT (already logged): a reboot to a new boot id loses weights."""
+        if event.kind != msg.EventKind.REBOOTED or self._hello is None:
+            return  # no weights can be loaded before the handshake has finished
+        if event.value == self._hello.boot_id:
+            return  # a repeat of a reboot already handled
+        self._hello = dataclasses.replace(self._hello, boot_id=event.value)
+        self._weights_lost(event.value)
+
+    def _weights_lost(self, boot_id: int) -> None:
+        self._weight_id = 0
+        self._reboots += 1
+        self._lost = (
+            f"{self._description} rebooted (boot id {boot_id:08x}): its "
+            "weights are lost; call load_weights again"
+        )
+        log.warning(self._lost)
 
     def _telemetry(self) -> Telemetry:
         raw = self._require_link().request(msg.Opcode.TELEMETRY)
@@ -251,6 +282,7 @@ class FpgaDevice(PhotonicDevice):
                 "runs": t.runs,
                 "vectors": t.vectors,
                 "clipped_outputs": t.clipped,
+                "crc_errors": t.crc_errors,
                 "frames_dropped": t.frames_dropped,
                 "call_index": self._call_index,
                 "retransmissions": self._require_link().retransmissions,

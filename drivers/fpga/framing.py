@@ -2,6 +2,8 @@
 
 ``encode_frame`` turns a Frame into wire bytes; ``FrameDecoder`` turns an arbitrary byte
 stream back into frames, dropping anything damaged and resynchronizing at the next 0x00.
+``FrameDecoder.scan`` also reports whole frames whose only fault is the CRC (``BadCrc``),
+which the FPGA side answers with NAK_CRC.
 COBS comes from the ``cobs`` package (C-accelerated) rather than being written here.
 """
 
@@ -64,8 +66,18 @@ def encode_frame(frame: Frame) -> bytes:
     return cobs.encode(frame_bytes(frame)) + DELIMITER
 
 
-def parse_frame(raw: bytes) -> Frame | None:
-    """A frame from its un-COBSed bytes, or None if its length or CRC is wrong."""
+@dataclass(frozen=True)
+class BadCrc:
+    """A whole frame (COBS decodes, ``len`` agrees) whose CRC is wrong: damaged in transit.
+
+    ``raw`` holds its un-COBSed bytes; nothing in them is trusted.
+    """
+
+    raw: bytes
+
+
+def check_frame(raw: bytes) -> Frame | BadCrc | None:
+    """A frame from its un-COBSed bytes; BadCrc if only its CRC is wrong; None otherwise."""
     if len(raw) < OVERHEAD:
         return None
     version, flags, opcode, chan, seq, length = HEADER.unpack_from(raw)
@@ -73,16 +85,24 @@ def parse_frame(raw: bytes) -> Frame | None:
         return None
     (crc,) = CRC.unpack_from(raw, len(raw) - CRC.size)
     if zlib.crc32(raw[: len(raw) - CRC.size]) & 0xFFFFFFFF != crc:
-        return None
+        return BadCrc(bytes(raw))
     payload = bytes(raw[HEADER.size : HEADER.size + length])
     return Frame(opcode=opcode, seq=seq, payload=payload, flags=flags, chan=chan, version=version)
+
+
+def parse_frame(raw: bytes) -> Frame | None:
+    """A frame from its un-COBSed bytes, or None if its length or CRC is wrong."""
+    frame = check_frame(raw)
+    return frame if isinstance(frame, Frame) else None
 
 
 class FrameDecoder:
     """Stream decoder. ``feed`` returns the complete, intact frames found so far.
 
     Memory is bounded: a piece longer than the largest valid encoded frame is discarded up
-    to its delimiter. ``dropped`` counts pieces rejected by COBS, length or CRC checks.
+    to its delimiter. ``dropped`` counts pieces rejected by COBS, length or CRC checks (and
+    partial frames thrown away by ``discard_partial``); ``crc_errors`` counts the BadCrc
+    ones among them.
     """
 
     MAX_ENCODED = MAX_PAYLOAD + OVERHEAD + (MAX_PAYLOAD + OVERHEAD) // 254 + 2
@@ -91,14 +111,33 @@ class FrameDecoder:
         self._buffer = bytearray()
         self._discarding = False
         self.dropped = 0
+        self.crc_errors = 0
 
     def reset(self) -> None:
         """Forget any partial frame (after a link flush)."""
         self._buffer.clear()
         self._discarding = False
 
+    @property
+    def partial(self) -> bool:
+        """True while bytes of an unfinished frame are held (or being discarded)."""
+        return bool(self._buffer) or self._discarding
+
+    def discard_partial(self) -> bool:
+        """Drop the unfinished frame, counting it in ``dropped``; False if there was none."""
+        if not self.partial:
+            return False
+        self.reset()
+        self.dropped += 1
+        return True
+
     def feed(self, data: bytes) -> list[Frame]:
-        frames: list[Frame] = []
+        """The intact frames completed by ``data``, in order."""
+        return [item for item in self.scan(data) if isinstance(item, Frame)]
+
+    def scan(self, data: bytes) -> list[Frame | BadCrc]:
+        """As ``feed``, plus a BadCrc in stream order for each whole frame with a bad CRC."""
+        frames: list[Frame | BadCrc] = []
         start = 0
         while True:
             end = data.find(0, start)
@@ -126,13 +165,15 @@ class FrameDecoder:
             return
         self._buffer += chunk
 
-    def _decode(self, piece: bytes) -> Frame | None:
+    def _decode(self, piece: bytes) -> Frame | BadCrc | None:
         try:
             raw = cobs.decode(piece)
         except cobs.DecodeError:
             self.dropped += 1
             return None
-        frame = parse_frame(raw)
-        if frame is None:
+        frame = check_frame(raw)
+        if isinstance(frame, BadCrc):
+            self.crc_errors += 1
+        if not isinstance(frame, Frame):
             self.dropped += 1
         return frame

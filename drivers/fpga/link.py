@@ -2,17 +2,21 @@
 
 ``PhlLink.request`` sends one request and returns its response payload. A lost or damaged
 frame is retransmitted with RETX (the FPGA answers retransmissions from its cache, so
-nothing runs twice); after ``retries`` attempts the link escalates (flush, PING) and
-finally raises LinkError. Error responses raise DeviceError with the FPGA's code.
+nothing runs twice); a NAK_CRC from the FPGA triggers that retransmission at once. After
+``retries`` attempts the link escalates (flush) and finally raises LinkError. Error
+responses raise DeviceError with the FPGA's code. EVENT frames are never responses: they
+are logged at WARNING and passed to ``on_event`` in arrival order.
 Every frame is logged in hex at DEBUG on ``lumina_hal.drivers.fpga.link``.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +33,24 @@ from lumina_hal.drivers.fpga.framing import (
 from lumina_hal.errors import DeviceError, LinkError
 
 log = logging.getLogger(__name__)
+
+
+class _NoReply(enum.Enum):
+    """Why ``_await`` returned without a response."""
+
+    TIMEOUT = "timeout"
+    NAK = "NAK_CRC"  # the FPGA got a frame with a bad CRC: resend now
+
+
+@dataclass
+class _Pending:
+    """A windowed request awaiting its reply."""
+
+    frame: Frame
+    index: int
+    attempts: int
+    deadline_s: float
+    sent_order: int  # when it was last transmitted, as a count of transmissions
 
 
 @dataclass(frozen=True)
@@ -51,12 +73,19 @@ class LinkTiming:
 class PhlLink:
     """Request/response over a pyserial-like port (read, write, in_waiting, timeout)."""
 
-    def __init__(self, port: Any, timing: LinkTiming) -> None:
+    def __init__(
+        self,
+        port: Any,
+        timing: LinkTiming,
+        on_event: Callable[[msg.Event], None] | None = None,
+    ) -> None:
         self.port = port
         self.timing = timing
+        self.on_event = on_event
         self._decoder = FrameDecoder()
         self._inbox: deque[Frame] = deque()  # decoded frames not yet claimed
         self._seq = 0
+        self._sent = 0
         self._lock = threading.Lock()
         self.retransmissions = 0
 
@@ -103,12 +132,14 @@ class PhlLink:
                 log.debug("retransmit seq %d (attempt %d)", frame.seq, attempt + 1)
             self._write(wire)
             reply = self._await({frame.seq}, timeout)
-            if reply is not None:
+            if isinstance(reply, Frame):
                 return reply
-            timeout *= 2.0
+            if reply is _NoReply.TIMEOUT:
+                timeout *= 2.0
         return None
 
     def _write(self, wire: bytes) -> None:
+        self._sent += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug("tx %s", wire.hex(" "))
         try:
@@ -122,11 +153,12 @@ class PhlLink:
         """Send ``payloads`` as requests with up to ``window`` in flight; replies in order.
 
         Only idempotent requests belong here (W_CHUNK): a request whose reply is late is
-        retransmitted with RETX on its own, without stopping the others.
+        retransmitted with RETX on its own, without stopping the others; a NAK_CRC resends
+        the request transmitted longest ago (docs/protocol.md §4).
         """
         results: list[bytes | None] = [None] * len(payloads)
         with self._lock:
-            pending: dict[int, list[Any]] = {}  # seq -> [frame, index, attempts, deadline]
+            pending: dict[int, _Pending] = {}
             next_index = 0
             while next_index < len(payloads) or pending:
                 while next_index < len(payloads) and len(pending) < max(1, window):
@@ -134,12 +166,14 @@ class PhlLink:
                     wire = encode_frame(frame)
                     timeout = self.timing.attempt_timeout_s(len(wire), response_bytes, 0.0)
                     self._write(wire)
-                    pending[frame.seq] = [frame, next_index, 0, time.monotonic() + timeout]
+                    pending[frame.seq] = _Pending(
+                        frame, next_index, 0, time.monotonic() + timeout, self._sent
+                    )
                     next_index += 1
-                earliest = min(entry[3] for entry in pending.values())
+                earliest = min(entry.deadline_s for entry in pending.values())
                 reply = self._await(set(pending), max(0.0, earliest - time.monotonic()))
-                if reply is not None:
-                    frame, index = pending.pop(reply.seq)[:2]
+                if isinstance(reply, Frame):
+                    index = pending.pop(reply.seq).index
                     if reply.flags & FLAG_ERR:
                         error = msg.ErrorReply.unpack(reply.payload)
                         raise DeviceError(
@@ -147,45 +181,53 @@ class PhlLink:
                             code=error.code,
                         )
                     results[index] = reply.payload
-                    continue
-                self._retransmit_late(pending)
+                elif reply is _NoReply.NAK:
+                    oldest = min(pending.values(), key=lambda entry: entry.sent_order)
+                    self._resend(oldest, time.monotonic(), response_bytes, backoff=False)
+                else:
+                    now = time.monotonic()
+                    for entry in list(pending.values()):
+                        if entry.deadline_s <= now:
+                            self._resend(entry, now, response_bytes, backoff=True)
         return [r for r in results if r is not None]
 
-    def _retransmit_late(self, pending: dict[int, list[Any]]) -> None:
-        now = time.monotonic()
-        for entry in pending.values():
-            frame, _, attempts, deadline = entry
-            if deadline > now:
-                continue
-            if attempts >= self.timing.retries:
-                raise LinkError(
-                    f"no response to {msg.Opcode(frame.opcode).name} seq "
-                    f"{frame.seq} after {attempts + 1} attempts"
-                )
-            retx = Frame(frame.opcode, frame.seq, frame.payload, flags=FLAG_RETX)
-            wire = encode_frame(retx)
-            self.retransmissions += 1
-            self._write(wire)
-            timeout = self.timing.attempt_timeout_s(len(wire), 24, 0.0) * 2.0 ** (attempts + 1)
-            entry[2], entry[3] = attempts + 1, now + timeout
+    def _resend(self, entry: _Pending, now: float, response_bytes: int, *, backoff: bool) -> None:
+        """Retransmit one windowed request with RETX (one of its ``retries``)."""
+        frame = entry.frame
+        if entry.attempts >= self.timing.retries:
+            raise LinkError(
+                f"no response to {msg.Opcode(frame.opcode).name} seq "
+                f"{frame.seq} after {entry.attempts + 1} attempts"
+            )
+        wire = encode_frame(Frame(frame.opcode, frame.seq, frame.payload, flags=FLAG_RETX))
+        self.retransmissions += 1
+        self._write(wire)
+        entry.attempts += 1
+        entry.sent_order = self._sent
+        timeout = self.timing.attempt_timeout_s(len(wire), response_bytes, 0.0)
+        entry.deadline_s = now + timeout * (2.0**entry.attempts if backoff else 1.0)
 
-    def _await(self, seqs: set[int], timeout_s: float) -> Frame | None:
-        """The next response to one of ``seqs``; frames read meanwhile wait in the inbox."""
+    def _await(self, seqs: set[int], timeout_s: float) -> Frame | _NoReply:
+        """The next response to one of ``seqs``, or why none came; events are dispatched.
+
+        Frames are handled in arrival order; frames read past the response wait in the inbox.
+        """
         deadline = time.monotonic() + timeout_s
         while True:
             while self._inbox:
                 reply = self._inbox.popleft()
-                if reply.flags & FLAG_EVENT:
-                    log.warning("FPGA event: %s", reply.payload.hex(" "))
-                elif reply.is_error and reply.seq == 0 and reply.payload[:1] == b"\x01":
-                    return None  # NAK_CRC: our frame arrived damaged; resend now
+                if reply.flags & FLAG_EVENT:  # the flag decides: an event is never a reply
+                    self._dispatch_event(reply)
+                elif reply.is_error and reply.seq == 0 and _is_nak(reply):
+                    log.debug("NAK_CRC: a request arrived damaged; resending at once")
+                    return _NoReply.NAK
                 elif reply.is_response and reply.seq in seqs:
                     return reply
                 else:
                     log.debug("dropped stale response seq %d", reply.seq)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return None
+                return _NoReply.TIMEOUT
             self.port.timeout = min(remaining, 0.05)
             try:
                 data = self.port.read(max(1, self.port.in_waiting))
@@ -196,9 +238,22 @@ class PhlLink:
                     log.debug("rx %s", data.hex(" "))
                 self._inbox.extend(self._decoder.feed(data))
 
+    def _dispatch_event(self, frame: Frame) -> None:
+        try:
+            event = msg.Event.unpack(frame.payload)
+        except msg.MalformedPayload as exc:
+            log.warning("FPGA sent a malformed event (%s): %s", exc, frame.payload.hex(" "))
+            return
+        log.warning("FPGA event on chan %d: %s", frame.chan, event.describe())
+        if self.on_event is not None:
+            self.on_event(event)
+
     def _escalate(self) -> None:
         """Flush both directions and the decoder, so the next attempt starts clean."""
         log.info("link resync: flushing and retrying")
+        for frame in self._inbox:  # events already read are still news
+            if frame.flags & FLAG_EVENT:
+                self._dispatch_event(frame)
         try:
             self.port.write(b"\x00\x00")
             time.sleep(0.01)
@@ -207,3 +262,7 @@ class PhlLink:
             raise LinkError(f"resynchronizing the FPGA link failed: {exc}") from exc
         self._decoder.reset()
         self._inbox.clear()
+
+
+def _is_nak(frame: Frame) -> bool:
+    return frame.payload[:1] == bytes([msg.ErrorCode.NAK_CRC])

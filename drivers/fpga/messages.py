@@ -42,6 +42,11 @@ class ErrorCode(IntEnum):
     INTERNAL = 12
 
 
+class EventKind(IntEnum):
+    THERMAL_TRIP = 1
+    REBOOTED = 2
+
+
 class MalformedPayload(ValueError):
     """A payload whose length or fields do not fit its opcode."""
 
@@ -280,3 +285,31 @@ class ErrorReply:
         except ValueError:
             name = f"error {self.code}"
         return f"{name}: {self.message}" if self.message else name
+
+
+@dataclass(frozen=True)
+class Event:
+    """Payload of an unsolicited EVENT frame (docs/protocol.md §5, opcode 0x7F)."""
+
+    kind: int
+    detail: int = 0
+    value: int = 0
+
+    LAYOUT = struct.Struct("<BBHI")
+
+    def pack(self) -> bytes:
+        return self.LAYOUT.pack(self.kind, self.detail, 0, self.value)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> Event:
+        _exact(data, cls.LAYOUT.size, "EVENT")
+        kind, detail, _, value = cls.LAYOUT.unpack(data)
+        return cls(kind, detail, value)
+
+    def describe(self) -> str:
+        if self.kind == EventKind.REBOOTED:
+            return f"rebooted (boot id {self.value:08x})"
+        if self.kind == EventKind.THERMAL_TRIP:
+            (temperature_c,) = struct.unpack("<f", self.value.to_bytes(4, "little"))
+            return f"thermal trip at {temperature_c:.1f} °C"
+        return f"event kind {self.kind} (detail {self.detail}, value {self.value:#010x})"
