@@ -261,7 +261,8 @@ class Instrument(ABC):
         return {}
 
     def _limits_dict(self) -> dict[str, Any]:
-        return {}
+        limits = getattr(self, "limits", None)
+        return asdict(limits) if limits is not None else {}
 
 
 class Laser(Instrument):
@@ -351,9 +352,6 @@ class Laser(Instrument):
             "power_dbm": float(self._get_power_dbm()),
             "output": bool(self._get_output()),
         }
-
-    def _limits_dict(self) -> dict[str, Any]:
-        return asdict(self.limits)
 
     @abstractmethod
     def _get_wavelength_nm(self) -> float: ...
@@ -596,9 +594,6 @@ class TemperatureController(Instrument):
             "temperature_c": float(self._get_temperature_c()),
             "output": bool(self._get_output()),
         }
-
-    def _limits_dict(self) -> dict[str, Any]:
-        return asdict(self.limits)
 
     @abstractmethod
     def _get_setpoint_c(self) -> float: ...

@@ -7,7 +7,7 @@ Wavelength is set in nm with a unit suffix and read back in metres; power in dBm
 from __future__ import annotations
 
 from lumina_hal.drivers.instruments.scpi import (
-    ScpiInstrument,
+    ScpiSwitchedSource,
     control,
     format_bool,
     in_range,
@@ -19,7 +19,7 @@ from lumina_hal.drivers.instruments.scpi import (
 from lumina_hal.instruments import InstrumentIdentity, Laser
 
 
-class Keysight8164B(ScpiInstrument, Laser):
+class Keysight8164B(ScpiSwitchedSource, Laser):
     """Keysight/Agilent 8164B, TLS module in slot 0."""
 
     model_name = "keysight-8164b"
@@ -64,20 +64,5 @@ class Keysight8164B(ScpiInstrument, Laser):
     def _set_wavelength_nm(self, nm: float) -> None:
         self.wavelength_setpoint_nm = nm
 
-    def _get_power_dbm(self) -> float:
-        return self.power_setpoint_dbm
-
-    def _set_power_dbm(self, dbm: float) -> None:
-        self.power_setpoint_dbm = dbm
-
-    def _get_output(self) -> bool:
-        return self.output_enabled
-
-    def _set_output(self, enabled: bool) -> None:
-        self.output_enabled = enabled
-
     def _wavelength_range_nm(self) -> tuple[float, float]:
         return self._wavelength_min_nm, self._wavelength_max_nm
-
-    def _power_range_dbm(self) -> tuple[float, float]:
-        return self._power_min_dbm, self._power_max_dbm

@@ -7,7 +7,7 @@ QCoDeS-contrib and PyMeasure drivers). The socket interface ends lines with CR b
 from __future__ import annotations
 
 from lumina_hal.drivers.instruments.scpi import (
-    ScpiInstrument,
+    ScpiSwitchedSource,
     control,
     format_bool,
     in_range,
@@ -18,7 +18,7 @@ from lumina_hal.drivers.instruments.scpi import (
 from lumina_hal.instruments import Laser
 
 
-class SantecTsl570(ScpiInstrument, Laser):
+class SantecTsl570(ScpiSwitchedSource, Laser):
     """Santec TSL-570 (also TSL-550/TSL-710 with the same SCPI set)."""
 
     model_name = "santec-tsl570"
@@ -60,20 +60,5 @@ class SantecTsl570(ScpiInstrument, Laser):
     def _set_wavelength_nm(self, nm: float) -> None:
         self.wavelength_m = nm * 1e-9
 
-    def _get_power_dbm(self) -> float:
-        return self.power_setpoint_dbm
-
-    def _set_power_dbm(self, dbm: float) -> None:
-        self.power_setpoint_dbm = dbm
-
-    def _get_output(self) -> bool:
-        return self.output_enabled
-
-    def _set_output(self, enabled: bool) -> None:
-        self.output_enabled = enabled
-
     def _wavelength_range_nm(self) -> tuple[float, float]:
         return self._wavelength_min_m * 1e9, self._wavelength_max_m * 1e9
-
-    def _power_range_dbm(self) -> tuple[float, float]:
-        return self._power_min_dbm, self._power_max_dbm

@@ -393,3 +393,28 @@ def _is_io_error(exc: BaseException) -> bool:
     return isinstance(
         exc, (pyvisa.errors.VisaIOError, pyvisa.errors.InvalidSession, OSError, EOFError)
     )
+
+
+class ScpiSwitchedSource(ScpiInstrument):
+    """Hooks shared by SCPI sources whose driver declares ``output_enabled`` (on/off) and, for
+    lasers, ``power_setpoint_dbm`` plus ``_power_min_dbm``/``_power_max_dbm`` read at open."""
+
+    output_enabled: Any
+    power_setpoint_dbm: Any
+    _power_min_dbm: float
+    _power_max_dbm: float
+
+    def _get_output(self) -> bool:
+        return bool(self.output_enabled)
+
+    def _set_output(self, enabled: bool) -> None:
+        self.output_enabled = enabled
+
+    def _get_power_dbm(self) -> float:
+        return float(self.power_setpoint_dbm)
+
+    def _set_power_dbm(self, dbm: float) -> None:
+        self.power_setpoint_dbm = dbm
+
+    def _power_range_dbm(self) -> tuple[float, float]:
+        return self._power_min_dbm, self._power_max_dbm

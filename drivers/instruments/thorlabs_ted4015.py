@@ -7,7 +7,7 @@ clear the error queue (manual). docs/instruments.md §4.
 from __future__ import annotations
 
 from lumina_hal.drivers.instruments.scpi import (
-    ScpiInstrument,
+    ScpiSwitchedSource,
     control,
     format_bool,
     in_range,
@@ -18,7 +18,7 @@ from lumina_hal.drivers.instruments.scpi import (
 from lumina_hal.instruments import TemperatureController
 
 
-class ThorlabsTed4015(ScpiInstrument, TemperatureController):
+class ThorlabsTed4015(ScpiSwitchedSource, TemperatureController):
     """Thorlabs TED4015."""
 
     model_name = "thorlabs-ted4015"
@@ -49,12 +49,6 @@ class ThorlabsTed4015(ScpiInstrument, TemperatureController):
 
     def _get_temperature_c(self) -> float:
         return self.measured_temperature_c
-
-    def _get_output(self) -> bool:
-        return self.output_enabled
-
-    def _set_output(self, enabled: bool) -> None:
-        self.output_enabled = enabled
 
     def _setpoint_range_c(self) -> tuple[float, float]:
         return self._setpoint_min_c, self._setpoint_max_c
