@@ -19,6 +19,7 @@ import tty
 
 from lumina_hal.sim.fpga_faults import FaultInjector, FaultyEndpoint
 from lumina_hal.sim.fpga_firmware import FirmwareEmulator
+from lumina_hal.sim.socket_io import received_chunks
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +126,7 @@ class TcpServer:
                 self._client(conn)
 
     def _client(self, conn: socket.socket) -> None:
-        while not self._stop.is_set():
-            try:
-                data = conn.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
+        for data in received_chunks(conn, self._stop):
             reply = self._endpoint.handle(data)
             if reply:
                 try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from lumina_hal.sim.scpi_engine import SimulatedInstrument
+from lumina_hal.sim.socket_io import received_chunks
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +113,7 @@ class ScpiTcpServer:
         terminator = self.instrument.read_termination.encode("ascii")
         buffer = bytearray()
         discarding = False  # inside an over-long message: drop up to its terminator
-        while not self._stop.is_set():
-            try:
-                data = conn.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
+        for data in received_chunks(conn, self._stop):
             buffer += data
             while (end := buffer.find(terminator)) >= 0:
                 line = bytes(buffer[:end])
