@@ -22,13 +22,13 @@ import zlib
 from collections.abc import Callable
 
 import numpy as np
-from lumina_hal.drivers.fpga import messages as msg
-from lumina_hal.sim.fpga_faults import FaultInjector
-from lumina_hal.sim.fpga_firmware import FirmwareEmulator
-from lumina_hal.sim.fpga_server import PtyServer, TcpServer
 
 import lumina_hal
-from lumina_hal import reference
+from lumina_hal.drivers.fpga import messages as msg
+from lumina_hal.sim.fpga.faults import FaultInjector
+from lumina_hal.sim.fpga.firmware import FirmwareEmulator
+from lumina_hal.sim.fpga.server import PtyServer, TcpServer
+from lumina_hal.twin import reference
 
 
 def _pty_echo() -> tuple[int, Callable[[], None]]:

@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 import lumina_hal
-from lumina_hal import reference
 from lumina_hal.metrics import reference_workload
-from lumina_hal.twin_config import THREADS_ENV, default_threads
+from lumina_hal.twin import reference
+from lumina_hal.twin.config import THREADS_ENV, default_threads
 
 HERE = Path(__file__).resolve().parent
 
@@ -463,7 +463,7 @@ def _load_average() -> float | None:
 def simd_path() -> str:
     """The native kernel's ISA path, or why it is not known."""
     try:
-        from lumina_hal import kernel
+        from lumina_hal.twin import kernel
 
         return str(kernel.isa_name())
     except Exception as exc:

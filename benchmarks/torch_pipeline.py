@@ -1,7 +1,7 @@
 """The twin's per-call pipeline (reference.forward) written in PyTorch, CPU only.
 
 A benchmark baseline: what the model costs when written with a tensor library instead of
-the fused kernel. It translates ``lumina_hal.reference.forward`` step by step with the same
+the fused kernel. It translates ``lumina_hal.twin.reference.forward`` step by step with the same
 dtypes (converters in float32, sums in float64). Weight-only quantities (W_eff, W_eff²,
 the envelopes) are derived once in the constructor, as the twin does at load time; only
 ``forward`` is per call. Importable without torch: ``available()`` is then False and
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from lumina_hal import physics, reference
-from lumina_hal.physics import PhysicsParams
+from lumina_hal.twin import physics, reference
+from lumina_hal.twin.physics import PhysicsParams
 
 torch: Any
 try:

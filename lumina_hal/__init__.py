@@ -11,9 +11,11 @@ Record a run to HDF5 with ``record_run(path, chip)`` and read it back with ``loa
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
 
 from lumina_hal.bench import Bench, open_bench
+from lumina_hal.bench.instruments import open_instrument
+from lumina_hal.bench.roles import Instrument, Laser, PowerMeter, TemperatureController
 from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry
 from lumina_hal.errors import (
     ConfigurationError,
@@ -27,17 +29,21 @@ from lumina_hal.errors import (
     SafetyLimitError,
     UnsupportedOperationError,
 )
-from lumina_hal.instruments import Instrument, Laser, PowerMeter, TemperatureController
 from lumina_hal.params import Param
 from lumina_hal.registry import (
     available_schemes,
     build_device,
     default_uri,
     open_device,
-    open_instrument,
     register_driver,
     unregister_driver,
 )
+
+try:  # one source of the version: pyproject.toml, read back from the installed metadata
+    __version__ = version("lumina-hal")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
 
 __all__ = [
     "Bench",
@@ -77,11 +83,11 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # Run records need h5py; import it only when they are used (keeps `import lumina_hal` fast).
     if name == "record_run":
-        from lumina_hal.records import record_run
+        from lumina_hal.runs.records import record_run
 
         return record_run
     if name == "load_run":
-        from lumina_hal.records_load import load_run
+        from lumina_hal.runs.record_load import load_run
 
         return load_run
     raise AttributeError(f"module 'lumina_hal' has no attribute {name!r}")

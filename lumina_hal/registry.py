@@ -22,7 +22,6 @@ from typing import Any
 
 from lumina_hal.device import PhotonicDevice
 from lumina_hal.errors import ConfigurationError
-from lumina_hal.instruments import Instrument
 from lumina_hal.params import resolve_params
 from lumina_hal.plugin_table import EntryPointTable
 from lumina_hal.uri import DeviceURI, parse_uri
@@ -34,8 +33,16 @@ DEFAULT_URI_ENV = "LUMINA_DEVICE"
 FALLBACK_URI = "mock://"
 
 
+#: A class the table can serve: a PhotonicDevice, or a lab Instrument (lumina_hal.bench), which
+#: the core knows only by its shape (``from_uri`` and ``uri_params``) so it never imports a room.
+Driver = type[Any]
+
+
 def _check_driver(scheme: str, driver: Any) -> None:
-    if not (isinstance(driver, type) and issubclass(driver, (PhotonicDevice, Instrument))):
+    openable = isinstance(driver, type) and all(
+        hasattr(driver, name) for name in ("from_uri", "uri_params")
+    )
+    if not openable:
         raise ConfigurationError(
             f"driver for {scheme}:// must be a PhotonicDevice or Instrument subclass, "
             f"got {driver!r}"
@@ -50,7 +57,7 @@ def _declared(refresh: bool = False) -> dict[str, EntryPoint]:
     return SCHEMES.declared(refresh)
 
 
-def register_driver(scheme: str, driver: type[PhotonicDevice] | type[Instrument]) -> None:
+def register_driver(scheme: str, driver: Driver) -> None:
     """Register ``driver`` for ``scheme`` at run time (takes precedence over entry points)."""
     SCHEMES.register(scheme, driver)
 
@@ -64,7 +71,7 @@ def available_schemes(refresh: bool = False) -> list[str]:
     return SCHEMES.names(refresh)
 
 
-def driver_for_scheme(scheme: str) -> type[PhotonicDevice] | type[Instrument]:
+def driver_for_scheme(scheme: str) -> Driver:
     """The class that serves ``scheme``; ConfigurationError if there is none."""
     return SCHEMES.get(scheme)
 
@@ -83,14 +90,14 @@ def build_device(uri: str | None = None, **overrides: Any) -> PhotonicDevice:
             f"{parsed.scheme}:// opens a lab instrument, not a photonic device; "
             "use lumina_hal.open_instrument()"
         )
-    params = _params(driver, parsed, overrides)
+    params = driver_params(driver, parsed, overrides)
     device = driver.from_uri(parsed, **params)
     device.uri = parsed.uri
     return device
 
 
-def _params(
-    driver: type[PhotonicDevice] | type[Instrument], parsed: DeviceURI, overrides: Mapping[str, Any]
+def driver_params(
+    driver: Driver, parsed: DeviceURI, overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
     context = f"{parsed.scheme}:// ({driver.__name__})"
     params = resolve_params(driver.uri_params, parsed.query, context=context, source="URI")
@@ -108,26 +115,3 @@ def open_device(uri: str | None = None, **overrides: Any) -> PhotonicDevice:
     device = build_device(uri, **overrides)
     device.open()
     return device
-
-
-def open_instrument(uri: str, **overrides: Any) -> Instrument:
-    """Open the lab instrument named by ``uri``, e.g.
-    ``visa://USB0::0x1313::0x8078::P0009368::INSTR?model=thorlabs-pm100d&backend=@sim``.
-
-    Same registry and parameter rules as :func:`open_device` (docs/instruments.md §2).
-    """
-    parsed = parse_uri(uri)
-    driver = driver_for_scheme(parsed.scheme)
-    if not issubclass(driver, Instrument):
-        raise ConfigurationError(
-            f"{parsed.scheme}:// opens a photonic device, not a lab instrument; "
-            "use lumina_hal.open_device()"
-        )
-    instrument = driver.from_uri(parsed, **_params(driver, parsed, overrides))
-    instrument.uri = parsed.uri
-    try:
-        instrument.open()
-    except BaseException:
-        instrument.close()
-        raise
-    return instrument

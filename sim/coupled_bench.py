@@ -24,15 +24,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from lumina_hal.sim.fpga_faults import FaultInjector, FaultRates
-from lumina_hal.sim.fpga_firmware import FirmwareEmulator
-from lumina_hal.sim.fpga_server import TcpServer
-from lumina_hal.sim.scpi_pm100d import ThorlabsPm100d
-from lumina_hal.sim.scpi_server import ScpiTcpServer
-from lumina_hal.sim.scpi_ted4015 import ThorlabsTed4015
-from lumina_hal.sim.scpi_tsl570 import SantecTsl570
-
-from lumina_hal import physics
+from lumina_hal.sim.fpga.faults import FaultInjector, FaultRates
+from lumina_hal.sim.fpga.firmware import FirmwareEmulator
+from lumina_hal.sim.fpga.server import TcpServer
+from lumina_hal.sim.scpi.pm100d import ThorlabsPm100d
+from lumina_hal.sim.scpi.server import ScpiTcpServer
+from lumina_hal.sim.scpi.ted4015 import ThorlabsTed4015
+from lumina_hal.sim.scpi.tsl570 import SantecTsl570
+from lumina_hal.twin import physics
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,43 @@
-"""Shared fixtures: a small twin, a seeded RNG."""
+"""Shared fixtures: a small twin, a seeded RNG; tests run against the installed package."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lumina_hal
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test the source tree by mistake: the suite tests what a user installs.
+
+    ``lumina_hal/`` at the repository root lacks ``drivers``, ``sim`` and the compiled kernel,
+    which the installed package maps in (pyproject package-dir).
+    """
+    installed = Path(lumina_hal.__file__).resolve().parent
+    if installed == REPO_ROOT / "lumina_hal":
+        raise pytest.UsageError(
+            "lumina_hal was imported from the source tree; install it (pip install .) and run "
+            "pytest with the environment's own pytest, not `python -m pytest` from the root"
+        )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _run_outside_the_source_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Subprocesses (``python -c``, ``-m lumina_hal``) put their working directory first on
+    sys.path; from the repository root that would be the source tree. Work elsewhere."""
+    previous = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 @pytest.fixture
@@ -17,4 +49,3 @@ def rng() -> np.random.Generator:
 def twin():
     with lumina_hal.open_device("mock://?rows=8&cols=8&seed=1&noise=false") as device:
         yield device
-

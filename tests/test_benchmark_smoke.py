@@ -14,9 +14,9 @@ from types import ModuleType
 
 import numpy as np
 
-from lumina_hal import reference
 from lumina_hal.metrics import reference_workload
-from lumina_hal.physics import PRESETS
+from lumina_hal.twin import reference
+from lumina_hal.twin.physics import PRESETS
 
 BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 

@@ -14,7 +14,7 @@ import pytest
 
 import lumina_hal
 from lumina_hal.cli import main
-from lumina_hal.mock import MockDevice
+from lumina_hal.twin.device import MockDevice
 
 DEVICE = "mock://?rows=8&cols=8&seed=1"
 

@@ -20,10 +20,10 @@ import pytest
 
 from lumina_hal import DeviceInfo, Param, PhotonicDevice, Telemetry
 from lumina_hal.cli import main
-from lumina_hal.conformance import CHECKS, Check
 from lumina_hal.errors import LinkError, SafetyLimitError
 from lumina_hal.registry import register_driver, unregister_driver
-from lumina_hal.selftest import FAIL, run_check, run_selftest
+from lumina_hal.testing.conformance import CHECKS, Check
+from lumina_hal.testing.selftest import FAIL, run_check, run_selftest
 
 FAULTS = ("none", "wrong_rows", "unseeded", "racy", "no_limits", "stale_telemetry", "both_kinds")
 

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from lumina_hal.sim.coupled_bench import CoupledBench, Coupling
 
 import lumina_hal
 from lumina_hal.metrics import snr_db
+from lumina_hal.sim.coupled_bench import CoupledBench, Coupling
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lumina_hal.sim import fpga_firmware
 
 import lumina_hal
 from lumina_hal.errors import ConfigurationError, DeviceError, LinkError, SafetyLimitError
+from lumina_hal.sim.fpga import firmware as fpga_firmware
 
 PARAMS = "rows=32&cols=24&seed=5&preset=typical"
 

@@ -7,6 +7,8 @@ import zlib
 
 import numpy as np
 import pytest
+
+import lumina_hal
 from lumina_hal.drivers.fpga import messages as msg
 from lumina_hal.drivers.fpga.framing import (
     FLAG_ERR,
@@ -16,10 +18,8 @@ from lumina_hal.drivers.fpga.framing import (
     FrameDecoder,
     encode_frame,
 )
-from lumina_hal.sim.fpga_firmware import FirmwareEmulator
-
-import lumina_hal
-from lumina_hal import reference
+from lumina_hal.sim.fpga.firmware import FirmwareEmulator
+from lumina_hal.twin import reference
 
 
 class Host:

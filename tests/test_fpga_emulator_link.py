@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cobs import cobs
+
 from lumina_hal.drivers.fpga import messages as msg
 from lumina_hal.drivers.fpga.framing import (
     FLAG_ERR,
@@ -20,9 +21,9 @@ from lumina_hal.drivers.fpga.framing import (
     encode_frame,
     frame_bytes,
 )
-from lumina_hal.sim import fpga_firmware
-from lumina_hal.sim.fpga_faults import build_endpoint
-from lumina_hal.sim.fpga_firmware import FirmwareEmulator
+from lumina_hal.sim.fpga import firmware as fpga_firmware
+from lumina_hal.sim.fpga.faults import build_endpoint
+from lumina_hal.sim.fpga.firmware import FirmwareEmulator
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
 

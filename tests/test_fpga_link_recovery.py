@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 from cobs import cobs
+
+import lumina_hal
 from lumina_hal.drivers.fpga import messages as msg
 from lumina_hal.drivers.fpga.framing import (
     FLAG_EVENT,
@@ -22,11 +24,9 @@ from lumina_hal.drivers.fpga.framing import (
     frame_bytes,
 )
 from lumina_hal.drivers.fpga.link import LinkTiming, PhlLink
-from lumina_hal.sim.fpga_faults import FaultRates
-from lumina_hal.sim.fpga_firmware import NAK_CRC_WIRE, FirmwareEmulator
-
-import lumina_hal
 from lumina_hal.errors import LinkError
+from lumina_hal.sim.fpga.faults import FaultRates
+from lumina_hal.sim.fpga.firmware import NAK_CRC_WIRE, FirmwareEmulator
 
 PARAMS = "rows=8&cols=8&seed=9&preset=typical"
 LINK_LOG = "lumina_hal.drivers.fpga.link"

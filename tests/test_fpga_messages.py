@@ -6,6 +6,7 @@ import struct
 
 import numpy as np
 import pytest
+
 from lumina_hal.drivers.fpga.messages import (
     ErrorCode,
     ErrorReply,

@@ -10,6 +10,7 @@ from pathlib import Path
 from cobs import cobs
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from lumina_hal.drivers.fpga.framing import (
     FLAG_ERR,
     FLAG_RESP,

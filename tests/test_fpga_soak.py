@@ -110,7 +110,7 @@ def test_every_transport_shares_one_fault_endpoint_including_reboots():
     """pty/TCP servers and the in-process handler use build_endpoint: same faults."""
     from lumina_hal.drivers.fpga import messages as msg
     from lumina_hal.drivers.fpga.framing import Frame, encode_frame
-    from lumina_hal.sim.fpga_faults import build_endpoint
+    from lumina_hal.sim.fpga.faults import build_endpoint
 
     endpoint = build_endpoint({"rows": 4, "cols": 4, "fault_reboot": 1.0})
     boot = endpoint.emulator.boot_id

@@ -5,18 +5,14 @@ from __future__ import annotations
 import math
 
 import pytest
-from lumina_hal.drivers.instruments.keysight_8164b import Keysight8164B
-from lumina_hal.drivers.instruments.protocol_testing import (
-    ExpectedProtocolError,
-    ExpectedProtocolResource,
-    expected_protocol,
-)
-from lumina_hal.drivers.instruments.santec_tsl570 import SantecTsl570
-from lumina_hal.drivers.instruments.thorlabs_pm100d import ThorlabsPm100d, parse_sensor
-from lumina_hal.drivers.instruments.thorlabs_ted4015 import ThorlabsTed4015
 from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
 
+from lumina_hal.bench.roles import LaserLimits, TecLimits
+from lumina_hal.drivers.instruments.keysight_8164b import Keysight8164B
+from lumina_hal.drivers.instruments.santec_tsl570 import SantecTsl570
+from lumina_hal.drivers.instruments.thorlabs_pm100d import ThorlabsPm100d, parse_sensor
+from lumina_hal.drivers.instruments.thorlabs_ted4015 import ThorlabsTed4015
 from lumina_hal.errors import (
     DeviceClosedError,
     InputError,
@@ -25,7 +21,11 @@ from lumina_hal.errors import (
     OverRangeError,
     SafetyLimitError,
 )
-from lumina_hal.instruments import LaserLimits, TecLimits
+from lumina_hal.testing.expected_protocol import (
+    ExpectedProtocolError,
+    ExpectedProtocolResource,
+    expected_protocol,
+)
 
 SANTEC_OK = '0,"No error"'
 THORLABS_OK = '+0,"No error"'

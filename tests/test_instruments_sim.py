@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import lumina_hal
+from lumina_hal.bench.instruments import open_instrument
+from lumina_hal.bench.roles import Laser, PowerMeter, TemperatureController
 from lumina_hal.errors import ConfigurationError, InstrumentError, LinkError
-from lumina_hal.instruments import Laser, PowerMeter, TemperatureController
-from lumina_hal.registry import open_instrument
 
 LASER = "visa://TCPIP0::192.168.0.50::5000::SOCKET?model=santec-tsl570&backend=@sim"
 KEYSIGHT = "visa://GPIB0::20::INSTR?model=keysight-8164b&backend=@sim"

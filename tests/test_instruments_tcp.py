@@ -8,13 +8,13 @@ connections on a real transport.
 from __future__ import annotations
 
 import pytest
-from lumina_hal.sim.scpi_pm100d import ThorlabsPm100d as SimPm100d
-from lumina_hal.sim.scpi_server import ScpiTcpServer
-from lumina_hal.sim.scpi_ted4015 import ThorlabsTed4015 as SimTed4015
-from lumina_hal.sim.scpi_tsl570 import SantecTsl570 as SimTsl570
 
 import lumina_hal
 from lumina_hal.errors import DeviceClosedError, InstrumentError, LinkError
+from lumina_hal.sim.scpi.pm100d import ThorlabsPm100d as SimPm100d
+from lumina_hal.sim.scpi.server import ScpiTcpServer
+from lumina_hal.sim.scpi.ted4015 import ThorlabsTed4015 as SimTed4015
+from lumina_hal.sim.scpi.tsl570 import SantecTsl570 as SimTsl570
 
 
 def _uri(server: ScpiTcpServer, model: str, timeout_s: float = 2.0) -> str:

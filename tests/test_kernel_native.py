@@ -16,6 +16,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from lumina_hal._lumina_kernel import ffi, lib
 
 PANEL = 16

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import lumina_hal
-from lumina_hal import reference
 from lumina_hal.device import Capability
 from lumina_hal.errors import (
     DeviceClosedError,
@@ -16,6 +15,7 @@ from lumina_hal.errors import (
     LuminaError,
     SafetyLimitError,
 )
+from lumina_hal.twin import reference
 
 # Converters only: no per-call noise, no fabrication scatter, crosstalk, drift or loss.
 CONVERTERS_ONLY = "noise=false&fab_sigma=0&crosstalk=0&arm_imbalance_um=0&waveguide_loss_db_cm=0"
@@ -287,7 +287,7 @@ def test_one_device_shared_between_threads_gives_consistent_results(rng):
 
 
 def test_simd_path_can_be_forced_and_gives_the_same_bits(rng):
-    from lumina_hal import kernel
+    from lumina_hal.twin import kernel
 
     w = rng.uniform(-1, 1, size=(40, 33))
     x = rng.uniform(-1, 1, size=(7, 33))

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import lumina_hal
-from lumina_hal import physics, reference
 from lumina_hal.errors import ConfigurationError
 from lumina_hal.metrics import reference_workload, snr_db
+from lumina_hal.twin import physics, reference
 
 ENGINES = ["native", "reference"]
 STATIC_OFF = "fab_sigma=0&crosstalk=0&arm_imbalance_um=0"

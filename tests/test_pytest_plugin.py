@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lumina_hal.pytest_plugin import DEFAULT_DEVICE_URI
+from lumina_hal.testing.pytest_plugin import DEFAULT_DEVICE_URI
 
 pytest_plugins = ["pytester"]
 
@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from lumina_hal.mock import MockDevice
+from lumina_hal.twin.device import MockDevice
 from lumina_hal.registry import register_driver, unregister_driver
 
 
@@ -133,16 +133,16 @@ def test_unknown_capability_and_unopenable_device_are_errors(inner):
 
 
 def test_conformance_tests_pass_skip_and_fail_through_the_plugin(inner):
-    passed = inner.runpytest("--pyargs", "lumina_hal.conformance", "--lumina-device", "mock://")
+    passed = inner.runpytest("--pyargs", "lumina_hal.testing.conformance", "--lumina-device", "mock://")
     passed.assert_outcomes(passed=13)
     coarse = inner.runpytest(
-        "--pyargs", "lumina_hal.conformance", "-k", "accuracy", "-rs",
+        "--pyargs", "lumina_hal.testing.conformance", "-k", "accuracy", "-rs",
         "--lumina-device", "mock://?rows=4&cols=4&output_bits=3",
     )  # fmt: skip
     coarse.assert_outcomes(skipped=1, deselected=12)
     coarse.stdout.fnmatch_lines(["SKIPPED *converters of 3 bits are too coarse*"])
     broken = inner.runpytest(
-        "--pyargs", "lumina_hal.conformance", "-k", "accuracy or telemetry",
+        "--pyargs", "lumina_hal.testing.conformance", "-k", "accuracy or telemetry",
         "--lumina-device", "negchip://?rows=4&cols=4",
     )  # fmt: skip
     broken.assert_outcomes(passed=1, failed=1, deselected=11)

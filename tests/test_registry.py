@@ -11,7 +11,7 @@ import pytest
 import lumina_hal
 from lumina_hal import registry
 from lumina_hal.errors import ConfigurationError, LuminaError
-from lumina_hal.mock import MockDevice
+from lumina_hal.twin.device import MockDevice
 
 
 def test_mock_scheme_comes_from_the_installed_entry_point():
@@ -71,7 +71,7 @@ def test_a_driver_registered_through_an_entry_point_opens_by_uri(tmp_path, monke
     """A separately installed package declaring the entry-point group is found by scheme."""
     (tmp_path / "thirdparty_chip.py").write_text(
         textwrap.dedent("""
-        from lumina_hal.mock import MockDevice
+        from lumina_hal.twin.device import MockDevice
 
         class ThirdPartyChip(MockDevice):
             summary = "a third-party backend"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from lumina_hal.sim.scpi_engine import Command, ErrorQueue, ScpiEngine, compile_header
-from lumina_hal.sim.scpi_params import (
+
+from lumina_hal.sim.scpi.engine import Command, ErrorQueue, ScpiEngine, compile_header
+from lumina_hal.sim.scpi.params import (
     NumberSpec,
     ScpiError,
     expect_params,

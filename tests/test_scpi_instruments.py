@@ -6,7 +6,8 @@ import math
 import statistics
 
 import pytest
-from lumina_hal.sim.scpi_instruments import (
+
+from lumina_hal.sim.scpi.instruments import (
     MODELS,
     S130C,
     SantecTsl570,

@@ -11,13 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 import pyvisa
-from lumina_hal.sim.scpi_instruments import (
+
+from lumina_hal.sim.scpi.instruments import (
     SantecTsl570,
     SimulatedInstrument,
     ThorlabsPm100d,
     ThorlabsTed4015,
 )
-from lumina_hal.sim.scpi_server import ScpiTcpServer
+from lumina_hal.sim.scpi.server import ScpiTcpServer
 
 TIMEOUT_MS = 300
 

@@ -11,8 +11,8 @@ import pytest
 import lumina_hal
 from lumina_hal.device import Capability, DeviceInfo
 from lumina_hal.errors import ConfigurationError, UnsupportedOperationError
-from lumina_hal.mock import MockDevice
-from lumina_hal.sweeps import plot_snr_vs_temperature, temperature_steps, temperature_sweep
+from lumina_hal.runs.sweeps import plot_snr_vs_temperature, temperature_steps, temperature_sweep
+from lumina_hal.twin.device import MockDevice
 
 TEMPS = (20.0, 45.0, 65.0, 85.0)
 TYPICAL = "mock://?rows=16&cols=16&preset=typical&seed=2"

@@ -15,20 +15,17 @@ import logging
 import struct
 import zlib
 from typing import Any
-from urllib.parse import urlencode
 
 import numpy as np
 import serial
+
+from lumina_hal import codes as chip_codes
+from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry, weights_checksum
 from lumina_hal.drivers.fpga import messages as msg
 from lumina_hal.drivers.fpga.link import LinkTiming, PhlLink
 from lumina_hal.drivers.fpga.transport import SocketPort
-from lumina_hal.sim.fpga_faults import FAULT_PARAMS
-
-from lumina_hal import reference
-from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry, weights_checksum
 from lumina_hal.errors import ConfigurationError, DeviceError, LinkError, SafetyLimitError
 from lumina_hal.params import Param
-from lumina_hal.twin_config import TWIN_PARAMS
 from lumina_hal.uri import DeviceURI
 
 log = logging.getLogger(__name__)
@@ -150,7 +147,7 @@ class FpgaDevice(PhotonicDevice):
 
     def _load_weights(self, weights: np.ndarray) -> str:
         h = self._require_hello()
-        codes, scale = reference.heater_codes(
+        codes, scale = chip_codes.heater_codes(
             weights, h.weight_bits, (h.loss_row_db, h.loss_col_db)
         )
         self._weight_id = self._upload(codes)
@@ -195,7 +192,7 @@ class FpgaDevice(PhotonicDevice):
             raise LinkError(self._lost)
         h = self._require_hello()
         rows, cols = self.weights_shape or (0, 0)
-        codes_f, s_x = reference.input_codes(x, h.input_bits)
+        codes_f, s_x = chip_codes.input_codes(x, h.input_bits)
         codes = codes_f.astype(np.int32)
         per_frame = max(
             1,
@@ -206,7 +203,7 @@ class FpgaDevice(PhotonicDevice):
         )
         call_index = self._call_index
         full_scale = np.float32(h.adc_full_scale * np.sqrt(cols))  # as the FPGA holds it
-        from_code = full_scale / np.float32(reference.levels(h.output_bits))
+        from_code = full_scale / np.float32(chip_codes.levels(h.output_bits))
         for first in range(0, codes.shape[0], per_frame):
             part = codes[first : first + per_frame]
             request = msg.RunRequest(self._weight_id, call_index, first, part).pack()
@@ -345,36 +342,3 @@ class FpgaTcpDevice(FpgaDevice):
             return SocketPort(uri.host, uri.port)
 
         return cls(factory, timing, f"{uri.host}:{uri.port}")
-
-
-class FpgaSimDevice(FpgaDevice):
-    """``fpga+sim://?seed=1&preset=typical``: the firmware emulator, in-process."""
-
-    uri_params = tuple(p for p in TWIN_PARAMS if p.name != "kernel") + LINK_PARAMS + FAULT_PARAMS
-    summary = "FPGA firmware emulator in-process (PHL1 through a pyserial handler)"
-
-    @classmethod
-    def from_uri(cls, uri: DeviceURI, **params: Any) -> FpgaDevice:
-        if uri.location:
-            raise ConfigurationError(f"fpga+sim:// takes no host or path, got {uri.uri!r}")
-        link = {k: params.pop(k) for k in ("timeout", "retries") if k in params}
-        timing = LinkTiming(None, 0.005, link.get("timeout", 0.05), link.get("retries", 4))
-        query = urlencode({k: v for k, v in params.items() if v is not None})
-        target = f"fpgasim://?{query}"
-
-        def factory() -> Any:
-            if "lumina_hal.sim" not in serial.protocol_handler_packages:
-                serial.protocol_handler_packages.append("lumina_hal.sim")
-            return serial.serial_for_url(target, timeout=0.05)
-
-        return cls(factory, timing, "FPGA emulator (in-process)")
-
-    def _capabilities(self) -> frozenset[str]:
-        return frozenset(
-            {
-                Capability.SET_TEMPERATURE.value,
-                Capability.SIMULATED.value,
-                Capability.SEEDED.value,
-                Capability.OPTICAL_POWER.value,
-            }
-        )

@@ -29,7 +29,6 @@ from lumina_hal.drivers.fpga.framing import (
     FrameDecoder,
     encode_frame,
 )
-
 from lumina_hal.errors import DeviceError, LinkError
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ Wavelength is set in nm with a unit suffix and read back in metres; power in dBm
 
 from __future__ import annotations
 
+from lumina_hal.bench.roles import InstrumentIdentity, Laser
 from lumina_hal.drivers.instruments.scpi import (
     ScpiSwitchedSource,
     control,
@@ -15,8 +16,6 @@ from lumina_hal.drivers.instruments.scpi import (
     parse_bool,
     setting,
 )
-
-from lumina_hal.instruments import InstrumentIdentity, Laser
 
 
 class Keysight8164B(ScpiSwitchedSource, Laser):

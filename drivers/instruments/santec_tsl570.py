@@ -6,6 +6,7 @@ QCoDeS-contrib and PyMeasure drivers). The socket interface ends lines with CR b
 
 from __future__ import annotations
 
+from lumina_hal.bench.roles import Laser
 from lumina_hal.drivers.instruments.scpi import (
     ScpiSwitchedSource,
     control,
@@ -14,8 +15,6 @@ from lumina_hal.drivers.instruments.scpi import (
     measurement,
     parse_bool,
 )
-
-from lumina_hal.instruments import Laser
 
 
 class SantecTsl570(ScpiSwitchedSource, Laser):

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import pyvisa
-from lumina_hal.drivers.instruments.visa_backends import library_spec
 
+from lumina_hal.bench.roles import Instrument, InstrumentIdentity
+from lumina_hal.drivers.instruments.visa_backends import library_spec
 from lumina_hal.errors import DeviceClosedError, InputError, InstrumentError, LinkError
-from lumina_hal.instruments import Instrument, InstrumentIdentity
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from lumina_hal.bench.roles import PowerMeter, SensorInfo
 from lumina_hal.drivers.instruments.scpi import (
     ScpiInstrument,
     control,
@@ -19,9 +20,7 @@ from lumina_hal.drivers.instruments.scpi import (
     parse_bool,
     parse_int,
 )
-
 from lumina_hal.errors import InstrumentError, OverRangeError
-from lumina_hal.instruments import PowerMeter, SensorInfo
 
 #: A reading at or above this is the meter's over-range marker (9.9E37), not a power.
 OVER_RANGE_W = 1e37

@@ -6,6 +6,7 @@ clear the error queue (manual). docs/instruments.md §4.
 
 from __future__ import annotations
 
+from lumina_hal.bench.roles import TemperatureController
 from lumina_hal.drivers.instruments.scpi import (
     ScpiSwitchedSource,
     control,
@@ -14,8 +15,6 @@ from lumina_hal.drivers.instruments.scpi import (
     measurement,
     parse_bool,
 )
-
-from lumina_hal.instruments import TemperatureController
 
 
 class ThorlabsTed4015(ScpiSwitchedSource, TemperatureController):

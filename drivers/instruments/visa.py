@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from lumina_hal.bench.roles import Instrument, InstrumentIdentity
 from lumina_hal.drivers.instruments.scpi import ScpiInstrument, open_visa_resource
-
 from lumina_hal.errors import ConfigurationError, LinkError
-from lumina_hal.instruments import Instrument, InstrumentIdentity
 from lumina_hal.params import Param
 from lumina_hal.plugin_table import EntryPointTable
 from lumina_hal.uri import DeviceURI

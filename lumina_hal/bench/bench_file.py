@@ -1,0 +1,313 @@
+"""A bench file names the chip and the instruments, their soft limits and safe states.
+
+``open_bench("bench.toml")`` opens everything and returns a :class:`Bench`; leaving
+``with bench:`` — normally, on an exception, on Ctrl-C or on SIGTERM — puts the laser off and
+the TEC in its safe state before anything is closed. Format and rules: docs/instruments.md §5–6.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from lumina_hal.bench.roles import (
+    Instrument,
+    Laser,
+    LaserLimits,
+    PowerMeter,
+    TecLimits,
+    TemperatureController,
+)
+from lumina_hal.device import PhotonicDevice
+from lumina_hal.errors import ConfigurationError, LuminaError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+log = logging.getLogger(__name__)
+
+BENCH_ENV = "LUMINA_BENCH"
+SIMULATED_BENCH = "bench.toml"  # shipped in lumina_hal.sim
+
+#: Keys allowed in each section; the order is the order parts are made safe and closed.
+_SECTIONS: dict[str, tuple[str, ...]] = {
+    "laser": ("uri", "max_power_dbm", "min_wavelength_nm", "max_wavelength_nm", "safe_state"),
+    "tec": (
+        "uri", "min_c", "max_c", "max_step_c", "step_interval_s", "safe_state",
+        "safe_setpoint_c",
+    ),
+    "power_meter": ("uri",),
+    "chip": ("uri",),
+}
+_ROLES: dict[str, type[Instrument]] = {
+    "laser": Laser,
+    "tec": TemperatureController,
+    "power_meter": PowerMeter,
+}
+#: Environment variables that override a section's URI (first match wins).
+URI_ENV: dict[str, tuple[str, ...]] = {
+    "chip": ("LUMINA_CHIP", "LUMINA_DEVICE"),
+    "laser": ("LUMINA_LASER",),
+    "power_meter": ("LUMINA_POWER_METER",),
+    "tec": ("LUMINA_TEC",),
+}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """A validated bench file: URIs per part and the soft limits."""
+
+    path: Path | None
+    uris: dict[str, str]
+    laser_limits: LaserLimits = field(default_factory=LaserLimits)
+    tec_limits: TecLimits = field(default_factory=TecLimits)
+
+
+def load_bench_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> BenchConfig:
+    """Read and check a bench file (default: $LUMINA_BENCH, else the simulated bench)."""
+    env = os.environ if environ is None else environ
+    file = _bench_path(path, env)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"bench file {file} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"bench file {file} is not valid TOML: {exc}") from None
+    return parse_bench_config(data, file, env)
+
+
+def _bench_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    if path is None:
+        path = env.get(BENCH_ENV, "").strip() or None
+    if path is None:
+        from lumina_hal.drivers.instruments.visa_backends import packaged_sim_file
+
+        return packaged_sim_file(SIMULATED_BENCH)
+    return Path(path)
+
+
+def parse_bench_config(
+    data: Mapping[str, Any], file: Path | None, environ: Mapping[str, str]
+) -> BenchConfig:
+    where = str(file) if file else "bench"
+    for section, body in data.items():
+        if section not in _SECTIONS:
+            raise _unknown(section, _SECTIONS, f"{where}: unknown section [{section}]")
+        if not isinstance(body, Mapping):
+            raise ConfigurationError(f"{where}: [{section}] must be a table")
+        for key in body:
+            if key not in _SECTIONS[section]:
+                raise _unknown(key, _SECTIONS[section], f"{where} [{section}]: unknown key {key!r}")
+    uris: dict[str, str] = {}
+    for section in _SECTIONS:
+        uri = _env_uri(section, environ) or data.get(section, {}).get("uri")
+        if section in data and not uri:
+            raise ConfigurationError(f"{where} [{section}]: 'uri' is missing")
+        if uri:
+            if not isinstance(uri, str):
+                raise ConfigurationError(f"{where} [{section}]: 'uri' must be a string")
+            uris[section] = _resolve_sim_path(uri, file)
+    if not uris:
+        raise ConfigurationError(f"{where}: names no chip and no instrument")
+    laser = dict(data.get("laser", {}))
+    tec = dict(data.get("tec", {}))
+    if laser.pop("safe_state", "off") != "off":
+        raise ConfigurationError(f"{where} [laser]: safe_state can only be 'off'")
+    try:
+        laser_limits = LaserLimits(
+            **{k: _number(v, f"{where} [laser] {k}") for k, v in laser.items() if k != "uri"},
+            source=f"{where} [laser]",
+        )
+        tec_limits = TecLimits(
+            **{
+                k: v if k == "safe_state" else _number(v, f"{where} [tec] {k}")
+                for k, v in tec.items()
+                if k != "uri"
+            },
+            source=f"{where} [tec]",
+        )
+    except TypeError as exc:  # pragma: no cover - keys are checked above
+        raise ConfigurationError(f"{where}: {exc}") from None
+    return BenchConfig(file, uris, laser_limits, tec_limits)
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
+def _unknown(name: str, valid: Any, message: str) -> ConfigurationError:
+    hint = difflib.get_close_matches(name, list(valid), n=1)
+    suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+    return ConfigurationError(f"{message}{suggestion}; valid: {', '.join(valid)}")
+
+
+def _env_uri(section: str, environ: Mapping[str, str]) -> str | None:
+    for name in URI_ENV[section]:
+        value = environ.get(name, "").strip()
+        if value:
+            log.info("bench %s URI from $%s", section, name)
+            return value
+    return None
+
+
+def _resolve_sim_path(uri: str, file: Path | None) -> str:
+    """Make ``backend=defs.yaml@sim`` relative to the bench file's folder."""
+    if file is None or "?" not in uri:
+        return uri
+    head, query = uri.split("?", 1)
+    pairs = parse_qsl(query, keep_blank_values=True)
+    changed = False
+    for i, (key, value) in enumerate(pairs):
+        if key == "backend" and value.endswith("@sim") and value != "@sim":
+            definitions = Path(value[: -len("@sim")])
+            if not definitions.is_absolute():
+                pairs[i] = (key, f"{(file.parent / definitions).resolve()}@sim")
+                changed = True
+    return f"{head}?{urlencode(pairs, safe='@/:')}" if changed else uri
+
+
+class Bench:
+    """The opened chip and instruments. Use as ``with open_bench(...) as bench:``."""
+
+    def __init__(self, config: BenchConfig) -> None:
+        self.config = config
+        self.chip: PhotonicDevice | None = None
+        self.laser: Laser | None = None
+        self.power_meter: PowerMeter | None = None
+        self.tec: TemperatureController | None = None
+        self._previous_sigterm: Any = None
+        self._closed = False
+
+    # --- opening -------------------------------------------------------------------------------
+    def open(self) -> Bench:
+        from lumina_hal.bench.instruments import open_instrument
+        from lumina_hal.registry import open_device
+
+        try:
+            for section in _SECTIONS:
+                uri = self.config.uris.get(section)
+                if uri is None:
+                    continue
+                if section == "chip":
+                    self.chip = open_device(uri)
+                    continue
+                instrument = open_instrument(uri)
+                role = _ROLES[section]
+                if not isinstance(instrument, role):
+                    instrument.safe_on_close = False
+                    instrument.close()
+                    raise ConfigurationError(
+                        f"{self.config.path or 'bench'} [{section}]: {uri} is a "
+                        f"{instrument.role}, not a {role.role}"
+                    )
+                if isinstance(instrument, Laser):
+                    instrument.limits = self.config.laser_limits
+                    self.laser = instrument
+                elif isinstance(instrument, TemperatureController):
+                    instrument.limits = self.config.tec_limits
+                    self.tec = instrument
+                elif isinstance(instrument, PowerMeter):
+                    self.power_meter = instrument
+        except BaseException:
+            log.error("bench did not open completely; making the opened parts safe")
+            self.close()
+            raise
+        return self
+
+    @property
+    def instruments(self) -> dict[str, Instrument]:
+        parts = {"laser": self.laser, "tec": self.tec, "power_meter": self.power_meter}
+        return {name: part for name, part in parts.items() if part is not None}
+
+    # --- safety ----------------------------------------------------------------------------------
+    def safe_shutdown(self) -> list[BaseException]:
+        """Laser off first (the hazard to people), then the TEC; returns the failures."""
+        failures: list[BaseException] = []
+        for name, part in self.instruments.items():
+            if not part.is_open:
+                continue
+            try:
+                part.safe_shutdown()
+            except BaseException as exc:  # keep going: the next part must still be made safe
+                log.error("bench: safe state of the %s failed: %r", name, exc)
+                failures.append(exc)
+        return failures
+
+    def close(self) -> None:
+        """Safe state, then close every part; the first failure is raised after all ran."""
+        if self._closed:
+            return
+        self._closed = True
+        failures = self.safe_shutdown()
+        for part in [*self.instruments.values(), self.chip]:
+            if part is None:
+                continue
+            try:
+                if isinstance(part, Instrument):
+                    part.safe_on_close = False  # already done above
+                part.close()
+            except BaseException as exc:
+                log.error("bench: closing %r failed: %r", part, exc)
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+
+    def __enter__(self) -> Bench:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _terminate)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is not None:
+                log.warning("bench: leaving on %s; applying safe states", exc_type.__name__)
+                try:
+                    self.close()
+                except BaseException as close_exc:  # the original exception wins
+                    log.error("bench: safe shutdown after %r also failed: %r", exc, close_exc)
+            else:
+                self.close()
+        finally:
+            if self._previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+                self._previous_sigterm = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Bench file, chip identity and every instrument's settings and limits (run records)."""
+        out: dict[str, Any] = {"bench_file": str(self.config.path) if self.config.path else None}
+        if self.chip is not None:
+            out["chip"] = {"uri": self.chip.uri, "info": self.chip.info.to_dict()}
+        for name, part in self.instruments.items():
+            try:
+                out[name] = part.snapshot()
+            except LuminaError as exc:
+                out[name] = {"uri": part.uri, "error": str(exc)}
+        return out
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM inside ``with bench:`` unwinds like Ctrl-C, so the safe states run."""
+    raise SystemExit(128 + signum)
+
+
+def open_bench(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Bench:
+    """Open the bench in ``path`` (default: $LUMINA_BENCH, else the simulated bench)."""
+    return Bench(load_bench_config(path, environ)).open()

@@ -1,0 +1,1 @@
+"""The runs room: run records, scripts, plans, sweeps and the demo workload (docs/records.md)."""

@@ -1,0 +1,178 @@
+"""Checks that results do not depend on the session or the thread: determinism, thread safety.
+
+A noisy seeded device draws noise from (seed, call index), so a result depends on how many
+calls came before it. Both checks therefore compare runs that make the same calls in the
+same order, and the thread check records the order the device really ran them in.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from lumina_hal.device import Capability, PhotonicDevice
+from lumina_hal.testing.conformance.support import (
+    NotApplicable,
+    accuracy_threshold_db,
+    assert_accurate,
+    has,
+    ideal,
+    inputs,
+    opened,
+    require,
+    uniform,
+    work_shape,
+)
+
+THREADS = 4
+CALLS_PER_THREAD = 6
+#: A hang guard for worker threads stuck outside the device lock, not a timing assertion.
+JOIN_TIMEOUT_S = 60.0
+#: One call may be this much worse than the accuracy threshold (a small sample of outputs).
+PER_CALL_MARGIN_DB = 10.0
+
+
+def _calls(cols: int) -> list[np.ndarray]:
+    """The determinism workload: a batch, a single vector, a smaller batch, the batch again."""
+    x = inputs(2, 8, cols)
+    return [x, x[3], x[:2], x]
+
+
+def _run(device: PhotonicDevice, w: np.ndarray, calls: Sequence[np.ndarray]) -> list[np.ndarray]:
+    device.load_weights(w)
+    return [device.matmul(x) for x in calls]
+
+
+def _assert_identical(got: list[np.ndarray], expected: list[np.ndarray], what: str) -> None:
+    for i, (a, b) in enumerate(zip(got, expected, strict=True)):
+        if not np.array_equal(a, b):
+            differ = int(np.count_nonzero(a != b))
+            raise AssertionError(f"{what}: call {i} differs in {differ} of {a.size} outputs")
+
+
+def check_determinism(uri: str) -> None:
+    """(seeded) Same URI, weights and calls: bit-identical across openings and after reset()."""
+    with opened(uri) as device:
+        require(device.info, Capability.SEEDED)
+        r, c = work_shape(device.info)
+        w, calls = uniform(1, r, c), _calls(c)
+        first = _run(device, w, calls)
+        device.reset()
+        _assert_identical(_run(device, w, calls), first, "after reset() and the same calls")
+    with opened(uri) as again:
+        _assert_identical(_run(again, w, calls), first, "in a second opening")
+
+
+def _thread_inputs(cols: int) -> list[list[np.ndarray]]:
+    """Per thread, its own inputs: single vectors and batches of 2 alternate."""
+    xs: list[list[np.ndarray]] = []
+    for t in range(THREADS):
+        calls: list[np.ndarray] = []
+        for i in range(CALLS_PER_THREAD):
+            batch = inputs(100 + t * CALLS_PER_THREAD + i, 2, cols)
+            calls.append(batch if i % 2 else batch[0])
+        xs.append(calls)
+    return xs
+
+
+def _in_threads(work: Callable[[int], None]) -> None:
+    """Run ``work(t)`` for every thread index at once; re-raise the first worker exception."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(THREADS)
+
+    def body(t: int) -> None:
+        try:
+            start.wait()
+            work(t)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, args=(t,), daemon=True) for t in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(JOIN_TIMEOUT_S)
+    hung = sum(thread.is_alive() for thread in threads)
+    assert not hung, f"{hung} of {THREADS} threads did not finish within {JOIN_TIMEOUT_S:g} s"
+    if errors:
+        raise AssertionError(f"a thread raised {type(errors[0]).__name__}: {errors[0]}") from (
+            errors[0]
+        )
+
+
+def _assert_no_mixups(device: PhotonicDevice, w: np.ndarray, xs: list[list[np.ndarray]]) -> None:
+    """Concurrent calls, no help from the test: each result is its own input's result.
+
+    Each call's RMS error, relative to the RMS signal of all calls, must stay within the
+    accuracy threshold plus PER_CALL_MARGIN_DB (one call is a small sample); the result of
+    another input is off by about 1.4. All calls together must meet the threshold itself.
+    """
+    results: dict[tuple[int, int], np.ndarray] = {}
+
+    def work(t: int) -> None:
+        for i, x in enumerate(xs[t]):
+            results[t, i] = device.matmul(x)
+
+    _in_threads(work)
+    info = device.info
+    threshold = accuracy_threshold_db(info)
+    assert threshold is not None
+    keys = [(t, i) for t in range(THREADS) for i in range(CALLS_PER_THREAD)]
+    x_all = np.concatenate([np.atleast_2d(xs[t][i]) for t, i in keys])
+    y_all = np.concatenate([np.atleast_2d(results[key]) for key in keys])
+    signal = float(np.sqrt(np.mean(ideal(x_all, w) ** 2)))
+    limit = 10.0 ** (-(threshold - PER_CALL_MARGIN_DB) / 20.0)
+    for t, i in keys:
+        y, expected = results[t, i], ideal(xs[t][i], w)
+        assert y.shape == expected.shape, f"thread {t} call {i}: shape {y.shape}"
+        error = float(np.sqrt(np.mean((y - expected) ** 2))) / signal
+        assert error <= limit, (
+            f"thread {t} call {i}: RMS error {error:.3g} of the RMS signal exceeds {limit:.3g} "
+            "(the result of another input is off by about 1.4)"
+        )
+    assert_accurate(y_all, x_all, w, info, "all concurrent calls together")
+
+
+def _assert_serial_equivalent(uri: str, w: np.ndarray, xs: list[list[np.ndarray]]) -> None:
+    """Concurrent calls in a recorded order equal the same calls made serially in that order."""
+    order: list[tuple[int, int]] = []
+    results: dict[tuple[int, int], np.ndarray] = {}
+    with opened(uri) as device:
+        device.load_weights(w)
+
+        def work(t: int) -> None:
+            for i, x in enumerate(xs[t]):
+                with device.lock:  # only to learn the order the device ran the calls in
+                    results[t, i] = device.matmul(x)
+                    order.append((t, i))
+
+        _in_threads(work)
+    with opened(uri) as serial:
+        serial.load_weights(w)
+        for n, (t, i) in enumerate(order):
+            y = serial.matmul(xs[t][i])
+            assert np.array_equal(y, results[t, i]), (
+                f"call {n} of the recorded order (thread {t} call {i}) differs from the same "
+                "call made serially"
+            )
+
+
+def check_thread_safety(uri: str) -> None:
+    """Concurrent matmul: no mix-ups, and (seeded) the bits of serial calls in the same order."""
+    with opened(uri) as device:
+        info = device.info
+        r, c = work_shape(info)
+        w, xs = uniform(1, r, c), _thread_inputs(c)
+        comparable = accuracy_threshold_db(info) is not None
+        seeded = has(info, Capability.SEEDED)
+        if not (comparable or seeded):
+            raise NotApplicable(
+                "needs converters of >= 4 bits (to check results) or the 'seeded' capability"
+            )
+        if comparable:
+            device.load_weights(w)
+            _assert_no_mixups(device, w, xs)
+    if seeded:
+        _assert_serial_equivalent(uri, w, xs)

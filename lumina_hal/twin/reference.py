@@ -1,0 +1,199 @@
+"""Pure-numpy reference of the twin's chip model: the test oracle and the benchmark baseline.
+
+Unfused and readable, one step of docs/physics.md per line. Arithmetic that the C kernel
+does in float32 (the converters) is done in float32 here too, so DAC and ADC codes agree
+bit for bit wherever the accumulated sums agree; sums are float64 here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lumina_hal.codes import heater_codes, input_codes, levels
+from lumina_hal.twin import physics
+from lumina_hal.twin.physics import PhysicsParams
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def serial_key(serial: str) -> int:
+    """64-bit key of a device serial: the seed of its fabrication draws."""
+    return int.from_bytes(hashlib.sha256(serial.encode("utf-8")).digest()[:8], "little")
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        z = z + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def cell_normals(key: int, stream: int, rows: int, cols: int) -> np.ndarray:
+    """Standard normals for cells (i, j), each a pure function of (key, stream, i, j).
+
+    Counter-based (splitmix64 hash, Box-Muller), so a cell's value does not depend on the
+    size of the loaded block, and no array larger than the block is ever drawn.
+    """
+    i = np.arange(rows, dtype=np.uint64)[:, None]
+    j = np.arange(cols, dtype=np.uint64)[None, :]
+    base = _splitmix64(np.uint64(key) ^ _splitmix64(np.uint64(stream)))
+    with np.errstate(over="ignore"):
+        counter = base ^ _splitmix64((i << np.uint64(32)) | j)
+    a = _splitmix64(counter)
+    b = _splitmix64(a)
+    u1 = ((a >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53  # (0, 1)
+    u2 = (b >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * math.pi * u2)
+
+
+def neighbour_sums(phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sums over the 4 edge and the 4 diagonal neighbours, zero outside the block."""
+    padded = np.pad(phi, 1)
+    edge = padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]
+    diag = padded[:-2, :-2] + padded[:-2, 2:] + padded[2:, :-2] + padded[2:, 2:]
+    return edge, diag
+
+
+@dataclass(frozen=True)
+class ProgrammedArray:
+    """What load_weights leaves on the chip (docs/physics.md section 2)."""
+
+    codes: np.ndarray  # int32 (r, c): heater DAC code | (negative << weight_bits)
+    scale: float  # s_w = max|W|
+    sign: np.ndarray  # float64 (r, c), ±1
+    phase_static: np.ndarray  # φ_x: after DAC, fabrication scatter and crosstalk (rad)
+    arm_imbalance_um: np.ndarray  # ΔL_ij (µm)
+    row_envelope: np.ndarray  # R_i
+    col_envelope: np.ndarray  # C_j
+    min_amplitude: float  # A_min, field transmission of the lossiest cell
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.codes.shape  # type: ignore[return-value]
+
+    def effective(self, p: PhysicsParams) -> np.ndarray:
+        """W_eff at p.temperature_c (normalized units, float64)."""
+        phase = self.phase_static + physics.drift_phase_per_um(p) * self.arm_imbalance_um
+        envelope = self.row_envelope[:, None] * self.col_envelope[None, :]
+        return self.sign * envelope * np.cos(phase / 2.0)
+
+
+def program_codes(
+    codes: np.ndarray,
+    scale: float,
+    p: PhysicsParams,
+    serial: str,
+    array_shape: tuple[int, int] | None = None,
+) -> ProgrammedArray:
+    """Chip side of programming (steps 4-7): wire codes -> static phases of this device.
+
+    This is all the chip needs from the host, so a firmware emulator given the same codes
+    reproduces the twin exactly.
+    """
+    codes = np.asarray(codes, dtype=np.int32)
+    rows, cols = codes.shape
+    array_rows, array_cols = array_shape if array_shape is not None else (rows, cols)
+    row_env, col_env, a_min = physics.envelopes(p, rows, cols, array_rows, array_cols)
+    dac_max = (1 << p.weight_bits) - 1
+    sign = np.where((codes >> p.weight_bits) & 1, -1.0, 1.0)
+    phase_q = math.pi * ((codes & dac_max) / dac_max) ** 2  # 4. heater law
+    key = serial_key(serial)
+    scatter = np.clip(cell_normals(key, 0, rows, cols), -3.0, 3.0)  # 5. fabrication
+    phase_f = phase_q * (1.0 + p.fab_sigma * scatter)
+    edge, diag = neighbour_sums(phase_f)  # 6. crosstalk
+    kappa2 = p.crosstalk * physics.CROSSTALK_DIAGONAL_RATIO
+    phase_x = phase_f + p.crosstalk * edge + kappa2 * diag
+    arm_um = p.arm_imbalance_um * cell_normals(key, 1, rows, cols)  # 7. drift source
+    return ProgrammedArray(codes, scale, sign, phase_x, arm_um, row_env, col_env, a_min)
+
+
+def program(
+    weights: np.ndarray,
+    p: PhysicsParams,
+    serial: str,
+    array_shape: tuple[int, int] | None = None,
+) -> ProgrammedArray:
+    """Weights -> programmed array (docs/physics.md section 2, steps 1-7): host then chip."""
+    rows, cols = np.shape(weights)
+    array_rows, array_cols = array_shape if array_shape is not None else (rows, cols)
+    # rounded to float32, as an FPGA reports them in HELLO, so both hosts compute equal codes
+    k_row, k_col = (float(np.float32(k)) for k in physics.loss_steps_db(p, array_rows, array_cols))
+    codes, scale = heater_codes(weights, p.weight_bits, (k_row, k_col))
+    return program_codes(codes, scale, p, serial, array_shape)
+
+
+def quantize_inputs(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Input DAC (float32): returns (x_n, s_x) per docs/physics.md section 3 step 1."""
+    codes, s_x = input_codes(x, bits)
+    return (codes / np.float32(levels(bits))).astype(np.float32), s_x
+
+
+def adc(v: np.ndarray, bits: int, full_scale: float) -> tuple[np.ndarray, int]:
+    """ADC (float32): codes = clip(rint(v * (L/FS)), -L, L) and the clipped count."""
+    ly = np.float32(levels(bits))
+    to_code = ly / np.float32(full_scale)
+    codes = np.rint(np.asarray(v, dtype=np.float32) * to_code)
+    clipped = int(np.count_nonzero(np.abs(codes) >= ly))
+    return np.clip(codes, -ly, ly).astype(np.float32), clipped
+
+
+def full_scale(p: PhysicsParams, cols: int) -> float:
+    """FS = adc_full_scale sqrt(c), rounded to float32 as the kernel holds it."""
+    return float(np.float32(p.adc_full_scale * math.sqrt(cols)))
+
+
+def forward(
+    x: np.ndarray,
+    programmed: ProgrammedArray,
+    p: PhysicsParams,
+    rng: np.random.Generator | None,
+) -> tuple[np.ndarray, int]:
+    """One call for a batch x (batch, c): returns (y (batch, r) float32, clipped count)."""
+    cols = programmed.shape[1]
+    w_eff = programmed.effective(p)
+    fs = full_scale(p, cols)
+    x_n, s_x = quantize_inputs(x, p.input_bits)  # 1. input DAC
+    x_n64 = x_n.astype(np.float64)
+    u = x_n64 @ w_eff.T  # 2. matmul
+    s2 = (x_n64**2) @ (w_eff**2).T
+    q = (x_n64**2) @ (programmed.col_envelope**2)
+    v = u
+    if p.noise:
+        sigma_phi = physics.phase_noise_sigma_rad(p)  # 3. phase noise
+        row_sq = programmed.row_envelope**2
+        var_phase = sigma_phi**2 / 4.0 * np.maximum(row_sq[None, :] * q[:, None] - s2, 0.0)
+        det = physics.detector_noise(p, cols, programmed.min_amplitude)  # 4. detector
+        var_det = det.c0 + det.c1 * np.abs(u) + det.c2 * u * u
+        assert rng is not None, "noise on needs a generator"
+        v = u + np.sqrt(var_phase + var_det) * rng.standard_normal(u.shape)  # 5. draw
+    codes, clipped = adc(v, p.output_bits, fs)  # 6. ADC
+    from_code = np.float32(fs) / np.float32(levels(p.output_bits))
+    y = (codes * from_code) * s_x[:, None]  # 7. float units
+    y = y * np.float32(programmed.scale)
+    y[s_x == 0] = 0.0
+    return y.astype(np.float32), clipped
+
+
+def forward_per_cell_phase_noise(
+    x: np.ndarray, programmed: ProgrammedArray, p: PhysicsParams, rng: np.random.Generator
+) -> np.ndarray:
+    """Brute-force oracle: one phase draw per cell per vector, exact cosine, no linearization.
+
+    Returns the noisy analog outputs u + δu (normalized units, before detector noise and
+    ADC) for comparison with the one-normal-per-output formulation.
+    """
+    x_n, _ = quantize_inputs(x, p.input_bits)
+    sigma_phi = physics.phase_noise_sigma_rad(p)
+    phase = programmed.phase_static + physics.drift_phase_per_um(p) * programmed.arm_imbalance_um
+    envelope = programmed.row_envelope[:, None] * programmed.col_envelope[None, :]
+    out = np.empty((x_n.shape[0], programmed.shape[0]))
+    for b, xb in enumerate(x_n.astype(np.float64)):
+        noisy_phase = phase + sigma_phi * rng.standard_normal(phase.shape)
+        w_noisy = programmed.sign * envelope * np.cos(noisy_phase / 2.0)
+        out[b] = w_noisy @ xb
+    return out

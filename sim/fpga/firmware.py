@@ -1,0 +1,386 @@
+"""FPGA firmware emulator: the device side of PHL1 (docs/protocol.md), in pure Python.
+
+``FirmwareEmulator.receive(bytes) -> bytes`` is the whole interface: bytes from the host
+in, bytes for the host out. It decodes frames, answers retransmissions from its response
+cache without executing them again, and runs the chip with the twin's physics
+(``reference.program_codes`` + the C kernel), so the same weights, inputs and seed give
+exactly the twin's outputs. Transports (pyserial handler, pty, TCP) wrap this object.
+
+Link behaviour of §2 and §5: a whole frame with a bad CRC gets NAK_CRC; a partial frame is
+discarded after 50 ms without a byte (time from the injectable ``clock``, read when bytes
+arrive); after ``reboot()`` the "rebooted" EVENT goes out ahead of the next output (the host
+reads only while a request is outstanding, so it cannot tell this from sending at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lumina_hal.drivers.fpga import messages as msg
+from lumina_hal.drivers.fpga.framing import (
+    FLAG_ERR,
+    FLAG_EVENT,
+    FLAG_RESP,
+    MAX_PAYLOAD,
+    VERSION,
+    Frame,
+    FrameDecoder,
+    encode_frame,
+)
+from lumina_hal.params import resolve_params
+from lumina_hal.twin import physics, reference
+from lumina_hal.twin.config import TEMPERATURE_RANGE_C, TWIN_PARAMS, TwinConfig
+from lumina_hal.twin.kernel import KernelModel
+
+log = logging.getLogger(__name__)
+
+FIRMWARE_VERSION = (1, 0, 0)
+MODEL = "Lumina PTC (PHL1 emulator)"
+WINDOW = 4
+CACHE_SIZE = 16
+IDLE_CLEAR_S = 0.05  # a partial frame is discarded after this long without a byte (§2)
+# NAK_CRC (§6): opcode, chan and seq 0 because nothing in a damaged header is trusted
+NAK_CRC_WIRE = encode_frame(
+    Frame(0, 0, msg.ErrorReply(msg.ErrorCode.NAK_CRC).pack(), flags=FLAG_RESP | FLAG_ERR)
+)
+
+
+class _Refusal(Exception):
+    """Raised inside a handler: becomes an error response."""
+
+    def __init__(self, code: msg.ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class FirmwareEmulator:
+    """An FPGA with a photonic chip behind it. Accepts the twin's parameters (``mock://``)."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, **params: Any) -> None:
+        """``clock``: monotonic seconds, for the idle partial-frame clear (tests pass a fake)."""
+        typed = resolve_params(TWIN_PARAMS, params, context="FPGA emulator")
+        self.config = TwinConfig.resolve(**typed)
+        self.boot_id = secrets.randbits(32)
+        self._clock = clock
+        self._last_byte_s = 0.0
+        self._decoder = FrameDecoder()
+        self._outbox = bytearray()  # unsolicited frames not yet sent
+        self._cache: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
+        self._temperature_c = self.config.physics.temperature_c
+        self._laser_power_dbm: float | None = None  # None: the configured physics value
+        #: Optional coupling to a simulated bench: returns (chip temperature °C, optical power
+        #: per detector dBm), read before every RUN and TELEMETRY (docs/hil.md).
+        self.environment: Callable[[], tuple[float, float]] | None = None
+        self._power_up()
+
+    # ---- state -------------------------------------------------------------------------
+    def _power_up(self) -> None:
+        self.weight_id = 0
+        self._active: reference.ProgrammedArray | None = None
+        self._engine: KernelModel | None = None
+        self._staged: dict[str, Any] | None = None
+        self._last_commit: tuple[int, bytes] | None = None
+        self.counters = {"runs": 0, "vectors": 0, "clipped": 0, "crc_errors": 0}
+        self._dropped_before = self._decoder.dropped  # frames_dropped counts from here
+
+    def reboot(self) -> None:
+        """Power cycle: new boot_id, weights and caches gone, then the "rebooted" EVENT."""
+        self.boot_id = secrets.randbits(32)
+        self._decoder.reset()
+        self._cache.clear()
+        self._temperature_c = self.config.physics.temperature_c
+        self._power_up()
+        event = msg.Event(msg.EventKind.REBOOTED, 0, self.boot_id)
+        self._outbox += encode_frame(Frame(msg.Opcode.EVENT, 0, event.pack(), flags=FLAG_EVENT))
+        log.info("emulator rebooted, boot_id %08x", self.boot_id)
+
+    @property
+    def physics(self) -> physics.PhysicsParams:
+        p = self.config.physics.with_temperature(self._temperature_c)
+        if self._laser_power_dbm is not None:
+            p = replace(p, laser_power_dbm=self._laser_power_dbm)
+        return p
+
+    def _sync_environment(self) -> None:
+        """Take the chip temperature and light from the coupled bench, if there is one."""
+        if self.environment is None:
+            return
+        temperature_c, power_dbm = self.environment()
+        lo, hi = TEMPERATURE_RANGE_C
+        temperature_c = min(max(temperature_c, lo), hi)
+        if (temperature_c, power_dbm) == (self._temperature_c, self._laser_power_dbm):
+            return
+        self._temperature_c, self._laser_power_dbm = temperature_c, power_dbm
+        if self._active is not None:
+            self._engine = self._build_engine()
+
+    # ---- byte interface ------------------------------------------------------------------
+    def receive(self, data: bytes) -> bytes:
+        """Feed bytes from the host; return the bytes the FPGA sends back."""
+        out = self._outbox
+        self._outbox = bytearray()
+        if data:
+            now = self._clock()
+            if now - self._last_byte_s >= IDLE_CLEAR_S and self._decoder.discard_partial():
+                log.debug(
+                    "partial frame discarded after %.3f s without a byte", now - self._last_byte_s
+                )
+            self._last_byte_s = now
+        for item in self._decoder.scan(data):
+            if isinstance(item, Frame):
+                out += self.respond(item)
+            else:  # a whole frame damaged in transit: ask for it again, never execute it
+                self.counters["crc_errors"] += 1
+                out += NAK_CRC_WIRE
+        return bytes(out)
+
+    def respond(self, frame: Frame) -> bytes:
+        """Wire bytes answering one request frame (from the cache for a retransmission)."""
+        if frame.opcode == msg.Opcode.HELLO:
+            # A host opens every session with HELLO and restarts at seq 1: replies cached
+            # for an earlier session must not answer its requests (docs/protocol.md §4).
+            self._cache.clear()
+        key = (frame.seq, frame.opcode, zlib.crc32(frame.payload))
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        reply = encode_frame(self._execute(frame))
+        if frame.seq != 0:
+            self._cache[key] = reply
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return reply
+
+    def _execute(self, frame: Frame) -> Frame:
+        try:
+            if frame.version != VERSION:
+                raise _Refusal(msg.ErrorCode.BAD_VERSION, f"version {frame.version} not 1")
+            handler = self._HANDLERS.get(frame.opcode)
+            if handler is None:
+                raise _Refusal(msg.ErrorCode.UNKNOWN_OP, f"opcode 0x{frame.opcode:02x}")
+            payload = handler(self, frame.payload)
+            return Frame(frame.opcode, frame.seq, payload, flags=FLAG_RESP, chan=frame.chan)
+        except msg.MalformedPayload as exc:
+            error = msg.ErrorReply(msg.ErrorCode.MALFORMED, message=str(exc))
+        except _Refusal as exc:
+            error = msg.ErrorReply(exc.code, message=str(exc))
+        return Frame(
+            frame.opcode, frame.seq, error.pack(), flags=FLAG_RESP | FLAG_ERR, chan=frame.chan
+        )
+
+    # ---- opcodes -----------------------------------------------------------------------
+    def _hello(self, payload: bytes) -> bytes:
+        p, c = self.physics, self.config
+        k_row, k_col = physics.loss_steps_db(p, c.rows, c.cols)
+        return msg.Hello(
+            1,
+            FIRMWARE_VERSION,
+            self.boot_id,
+            c.rows,
+            c.cols,
+            p.weight_bits,
+            p.input_bits,
+            p.output_bits,
+            WINDOW,
+            MAX_PAYLOAD,
+            p.adc_full_scale,
+            k_row,
+            k_col,
+            TEMPERATURE_RANGE_C[0],
+            TEMPERATURE_RANGE_C[1],
+            c.serial,
+            MODEL,
+        ).pack()
+
+    def _ping(self, payload: bytes) -> bytes:
+        return payload
+
+    def _w_begin(self, payload: bytes) -> bytes:
+        begin = msg.WBegin.unpack(payload)
+        if not (1 <= begin.rows <= self.config.rows and 1 <= begin.cols <= self.config.cols):
+            raise _Refusal(
+                msg.ErrorCode.OUT_OF_RANGE,
+                f"{begin.rows}x{begin.cols} exceeds the "
+                f"{self.config.rows}x{self.config.cols} array",
+            )
+        if begin.total_bytes != 4 * begin.rows * begin.cols:
+            raise msg.MalformedPayload("total_bytes must be 4 * rows * cols")
+        self._staged = {
+            "begin": begin,
+            "data": bytearray(begin.total_bytes),
+            "covered": np.zeros(begin.rows * begin.cols, dtype=bool),
+            "poisoned": "",
+        }
+        return begin.txn.to_bytes(4, "little")
+
+    def _staging(self, txn: int) -> dict[str, Any]:
+        if self._staged is None or self._staged["begin"].txn != txn:
+            raise _Refusal(msg.ErrorCode.NO_TXN, f"no staged transaction {txn}")
+        return self._staged
+
+    def _w_chunk(self, payload: bytes) -> bytes:
+        chunk = msg.WChunk.unpack(payload)
+        staged = self._staging(chunk.txn)
+        end = chunk.offset + len(chunk.data)
+        if end > len(staged["data"]):
+            raise _Refusal(msg.ErrorCode.OUT_OF_RANGE, f"chunk ends at {end}, past the matrix")
+        codes = np.frombuffer(chunk.data, dtype="<u4")
+        bits = self.physics.weight_bits
+        if np.any(codes >> np.uint32(bits + 1)):
+            staged["poisoned"] = f"a code above the {bits}-bit DAC range at offset {chunk.offset}"
+            raise _Refusal(msg.ErrorCode.OUT_OF_RANGE, staged["poisoned"])
+        staged["data"][chunk.offset : end] = chunk.data
+        staged["covered"][chunk.offset // 4 : end // 4] = True
+        return msg.WChunk.HEAD.pack(chunk.txn, chunk.offset) + len(chunk.data).to_bytes(4, "little")
+
+    def _w_commit(self, payload: bytes) -> bytes:
+        if len(payload) != 8:
+            raise msg.MalformedPayload("W_COMMIT payload must be 8 bytes")
+        txn, crc = int.from_bytes(payload[:4], "little"), int.from_bytes(payload[4:], "little")
+        if self._last_commit is not None and self._last_commit[0] == txn:
+            return self._last_commit[1]  # a repeated commit returns the same reply
+        staged = self._staging(txn)
+        if staged["poisoned"]:
+            raise _Refusal(msg.ErrorCode.OUT_OF_RANGE, staged["poisoned"])
+        if not staged["covered"].all():
+            missing = int(np.count_nonzero(~staged["covered"]))
+            raise _Refusal(msg.ErrorCode.STAGED_CRC_MISMATCH, f"{missing} codes never staged")
+        actual = zlib.crc32(staged["data"]) & 0xFFFFFFFF
+        if actual != crc or actual != staged["begin"].crc32_all:
+            raise _Refusal(
+                msg.ErrorCode.STAGED_CRC_MISMATCH, f"staged CRC {actual:08x}, expected {crc:08x}"
+            )
+        begin = staged["begin"]
+        codes = np.frombuffer(bytes(staged["data"]), dtype="<i4").reshape(begin.rows, begin.cols)
+        self._active = reference.program_codes(
+            codes, 1.0, self.physics, self.config.serial, (self.config.rows, self.config.cols)
+        )
+        self._engine = self._build_engine()
+        self.weight_id += 1
+        self._staged = None
+        reply = self.weight_id.to_bytes(4, "little") + actual.to_bytes(4, "little")
+        self._last_commit = (txn, reply)
+        return reply
+
+    def _w_abort(self, payload: bytes) -> bytes:
+        if len(payload) != 4:
+            raise msg.MalformedPayload("W_ABORT payload must be 4 bytes")
+        if self._staged is not None and self._staged["begin"].txn == int.from_bytes(
+            payload, "little"
+        ):
+            self._staged = None
+        return b""
+
+    def _w_status(self, payload: bytes) -> bytes:
+        rows, cols = self._active.shape if self._active is not None else (0, 0)
+        crc = zlib.crc32(self._active.codes.astype("<i4").tobytes()) if self._active else 0
+        staged_txn = self._staged["begin"].txn if self._staged else 0
+        staged_bytes = int(self._staged["covered"].sum()) * 4 if self._staged else 0
+        return (
+            self.weight_id.to_bytes(4, "little")
+            + crc.to_bytes(4, "little")
+            + rows.to_bytes(2, "little")
+            + cols.to_bytes(2, "little")
+            + staged_txn.to_bytes(4, "little")
+            + staged_bytes.to_bytes(4, "little")
+        )
+
+    def _build_engine(self) -> KernelModel:
+        assert self._active is not None
+        return KernelModel.for_array(self._active, self.physics, output_scale=1.0)
+
+    def _run(self, payload: bytes) -> bytes:
+        self._sync_environment()
+        if self._active is None or self._engine is None:
+            raise _Refusal(msg.ErrorCode.WEIGHT_ID_MISMATCH, "no weights are active")
+        rows, cols = self._active.shape
+        run = msg.RunRequest.unpack(payload, cols)
+        if run.weight_id != self.weight_id:
+            raise _Refusal(
+                msg.ErrorCode.WEIGHT_ID_MISMATCH,
+                f"RUN names weights {run.weight_id}, active are {self.weight_id}",
+            )
+        p = self.physics
+        levels = reference.levels(p.input_bits)
+        peak = np.abs(run.codes).max(axis=1)
+        if np.any(peak > levels) or np.any((peak != 0) & (peak != levels)):
+            raise _Refusal(
+                msg.ErrorCode.OUT_OF_RANGE,
+                f"each vector's codes must peak at ±{levels} (or be all zero)",
+            )
+        x = (run.codes.astype(np.float32) / np.float32(levels)).astype(np.float32)
+        y = np.empty((run.codes.shape[0], rows), dtype=np.float32)
+        clipped = self._engine.forward(
+            x,
+            y,
+            seed=self.config.seed,
+            call_index=run.call_index,
+            threads=self.config.threads,
+            first_vector=run.first_vector,
+        )
+        from_code = np.float32(reference.full_scale(p, cols)) / np.float32(
+            reference.levels(p.output_bits)
+        )
+        codes = np.rint(y / from_code).astype(np.int32)
+        self.counters["runs"] += 1
+        self.counters["vectors"] += int(run.codes.shape[0])
+        self.counters["clipped"] += clipped
+        return msg.RunResponse(self.weight_id, clipped, codes).pack()
+
+    def _telemetry(self, payload: bytes) -> bytes:
+        self._sync_environment()
+        p, c = self.physics, self.config
+        shape = self._active.shape if self._active is not None else (c.rows, c.cols)
+        amplitude = physics.envelopes(p, *shape, c.rows, c.cols)[2]
+        return msg.Telemetry(
+            self._temperature_c,
+            p.laser_power_dbm + 20.0 * math.log10(amplitude),
+            self.weight_id,
+            self.counters["runs"],
+            self.counters["vectors"],
+            self.counters["clipped"],
+            self.counters["crc_errors"],
+            self._decoder.dropped - self._dropped_before,
+            self.boot_id,
+        ).pack()
+
+    def _set_temperature(self, payload: bytes) -> bytes:
+        if len(payload) != 4:
+            raise msg.MalformedPayload("SET_TEMPERATURE payload must be 4 bytes")
+        value = float(np.frombuffer(payload, dtype="<f4")[0])
+        lo, hi = TEMPERATURE_RANGE_C
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise _Refusal(msg.ErrorCode.OUT_OF_RANGE, f"{value} °C outside [{lo}, {hi}] °C")
+        self._temperature_c = value
+        if self._active is not None:
+            self._engine = self._build_engine()
+        return payload
+
+    def _reset(self, payload: bytes) -> bytes:
+        self._power_up()
+        return b""
+
+    _HANDLERS: ClassVar[dict[int, Any]] = {
+        msg.Opcode.HELLO: _hello,
+        msg.Opcode.PING: _ping,
+        msg.Opcode.W_BEGIN: _w_begin,
+        msg.Opcode.W_CHUNK: _w_chunk,
+        msg.Opcode.W_COMMIT: _w_commit,
+        msg.Opcode.W_ABORT: _w_abort,
+        msg.Opcode.W_STATUS: _w_status,
+        msg.Opcode.RUN: _run,
+        msg.Opcode.TELEMETRY: _telemetry,
+        msg.Opcode.SET_TEMPERATURE: _set_temperature,
+        msg.Opcode.RESET: _reset,
+        msg.Opcode.SAFE_STATE: _reset,
+    }

@@ -1,0 +1,140 @@
+"""Serve the FPGA emulator on a pseudo-terminal or a TCP socket (``lumina-hal sim fpga``).
+
+The real driver then talks to it unchanged: ``fpga:///dev/pts/N`` or
+``fpga+tcp://127.0.0.1:PORT``. The pty is put in raw mode before anything is sent (a fresh
+pty is cooked and would eat 0x03/0x13), and reads and writes run on separate threads with a
+bounded queue between them, because a pty holds only ~18 kB per direction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import select
+import socket
+import threading
+import tty
+
+from lumina_hal.sim.fpga.faults import FaultInjector, FaultyEndpoint
+from lumina_hal.sim.fpga.firmware import FirmwareEmulator
+from lumina_hal.sim.socket_io import received_chunks
+
+log = logging.getLogger(__name__)
+
+QUEUE_FRAMES = 256
+
+
+class PtyServer:
+    """The emulator behind a pseudo-terminal; ``path`` is the device a driver opens."""
+
+    def __init__(self, emulator: FirmwareEmulator, faults: FaultInjector) -> None:
+        self._endpoint = FaultyEndpoint(emulator, faults)
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # before anything is written: no echo, no ^C/^S processing
+        self.path = os.ttyname(self._slave)
+        self._out: queue.Queue[bytes] = queue.Queue(QUEUE_FRAMES)
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._read_loop, daemon=True),
+            threading.Thread(target=self._write_loop, daemon=True),
+        ]
+
+    def start(self) -> PtyServer:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def _read_loop(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._master], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                data = os.read(self._master, 65536)
+            except OSError:  # the client side closed; keep serving the next one
+                continue
+            reply = self._endpoint.handle(data)
+            if reply and self._out.empty():  # fast path: write now if the pty takes it all
+                try:
+                    reply = reply[os.write(self._master, reply) :]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    continue
+            if reply:
+                try:
+                    self._out.put(reply, timeout=1.0)
+                except queue.Full:
+                    log.warning("pty output queue full; a reply was dropped")
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self._out.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            view = memoryview(data)
+            while view and not self._stop.is_set():
+                try:
+                    view = view[os.write(self._master, view) :]
+                except BlockingIOError:
+                    select.select([], [self._master], [], 0.1)
+                except OSError:
+                    break
+
+    def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=1.0)
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class TcpServer:
+    """The emulator on a TCP socket (loopback by default); one client at a time."""
+
+    def __init__(
+        self,
+        emulator: FirmwareEmulator,
+        faults: FaultInjector,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self._endpoint = FaultyEndpoint(emulator, faults)
+        self._sock = socket.create_server((host, port))
+        self.address: tuple[str, int] = self._sock.getsockname()[:2]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self) -> TcpServer:
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        self._sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            with conn:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn.settimeout(0.1)
+                self._client(conn)
+
+    def _client(self, conn: socket.socket) -> None:
+        for data in received_chunks(conn, self._stop):
+            reply = self._endpoint.handle(data)
+            if reply:
+                try:
+                    conn.sendall(reply)
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1.0)
+        self._sock.close()

@@ -1,0 +1,247 @@
+"""Simulated Santec TSL-570 tunable laser (LAN socket, CR termination), SCPI and Legacy sets.
+
+``:SYST:COMM:COD 1`` (SCPI) speaks metres, hertz and NR3 (``+1.55000000E-006``), integers
+signed (``+1``); ``:SYST:COMM:COD 0`` (Legacy) speaks nanometres, terahertz and plain decimals.
+Settings live in plain attributes (``wavelength_nm``, ``power_dbm``, ``output_on``...) and
+``emitted_power_dbm`` is what a coupling layer feeds downstream. See docs/instrument-sim.md.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from lumina_hal.sim.scpi.engine import Clock, Command, ScpiEngine, SimulatedInstrument
+from lumina_hal.sim.scpi.params import (
+    NumberSpec,
+    expect_params,
+    format_nr3,
+    parse_bool,
+    parse_int_choice,
+)
+
+C_M_PER_S = 299_792_458.0
+WAVELENGTH_STEP_NM = 1e-4  # 0.1 pm
+FREQUENCY_STEP_HZ = 10e6
+POWER_STEP_DB = 0.01
+MONITOR_FLOOR_DBM = -60.0  # what :POW:ACT? reads with no light out (a simulator choice)
+ATTENUATION_DB = NumberSpec(0.0, 30.0, units={"DB": 1.0}, resolution=POWER_STEP_DB)
+
+_WAVELENGTH_UNITS_M = {"PM": 1e-12, "NM": 1e-9, "UM": 1e-6, "MM": 1e-3, "M": 1.0}
+_FREQUENCY_UNITS_HZ = {"HZ": 1.0, "KHZ": 1e3, "MHZ": 1e6, "GHZ": 1e9, "THZ": 1e12}
+
+
+def _mw(power_dbm: float) -> float:
+    return 10.0 ** (power_dbm / 10.0)
+
+
+def _in_base(units_si: dict[str, float], base_si: float) -> dict[str, float]:
+    return {suffix: factor / base_si for suffix, factor in units_si.items()}
+
+
+class SantecTsl570(SimulatedInstrument):
+    """The TSL-570 command subset a HAL needs: wavelength, frequency, power, output, errors."""
+
+    model = "santec-tsl570"
+    read_termination = "\r"
+    write_termination = "\r"
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        serial: str = "00001",
+        firmware: str = "0026.0026.0011",
+        wavelength_min_nm: float = 1480.0,
+        wavelength_max_nm: float = 1640.0,
+        power_min_dbm: float = -15.0,
+        power_max_dbm: float = 13.0,
+        scpi_mode: bool = True,
+        monitor_noise_db: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(clock)
+        self.serial = serial
+        self.firmware = firmware
+        self.wavelength_min_nm = wavelength_min_nm
+        self.wavelength_max_nm = wavelength_max_nm
+        self.power_min_dbm = power_min_dbm
+        self.power_max_dbm = power_max_dbm
+        self.scpi_mode = scpi_mode  # :SYST:COMM:COD (not changed by *RST)
+        self.interlock_locked = False  # True: external interlock open, no light (:SYST:LOCK? 1)
+        self.monitor_noise_db = monitor_noise_db  # std of the :POW:ACT? reading
+        self._rng = random.Random(seed)
+        self.reset()
+        self.engine = ScpiEngine(
+            self._commands(), idn=self.idn, reset=self.reset, format_int=self._format_int
+        )
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """``*RST`` defaults (simulator choices, see the docs): 1550 nm, 0 dBm, output off."""
+        self.wavelength_nm = 1550.0
+        self.power_dbm = 0.0  # setpoint
+        self.power_unit_mw = False  # :POW:UNIT 1
+        self.output_on = False  # :POW:STAT
+        self.shutter_closed = False  # :POW:SHUT 1
+        self.attenuation_db = 0.0
+        self.auto_power_control = True  # :POW:ATT:AUT 1
+        self.wavelength_display_thz = False  # :WAV:UNIT 1
+
+    def idn(self) -> str:
+        return f"SANTEC,TSL-570,{self.serial},{self.firmware}"
+
+    @property
+    def emitted_power_dbm(self) -> float | None:
+        """Power leaving the fibre, or None when no light is out (off, shutter, interlock).
+        Automatic power control holds the setpoint; manual mode is full power minus attenuation.
+        """
+        if not self.output_on or self.shutter_closed or self.interlock_locked:
+            return None
+        if self.auto_power_control:
+            return self.power_dbm
+        return self.power_max_dbm - self.attenuation_db
+
+    @property
+    def frequency_hz(self) -> float:
+        return C_M_PER_S / (self.wavelength_nm * 1e-9)
+
+    # -- formats -----------------------------------------------------------------------------
+
+    def _format_int(self, value: int) -> str:
+        return f"{value:+d}" if self.scpi_mode else str(value)
+
+    def _format_float(self, value: float, legacy_decimals: int) -> str:
+        return format_nr3(value) if self.scpi_mode else f"{value:.{legacy_decimals}f}"
+
+    # -- wavelength and frequency ----------------------------------------------------------------
+
+    def _wavelength_scale_nm(self) -> float:
+        """nm per unit of a bare number: metres in SCPI mode, nanometres in Legacy mode."""
+        return 1e9 if self.scpi_mode else 1.0
+
+    def _wavelength_spec(self) -> NumberSpec:
+        scale = self._wavelength_scale_nm()
+        base_si = 1e-9 * scale
+        return NumberSpec(
+            self.wavelength_min_nm / scale,
+            self.wavelength_max_nm / scale,
+            units=_in_base(_WAVELENGTH_UNITS_M, base_si),
+        )
+
+    def _set_wavelength(self, params: list[str]) -> None:
+        value = self._wavelength_spec().parse_params(params) * self._wavelength_scale_nm()
+        self.wavelength_nm = round(value / WAVELENGTH_STEP_NM) * WAVELENGTH_STEP_NM
+
+    def _query_wavelength(self, params: list[str]) -> str:
+        current = self.wavelength_nm / self._wavelength_scale_nm()
+        return self._format_float(self._wavelength_spec().query_value(params, current), 4)
+
+    def _frequency_scale_hz(self) -> float:
+        return 1.0 if self.scpi_mode else 1e12
+
+    def _frequency_spec(self) -> NumberSpec:
+        scale = self._frequency_scale_hz()
+        return NumberSpec(
+            C_M_PER_S / (self.wavelength_max_nm * 1e-9) / scale,
+            C_M_PER_S / (self.wavelength_min_nm * 1e-9) / scale,
+            units=_in_base(_FREQUENCY_UNITS_HZ, scale),
+        )
+
+    def _set_frequency(self, params: list[str]) -> None:
+        hz = self._frequency_spec().parse_params(params) * self._frequency_scale_hz()
+        hz = round(hz / FREQUENCY_STEP_HZ) * FREQUENCY_STEP_HZ
+        nm = C_M_PER_S / hz * 1e9
+        self.wavelength_nm = min(max(nm, self.wavelength_min_nm), self.wavelength_max_nm)
+
+    def _query_frequency(self, params: list[str]) -> str:
+        current = self.frequency_hz / self._frequency_scale_hz()
+        return self._format_float(self._frequency_spec().query_value(params, current), 5)
+
+    # -- power -------------------------------------------------------------------------------
+
+    def _power_spec(self) -> NumberSpec:
+        if self.power_unit_mw:
+            return NumberSpec(_mw(self.power_min_dbm), _mw(self.power_max_dbm), units={"MW": 1.0})
+        return NumberSpec(self.power_min_dbm, self.power_max_dbm, units={"DBM": 1.0})
+
+    def _power_text(self, power_dbm: float) -> str:
+        if self.power_unit_mw:
+            return self._format_float(_mw(power_dbm), 4)
+        return self._format_float(power_dbm, 2)
+
+    def _set_power(self, params: list[str]) -> None:
+        value = self._power_spec().parse_params(params)
+        dbm = 10.0 * math.log10(value) if self.power_unit_mw else value
+        dbm = round(dbm / POWER_STEP_DB) * POWER_STEP_DB
+        self.power_dbm = min(max(dbm, self.power_min_dbm), self.power_max_dbm)
+
+    def _query_power(self, params: list[str]) -> str:
+        spec = self._power_spec()
+        keyword = spec.query_limit(params)
+        if keyword is None:
+            return self._power_text(self.power_dbm)
+        return self._format_float(spec.limit(keyword), 4 if self.power_unit_mw else 2)
+
+    def _query_actual_power(self, params: list[str]) -> str:
+        expect_params(params, 0, 0)
+        emitted = self.emitted_power_dbm
+        if emitted is None:
+            return self._power_text(MONITOR_FLOOR_DBM)
+        if self.monitor_noise_db > 0:
+            emitted += self._rng.gauss(0.0, self.monitor_noise_db)
+        return self._power_text(emitted)
+
+    def _set_attenuation(self, params: list[str]) -> None:
+        self.attenuation_db = ATTENUATION_DB.parse_params(params)
+
+    def _query_attenuation(self, params: list[str]) -> str:
+        return self._format_float(ATTENUATION_DB.query_value(params, self.attenuation_db), 2)
+
+    # -- the table -----------------------------------------------------------------------------
+
+    def _flag(self, pattern: str, attribute: str, *, enumerated: bool = False) -> Command:
+        """A two-state setting stored as a bool in ``attribute``; queries answer 0/1 (+0/+1
+        in SCPI mode). ``enumerated`` settings (units, command set) take only 0 or 1.
+        """
+
+        def set_flag(params: list[str]) -> None:
+            expect_params(params, 1, 1)
+            if enumerated:
+                setattr(self, attribute, bool(parse_int_choice(params[0], (0, 1))))
+            else:
+                setattr(self, attribute, parse_bool(params[0]))
+
+        def query_flag(params: list[str]) -> str:
+            expect_params(params, 0, 0)
+            return self._format_int(int(getattr(self, attribute)))
+
+        return Command(pattern, set=set_flag, query=query_flag)
+
+    def _query_lock(self, params: list[str]) -> str:
+        expect_params(params, 0, 0)
+        return self._format_int(int(self.interlock_locked))
+
+    def _query_version(self, params: list[str]) -> str:
+        expect_params(params, 0, 0)
+        return self.firmware
+
+    def _commands(self) -> list[Command]:
+        return [
+            Command(":WAVelength", set=self._set_wavelength, query=self._query_wavelength),
+            self._flag(":WAVelength:UNIT", "wavelength_display_thz", enumerated=True),
+            Command(
+                "[:WAVelength]:FREQuency", set=self._set_frequency, query=self._query_frequency
+            ),
+            Command(":POWer[:LEVel]", set=self._set_power, query=self._query_power),
+            Command(":POWer:ACTual[:LEVel]?", query=self._query_actual_power),
+            self._flag(":POWer:STATe", "output_on"),
+            self._flag(":POWer:SHUTter", "shutter_closed"),
+            self._flag(":POWer:UNIT", "power_unit_mw", enumerated=True),
+            Command(":POWer:ATTenuation", set=self._set_attenuation, query=self._query_attenuation),
+            self._flag(":POWer:ATTenuation:AUTo", "auto_power_control"),
+            self._flag(":SYSTem:COMMunicate:CODe", "scpi_mode", enumerated=True),
+            Command(":SYSTem:LOCK?", query=self._query_lock),
+            Command(":SYSTem:VERSion?", query=self._query_version),
+        ]
