@@ -11,8 +11,7 @@ Record a run to HDF5 with ``record_run(path, chip)`` and read it back with ``loa
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
+from lumina_hal._version import __version__
 from lumina_hal.bench import Bench, open_bench
 from lumina_hal.bench.instruments import open_instrument
 from lumina_hal.bench.roles import Instrument, Laser, PowerMeter, TemperatureController
@@ -38,12 +37,6 @@ from lumina_hal.registry import (
     register_driver,
     unregister_driver,
 )
-
-try:  # one source of the version: pyproject.toml, read back from the installed metadata
-    __version__ = version("lumina-hal")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
-
 
 __all__ = [
     "Bench",

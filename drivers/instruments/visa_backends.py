@@ -8,26 +8,14 @@ rebuilds it (the test fixture calls it between tests).
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import logging
-from importlib import resources
 from pathlib import Path
+
+from lumina_hal.package_data import packaged_sim_file
 
 log = logging.getLogger(__name__)
 
 SIM_DEFINITIONS = "instruments.yaml"
-_files = contextlib.ExitStack()
-atexit.register(_files.close)
-_paths: dict[str, Path] = {}
-
-
-def packaged_sim_file(name: str) -> Path:
-    """A filesystem path to a data file shipped in ``lumina_hal.sim`` (extracted if zipped)."""
-    if name not in _paths:
-        ref = resources.files("lumina_hal.sim").joinpath(name)
-        _paths[name] = _files.enter_context(resources.as_file(ref))
-    return _paths[name]
 
 
 def packaged_sim_definitions() -> Path:

@@ -30,6 +30,7 @@ from lumina_hal.bench.roles import (
 )
 from lumina_hal.device import PhotonicDevice
 from lumina_hal.errors import ConfigurationError, LuminaError
+from lumina_hal.package_data import packaged_sim_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,8 +95,6 @@ def _bench_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
     if path is None:
         path = env.get(BENCH_ENV, "").strip() or None
     if path is None:
-        from lumina_hal.drivers.instruments.visa_backends import packaged_sim_file
-
         return packaged_sim_file(SIMULATED_BENCH)
     return Path(path)
 

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from lumina_hal import __version__
+from lumina_hal._version import __version__
 from lumina_hal.cli import bench, demo, drivers, info, run, selftest, sim, sweep
 from lumina_hal.cli.common import PROG, OneLineParser
 from lumina_hal.errors import LuminaError

@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 import h5py
 import numpy as np
 
-from lumina_hal import __version__
+from lumina_hal._version import __version__
 from lumina_hal.device import PhotonicDevice
 from lumina_hal.errors import ConfigurationError, InputError
 from lumina_hal.params import resolve_params
