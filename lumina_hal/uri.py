@@ -41,7 +41,10 @@ def parse_uri(uri: str) -> DeviceURI:
         raise ConfigurationError(
             f"device URI {uri!r} has no scheme; expected 'scheme://...', e.g. 'mock://?rows=8'"
         )
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # e.g. an unbalanced '[' of an IPv6 host
+        raise ConfigurationError(f"device URI {uri!r} is malformed: {exc}") from None
     scheme = parts.scheme.lower()
     if not scheme:
         raise ConfigurationError(f"device URI {uri!r} has an empty scheme")
