@@ -10,6 +10,8 @@ import pytest
 import lumina_hal
 from lumina_hal.errors import DeviceError, LinkError
 
+pytestmark = pytest.mark.slow  # thousands of frames through injected faults
+
 BASE = "rows=8&cols=8&seed=3&preset=typical"
 
 
