@@ -91,7 +91,7 @@ class _CoupledMeter(ThorlabsPm100d):
         self._source = source
         super().__init__(**kwargs)
 
-    @property  # type: ignore[override]
+    @property
     def input_power_w(self) -> float:
         return float(self._source())
 
@@ -116,7 +116,9 @@ class CoupledBench:
         coupling: Coupling | None = None,
         seed: int = 1,
     ) -> None:
-        self.chip_params = {"rows": 16, "cols": 16, "preset": "typical", "seed": seed}
+        self.chip_params: dict[str, Any] = {
+            "rows": 16, "cols": 16, "preset": "typical", "seed": seed,
+        }  # fmt: skip
         self.chip_params.update(chip or {})
         self.coupling = coupling or Coupling()
         self.clock = ScaledClock(speed)

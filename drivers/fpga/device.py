@@ -338,7 +338,9 @@ class FpgaTcpDevice(FpgaDevice):
             raise ConfigurationError(f"fpga+tcp:// needs host:port, got {uri.uri!r}")
         timing = LinkTiming(None, 0.005, params.get("timeout", 0.05), params.get("retries", 4))
 
+        host, port = uri.host, uri.port
+
         def factory() -> Any:
-            return SocketPort(uri.host, uri.port)
+            return SocketPort(host, port)
 
         return cls(factory, timing, f"{uri.host}:{uri.port}")

@@ -53,9 +53,10 @@ class VisaInstrument(Instrument):
     )
 
     @classmethod
-    def from_uri(
-        cls, uri: DeviceURI, *, model: str = "", backend: str = "", timeout: float = 2.0
-    ) -> Instrument:
+    def from_uri(cls, uri: DeviceURI, **params: Any) -> Instrument:
+        model: str = params.get("model", "")
+        backend: str = params.get("backend", "")
+        timeout: float = params.get("timeout", 2.0)
         resource = uri.location
         if not resource:
             raise ConfigurationError(

@@ -74,7 +74,8 @@ class ProgrammedArray:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.codes.shape  # type: ignore[return-value]
+        rows, cols = self.codes.shape
+        return rows, cols
 
     def effective(self, p: PhysicsParams) -> np.ndarray:
         """W_eff at p.temperature_c (normalized units, float64)."""

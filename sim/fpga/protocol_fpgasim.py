@@ -25,6 +25,8 @@ MAX_BUFFER = 1 << 22  # bytes of replies held before the emulator stops answerin
 class Serial(SerialBase):
     """A pyserial port backed by an in-process FirmwareEmulator."""
 
+    is_open: bool  # set by pyserial's (untyped) SerialBase
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.endpoint: FaultyEndpoint | None = None
         self._rx = bytearray()

@@ -13,9 +13,9 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lumina_hal.sim.scpi.params import STANDARD_ERRORS, ScpiError, expect_params, split_number
 
@@ -133,7 +133,7 @@ class ErrorQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Any]:
         return iter(list(self._items))
 
 

@@ -12,6 +12,7 @@ piecewise closed form holds exactly however often it is sampled. See docs/instru
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from lumina_hal.sim.scpi.engine import Clock, Command, ScpiEngine, SimulatedInstrument
 from lumina_hal.sim.scpi.params import (
@@ -46,13 +47,20 @@ _FROM_C = {
 _SUFFIXES = {"C": "CEL", "CEL": "CEL", "K": "K", "F": "FAR", "FAR": "FAR"}
 
 
+def _converted(
+    to_unit: Callable[[float], float], to_c: Callable[[float], float]
+) -> Callable[[float], float]:
+    """A value given with one temperature suffix, expressed in the current unit."""
+    return lambda v: to_unit(to_c(v))
+
+
 def _advancing(name: str) -> property:
     """An attribute that changes the thermal target: setting it first advances the model to
     "now", so the temperature history before the change stays exact.
     """
 
     def get(self: ThorlabsTed4015) -> float | bool:
-        return getattr(self, name)  # type: ignore[no-any-return]
+        return getattr(self, name)
 
     def set_(self: ThorlabsTed4015, value: float | bool) -> None:
         self._advance()
@@ -155,8 +163,7 @@ class ThorlabsTed4015(SimulatedInstrument):
     def _setpoint_spec(self) -> NumberSpec:
         to_unit = _FROM_C[self.unit]
         units: dict[str, Unit] = {
-            suffix: (lambda v, src=_TO_C[name]: to_unit(src(v)))
-            for suffix, name in _SUFFIXES.items()
+            suffix: _converted(to_unit, _TO_C[name]) for suffix, name in _SUFFIXES.items()
         }
         return NumberSpec(
             to_unit(SETPOINT_MIN_C),

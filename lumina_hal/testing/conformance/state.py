@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from lumina_hal.device import Capability, PhotonicDevice, Telemetry
@@ -84,7 +85,7 @@ def check_temperature(uri: str) -> None:
             for value in OUT_OF_RANGE_C:
                 assert_raises(
                     SafetyLimitError,
-                    lambda value=value: device.set_temperature(value),
+                    functools.partial(device.set_temperature, value),
                     f"set_temperature({value:g})",
                 )
             assert_raises(InputError, lambda: device.set_temperature(math.nan), "NaN setpoint")
