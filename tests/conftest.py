@@ -8,10 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import lumina_hal
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# CI replays the same examples every run (a red CI must be reproducible); a local run explores
+# new ones each time and keeps what it found in .hypothesis/.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 def pytest_configure(config: pytest.Config) -> None:

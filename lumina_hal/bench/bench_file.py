@@ -86,6 +86,8 @@ def load_bench_config(
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigurationError(f"bench file {file} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not text
+        raise ConfigurationError(f"bench file {file} cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"bench file {file} is not valid TOML: {exc}") from None
     return parse_bench_config(data, file, env)

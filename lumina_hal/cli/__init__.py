@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from lumina_hal._version import __version__
 from lumina_hal.cli import bench, demo, drivers, info, run, selftest, sim, sweep
-from lumina_hal.cli.common import PROG, OneLineParser
+from lumina_hal.cli.common import PROG, OneLineParser, fail
 from lumina_hal.errors import LuminaError
 
 COMMANDS = (info, drivers, bench, demo, run, sweep, selftest, sim)
@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = args.run(args)
     except LuminaError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        fail(str(exc))
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -15,11 +15,21 @@ from typing import Any, NoReturn
 PROG = "lumina-hal"
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped, so it stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def fail(message: str) -> None:
+    """Print an error as one line on stderr (the caller exits with status 2)."""
+    print(one_line(f"{PROG}: error: {message}"), file=sys.stderr)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line on stderr and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"{PROG}: error: {self.prog}: {message}", file=sys.stderr)
+        fail(f"{self.prog}: {message}")
         raise SystemExit(2)
 
 
