@@ -127,3 +127,19 @@ def test_sweep_progress_bar_goes_to_stderr(capsys):
     captured = capsys.readouterr()
     assert "temperature" in captured.err and "3/3" in captured.err
     assert captured.out == ""
+
+
+def test_workload_rows_is_the_one_loop_of_demo_sweep_and_plan():
+    from lumina_hal.metrics import reference_workload
+    from lumina_hal.runs.sweeps import workload_rows
+
+    with lumina_hal.open_device("mock://?rows=8&cols=8&seed=1") as chip:
+        work = reference_workload(8, 8, 6, 0)
+        chip.load_weights(work.weights)
+        rows = list(workload_rows(chip, work, [30.0, None], batches=3))
+        assert [(r["setpoint_c"], r["batch_index"]) for r in rows] == [
+            (30.0, 0), (30.0, 1), (30.0, 2), (None, 0), (None, 1), (None, 2),
+        ]  # fmt: skip
+        assert all(r["temperature_c"] == 30.0 for r in rows)  # None: stays where it is
+        assert all(r["seconds"] > 0 and r["snr_db"] > 20 for r in rows)
+        assert chip.telemetry().counters["vectors"] == 6 * 2

@@ -6,13 +6,15 @@ temperature and reports error and SNR. Works on any URI; the default is the twin
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from lumina_hal.device import Capability
-from lumina_hal.metrics import error_stats, reference_workload
+from lumina_hal.metrics import reference_workload
 from lumina_hal.registry import default_uri, open_device
+from lumina_hal.runs.sweeps import workload_rows
+
+DEMO_COLUMNS = ("temperature_c", "snr_db", "max_abs_error", "rms_error", "rms_signal", "seconds")
 
 
 def run_demo(
@@ -30,21 +32,9 @@ def run_demo(
         weights_id = chip.load_weights(work.weights)
         can_heat = Capability.SET_TEMPERATURE.value in info.capabilities
         temps: list[float | None] = list(temperatures_c) if can_heat else [None]
-        runs = []
-        for temperature_c in temps:
-            if temperature_c is not None:
-                chip.set_temperature(temperature_c)
-            start = time.perf_counter()
-            measured = chip.matmul(work.inputs)
-            elapsed_s = time.perf_counter() - start
-            stats = error_stats(measured, work.ideal)
-            runs.append(
-                {
-                    "temperature_c": chip.telemetry().temperature_c,
-                    **stats,
-                    "seconds": elapsed_s,
-                }
-            )
+        runs = [
+            {name: row[name] for name in DEMO_COLUMNS} for row in workload_rows(chip, work, temps)
+        ]
         return {
             "uri": uri,
             "device": info.to_dict(),

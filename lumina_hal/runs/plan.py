@@ -19,7 +19,7 @@ from lumina_hal.params import Param, resolve_params, unknown_parameter
 from lumina_hal.registry import open_device
 from lumina_hal.runs.record_format import to_json
 from lumina_hal.runs.records import Bench, record_run
-from lumina_hal.runs.sweeps import measure, temperature_setter
+from lumina_hal.runs.sweeps import temperature_setter, workload_rows
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,6 +28,10 @@ else:  # pragma: no cover - Python 3.10
 
 PLAN_TABLE = "plan"
 PLAN_UNITS = {"setpoint_c": "degC", "temperature_c": "degC", "snr_db": "dB"}
+PLAN_COLUMNS = (
+    "setpoint_c", "batch_index", "temperature_c", "snr_db", "max_abs_error", "rms_error",
+    "rms_signal",
+)  # fmt: skip
 _TOP_KEYS = ("uri", "record", "temperatures_c", "workload")
 WORKLOAD_PARAMS: tuple[Param, ...] = (
     Param("rows", int, None, "weight matrix rows (default: the device's)", minimum=1),
@@ -117,7 +121,8 @@ def run_plan(
     meta = {"command": "run", "plan": str(plan.path)}
     with open_device(uri or plan.uri) as device:
         info = device.info
-        setter = temperature_setter(device) if plan.temperatures_c else None
+        if plan.temperatures_c:
+            temperature_setter(device)  # refuses before anything is recorded
         rows, cols = w["rows"] or info.rows, w["cols"] or info.cols
         if rows > info.rows or cols > info.cols:
             raise ConfigurationError(
@@ -125,35 +130,26 @@ def run_plan(
                 f"{info.rows}x{info.cols} array of {device.uri or 'the device'}"
             )
         work = reference_workload(rows, cols, batch * batches, w["seed"])
-        ideal = work.ideal
-        steps = [(t, b) for t in (plan.temperatures_c or (math.nan,)) for b in range(batches)]
+        temperatures: list[float | None] = list(plan.temperatures_c or [None])
         report_rows: list[dict[str, Any]] = []
         with record_run(
             record_path, device, bench=bench, meta=meta, overwrite=overwrite, progress=progress
         ) as run:
             run.attach("plan", {"path": str(plan.path), "plan_json": to_json(plan.raw, "plan")})
             run.load_weights(work.weights)
-            for setpoint_c, index in run.progress(steps, desc="plan", total=len(steps)):
-                prefix = ""
-                if setter is not None:
-                    prefix = f"T={setpoint_c:g}C/"
-                    if index == 0:
-                        setter(setpoint_c)
-                        run.snapshot_bench(f"T={setpoint_c:g}C")
-                part = slice(index * batch, (index + 1) * batch)
-                row = {
-                    "setpoint_c": setpoint_c,
-                    "batch_index": index,
-                    **measure(
-                        device,
-                        work.inputs[part],
-                        ideal[part],
-                        run=run,
-                        label=f"{prefix}batch{index}",
-                    ),
-                }
-                run.log_row(PLAN_TABLE, units=PLAN_UNITS, **row)
-                report_rows.append({**row, "setpoint_c": None if setter is None else setpoint_c})
+            steps = workload_rows(
+                device, work, temperatures, batches=batches, run=run, progress=progress,
+                desc="plan", label_batches=True,
+            )  # fmt: skip
+            for step in steps:
+                row = {name: step[name] for name in PLAN_COLUMNS}
+                setpoint = row["setpoint_c"]
+                run.log_row(
+                    PLAN_TABLE,
+                    units=PLAN_UNITS,
+                    **{**row, "setpoint_c": math.nan if setpoint is None else setpoint},
+                )
+                report_rows.append(row)
             calls = run.n_calls
     return {
         "record": str(record_path),

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 
 from lumina_hal.device import Capability, PhotonicDevice
 from lumina_hal.errors import ConfigurationError, InputError, UnsupportedOperationError
-from lumina_hal.metrics import error_stats, reference_workload
+from lumina_hal.metrics import Workload, error_stats, reference_workload
 from lumina_hal.progress import progress_bar
 from lumina_hal.runs.record_format import check_output_path, to_json
 from lumina_hal.runs.records import RecordedRun
@@ -77,9 +78,54 @@ def measure(
     run: RecordedRun | None = None,
     label: str = "",
 ) -> dict[str, float]:
-    """One (recorded, if ``run``) matmul: temperature (°C) after it and its error vs ``ideal``."""
+    """One (recorded, if ``run``) matmul: temperature (°C) after it, its duration (s) and its
+    error vs ``ideal``."""
+    start = time.perf_counter()
     measured = run.matmul(inputs, label=label) if run is not None else device.matmul(inputs)
-    return {"temperature_c": device.telemetry().temperature_c, **error_stats(measured, ideal)}
+    seconds = time.perf_counter() - start
+    return {
+        "temperature_c": device.telemetry().temperature_c,
+        **error_stats(measured, ideal),
+        "seconds": seconds,
+    }
+
+
+def workload_rows(
+    device: PhotonicDevice,
+    work: Workload,
+    temperatures_c: Sequence[float | None],
+    *,
+    batches: int = 1,
+    set_temperature: Callable[[float], None] | None = None,
+    run: RecordedRun | None = None,
+    progress: bool = False,
+    desc: str = "temperature",
+    label_batches: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """Run ``work`` (already loaded) at each temperature, in ``batches`` equal slices of its
+    inputs: the one loop behind the demo, the temperature sweep and run plans.
+
+    A temperature of None runs where the chip is. Yields one row per (temperature, batch):
+    ``setpoint_c`` (None if not set), ``batch_index``, and :func:`measure`'s values. With
+    ``run``, calls are labelled ``T=<t>C/batch<i>`` (``T=<t>C`` for one batch unless
+    ``label_batches``) and the bench is snapshotted at each temperature.
+    """
+    setter = None
+    if any(t is not None for t in temperatures_c):
+        setter = temperature_setter(device, set_temperature)
+    size = work.inputs.shape[0] // batches
+    steps = [(t, b) for t in temperatures_c for b in range(batches)]
+    for setpoint_c, index in progress_bar(steps, enabled=progress, desc=desc, unit="pt"):
+        prefix = "" if setpoint_c is None else f"T={setpoint_c:g}C"
+        if index == 0 and setter is not None and setpoint_c is not None:
+            setter(setpoint_c)
+            if run is not None:
+                run.snapshot_bench(prefix)
+        batch_part = f"batch{index}" if label_batches or batches > 1 else ""
+        label = "/".join(filter(None, (prefix, batch_part)))
+        part = slice(index * size, (index + 1) * size)
+        row = measure(device, work.inputs[part], work.ideal[part], run=run, label=label)
+        yield {"setpoint_c": setpoint_c, "batch_index": index, **row}
 
 
 def temperature_setter(
@@ -118,10 +164,9 @@ def temperature_sweep(
         raise InputError("temperature sweep needs at least one temperature")
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")
-    setter = temperature_setter(device, set_temperature)
+    temperature_setter(device, set_temperature)  # refuses before anything is loaded
     info = device.info
     work = reference_workload(info.rows, info.cols, batch, seed)
-    ideal = work.ideal
     if run is not None:
         workload = {"rows": info.rows, "cols": info.cols, "batch": batch, "seed": seed}
         run.attach(
@@ -134,16 +179,12 @@ def temperature_sweep(
     load: Callable[[Any], str] = run.load_weights if run is not None else device.load_weights
     load(work.weights)
     rows: list[dict[str, float]] = []
-    for setpoint_c in progress_bar(temps, enabled=progress, desc="temperature", unit="pt"):
-        setter(setpoint_c)
-        label = f"T={setpoint_c:g}C"
-        if run is not None:
-            run.snapshot_bench(label)
-        row = {
-            "setpoint_c": setpoint_c,
-            **measure(device, work.inputs, ideal, run=run, label=label),
-        }
-        log.info("T=%g C: SNR %.2f dB", setpoint_c, row["snr_db"])
+    steps = workload_rows(
+        device, work, temps, set_temperature=set_temperature, run=run, progress=progress
+    )
+    for step in steps:
+        row = {name: step[name] for name in SWEEP_UNITS}
+        log.info("T=%g C: SNR %.2f dB", row["setpoint_c"], row["snr_db"])
         if run is not None:
             run.log_row(SWEEP_TABLE, units=SWEEP_UNITS, **row)
         rows.append(row)
