@@ -133,7 +133,7 @@ class CoupledBench:
     # --- coupling ------------------------------------------------------------------------------
     def _light(self) -> tuple[float | None, float]:
         with self.laser.lock:
-            return self.laser.emitted_power_dbm, self.laser.wavelength_nm
+            return self.laser.emitted_power_dbm, self.laser.emitted_wavelength_nm
 
     def _chip_environment(self) -> tuple[float, float]:
         laser_dbm, wavelength_nm = self._light()
@@ -146,12 +146,13 @@ class CoupledBench:
         laser_dbm, wavelength_nm = self._light()
         if laser_dbm is None:
             return None
-        p = self.emulator.config.physics
-        c = self.emulator.config
+        return self.chip_output_dbm_at(laser_dbm, wavelength_nm)
+
+    def chip_output_dbm_at(self, laser_dbm: float, wavelength_nm: float) -> float:
+        """The chip's output (dBm) for light of ``laser_dbm`` at ``wavelength_nm``."""
+        p, c = self.emulator.config.physics, self.emulator.config
         amplitude = physics.envelopes(p, c.rows, c.cols, c.rows, c.cols)[2]
-        return self.coupling.detector_dbm(laser_dbm, wavelength_nm) + 20.0 * math.log10(
-            amplitude
-        )
+        return self.coupling.detector_dbm(laser_dbm, wavelength_nm) + 20.0 * math.log10(amplitude)
 
     def _meter_input_w(self) -> float:
         _, wavelength_nm = self._light()

@@ -28,8 +28,9 @@ from lumina_hal.bench.roles import (
     TecLimits,
     TemperatureController,
 )
+from lumina_hal.bench.spectra import Spectrum, swept_transmission, wavelength_grid
 from lumina_hal.device import PhotonicDevice
-from lumina_hal.errors import ConfigurationError, LuminaError
+from lumina_hal.errors import ConfigurationError, LuminaError, SafetyLimitError
 from lumina_hal.package_data import packaged_sim_file
 
 if sys.version_info >= (3, 11):
@@ -288,6 +289,45 @@ class Bench:
             if self._previous_sigterm is not None:
                 signal.signal(signal.SIGTERM, self._previous_sigterm)
                 self._previous_sigterm = None
+
+    def swept_transmission(
+        self,
+        start_nm: float,
+        stop_nm: float,
+        step_nm: float,
+        *,
+        power_dbm: float | None = None,
+        settle_s: float = 0.0,
+        run: Any = None,
+        progress: bool = False,
+    ) -> Spectrum:
+        """The transmission spectrum between this bench's laser and power meter.
+
+        Switches the laser on (at ``power_dbm`` if given) for the sweep and off after it,
+        whatever happens; every setting goes through the laser's limits. See
+        :func:`lumina_hal.bench.spectra.swept_transmission`.
+        """
+        if self.laser is None or self.power_meter is None:
+            raise ConfigurationError(
+                f"{self.config.path or 'bench'}: a spectrum needs a [laser] and a [power_meter]"
+            )
+        grid = wavelength_grid(start_nm, stop_nm, step_nm)
+        laser = self.laser
+        lo, hi = laser.wavelength_range_nm
+        if min(grid) < lo or max(grid) > hi:
+            raise SafetyLimitError(
+                f"sweep {min(grid):g}-{max(grid):g} nm leaves the laser's range {lo:g}-{hi:g} nm"
+            )
+        laser.wavelength_nm = grid[0]
+        if power_dbm is not None:
+            laser.power_dbm = power_dbm
+        laser.on()
+        try:
+            return swept_transmission(
+                laser, self.power_meter, grid, settle_s=settle_s, run=run, progress=progress
+            )
+        finally:
+            laser.off()
 
     def snapshot(self) -> dict[str, Any]:
         """Bench file, chip identity and every instrument's settings and limits (run records)."""

@@ -3,8 +3,11 @@
 A pyvisa client reaches it as ``TCPIP::127.0.0.1::<port>::SOCKET`` with the model's
 terminations (pyvisa-py needs no vendor VISA). The byte stream is split on the model's read
 termination, each message goes to ``instrument.process`` and a reply gets the write
-termination. Clients are served one after another. ``faults`` makes the server stop answering
-or cut a reply short, for driver tests. See docs/instrument-sim.md.
+termination. Up to ``max_clients`` connections are served at once, each by its own thread,
+on one shared instrument (one error queue, as on a real instrument); a connection beyond that
+is accepted and closed at once, so the client sees a clear refusal instead of a hang.
+``faults`` makes the server stop answering or cut a reply short, for driver tests. See
+docs/instrument-sim.md.
 """
 
 from __future__ import annotations
@@ -42,15 +45,20 @@ class ScpiTcpServer:
         port: int = 0,
         *,
         max_message_bytes: int = 4096,
+        max_clients: int = 4,
     ) -> None:
+        if max_clients < 1:
+            raise ValueError(f"max_clients must be >= 1, got {max_clients}")
         self.instrument = instrument
         self.faults = ServerFaults()
         self.max_message_bytes = max_message_bytes
+        self.max_clients = max_clients
+        self.refused = 0  # connections closed at once because max_clients were being served
         self._sock = socket.create_server((host, port))
         self._sock.settimeout(POLL_S)
         self.host, self.port = self._sock.getsockname()[:2]
         self._stop = threading.Event()
-        self._conn: socket.socket | None = None
+        self._conns: set[socket.socket] = set()
         self._conn_lock = threading.Lock()
         self._thread = threading.Thread(
             target=self._serve, name=f"scpi-{instrument.model}-{self.port}", daemon=True
@@ -70,9 +78,9 @@ class ScpiTcpServer:
         """Stop serving and drop any client; returns within a few polling periods."""
         self._stop.set()
         with self._conn_lock:
-            if self._conn is not None:
+            for conn in self._conns:
                 with contextlib.suppress(OSError):
-                    self._conn.shutdown(socket.SHUT_RDWR)
+                    conn.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         if self._thread.is_alive():
             self._thread.join(timeout=5 * POLL_S + 1.0)
@@ -96,18 +104,32 @@ class ScpiTcpServer:
                 conn, peer = self._sock.accept()
             except (TimeoutError, OSError):
                 continue
-            log.info("%s: client %s connected", self.instrument.model, peer)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.settimeout(POLL_S)
             with self._conn_lock:
-                self._conn = conn
-            try:
-                self._client(conn)
-            finally:
-                with self._conn_lock:
-                    self._conn = None
+                full = len(self._conns) >= self.max_clients
+                if not full:
+                    self._conns.add(conn)
+            if full:
+                self.refused += 1
+                log.warning("%s: client %s refused (%d served)", self.instrument.model, peer,
+                            self.max_clients)
                 conn.close()
-                log.info("%s: client %s gone", self.instrument.model, peer)
+                continue
+            log.info("%s: client %s connected", self.instrument.model, peer)
+            threading.Thread(
+                target=self._session, args=(conn, peer), daemon=True,
+                name=f"scpi-{self.instrument.model}-{self.port}-{peer[1]}",
+            ).start()
+
+    def _session(self, conn: socket.socket, peer: object) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.settimeout(POLL_S)
+        try:
+            self._client(conn)
+        finally:
+            with self._conn_lock:
+                self._conns.discard(conn)
+            conn.close()
+            log.info("%s: client %s gone", self.instrument.model, peer)
 
     def _client(self, conn: socket.socket) -> None:
         terminator = self.instrument.read_termination.encode("ascii")
@@ -147,7 +169,8 @@ class ScpiTcpServer:
         reply = self.instrument.process(line.decode("ascii", errors="replace").strip())
         if reply is None:
             return True
-        payload = (reply + self.instrument.write_termination).encode("ascii", errors="replace")
+        # latin-1: ASCII replies unchanged, and a binary block's bytes 0-255 pass through
+        payload = (reply + self.instrument.write_termination).encode("latin-1", errors="replace")
         try:
             if self.faults.cut_next_reply:
                 self.faults.cut_next_reply = False

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import math
 import random
+import struct
 
-from lumina_hal.sim.scpi.engine import Clock, Command, ScpiEngine, SimulatedInstrument
+from lumina_hal.sim.scpi.engine import (
+    Clock,
+    Command,
+    QueryHandler,
+    ScpiEngine,
+    SetHandler,
+    SimulatedInstrument,
+)
 from lumina_hal.sim.scpi.params import (
     NumberSpec,
+    ScpiError,
     expect_params,
     format_nr3,
     parse_bool,
     parse_int_choice,
 )
+from lumina_hal.sim.scpi.tsl570_sweep import SPEEDS_NM_S, Sweep, SweepSettings
 
 C_M_PER_S = 299_792_458.0
 WAVELENGTH_STEP_NM = 1e-4  # 0.1 pm
@@ -26,6 +36,9 @@ FREQUENCY_STEP_HZ = 10e6
 POWER_STEP_DB = 0.01
 MONITOR_FLOOR_DBM = -60.0  # what :POW:ACT? reads with no light out (a simulator choice)
 ATTENUATION_DB = NumberSpec(0.0, 30.0, units={"DB": 1.0}, resolution=POWER_STEP_DB)
+SECONDS_0_999 = NumberSpec(0.0, 999.9, units={"S": 1.0, "MS": 1e-3})
+SWEEP_STEP_MIN_NM = 1e-4
+Handlers = tuple[SetHandler, QueryHandler]
 
 _WAVELENGTH_UNITS_M = {"PM": 1e-12, "NM": 1e-9, "UM": 1e-6, "MM": 1e-3, "M": 1.0}
 _FREQUENCY_UNITS_HZ = {"HZ": 1.0, "KHZ": 1e3, "MHZ": 1e6, "GHZ": 1e9, "THZ": 1e12}
@@ -71,6 +84,7 @@ class SantecTsl570(SimulatedInstrument):
         self.interlock_locked = False  # True: external interlock open, no light (:SYST:LOCK? 1)
         self.monitor_noise_db = monitor_noise_db  # std of the :POW:ACT? reading
         self._rng = random.Random(seed)
+        self.sweep = Sweep(self.clock)
         self.reset()
         self.engine = ScpiEngine(
             self._commands(), idn=self.idn, reset=self.reset, format_int=self._format_int
@@ -88,6 +102,8 @@ class SantecTsl570(SimulatedInstrument):
         self.attenuation_db = 0.0
         self.auto_power_control = True  # :POW:ATT:AUT 1
         self.wavelength_display_thz = False  # :WAV:UNIT 1
+        self.sweep.stop()
+        self.sweep.settings = SweepSettings()
 
     def idn(self) -> str:
         return f"SANTEC,TSL-570,{self.serial},{self.firmware}"
@@ -102,6 +118,16 @@ class SantecTsl570(SimulatedInstrument):
         if self.auto_power_control:
             return self.power_dbm
         return self.power_max_dbm - self.attenuation_db
+
+    @property
+    def emitted_wavelength_nm(self) -> float:
+        """The light's wavelength: the sweep's position while one runs, else the setpoint."""
+        swept = self.sweep.emitted_nm()
+        if swept is not None:
+            return swept
+        if self.sweep.rest_nm is not None:  # a sweep ended: the laser rests at its end
+            self.wavelength_nm, self.sweep.rest_nm = self.sweep.rest_nm, None
+        return self.wavelength_nm
 
     @property
     def frequency_hz(self) -> float:
@@ -131,10 +157,12 @@ class SantecTsl570(SimulatedInstrument):
         )
 
     def _set_wavelength(self, params: list[str]) -> None:
+        self._refuse_while_sweeping()
         value = self._wavelength_spec().parse_params(params) * self._wavelength_scale_nm()
         self.wavelength_nm = round(value / WAVELENGTH_STEP_NM) * WAVELENGTH_STEP_NM
 
     def _query_wavelength(self, params: list[str]) -> str:
+        self.emitted_wavelength_nm  # noqa: B018 - a finished sweep leaves the setpoint at its end
         current = self.wavelength_nm / self._wavelength_scale_nm()
         return self._format_float(self._wavelength_spec().query_value(params, current), 4)
 
@@ -150,6 +178,7 @@ class SantecTsl570(SimulatedInstrument):
         )
 
     def _set_frequency(self, params: list[str]) -> None:
+        self._refuse_while_sweeping()
         hz = self._frequency_spec().parse_params(params) * self._frequency_scale_hz()
         hz = round(hz / FREQUENCY_STEP_HZ) * FREQUENCY_STEP_HZ
         nm = C_M_PER_S / hz * 1e9
@@ -199,6 +228,204 @@ class SantecTsl570(SimulatedInstrument):
     def _query_attenuation(self, params: list[str]) -> str:
         return self._format_float(ATTENUATION_DB.query_value(params, self.attenuation_db), 2)
 
+    # -- sweeps (docs/instrument-sim.md, "Sweeps, triggers and logged readout") ---------------
+
+    def _refuse_while_sweeping(self) -> None:
+        if self.sweep.running:
+            raise ScpiError(-221, "a sweep is running")
+
+    def _nm_setting(self, attribute: str, minimum_nm: float, maximum_nm: float) -> Handlers:
+        """A sweep wavelength (start, stop, step, trigger step) in the command set's unit."""
+
+        def spec() -> NumberSpec:
+            scale = self._wavelength_scale_nm()
+            return NumberSpec(
+                minimum_nm / scale, maximum_nm / scale,
+                units=_in_base(_WAVELENGTH_UNITS_M, 1e-9 * scale),
+            )
+
+        def set_value(params: list[str]) -> None:
+            self._refuse_while_sweeping()
+            nm = spec().parse_params(params) * self._wavelength_scale_nm()
+            nm = round(nm / WAVELENGTH_STEP_NM) * WAVELENGTH_STEP_NM
+            setattr(self.sweep.settings, attribute, nm)
+
+        def query_value(params: list[str]) -> str:
+            current = getattr(self.sweep.settings, attribute) / self._wavelength_scale_nm()
+            return self._format_float(spec().query_value(params, current), 4)
+
+        return set_value, query_value
+
+    def _hz_setting(self, attribute: str) -> Handlers:
+        """``:FREQ:SWE:STAR|STOP``: the sweep's start or stop wavelength, given as c/λ."""
+
+        def set_value(params: list[str]) -> None:
+            self._refuse_while_sweeping()
+            hz = self._frequency_spec().parse_params(params) * self._frequency_scale_hz()
+            setattr(self.sweep.settings, attribute, C_M_PER_S / hz * 1e9)
+
+        def query_value(params: list[str]) -> str:
+            expect_params(params, 0, 0)
+            hz = C_M_PER_S / (getattr(self.sweep.settings, attribute) * 1e-9)
+            return self._format_float(hz / self._frequency_scale_hz(), 5)
+
+        return set_value, query_value
+
+    def _set_frequency_step(self, params: list[str]) -> None:
+        self._refuse_while_sweeping()
+        s = self.sweep.settings
+        span_hz = C_M_PER_S / (self.wavelength_min_nm * 1e-9) - C_M_PER_S / (
+            self.wavelength_max_nm * 1e-9
+        )
+        scale = self._frequency_scale_hz()
+        spec = NumberSpec(FREQUENCY_STEP_HZ / scale, span_hz / scale,
+                          units=_in_base(_FREQUENCY_UNITS_HZ, scale))
+        hz = spec.parse_params(params) * scale
+        centre_nm = (s.start_nm + s.stop_nm) / 2.0
+        s.step_nm = max(centre_nm**2 * hz / (C_M_PER_S * 1e9), SWEEP_STEP_MIN_NM)
+
+    def _query_frequency_step(self, params: list[str]) -> str:
+        expect_params(params, 0, 0)
+        s = self.sweep.settings
+        centre_nm = (s.start_nm + s.stop_nm) / 2.0
+        hz = s.step_nm * C_M_PER_S * 1e9 / centre_nm**2
+        return self._format_float(hz / self._frequency_scale_hz(), 5)
+
+    def _number_setting(
+        self, attribute: str, spec: NumberSpec, *, integer: bool = False
+    ) -> Handlers:
+        def set_value(params: list[str]) -> None:
+            self._refuse_while_sweeping()
+            value = spec.parse_params(params)
+            setattr(self.sweep.settings, attribute, round(value) if integer else value)
+
+        def query_value(params: list[str]) -> str:
+            value = getattr(self.sweep.settings, attribute)
+            if integer:
+                expect_params(params, 0, 0)
+                return self._format_int(int(value))
+            return self._format_float(spec.query_value(params, value), 1)
+
+        return set_value, query_value
+
+    def _set_speed(self, params: list[str]) -> None:
+        self._refuse_while_sweeping()
+        expect_params(params, 1, 1)
+        self.sweep.settings.speed_nm_s = float(parse_int_choice(params[0], SPEEDS_NM_S))
+
+    def _query_speed(self, params: list[str]) -> str:
+        expect_params(params, 0, 0)
+        return self._format_float(self.sweep.settings.speed_nm_s, 1)
+
+    def _start_sweep(self, cycles: int) -> None:
+        self._refuse_while_sweeping()
+        reason = self.sweep.settings.conflict()
+        if reason is not None:
+            raise ScpiError(-221, reason)
+        self.sweep.start(cycles)
+
+    def _set_sweep_state(self, params: list[str]) -> None:
+        expect_params(params, 1, 1)
+        if parse_int_choice(params[0], (0, 1)):
+            self._start_sweep(1)
+        else:
+            stopped_at = self.sweep.stop()
+            if stopped_at is not None:
+                self.wavelength_nm = stopped_at
+
+    def _query_sweep_state(self, params: list[str]) -> str:
+        expect_params(params, 0, 0)
+        self.emitted_wavelength_nm  # noqa: B018 - moves a finished sweep's laser to its end
+        return self._format_int(self.sweep.status())
+
+    def _repeat(self, params: list[str]) -> None:
+        expect_params(params, 0, 0)
+        self._start_sweep(self.sweep.settings.cycles)
+
+    def _query_count(self, params: list[str]) -> str:
+        expect_params(params, 0, 0)
+        self.sweep.status()
+        return self._format_int(self.sweep.completed)
+
+    def _soft_trigger(self, params: list[str]) -> None:
+        expect_params(params, 0, 0)
+        self.sweep.trigger()
+
+    def _set_trigger_output(self, params: list[str]) -> None:
+        self._refuse_while_sweeping()
+        expect_params(params, 1, 1)
+        self.sweep.settings.trigger_output = parse_int_choice(params[0], (0, 1, 2, 3))
+
+    def _query_trigger_output(self, params: list[str]) -> str:
+        expect_params(params, 0, 0)
+        return self._format_int(self.sweep.settings.trigger_output)
+
+    def _query_points(self, params: list[str]) -> str:
+        expect_params(params, 0, 0)
+        self.sweep.status()
+        return self._format_int(len(self.sweep.log_nm))
+
+    def _query_data(self, params: list[str]) -> str:
+        """IEEE 488.2 definite block of little-endian float32 wavelengths in nm (latin-1)."""
+        expect_params(params, 0, 0)
+        self.sweep.status()
+        payload = struct.pack(f"<{len(self.sweep.log_nm)}f", *self.sweep.log_nm)
+        length = str(len(payload))
+        return f"#{len(length)}{length}" + payload.decode("latin-1")
+
+    def _sweep_commands(self) -> list[Command]:
+        lo, hi = self.wavelength_min_nm, self.wavelength_max_nm
+        span = hi - lo
+
+        def named(pattern: str, handlers: Handlers) -> Command:
+            return Command(pattern, set=handlers[0], query=handlers[1])
+
+        return [
+            named(":WAVelength:SWEep:STARt", self._nm_setting("start_nm", lo, hi)),
+            named(":WAVelength:SWEep:STOP", self._nm_setting("stop_nm", lo, hi)),
+            named(":WAVelength:SWEep:STEP", self._nm_setting("step_nm", SWEEP_STEP_MIN_NM, span)),
+            named("[:WAVelength]:FREQuency:SWEep:STARt", self._hz_setting("start_nm")),
+            named("[:WAVelength]:FREQuency:SWEep:STOP", self._hz_setting("stop_nm")),
+            Command(
+                "[:WAVelength]:FREQuency:SWEep:STEP",
+                set=self._set_frequency_step, query=self._query_frequency_step,
+            ),
+            Command(":WAVelength:SWEep:SPEed", set=self._set_speed, query=self._query_speed),
+            named(":WAVelength:SWEep:MODe",
+                  self._number_setting("mode", NumberSpec(0, 3), integer=True)),
+            named(":WAVelength:SWEep:DWELl", self._number_setting("dwell_s", SECONDS_0_999)),
+            named(":WAVelength:SWEep:DELay", self._number_setting("delay_s", SECONDS_0_999)),
+            named(":WAVelength:SWEep:CYCLes",
+                  self._number_setting("cycles", NumberSpec(0, 999), integer=True)),
+            Command(
+                ":WAVelength:SWEep[:STATe]", set=self._set_sweep_state,
+                query=self._query_sweep_state,
+            ),
+            Command(":WAVelength:SWEep:REPeat", set=self._repeat),
+            Command(":WAVelength:SWEep:COUNt?", query=self._query_count),
+            self._sweep_flag(":TRIGger:INPut:EXTernal", "trigger_input_external"),
+            Command(":TRIGger:INPut:SOFTtrigger", set=self._soft_trigger),
+            Command(
+                ":TRIGger:OUTPut", set=self._set_trigger_output, query=self._query_trigger_output
+            ),
+            named(":TRIGger:OUTPut:STEP",
+                  self._nm_setting("trigger_step_nm", SWEEP_STEP_MIN_NM, span)),
+            Command(":READout:POINts?", query=self._query_points),
+            Command(":READout:DATa?", query=self._query_data),
+        ]
+
+    def _sweep_flag(self, pattern: str, attribute: str) -> Command:
+        def set_flag(params: list[str]) -> None:
+            self._refuse_while_sweeping()
+            expect_params(params, 1, 1)
+            setattr(self.sweep.settings, attribute, parse_bool(params[0]))
+
+        def query_flag(params: list[str]) -> str:
+            expect_params(params, 0, 0)
+            return self._format_int(int(getattr(self.sweep.settings, attribute)))
+
+        return Command(pattern, set=set_flag, query=query_flag)
+
     # -- the table -----------------------------------------------------------------------------
 
     def _flag(self, pattern: str, attribute: str, *, enumerated: bool = False) -> Command:
@@ -244,4 +471,5 @@ class SantecTsl570(SimulatedInstrument):
             self._flag(":SYSTem:COMMunicate:CODe", "scpi_mode", enumerated=True),
             Command(":SYSTem:LOCK?", query=self._query_lock),
             Command(":SYSTem:VERSion?", query=self._query_version),
+            *self._sweep_commands(),
         ]
