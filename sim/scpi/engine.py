@@ -200,6 +200,7 @@ class ScpiEngine:
         no_error: str = '0,"No error"',
         queue_size: int = 10,
         overflow_text: str = "Queue overflow",
+        options: str | None = None,
     ) -> None:
         self.errors = ErrorQueue(queue_size, overflow_text)
         self.no_error = no_error
@@ -222,6 +223,8 @@ class ScpiEngine:
             "*SRE": (self._set_sre, _without_params(lambda: self.format_int(self.sre))),
             "*STB": (None, _without_params(lambda: self.format_int(self.status_byte()))),
         }
+        if options is not None:  # IEEE 488.2 *OPT?: installed options ("0" for none)
+            self._common["*OPT"] = (None, _without_params(lambda: options))
 
     # -- error queue and status ------------------------------------------------------------
 

@@ -87,7 +87,8 @@ class SantecTsl570(SimulatedInstrument):
         self.sweep = Sweep(self.clock)
         self.reset()
         self.engine = ScpiEngine(
-            self._commands(), idn=self.idn, reset=self.reset, format_int=self._format_int
+            self._commands(), idn=self.idn, reset=self.reset, format_int=self._format_int,
+            options="0",
         )
 
     # -- state ---------------------------------------------------------------------------------
@@ -410,9 +411,27 @@ class SantecTsl570(SimulatedInstrument):
             ),
             named(":TRIGger:OUTPut:STEP",
                   self._nm_setting("trigger_step_nm", SWEEP_STEP_MIN_NM, span)),
+            Command(":WAVelength:SWEep:RANGe:MINimum?", query=self._range_query(lo, "nm")),
+            Command(":WAVelength:SWEep:RANGe:MAXimum?", query=self._range_query(hi, "nm")),
+            Command("[:WAVelength]:FREQuency:SWEep:RANGe:MINimum?",
+                    query=self._range_query(hi, "hz")),
+            Command("[:WAVelength]:FREQuency:SWEep:RANGe:MAXimum?",
+                    query=self._range_query(lo, "hz")),
             Command(":READout:POINts?", query=self._query_points),
             Command(":READout:DATa?", query=self._query_data),
         ]
+
+    def _range_query(self, wavelength_nm: float, as_unit: str) -> QueryHandler:
+        """The sweepable range's ends: a wavelength, or its frequency c/λ."""
+
+        def query(params: list[str]) -> str:
+            expect_params(params, 0, 0)
+            if as_unit == "hz":
+                hz = C_M_PER_S / (wavelength_nm * 1e-9)
+                return self._format_float(hz / self._frequency_scale_hz(), 5)
+            return self._format_float(wavelength_nm / self._wavelength_scale_nm(), 4)
+
+        return query
 
     def _sweep_flag(self, pattern: str, attribute: str) -> Command:
         def set_flag(params: list[str]) -> None:
