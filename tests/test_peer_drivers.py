@@ -15,9 +15,6 @@ from typing import Any
 import pytest
 
 pytest.importorskip("pymeasure")
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:It is not known whether this device support SCPI:FutureWarning"
-)
 
 from pymeasure.instruments.santec import TSL570
 from pymeasure.instruments.santec.tsl500series import SweepMode
