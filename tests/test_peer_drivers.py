@@ -24,6 +24,10 @@ from lumina_hal.sim.scpi.pm100d import ThorlabsPm100d
 from lumina_hal.sim.scpi.server import ScpiTcpServer
 from lumina_hal.sim.scpi.tsl570 import SantecTsl570
 
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:It is not known whether this device support SCPI:FutureWarning"
+)
+
 
 def _open(driver: Any, model: Any) -> Iterator[tuple[Any, Any]]:
     with ScpiTcpServer(model) as server:
