@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from lumina_hal.sim.scpi.engine import Clock, Command, ScpiEngine, SimulatedInstrument
+from lumina_hal.sim.scpi.engine import (
+    Clock,
+    Command,
+    QueryHandler,
+    ScpiEngine,
+    SetHandler,
+    SimulatedInstrument,
+)
 from lumina_hal.sim.scpi.params import (
     NumberSpec,
     ScpiError,
@@ -60,6 +68,37 @@ S130C = SensorHead("S130C", "210921324", "21-SEP-2021", 1, 3, 33, 400.0, 1100.0,
 S155C = SensorHead("S155C", "230605117", "05-JUN-2023", 1, 2, 33, 800.0, 1700.0, 1550.0)
 
 
+OPER_DATA_READY = 512  # operation condition bit 9: a reading waits for FETC? [sim]
+QUES_OVER_RANGE = 16  # questionable condition bit 4: the last reading was over range [sim]
+MASK = NumberSpec(0, 32767, resolution=1)
+
+
+class StatusRegister:
+    """An SCPI status register: condition, transition filters, latched event, enable mask."""
+
+    def __init__(self) -> None:
+        self._condition = 0
+        self.event = 0
+        self.ptransition = 32767
+        self.ntransition = 0
+        self.enable = 0
+
+    @property
+    def condition(self) -> int:
+        return self._condition
+
+    @condition.setter
+    def condition(self, value: int) -> None:
+        rising, falling = value & ~self._condition, self._condition & ~value
+        self.event |= (rising & self.ptransition) | (falling & self.ntransition)
+        self._condition = value
+
+    def read_event(self) -> int:
+        """The event register, cleared by reading it."""
+        value, self.event = self.event, 0
+        return value
+
+
 class ThorlabsPm100d(SimulatedInstrument):
     """The PM100D power-measurement subset: sensor, wavelength, unit, range, averaging."""
 
@@ -88,7 +127,10 @@ class ThorlabsPm100d(SimulatedInstrument):
         self.input_power_w = 0.0  # optical power on the sensor, set by a coupling layer
         self.dark_power_w = dark_power_w
         self.noise_w = noise_w  # standard deviation of one sample
+        self.responsivity_a_w = 1.0  # photocurrent per watt on the sensor (MEAS:CURR?)
         self._rng = random.Random(seed)
+        self.operation = StatusRegister()
+        self.questionable = StatusRegister()
         self.reset()
         no_error = '+0,"No error"' if plus_zero_no_error else '0,"No error"'
         self.engine = ScpiEngine(
@@ -105,6 +147,11 @@ class ThorlabsPm100d(SimulatedInstrument):
         self.range_w = self._ranges()[-1]  # the manual range (used when auto_range is off)
         self.average_count = 1
         self.last_measurement_w: float | None = None  # taken by INIT, read by FETC?
+        self.attenuation_db = 0.0  # [SENS]:CORR:LOSS: readings are multiplied by 10^(dB/10)
+        self.beam_diameter_mm = 9.5
+        self.zero_w = 0.0
+        self.low_bandwidth = False  # INP:FILT
+        self.operation.condition &= ~OPER_DATA_READY  # status masks survive *RST
 
     def idn(self) -> str:
         return f"Thorlabs,PM100D,{self.serial},{self.firmware}"
@@ -128,13 +175,21 @@ class ThorlabsPm100d(SimulatedInstrument):
         return self.range_w
 
     def sample_w(self) -> float:
-        """One averaged reading in watts (before the over-range check)."""
+        """One averaged reading in watts: zero subtracted, attenuation compensated (before the
+        over-range check, which applies to the power on the sensor)."""
+        return (self._raw_w() - self.zero_w) * 10.0 ** (self.attenuation_db / 10.0)
+
+    def _raw_w(self) -> float:
+        """What the sensor sees in one averaged sample (W)."""
         power = self.input_power_w + self.dark_power_w
         sigma = self.noise_w / math.sqrt(self.average_count)
         return power + self._rng.gauss(0.0, sigma) if sigma > 0 else power
 
     def _reading_text(self, power_w: float) -> str:
-        if power_w > self.active_range_w * (1 + 1e-12):
+        on_sensor_w = power_w / 10.0 ** (self.attenuation_db / 10.0) + self.zero_w
+        over = on_sensor_w > self.active_range_w * (1 + 1e-12)
+        self.questionable.condition = QUES_OVER_RANGE if over else 0
+        if over:
             return format_e(OVER_RANGE)
         if self.unit_dbm:
             return format_e(watts_to_dbm(max(power_w, DBM_FLOOR_W)))
@@ -209,6 +264,7 @@ class ThorlabsPm100d(SimulatedInstrument):
     def _configure(self, params: list[str]) -> None:
         expect_params(params, 0, 0)
         self.last_measurement_w = None  # a new configuration invalidates the last result
+        self.operation.condition &= ~OPER_DATA_READY
 
     def _query_configuration(self, params: list[str]) -> str:
         expect_params(params, 0, 0)
@@ -218,6 +274,7 @@ class ThorlabsPm100d(SimulatedInstrument):
         expect_params(params, 0, 0)
         self._sensor()
         self.last_measurement_w = self.sample_w()
+        self.operation.condition |= OPER_DATA_READY
 
     def _abort(self, params: list[str]) -> None:
         expect_params(params, 0, 0)
@@ -233,9 +290,91 @@ class ThorlabsPm100d(SimulatedInstrument):
         self._initiate(params)
         return self._fetch(params)
 
+    # -- corrections, other readings, status (docs/instrument-sim.md) ----------------------------
+
+    def _value(self, attribute: str, spec: NumberSpec) -> tuple[SetHandler, QueryHandler]:
+        def set_value(params: list[str]) -> None:
+            setattr(self, attribute, spec.parse_params(params))
+
+        def query_value(params: list[str]) -> str:
+            return format_e(spec.query_value(params, getattr(self, attribute)))
+
+        return set_value, query_value
+
+    def _flag_command(self, pattern: str, attribute: str) -> Command:
+        def set_flag(params: list[str]) -> None:
+            expect_params(params, 1, 1)
+            setattr(self, attribute, parse_bool(params[0]))
+
+        def query_flag(params: list[str]) -> str:
+            expect_params(params, 0, 0)
+            return str(int(getattr(self, attribute)))
+
+        return Command(pattern, set=set_flag, query=query_flag)
+
+    def _zero(self, params: list[str]) -> None:
+        expect_params(params, 0, 0)
+        self._sensor()
+        self.zero_w = self._raw_w() - self.input_power_w  # the dark reading, noise included
+
+    def _reading(self, value: Callable[[], float]) -> QueryHandler:
+        def query(params: list[str]) -> str:
+            expect_params(params, 0, 0)
+            self._sensor()
+            return format_e(value())
+
+        return query
+
+    def _register(self, register: StatusRegister, *, filters: bool) -> list[Command]:
+        root = "STATus:OPERation" if register is self.operation else "STATus:QUEStionable"
+
+        def mask(name: str, header: str) -> Command:
+            def set_mask(params: list[str]) -> None:
+                setattr(register, name, int(MASK.parse_params(params)))
+
+            def query_mask(params: list[str]) -> str:
+                expect_params(params, 0, 0)
+                return str(getattr(register, name))
+
+            return Command(f"{root}:{header}", set=set_mask, query=query_mask)
+
+        def event(params: list[str]) -> str:
+            expect_params(params, 0, 0)
+            return str(register.read_event())
+
+        def condition(params: list[str]) -> str:
+            expect_params(params, 0, 0)
+            return str(register.condition)
+
+        commands = [
+            Command(f"{root}[:EVENt]?", query=event),
+            Command(f"{root}:CONDition?", query=condition),
+            mask("enable", "ENABle"),
+        ]
+        if filters:
+            commands += [mask("ptransition", "PTRansition"), mask("ntransition", "NTRansition")]
+        return commands
+
     def _commands(self) -> list[Command]:
         sense = "[SENSe[1]]"
+        attenuation = self._value("attenuation_db", NumberSpec(-60.0, 60.0, units={"DB": 1.0}))
+        beam = self._value("beam_diameter_mm", NumberSpec(0.1, 100.0, units={"MM": 1.0}))
         return [
+            Command(f"{sense}:CORRection[:LOSS][:INPut][:MAGNitude]", set=attenuation[0],
+                    query=attenuation[1]),
+            Command(f"{sense}:CORRection:BEAMdiameter", set=beam[0], query=beam[1]),
+            Command(f"{sense}:CORRection:COLLect:ZERO[:INITiate]", set=self._zero),
+            Command(f"{sense}:CORRection:COLLect:ZERO:STATe?", query=lambda p: "0"),
+            Command(f"{sense}:CORRection:COLLect:ZERO:MAGNitude?",
+                    query=self._reading(lambda: self.zero_w)),
+            self._flag_command("INPut[1]:FILTer[:LPASs][:STATe]", "low_bandwidth"),
+            Command("MEASure[:SCALar]:CURRent[:DC]?",
+                    query=self._reading(lambda: self._raw_w() * self.responsivity_a_w)),
+            Command(f"{sense}:CURRent[:DC]:RANGe[:UPPer]?",
+                    query=self._reading(lambda: self.active_range_w * self.responsivity_a_w)),
+            Command("MEASure[:SCALar]:FREQuency?", query=self._reading(lambda: 0.0)),
+            *self._register(self.operation, filters=True),
+            *self._register(self.questionable, filters=False),
             Command("SYSTem:SENSor:IDN?", query=self._query_sensor_idn),
             Command(
                 f"{sense}:CORRection:WAVelength",
@@ -258,5 +397,5 @@ class ThorlabsPm100d(SimulatedInstrument):
             Command("ABORt", set=self._abort),
             Command("FETCh?", query=self._fetch),
             Command("READ?", query=self._read),
-            Command("MEASure[:SCALar][:POWer]?", query=self._read),
+            Command("MEASure[:SCALar][:POWer]", set=self._initiate, query=self._read),
         ]
