@@ -22,7 +22,9 @@ import numpy as np
 
 from lumina_hal.bench.roles import Laser, PowerMeter
 from lumina_hal.errors import ConfigurationError, InputError, OverRangeError
+from lumina_hal.grids import inclusive_grid
 from lumina_hal.progress import progress_bar
+from lumina_hal.tables import Table
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,16 @@ class Spectrum:
 
         return abs(edge(1) - edge(-1))
 
+    def to_table(self) -> Table:
+        """Wavelength, power and transmission with units (``.to_xarray()``, ``.to_pandas()``)."""
+        columns = {
+            "wavelength_nm": self.wavelength_nm,
+            "power_w": self.power_w,
+            "transmission_db": self.transmission_db,
+        }
+        title = f"swept transmission, laser {self.laser_power_dbm:g} dBm"
+        return Table(columns, SPECTRUM_UNITS, title)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "wavelength_nm": self.wavelength_nm.tolist(),
@@ -80,16 +92,9 @@ class Spectrum:
 
 def wavelength_grid(start_nm: float, stop_nm: float, step_nm: float) -> list[float]:
     """``start_nm`` to ``stop_nm`` inclusive in steps of ``step_nm`` > 0 (either direction)."""
-    values = (start_nm, stop_nm, step_nm)
-    if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
-        raise InputError(f"start, stop and step must be finite numbers in nm, got {values}")
-    if step_nm <= 0:
-        raise InputError(f"step_nm must be > 0, got {step_nm:g}")
-    count = math.floor(abs(stop_nm - start_nm) / step_nm + 1e-9) + 1
-    if count > MAX_SPECTRUM_POINTS:
-        raise InputError(f"the sweep has {count} points; at most {MAX_SPECTRUM_POINTS} allowed")
-    direction = 1.0 if stop_nm >= start_nm else -1.0
-    return [round(start_nm + direction * k * step_nm, 6) for k in range(count)]
+    return inclusive_grid(
+        start_nm, stop_nm, step_nm, max_points=MAX_SPECTRUM_POINTS, what="wavelength (nm)"
+    )
 
 
 def swept_transmission(

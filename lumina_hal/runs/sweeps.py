@@ -24,6 +24,7 @@ from lumina_hal.metrics import Workload, error_stats, reference_workload
 from lumina_hal.progress import progress_bar
 from lumina_hal.runs.record_format import check_output_path, to_json
 from lumina_hal.runs.records import RecordedRun
+from lumina_hal.tables import Table
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,13 @@ class SweepResult:
 
     def to_dict(self) -> dict[str, list[float]]:
         return {name: getattr(self, name).tolist() for name in self.__dataclass_fields__}
+
+    def to_table(self) -> Table:
+        """The sweep as a table with units (``.to_xarray()``, ``.to_pandas()``, ``.plot()``)."""
+        names = {"setpoints_c": "setpoint_c", "temperatures_c": "temperature_c"}
+        columns = {names.get(n, n): getattr(self, n) for n in self.__dataclass_fields__}
+        units = {name: SWEEP_UNITS.get(name, "") for name in columns}
+        return Table(columns, units, "temperature sweep")
 
 
 def temperature_steps(start_c: float, stop_c: float, step_c: float) -> list[float]:
