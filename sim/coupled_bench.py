@@ -125,6 +125,8 @@ class CoupledBench:
         self.laser = SantecTsl570(clock=self.clock, seed=seed)
         self.tec = ThorlabsTed4015(clock=self.clock, tau_s=tau_s, ambient_c=ambient_c)
         self.meter = _CoupledMeter(self._meter_input_w, clock=self.clock, seed=seed + 1)
+        for model in (self.laser, self.tec, self.meter):
+            model.time_scale = 1.0 / speed  # work (tuning, averaging) runs as fast as the clock
         self.emulator = FirmwareEmulator(**self.chip_params)
         self.emulator.environment = self._chip_environment
         self._lock = threading.Lock()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import pytest
 
@@ -167,3 +168,28 @@ def test_several_clients_share_one_instrument_and_an_extra_one_is_refused():
         finally:
             a.close()
             b.close()
+
+
+def test_a_reading_takes_the_averaging_time_scaled_by_time_scale():
+    from lumina_hal.sim.scpi.pm100d import ThorlabsPm100d
+
+    meter = ThorlabsPm100d()
+    with ScpiTcpServer(meter) as server, socket.create_connection(
+        (server.host, server.port), timeout=5
+    ) as conn:
+        conn.sendall(b"SENS:AVER 100\n")  # 100 samples x 3 ms = 0.3 s of model time
+
+        def timed_read() -> float:
+            start = time.perf_counter()
+            conn.sendall(b"MEAS:POW?\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                data += conn.recv(4096)
+            return time.perf_counter() - start
+
+        assert timed_read() >= 0.29  # real time: at least the averaging time
+        meter.time_scale = 0.0
+        fast = timed_read()
+        meter.time_scale = 1.0
+        assert fast < 0.29  # answers at once, whatever the load (a lower bound above)
+    assert meter.process("SENS:AVER?") == "100"  # direct calls never wait

@@ -365,7 +365,21 @@ class SimulatedInstrument:
         self.clock: Clock = clock or time.monotonic
         self.lock = threading.RLock()
         self.engine: ScpiEngine
+        #: Wall-clock seconds per modelled second of work (averaging, tuning): 1.0 behaves like
+        #: the instrument, 0.01 a hundred times faster (tests), 0 answers at once.
+        self.time_scale = 1.0
+        self._work_s = 0.0
+
+    def take_time(self, seconds: float) -> None:
+        """The message being processed keeps the instrument busy ``seconds`` (model time)."""
+        self._work_s += max(seconds, 0.0)
 
     def process(self, message: str) -> str | None:
+        return self.process_timed(message)[0]
+
+    def process_timed(self, message: str) -> tuple[str | None, float]:
+        """The reply, and how long (wall-clock s) a server waits before sending it."""
         with self.lock:
-            return self.engine.process(message)
+            self._work_s = 0.0
+            reply = self.engine.process(message)
+            return reply, self._work_s * self.time_scale

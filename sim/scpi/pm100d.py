@@ -68,6 +68,7 @@ S130C = SensorHead("S130C", "210921324", "21-SEP-2021", 1, 3, 33, 400.0, 1100.0,
 S155C = SensorHead("S155C", "230605117", "05-JUN-2023", 1, 2, 33, 800.0, 1700.0, 1550.0)
 
 
+SAMPLE_S = 3e-3  # one sample of the PM100D (reference notes: "1 sample ~ 3 ms")
 OPER_DATA_READY = 512  # operation condition bit 9: a reading waits for FETC? [sim]
 QUES_OVER_RANGE = 16  # questionable condition bit 4: the last reading was over range [sim]
 MASK = NumberSpec(0, 32767, resolution=1)
@@ -273,6 +274,7 @@ class ThorlabsPm100d(SimulatedInstrument):
     def _initiate(self, params: list[str]) -> None:
         expect_params(params, 0, 0)
         self._sensor()
+        self.take_time(self.average_count * SAMPLE_S)  # a reading averages its samples
         self.last_measurement_w = self.sample_w()
         self.operation.condition |= OPER_DATA_READY
 

@@ -166,7 +166,11 @@ class ScpiTcpServer:
         """Process one message and send its reply; False when the connection must end."""
         if self.faults.unresponsive:
             return True
-        reply = self.instrument.process(line.decode("ascii", errors="replace").strip())
+        reply, delay_s = self.instrument.process_timed(
+            line.decode("ascii", errors="replace").strip()
+        )
+        if delay_s > 0 and self._stop.wait(delay_s):  # the instrument is busy; stop wins
+            return False
         if reply is None:
             return True
         # latin-1: ASCII replies unchanged, and a binary block's bytes 0-255 pass through

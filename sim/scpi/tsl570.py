@@ -38,6 +38,8 @@ MONITOR_FLOOR_DBM = -60.0  # what :POW:ACT? reads with no light out (a simulator
 ATTENUATION_DB = NumberSpec(0.0, 30.0, units={"DB": 1.0}, resolution=POWER_STEP_DB)
 SECONDS_0_999 = NumberSpec(0.0, 999.9, units={"S": 1.0, "MS": 1e-3})
 SWEEP_STEP_MIN_NM = 1e-4
+TUNE_SETTLE_S = 0.05  # a :WAV step: settle time plus travel at the top sweep speed [sim]
+TUNE_SPEED_NM_S = 200.0
 Handlers = tuple[SetHandler, QueryHandler]
 
 _WAVELENGTH_UNITS_M = {"PM": 1e-12, "NM": 1e-9, "UM": 1e-6, "MM": 1e-3, "M": 1.0}
@@ -160,7 +162,9 @@ class SantecTsl570(SimulatedInstrument):
     def _set_wavelength(self, params: list[str]) -> None:
         self._refuse_while_sweeping()
         value = self._wavelength_spec().parse_params(params) * self._wavelength_scale_nm()
-        self.wavelength_nm = round(value / WAVELENGTH_STEP_NM) * WAVELENGTH_STEP_NM
+        target = round(value / WAVELENGTH_STEP_NM) * WAVELENGTH_STEP_NM
+        self.take_time(TUNE_SETTLE_S + abs(target - self.wavelength_nm) / TUNE_SPEED_NM_S)
+        self.wavelength_nm = target
 
     def _query_wavelength(self, params: list[str]) -> str:
         self.emitted_wavelength_nm  # noqa: B018 - a finished sweep leaves the setpoint at its end
