@@ -86,6 +86,7 @@ def test_state_persists_across_clients_served_in_sequence(rm: pyvisa.ResourceMan
     with ScpiTcpServer(ThorlabsTed4015()) as server:
         first = open_client(rm, server)
         first.write("SOUR:TEMP 42")
+        assert first.query("*OPC?") == "1"  # sessions run concurrently: sync before leaving
         first.close()
         second = open_client(rm, server)
         try:
