@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -161,34 +161,6 @@ def plot_spectrum(
     spectrum: Spectrum, png_path: str | os.PathLike[str], *, title: str = ""
 ) -> Path:
     """Transmission (dB) against wavelength (nm), written to ``png_path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    try:
-        ax.plot(spectrum.wavelength_nm, spectrum.transmission_db, ".-", ms=3)
-        ax.set_xlabel("wavelength (nm)")
-        ax.set_ylabel("transmission (dB)")
-        ax.grid(True, alpha=0.3)
-        peak_nm, peak_db = spectrum.peak()
-        ax.set_title(title or f"swept transmission, peak {peak_db:.2f} dB at {peak_nm:.2f} nm")
-        fig.tight_layout()
-        path = Path(png_path)
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
-    return path
-
-
-def spectrum_rows(spectrum: Spectrum) -> Sequence[tuple[float, float, float]]:
-    """(wavelength nm, power W, transmission dB) per point, for tables."""
-    return list(
-        zip(
-            spectrum.wavelength_nm.tolist(),
-            spectrum.power_w.tolist(),
-            spectrum.transmission_db.tolist(),
-            strict=True,
-        )
-    )
+    peak_nm, peak_db = spectrum.peak()
+    title = title or f"swept transmission, peak {peak_db:.2f} dB at {peak_nm:.2f} nm"
+    return spectrum.to_table().plot("wavelength_nm", "transmission_db", png_path, title=title)
