@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
-from lumina_hal.errors import ConfigurationError
+from lumina_hal.errors import ConfigurationError, SafetyLimitError
 
 #: No ramp may take more steps than this (the limit a bench file and a ramp are checked against).
 MAX_RAMP_POINTS = 10_000
@@ -47,15 +47,22 @@ def config_number(value: Any, key: str, source: str, *, optional: bool = True) -
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigurationError(f"{source}: {key} must be a number, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):  # a huge Fraction or an exotic Real
+        raise ConfigurationError(f"{source}: {key} = {value!r} is not a float") from None
     if not math.isfinite(number):
         raise ConfigurationError(f"{source}: {key} must be finite, got {value!r}")
     return number
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, unsafe_hash=True)
 class Limits:
-    """Base of every role's soft limits. ``source`` names where they came from (errors say it)."""
+    """Base of every role's soft limits. ``source`` names where they came from (errors say it).
+
+    Read-only once built: assigning or deleting a field is a SafetyLimitError (a frozen
+    dataclass would raise a bare FrozenInstanceError). Subclasses validate in ``_validate``.
+    """
 
     source: str = "limits"
     #: The role these limits are for (in error messages).
@@ -69,6 +76,19 @@ class Limits:
         for name in self.number_fields:
             value = config_number(getattr(self, name), name, self.source)
             object.__setattr__(self, name, value)
+        self._validate()
+        object.__setattr__(self, "_built", True)
+
+    def _validate(self) -> None:
+        """Checks across fields (min <= max, ramp size); ConfigurationError naming the source."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_built", False):
+            raise SafetyLimitError(f"{self.source}: limits are read-only (tried to set {name})")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise SafetyLimitError(f"{self.source}: limits are read-only (tried to delete {name})")
 
     @classmethod
     def from_mapping(cls: type[L], values: Mapping[str, Any], source: str) -> L:
@@ -98,12 +118,12 @@ def _ordered(low: float | None, high: float | None, what: str, source: str) -> N
         raise ConfigurationError(f"{source}: {what} minimum {low:g} is above maximum {high:g}")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, unsafe_hash=True)
 class NoLimits(Limits):
     """Roles with nothing hazardous to limit (a power meter): every write is only type-checked."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, unsafe_hash=True)
 class LaserLimits(Limits):
     """Soft limits of a laser: power ceiling (dBm) and wavelength window (nm)."""
 
@@ -114,8 +134,7 @@ class LaserLimits(Limits):
     role = "laser"
     number_fields = ("max_power_dbm", "min_wavelength_nm", "max_wavelength_nm")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def _validate(self) -> None:
         _ordered(self.min_wavelength_nm, self.max_wavelength_nm, "wavelength", self.source)
 
     def bounds(self) -> dict[str, Bound]:
@@ -129,7 +148,7 @@ class LaserLimits(Limits):
         return {"output": ("power_dbm", "wavelength_nm")}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, unsafe_hash=True)
 class TecLimits(Limits):
     """Soft limits, ramp and safe state of a TEC controller (docs/safety.md §2)."""
 
@@ -147,6 +166,8 @@ class TecLimits(Limits):
         if self.step_interval_s is None:
             raise ConfigurationError(f"{self.source}: step_interval_s must be a number, got None")
         super().__post_init__()
+
+    def _validate(self) -> None:
         _ordered(self.min_c, self.max_c, "temperature", self.source)
         if self.max_step_c is not None:
             if not self.max_step_c > 0:
