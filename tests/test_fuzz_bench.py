@@ -296,14 +296,14 @@ def test_power_meter_setters_raise_only_lumina_errors(name, value):
 MODELS = ["santec-tsl570", "keysight-8164b", "thorlabs-pm100d", "thorlabs-ted4015", "acme", ""]
 RESOURCES = ["TCPIP0::127.0.0.1::5000::SOCKET", "USB0::0x1313::0x8048::M00324477::INSTR",
              "GPIB0::20::INSTR", "NOPE::INSTR", "", "::"]  # fmt: skip
+PARAM_VALUES = [*MODELS, "@sim", "@py", "x@sim", "0", "nan", "1e9", "-1"]
 visa_uris = st.builds(
     lambda scheme, resource, params: f"{scheme}://{resource}?"
     + "&".join(f"{k}={v}" for k, v in params),
     st.sampled_from(["visa", "VISA", "mock", "visa+x", ""]),
     st.one_of(st.sampled_from(RESOURCES), st.text(max_size=10)),
     st.lists(st.tuples(st.sampled_from(["model", "backend", "timeout", "bogus"]),
-                       st.one_of(st.sampled_from([*MODELS, "@sim", "@py", "x@sim", "0", "nan", "1e9", "-1"]),
-                                 st.text(max_size=5))),
+                       st.one_of(st.sampled_from(PARAM_VALUES), st.text(max_size=5))),
              max_size=3),
 )  # fmt: skip
 
