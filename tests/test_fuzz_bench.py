@@ -213,23 +213,24 @@ def _apply(laser: SantecTsl570, path: str, value: Any) -> None:
        st.lists(st.tuples(st.sampled_from(LASER_PATHS), laser_values), min_size=1, max_size=8))
 def test_no_write_ever_leaves_the_laser_limits(limits, setpoint_dbm, operations):
     laser, resource = santec(limits, setpoint_dbm)
-    for path, value in operations:
-        before = len(resource.writes)
-        try:
-            _apply(laser, path, value)
-        except LuminaError:
-            assert len(resource.writes) == before, "a refused call wrote something"
-    power_dbm = setpoint_dbm
-    for command in resource.writes:
-        header, _, text = command.partition(" ")
-        if header == ":POW":
-            power_dbm = float(text)
-            assert power_dbm <= limits.max_power_dbm + 0.005  # written with two decimals
-        elif header == ":WAV":
-            nm = float(text) * 1e9
-            assert limits.min_wavelength_nm - 1e-6 <= nm <= limits.max_wavelength_nm + 1e-6
-        elif command == ":POW:STAT 1":
-            assert power_dbm <= limits.max_power_dbm + 0.005, "output on above the power limit"
+    with contextlib.closing(laser):  # nothing left open for the exit hook
+        for path, value in operations:
+            before = len(resource.writes)
+            try:
+                _apply(laser, path, value)
+            except LuminaError:
+                assert len(resource.writes) == before, "a refused call wrote something"
+        power_dbm = setpoint_dbm
+        for command in resource.writes:
+            header, _, text = command.partition(" ")
+            if header == ":POW":
+                power_dbm = float(text)
+                assert power_dbm <= limits.max_power_dbm + 0.005  # written with two decimals
+            elif header == ":WAV":
+                nm = float(text) * 1e9
+                assert limits.min_wavelength_nm - 1e-6 <= nm <= limits.max_wavelength_nm + 1e-6
+            elif command == ":POW:STAT 1":
+                assert power_dbm <= limits.max_power_dbm + 0.005, "output on above the power limit"
 
 
 def ted(limits: TecLimits, setpoint_c: float) -> tuple[ThorlabsTed4015, RecordingInstrument]:
@@ -255,24 +256,25 @@ def test_tec_ramps_stay_inside_the_limits_and_the_step_count(data, start_c, low,
     except LuminaError:
         return  # a limits object that would ramp too finely is refused when it is made
     tec, resource = ted(limits, start_c)
-    path = data.draw(st.sampled_from(["setpoint_c", "ramp_to", "_setpoint_c", "output", "on"]))
-    value = data.draw(st.one_of(st.floats(-60, 160), any_value))
-    try:
-        if path == "ramp_to":
-            tec.ramp_to(value)
-        elif path == "on":
-            tec.on()
-        else:
-            setattr(tec, path, value)
-    except LuminaError:
-        assert resource.writes == []
-        return
-    temps = [float(c.split()[1]) for c in resource.writes if c.startswith("SOUR:TEMP ")]
-    assert len(temps) <= MAX_RAMP_POINTS
-    for t in temps:
-        assert limits.min_c - 5e-4 <= t <= limits.max_c + 5e-4  # written with three decimals
-    if "OUTP 1" in resource.writes:
-        assert limits.min_c - 5e-4 <= start_c <= limits.max_c + 5e-4
+    with contextlib.closing(tec):  # nothing left open for the exit hook
+        path = data.draw(st.sampled_from(["setpoint_c", "ramp_to", "_setpoint_c", "output", "on"]))
+        value = data.draw(st.one_of(st.floats(-60, 160), any_value))
+        try:
+            if path == "ramp_to":
+                tec.ramp_to(value)
+            elif path == "on":
+                tec.on()
+            else:
+                setattr(tec, path, value)
+        except LuminaError:
+            assert resource.writes == []
+            return
+        temps = [float(c.split()[1]) for c in resource.writes if c.startswith("SOUR:TEMP ")]
+        assert len(temps) <= MAX_RAMP_POINTS
+        for t in temps:
+            assert limits.min_c - 5e-4 <= t <= limits.max_c + 5e-4  # written with three decimals
+        if "OUTP 1" in resource.writes:
+            assert limits.min_c - 5e-4 <= start_c <= limits.max_c + 5e-4
 
 
 @FUZZ
@@ -284,11 +286,12 @@ def test_power_meter_setters_raise_only_lumina_errors(name, value):
     resource = RecordingInstrument(answers, {}, "SYST:ERR?")
     meter = ThorlabsPm100d("FAKE", resource=resource)
     meter.open()
-    resource.recording = True
-    try:
-        setattr(meter, name, value)
-    except LuminaError:
-        assert resource.writes == []
+    with contextlib.closing(meter):  # nothing left open for the exit hook
+        resource.recording = True
+        try:
+            setattr(meter, name, value)
+        except LuminaError:
+            assert resource.writes == []
 
 
 # --- open_instrument -------------------------------------------------------------------------
@@ -327,9 +330,10 @@ def test_open_instrument_with_any_uri_and_limits_raises_only_lumina_errors(
 
 def test_the_recording_fake_sees_writes_so_the_properties_can_fail():
     laser, resource = santec(LaserLimits(max_power_dbm=5.0), 0.0)
-    laser.power_dbm = 4.0
-    laser.on()
-    assert resource.writes == [":POW 4.00", ":POW:STAT 1"]
-    with contextlib.suppress(SafetyLimitError):
-        laser.power_dbm = 6.0
-    assert resource.writes == [":POW 4.00", ":POW:STAT 1"]
+    with contextlib.closing(laser):  # nothing left open for the exit hook
+        laser.power_dbm = 4.0
+        laser.on()
+        assert resource.writes == [":POW 4.00", ":POW:STAT 1"]
+        with contextlib.suppress(SafetyLimitError):
+            laser.power_dbm = 6.0
+        assert resource.writes == [":POW 4.00", ":POW:STAT 1"]

@@ -360,3 +360,61 @@ def test_parse_bench_config_rejects_non_table_limits():
 def test_errors_are_lumina_errors():
     for error in (ConfigurationError, InputError, SafetyLimitError, ExpectedProtocolError):
         assert issubclass(error, LuminaError)
+
+
+# --- exit paths of a standalone instrument (a bench has its own tests in test_bench.py) ------
+
+_FORGOTTEN = """
+import logging, signal, sys, time
+import lumina_hal
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+laser = lumina_hal.open_instrument(
+    "visa://TCPIP0::127.0.0.1::5000::SOCKET?model=santec-tsl570&backend=@sim",
+    limits={"max_power_dbm": 10.0},
+)
+laser.power_dbm = 5.0
+laser.on()
+how = sys.argv[1]
+if how == "with-sigterm":
+    with lumina_hal.open_instrument(
+        "visa://USB0::0x1313::0x8048::M00324477::INSTR?model=thorlabs-ted4015&backend=@sim"
+    ) as tec:
+        tec.on()
+        print("ready", flush=True)
+        time.sleep(60)
+print("ready", flush=True)
+if how == "exception":
+    raise RuntimeError("the script failed")
+if how == "exit":
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "returncode"), [("end", 0), ("exception", 1), ("exit", 3), ("with-sigterm", 143)]
+)
+def test_an_instrument_left_open_is_made_safe_at_exit(how, returncode):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUMINA_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _FORGOTTEN, how],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        if how == "with-sigterm":
+            proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == returncode, stderr
+    assert "laser still open at exit; applying its safe state" in stderr
+    assert "laser output off (safe state)" in stderr
+    if how == "with-sigterm":  # the with block closed the TEC before the laser was caught
+        assert "TEC output off (safe state)" in stderr
+        assert stderr.index("TEC output off") < stderr.index("laser still open at exit")

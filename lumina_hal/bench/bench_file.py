@@ -10,16 +10,14 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from lumina_hal.bench.exits import SigtermUnwinds
 from lumina_hal.bench.limits import LaserLimits, Limits, TecLimits
 from lumina_hal.bench.roles import Instrument, Laser, PowerMeter, TemperatureController
 from lumina_hal.bench.spectra import Spectrum, swept_transmission, wavelength_grid
@@ -168,7 +166,7 @@ class Bench:
         self.laser: Laser | None = None
         self.power_meter: PowerMeter | None = None
         self.tec: TemperatureController | None = None
-        self._previous_sigterm: Any = None
+        self._sigterm = SigtermUnwinds()
         self._closed = False
 
     # --- opening -------------------------------------------------------------------------------
@@ -258,8 +256,7 @@ class Bench:
             raise failures[0]
 
     def __enter__(self) -> Bench:
-        if threading.current_thread() is threading.main_thread():
-            self._previous_sigterm = signal.signal(signal.SIGTERM, _terminate)
+        self._sigterm.__enter__()
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -273,9 +270,7 @@ class Bench:
             else:
                 self.close()
         finally:
-            if self._previous_sigterm is not None:
-                signal.signal(signal.SIGTERM, self._previous_sigterm)
-                self._previous_sigterm = None
+            self._sigterm.__exit__()
 
     def swept_transmission(
         self,
@@ -327,11 +322,6 @@ class Bench:
             except LuminaError as exc:
                 out[name] = {"uri": part.uri, "error": str(exc)}
         return out
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM inside ``with bench:`` unwinds like Ctrl-C, so the safe states run."""
-    raise SystemExit(128 + signum)
 
 
 def open_bench(

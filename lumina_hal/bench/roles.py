@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from lumina_hal.bench.exits import SigtermUnwinds, track_open, untrack
 from lumina_hal.bench.limits import LaserLimits, Limits, NoLimits, TecLimits
 from lumina_hal.bench.safety import Kind, SafetyGate, coerce
 from lumina_hal.bench.safety import ramp_points as ramp_points  # re-export (old home)
@@ -73,6 +74,7 @@ class Instrument(ABC):
         self.uri = ""
         #: Apply the role's safe state in close() (laser off, TEC safe).
         self.safe_on_close = True
+        self._sigterm = SigtermUnwinds()
 
     @classmethod
     def from_uri(cls, uri: DeviceURI, **params: Any) -> Instrument:
@@ -103,6 +105,7 @@ class Instrument(ABC):
                 self._gate.seal()
                 self._identity = self._open()
                 self._is_open = True
+                track_open(self)  # made safe at interpreter exit if never closed
                 log.info("%s opened: %s", self.role, self._identity)
         return self
 
@@ -118,16 +121,22 @@ class Instrument(ABC):
                 log.error("%s: safe state on close failed: %s", self.role, exc)
             finally:
                 self._is_open = False
+                untrack(self)
                 try:
                     self._close()
                 except Exception as exc:  # a close must not raise: the link may be gone
                     log.warning("%s: closing the resource failed: %s", self.role, exc)
 
     def __enter__(self) -> Instrument:
-        return self.open()
+        self.open()
+        self._sigterm.__enter__()  # SIGTERM unwinds the with, so close() makes it safe
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        try:
+            self.close()
+        finally:
+            self._sigterm.__exit__()
 
     def _require_open(self) -> None:
         if not self._is_open:
