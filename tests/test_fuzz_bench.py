@@ -220,17 +220,17 @@ def test_no_write_ever_leaves_the_laser_limits(limits, setpoint_dbm, operations)
                 _apply(laser, path, value)
             except LuminaError:
                 assert len(resource.writes) == before, "a refused call wrote something"
-        power_dbm = setpoint_dbm
+        power_dbm = float(f"{setpoint_dbm:.2f}")  # as the laser holds it
         for command in resource.writes:
             header, _, text = command.partition(" ")
             if header == ":POW":
                 power_dbm = float(text)
-                assert power_dbm <= limits.max_power_dbm + 0.005  # written with two decimals
+                assert power_dbm <= limits.max_power_dbm  # as sent: rounding is checked too
             elif header == ":WAV":
                 nm = float(text) * 1e9
-                assert limits.min_wavelength_nm - 1e-6 <= nm <= limits.max_wavelength_nm + 1e-6
+                assert limits.min_wavelength_nm <= nm <= limits.max_wavelength_nm
             elif command == ":POW:STAT 1":
-                assert power_dbm <= limits.max_power_dbm + 0.005, "output on above the power limit"
+                assert power_dbm <= limits.max_power_dbm, "output on above the power limit"
 
 
 def ted(limits: TecLimits, setpoint_c: float) -> tuple[ThorlabsTed4015, RecordingInstrument]:
@@ -272,9 +272,9 @@ def test_tec_ramps_stay_inside_the_limits_and_the_step_count(data, start_c, low,
         temps = [float(c.split()[1]) for c in resource.writes if c.startswith("SOUR:TEMP ")]
         assert len(temps) <= MAX_RAMP_POINTS
         for t in temps:
-            assert limits.min_c - 5e-4 <= t <= limits.max_c + 5e-4  # written with three decimals
+            assert limits.min_c <= t <= limits.max_c  # as sent, after rounding
         if "OUTP 1" in resource.writes:
-            assert limits.min_c - 5e-4 <= start_c <= limits.max_c + 5e-4
+            assert limits.min_c <= float(f"{start_c:.3f}") <= limits.max_c  # as the TEC holds it
 
 
 @FUZZ

@@ -166,6 +166,19 @@ def test_output_on_is_refused_while_the_setpoint_is_above_the_limit(path):
         path(laser)
 
 
+def test_rounding_for_the_wire_cannot_carry_a_value_past_the_limit():
+    # 9.996 dBm is inside a 9.996 dBm limit, but the TSL-570 takes two decimals: ":POW 10.00".
+    limits = LaserLimits(max_power_dbm=9.996, max_wavelength_nm=1550.000001)
+    with (
+        expected_protocol(SantecTsl570, SANTEC_OPEN, limits=limits) as laser,
+        pytest.raises(SafetyLimitError, match=r"power_dbm as sent .* = 10 dBm is above"),
+    ):
+        laser.power_dbm = 9.996
+    exchanges = [*SANTEC_OPEN, *checked(":POW 9.99", SANTEC_OK)]
+    with expected_protocol(SantecTsl570, exchanges, limits=limits) as laser:
+        laser.power_dbm = 9.994  # rounds down: sent
+
+
 def test_output_off_is_never_refused():
     exchanges = [*SANTEC_OPEN, *checked(":POW:STAT 0", SANTEC_OK)]
     with expected_protocol(SantecTsl570, exchanges, limits=LASER_LIMITS) as laser:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import string
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
@@ -178,14 +179,30 @@ class ScpiProperty:
         )
 
     def _send(self, instrument: Any, value: Any) -> None:
-        """After the gate: the instrument's range, the format, the write and the error queue."""
+        """After the gate: the instrument's range, the format, the write and the error queue.
+
+        A number is checked once more as the wire will carry it (``:POW 10.00`` for 9.996):
+        ``parse`` reads the formatted argument back into the role's unit, and the gate checks
+        that value too, so rounding can never carry a setting past a soft limit.
+        """
         if self.validate is not None:
             value = self.validate(instrument, self.name, value)
         if self.format is not None:
             value = self.format(value)
         if self.set_command is None:  # pragma: no cover - __set__ refuses first
             raise InputError(f"{self.name} is read-only")
+        if self.kind == "number":
+            wire_value = self.parse(_argument(self.set_command, value))
+            instrument._gate.check_sent(self.quantity, wire_value)
         instrument._write(self.set_command.format(value))
+
+
+def _argument(set_command: str, value: Any) -> str:
+    """The text the ``{...}`` field of ``set_command`` turns ``value`` into (no literal text)."""
+    for _, field, spec, conversion in string.Formatter().parse(set_command):
+        if field is not None:
+            return ("{" + (f"!{conversion}" if conversion else "") + f":{spec}" + "}").format(value)
+    raise ConfigurationError(f"SCPI set command {set_command!r} has no {{}} field for the value")
 
 
 def control(

@@ -174,6 +174,15 @@ class SafetyGate:
                 )
         return checked
 
+    def check_sent(self, quantity: str, wire_value: float) -> None:
+        """The value as the wire carries it (after the driver's rounding) is inside the limit."""
+        bound = self._bounds.get(quantity)
+        if bound is not None:
+            check_bound(
+                quantity, wire_value, bound, self._limits.source,
+                f"{quantity} as sent (rounded to the instrument's resolution)",
+            )
+
     def write(self, quantity: str, kind: Kind, value: Any, send: Callable[[Any], None],
               read: Reader) -> None:
         """Admit ``value`` (type, soft limit, interlocks), then ``send`` it.
