@@ -293,6 +293,17 @@ def test_a_ramp_of_1e300_steps_is_refused_up_front_and_sends_nothing():
     assert time.perf_counter() - start < 1.0
 
 
+def test_a_ramp_whose_last_point_rounds_past_the_limit_is_refused_whole():
+    # 1 -> 1.2969 °C in 0.25 °C steps: 1.25 is fine, but 1.2969 is written "1.297" > max_c.
+    exchanges = [*TED_OPEN, ("SOUR:TEMP?", "1.000000E+00")]
+    limits = TecLimits(min_c=0.0, max_c=1.2969, max_step_c=0.25)
+    with (
+        expected_protocol(ThorlabsTed4015, exchanges, limits=limits) as tec,
+        pytest.raises(SafetyLimitError, match=r"setpoint_c as sent .* = 1\.297"),
+    ):
+        tec.setpoint_c = 1.2969
+
+
 def test_ramp_points_count_is_checked_before_any_list_is_built():
     assert len(ramp_points(0.0, 1.0, 1.0 / MAX_RAMP_POINTS)) == MAX_RAMP_POINTS
     with pytest.raises(SafetyLimitError):

@@ -185,6 +185,10 @@ class ScpiProperty:
         ``parse`` reads the formatted argument back into the role's unit, and the gate checks
         that value too, so rounding can never carry a setting past a soft limit.
         """
+        instrument._write(self.preflight(instrument, value))
+
+    def preflight(self, instrument: Any, value: Any) -> str:
+        """Steps 3 and 3b without writing: the command that would be sent, or the error."""
         if self.validate is not None:
             value = self.validate(instrument, self.name, value)
         if self.format is not None:
@@ -194,7 +198,7 @@ class ScpiProperty:
         if self.kind == "number":
             wire_value = self.parse(_argument(self.set_command, value))
             instrument._gate.check_sent(self.quantity, wire_value)
-        instrument._write(self.set_command.format(value))
+        return self.set_command.format(value)
 
 
 def _argument(set_command: str, value: Any) -> str:
@@ -374,6 +378,18 @@ class ScpiInstrument(Instrument):
             text=text,
             command=command,
         )
+
+    def _preflight(self, quantity: str, value: Any) -> None:
+        """Check ``value`` for ``quantity`` as its SCPI attribute would send it, sending nothing."""
+        for klass in type(self).__mro__:
+            for attr in vars(klass).values():
+                if (
+                    isinstance(attr, ScpiProperty)
+                    and attr.set_command is not None
+                    and attr.quantity == quantity
+                ):
+                    attr.preflight(self, value)
+                    return
 
     # --- lifecycle hooks ---------------------------------------------------------------------
     def _open(self) -> InstrumentIdentity:

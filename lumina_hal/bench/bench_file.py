@@ -37,11 +37,8 @@ SIMULATED_BENCH = "bench.toml"  # shipped in lumina_hal.sim
 
 #: Keys allowed in each section; the order is the order parts are made safe and closed.
 _SECTIONS: dict[str, tuple[str, ...]] = {
-    "laser": ("uri", "max_power_dbm", "min_wavelength_nm", "max_wavelength_nm", "safe_state"),
-    "tec": (
-        "uri", "min_c", "max_c", "max_step_c", "step_interval_s", "safe_state",
-        "safe_setpoint_c",
-    ),
+    "laser": ("uri", *LaserLimits.keys(), "safe_state"),  # safe_state: always "off"
+    "tec": ("uri", *TecLimits.keys()),
     "power_meter": ("uri",),
     "chip": ("uri",),
 }

@@ -91,11 +91,16 @@ class Limits:
         raise SafetyLimitError(f"{self.source}: limits are read-only (tried to delete {name})")
 
     @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The limit names a bench-file section or a ``limits=`` dict may give."""
+        return tuple(f.name for f in fields(cls) if f.name != "source")
+
+    @classmethod
     def from_mapping(cls: type[L], values: Mapping[str, Any], source: str) -> L:
         """Build from a bench-file section or a ``limits=`` dict; unknown keys are refused."""
         if not isinstance(values, Mapping):
             raise ConfigurationError(f"{source}: limits must be a table/dict, got {values!r}")
-        known = {f.name for f in fields(cls)} - {"source"}
+        known = set(cls.keys())
         for key in values:
             if key not in known:
                 raise ConfigurationError(

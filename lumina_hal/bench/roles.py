@@ -158,6 +158,14 @@ class Instrument(ABC):
         with self._lock:
             self._gate.write(quantity, kind, value, send, self._read_quantity)
 
+    def _preflight(self, quantity: str, value: Any) -> None:
+        """Check a value as the driver would send it (range, rounding), sending nothing.
+
+        Used before a ramp's first write, so a ramp is refused whole rather than half done.
+        Drivers with SCPI attributes implement it; the default checks nothing more.
+        """
+        return None
+
     def _read_quantity(self, quantity: str) -> float:
         """The current value of a gated quantity, from the role's ``_get_<quantity>`` hook."""
         getter = getattr(self, f"_get_{quantity}", None)
@@ -448,6 +456,8 @@ class TemperatureController(Instrument):
             if lim.max_step_c is not None:
                 start = float(self._get_setpoint_c())
                 points = gate.plan_ramp("setpoint_c", start, target, lim.max_step_c)
+            for point in points:  # all or nothing: no ramp stops half way on a bad point
+                self._preflight("setpoint_c", point)
             for k, point in enumerate(points):
                 if k:
                     self.sleep(lim.step_interval_s)
