@@ -442,3 +442,23 @@ def test_an_instrument_left_open_is_made_safe_at_exit(how, returncode):
     if how == "with-sigterm":  # the with block closed the TEC before the laser was caught
         assert "TEC output off (safe state)" in stderr
         assert stderr.index("TEC output off") < stderr.index("laser still open at exit")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sweep", "bench", "--set", "laser.power_dbm", "--start", "9", "--stop", "12",
+         "--step", "1", "--read", "power_meter.read_power_w"],
+        ["sweep", "bench", "--set", "tec.setpoint_c", "--start", "80", "--stop", "90",
+         "--step", "5", "--read", "tec.temperature_c"],
+        ["bench", "sweep", "--start", "1550", "--stop", "1551", "--power-dbm", "12"],
+    ],
+    ids=["sweep bench laser.power_dbm", "sweep bench tec.setpoint_c", "bench sweep --power-dbm"],
+)  # fmt: skip
+def test_the_cli_reaches_the_gate_too(lumina_sim_visa, tmp_path, capsys, monkeypatch, argv):
+    from lumina_hal.cli import main
+
+    monkeypatch.delenv("LUMINA_BENCH", raising=False)
+    assert main([*argv, "--png", str(tmp_path / "plot.png")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "above the soft limit" in err[0] and "bench.toml" in err[0], err
