@@ -179,6 +179,25 @@ def test_rounding_for_the_wire_cannot_carry_a_value_past_the_limit():
         laser.power_dbm = 9.994  # rounds down: sent
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        lambda laser: laser._write(":POW 12.00"),
+        lambda laser: laser._write(":POW:STAT 1"),
+        lambda laser: laser._query(":POW 12.00"),
+        lambda laser: laser._query(":POW?;:POW 12"),
+        lambda laser: laser._query_parsed(":POW:STAT 1;:POW:STAT?"),
+    ],
+    ids=["_write power", "_write output", "_query set", "_query compound", "_query_parsed"],
+)
+def test_even_the_raw_private_io_cannot_carry_a_setting(path):
+    with (
+        expected_protocol(SantecTsl570, SANTEC_OPEN, limits=LASER_LIMITS) as laser,
+        pytest.raises(SafetyLimitError, match="nothing was sent"),
+    ):
+        path(laser)
+
+
 def test_output_off_is_never_refused():
     exchanges = [*SANTEC_OPEN, *checked(":POW:STAT 0", SANTEC_OK)]
     with expected_protocol(SantecTsl570, exchanges, limits=LASER_LIMITS) as laser:

@@ -33,6 +33,7 @@ from lumina_hal.errors import (
     InputError,
     InstrumentError,
     LinkError,
+    SafetyLimitError,
 )
 
 log = logging.getLogger(__name__)
@@ -319,15 +320,31 @@ class ScpiInstrument(Instrument):
     def _write(self, command: str) -> None:
         """Write ``command``, then drain the error queue (InstrumentError on any entry).
 
-        Private: settings reach it only through a gated descriptor; the driver itself sends
-        only ``*RST``, ``*CLS`` and its ``init_commands`` this way.
+        Refused (SafetyLimitError, nothing sent) unless the safety gate is sending an admitted
+        value or the command is one the driver sends itself: ``*RST``, ``*CLS`` and its
+        ``init_commands`` (docs/safety.md §4). So even this private method is no way around
+        the gate.
         """
+        if self._gate.sending is None and command not in ("*RST", "*CLS", *self.init_commands):
+            raise SafetyLimitError(
+                f"{self._label}: {command!r} is not a gated write (set the role's property); "
+                "nothing was sent"
+            )
         log.debug("%s << %r", self._label, command)
         self._io(lambda r: r.write(command), command)
         self.check_errors(command)
 
     def _query(self, command: str) -> str:
-        """Send a query and return the stripped reply (private: any text reaches the wire)."""
+        """Send a query and return the stripped reply.
+
+        Only queries: every ``;``-separated part's header must end in ``?`` (``:WAV? MIN``), so a
+        setting cannot be smuggled through a query (SafetyLimitError, nothing sent).
+        """
+        if not all(part.strip().split(" ", 1)[0].endswith("?") for part in command.split(";")):
+            raise SafetyLimitError(
+                f"{self._label}: {command!r} is not a query; settings go through the role's "
+                "properties; nothing was sent"
+            )
         log.debug("%s << %r", self._label, command)
         reply = str(self._io(lambda r: r.query(command), command)).strip()
         log.debug("%s >> %r", self._label, reply)

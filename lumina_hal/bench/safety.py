@@ -153,6 +153,11 @@ class SafetyGate:
             log.info("soft limits fixed: %s", self._limits)
         self._sealed = True
 
+    @property
+    def sending(self) -> str | None:
+        """The quantity whose admitted value is being sent right now (None: nothing is)."""
+        return self._sending
+
     def bound(self, quantity: str) -> Bound | None:
         return self._bounds.get(quantity)
 
