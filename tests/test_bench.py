@@ -16,7 +16,7 @@ import lumina_hal
 from lumina_hal.bench import load_bench_config, parse_bench_config
 from lumina_hal.errors import ConfigurationError, SafetyLimitError
 
-LASER = "visa://TCPIP0::192.168.0.50::5000::SOCKET?model=santec-tsl570&backend=@sim"
+LASER = "visa://TCPIP0::127.0.0.1::5000::SOCKET?model=santec-tsl570&backend=@sim"
 METER = "visa://USB0::0x1313::0x8078::P0009368::INSTR?model=thorlabs-pm100d&backend=@sim"
 TEC = "visa://USB0::0x1313::0x8048::M00324477::INSTR?model=thorlabs-ted4015&backend=@sim"
 

@@ -194,3 +194,56 @@ def test_the_emulator_over_a_real_transport_passes(emulator_uri, capsys):
         "device does not declare the 'seeded' capability",
     )
     assert set(statuses.values()) == {("pass", "")}
+
+
+_UNDER_O = """
+import importlib.util, json, sys
+assert False, "asserts are on: this must run under python -O"
+spec = importlib.util.spec_from_file_location("conformance_fakes", sys.argv[1])
+fakes = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fakes)
+from lumina_hal.registry import register_driver
+from lumina_hal.testing.selftest import run_selftest
+register_driver("fakechip", fakes.FakeChip)
+out = {}
+for fault in sys.argv[2:]:
+    report = run_selftest(f"fakechip://?fault={fault}")
+    out[fault] = sorted(c["name"] for c in report["checks"] if c["status"] == "fail")
+print(json.dumps({"optimize": sys.flags.optimize, "failed": out}))
+"""
+
+
+def test_suite_fails_a_broken_device_under_python_O():
+    """No check is a bare assert: under ``python -O`` broken devices fail exactly as before."""
+    faults = {"both_kinds": {"info"}, "no_limits": {"temperature"},
+              "stale_telemetry": {"load_weights", "telemetry"},
+              "wrong_rows": {"lifecycle", "load_weights", "bad_input", "reset", "accuracy",
+                             "thread_safety"}}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-O", "-c", _UNDER_O, __file__, *faults],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["optimize"] == 1
+    assert {fault: set(names) for fault, names in report["failed"].items()} == faults
+
+
+def test_no_bare_assert_in_shipped_checks_and_the_bench():
+    """Shipped checks, self-tests, the protocol helper and the safety path never use ``assert``."""
+    import ast
+    from pathlib import Path
+
+    import lumina_hal
+
+    root = Path(lumina_hal.__file__).resolve().parent
+    found = [
+        f"{path.relative_to(root)}:{node.lineno}"
+        for folder in ("testing", "bench", "drivers/instruments")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path.name != "test_conformance.py"  # the pytest wrapper of the suite
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Assert)
+    ]
+    assert len(list((root / "testing").rglob("*.py"))) > 5  # the walk found the files
+    assert found == []

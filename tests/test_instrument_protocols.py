@@ -131,12 +131,12 @@ def test_santec_power_output_and_monitor():
         (":POW:STAT?", "+1"),
         (":POW:ACT?", "+5.24000000E+000"),
     ]
-    with expected_protocol(SantecTsl570, exchanges) as laser:
-        laser.limits = LaserLimits(max_power_dbm=10.0)
+    limits = LaserLimits(max_power_dbm=10.0)
+    with expected_protocol(SantecTsl570, exchanges, limits=limits) as laser:
         laser.power_dbm = 5.25
         laser.on()
         assert laser.output is True
-        assert laser.power_monitor_dbm == pytest.approx(5.24)
+        assert laser.monitor_power_dbm() == pytest.approx(5.24)
 
 
 def test_santec_power_w_is_converted_to_dbm():
@@ -149,9 +149,8 @@ def test_santec_power_w_is_converted_to_dbm():
 
 def test_soft_limit_refuses_before_anything_is_sent():
     # The recording ends after opening: any write would fail the test.
-    with expected_protocol(SantecTsl570, SANTEC_OPEN) as laser:
-        laser.limits = LaserLimits(max_power_dbm=10.0, min_wavelength_nm=1500,
-                                   max_wavelength_nm=1600)
+    limits = LaserLimits(max_power_dbm=10.0, min_wavelength_nm=1500, max_wavelength_nm=1600)
+    with expected_protocol(SantecTsl570, SANTEC_OPEN, limits=limits) as laser:
         with pytest.raises(SafetyLimitError, match="above the soft limit 10 dBm"):
             laser.power_dbm = 10.5
         with pytest.raises(SafetyLimitError, match="below the soft limit 1500 nm"):
@@ -162,10 +161,12 @@ def test_soft_limit_refuses_before_anything_is_sent():
 
 def test_output_on_refused_when_setpoint_left_above_limit():
     exchanges = [*SANTEC_OPEN, (":POW?", "+1.20000000E+001")]
-    with expected_protocol(SantecTsl570, exchanges) as laser:
-        laser.limits = LaserLimits(max_power_dbm=10.0)
-        with pytest.raises(SafetyLimitError, match="power setpoint = 12 dBm"):
-            laser.on()
+    limits = LaserLimits(max_power_dbm=10.0)
+    with (
+        expected_protocol(SantecTsl570, exchanges, limits=limits) as laser,
+        pytest.raises(SafetyLimitError, match="switch output on: the current power_dbm = 12 dBm"),
+    ):
+        laser.on()
 
 
 def test_instrument_range_refuses_before_anything_is_sent():
@@ -258,8 +259,7 @@ def test_keysight_sets_nm_with_suffix_and_reads_metres():
         *checked("SOUR0:WAV 1550.5000NM", THORLABS_OK),
         ("SOUR0:WAV?", "+1.55050000E-006"),
         *checked("SOUR0:POW -3.000DBM", THORLABS_OK),
-        ("SOUR0:POW?", "-3.00000000E+000"),
-        *checked("SOUR0:POW:STAT 1", THORLABS_OK),
+        *checked("SOUR0:POW:STAT 1", THORLABS_OK),  # no limits: no interlock read
     ]
     with expected_protocol(Keysight8164B, exchanges) as laser:
         laser.wavelength_nm = 1550.5
@@ -348,23 +348,26 @@ def test_ted_ramps_in_steps_with_a_pause_between_writes():
         *checked("SOUR:TEMP 37.500", THORLABS_OK),
         ("MEAS:TEMP?", "2.612000E+01"),
     ]
-    with expected_protocol(ThorlabsTed4015, exchanges) as tec:
+    limits = TecLimits(min_c=15, max_c=60, max_step_c=5.0, step_interval_s=2.0)
+    with expected_protocol(ThorlabsTed4015, exchanges, limits=limits) as tec:
         sleeps: list[float] = []
         tec.sleep = sleeps.append
-        tec.limits = TecLimits(min_c=15, max_c=60, max_step_c=5.0, step_interval_s=2.0)
         tec.setpoint_c = 37.5
         assert sleeps == [2.0, 2.0]
         assert tec.temperature_c == pytest.approx(26.12)
 
 
 def test_ted_soft_limit_refuses_before_anything_is_sent():
-    with expected_protocol(ThorlabsTed4015, TED_OPEN) as tec:
-        tec.limits = TecLimits(min_c=15, max_c=60)
-        with pytest.raises(SafetyLimitError, match="above the soft limit 60"):
-            tec.setpoint_c = 61
-        with pytest.raises(InputError, match="outside the range of this thorlabs-ted4015"):
-            tec.limits = TecLimits()
-            tec.setpoint_c = 150
+    with (
+        expected_protocol(ThorlabsTed4015, TED_OPEN, limits=TecLimits(min_c=15, max_c=60)) as tec,
+        pytest.raises(SafetyLimitError, match="above the soft limit 60"),
+    ):
+        tec.setpoint_c = 61
+    with (
+        expected_protocol(ThorlabsTed4015, TED_OPEN) as tec,
+        pytest.raises(InputError, match="outside the range of this thorlabs-ted4015"),
+    ):
+        tec.setpoint_c = 150
 
 
 def test_ted_safe_state_ramps_to_safe_setpoint_on_close():
@@ -374,15 +377,16 @@ def test_ted_safe_state_ramps_to_safe_setpoint_on_close():
         *checked("SOUR:TEMP 30.000", THORLABS_OK),
         *checked("SOUR:TEMP 25.000", THORLABS_OK),
     ]
-    with expected_protocol(ThorlabsTed4015, exchanges, safe_on_close=True) as tec:
+    limits = TecLimits(max_step_c=10, safe_state="setpoint", safe_setpoint_c=25.0)
+    with expected_protocol(ThorlabsTed4015, exchanges, safe_on_close=True, limits=limits) as tec:
         tec.sleep = lambda s: None
-        tec.limits = TecLimits(max_step_c=10, safe_state="setpoint", safe_setpoint_c=25.0)
 
 
 def test_ted_safe_state_off():
     exchanges = [*TED_OPEN, *checked("OUTP 0", THORLABS_OK)]
-    with expected_protocol(ThorlabsTed4015, exchanges, safe_on_close=True) as tec:
-        tec.limits = TecLimits(safe_state="off")
+    limits = TecLimits(safe_state="off")
+    with expected_protocol(ThorlabsTed4015, exchanges, safe_on_close=True, limits=limits):
+        pass
 
 
 def test_ted_interrupted_safe_ramp_switches_the_output_off():
@@ -396,9 +400,9 @@ def test_ted_interrupted_safe_ramp_switches_the_output_off():
     def interrupted(seconds: float) -> None:
         raise KeyboardInterrupt
 
-    with expected_protocol(ThorlabsTed4015, exchanges) as tec:
+    limits = TecLimits(max_step_c=10, safe_state="setpoint", safe_setpoint_c=25.0)
+    with expected_protocol(ThorlabsTed4015, exchanges, limits=limits) as tec:
         tec.sleep = interrupted
-        tec.limits = TecLimits(max_step_c=10, safe_state="setpoint", safe_setpoint_c=25.0)
         with pytest.raises(KeyboardInterrupt):
             tec.safe_shutdown()
 

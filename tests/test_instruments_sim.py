@@ -9,7 +9,7 @@ from lumina_hal.bench.instruments import open_instrument
 from lumina_hal.bench.roles import Laser, PowerMeter, TemperatureController
 from lumina_hal.errors import ConfigurationError, InstrumentError, LinkError
 
-LASER = "visa://TCPIP0::192.168.0.50::5000::SOCKET?model=santec-tsl570&backend=@sim"
+LASER = "visa://TCPIP0::127.0.0.1::5000::SOCKET?model=santec-tsl570&backend=@sim"
 KEYSIGHT = "visa://GPIB0::20::INSTR?model=keysight-8164b&backend=@sim"
 METER = "visa://USB0::0x1313::0x8078::P0009368::INSTR?model=thorlabs-pm100d&backend=@sim"
 TEC = "visa://USB0::0x1313::0x8048::M00324477::INSTR?model=thorlabs-ted4015&backend=@sim"
@@ -86,10 +86,10 @@ def test_model_is_detected_from_idn(lumina_sim_visa):
 def test_simulated_instrument_errors_reach_the_caller(lumina_sim_visa):
     with open_instrument(LASER) as laser:
         with pytest.raises(InstrumentError) as info:
-            laser.write(":POW 20.00")  # above the model's +13 dBm: bypasses the driver check
+            _raw_write(laser, ":POW 20.00")  # above the model's +13 dBm: bypasses the driver check
         assert info.value.code == -100
         with pytest.raises(InstrumentError, match="-100"):
-            laser.write(":FOO 1")
+            _raw_write(laser, ":FOO 1")
         laser.power_dbm = 1.0  # still usable
         assert laser.power_dbm == pytest.approx(1.0)
 
@@ -129,3 +129,9 @@ def test_unloadable_backend_is_a_link_error(tmp_path):
 def test_wrong_model_for_the_resource(lumina_sim_visa):
     with pytest.raises(InstrumentError, match="not a thorlabs-ted4015"):
         open_instrument(METER.replace("thorlabs-pm100d", "thorlabs-ted4015"))
+
+
+def _raw_write(instrument, command: str) -> None:
+    """Past the safety gate on purpose, on the VISA handle itself: the instrument's own error."""
+    instrument._resource.write(command)
+    instrument.check_errors(command)

@@ -12,6 +12,7 @@ from lumina_hal.drivers.instruments.scpi import (
     control,
     format_bool,
     in_range,
+    m_to_nm,
     measurement,
     parse_bool,
     setting,
@@ -26,19 +27,23 @@ class Keysight8164B(ScpiSwitchedSource, Laser):
     idn_models = ("8164B",)
     init_commands = ("SOUR0:POW:UNIT 0",)  # dBm
 
-    wavelength_m = measurement("SOUR0:WAV?", "Output wavelength, read back in m.")
-    wavelength_setpoint_nm = setting(
+    # Private and gated (docs/safety.md §5): the public surface is the Laser role.
+    _wavelength_readback_nm = measurement(
+        "SOUR0:WAV?", "Output wavelength (nm; read back in m).", parse=m_to_nm
+    )
+    _wavelength_setpoint_nm = setting(
         "SOUR0:WAV {:.4f}NM",
         "Output wavelength, written in nm with the NM suffix.",
         validate=in_range("_wavelength_min_nm", "_wavelength_max_nm", "nm"),
+        gate="wavelength_nm",
     )
-    power_setpoint_dbm = control(
+    _power_dbm = control(
         "SOUR0:POW?",
         "SOUR0:POW {:.3f}DBM",
         "Output power (dBm).",
         validate=in_range("_power_min_dbm", "_power_max_dbm", "dBm"),
     )
-    output_enabled = control(
+    _output = control(
         "SOUR0:POW:STAT?", "SOUR0:POW:STAT {}", "Laser current on/off.", parse=parse_bool,
         format=format_bool,
     )
@@ -52,16 +57,16 @@ class Keysight8164B(ScpiSwitchedSource, Laser):
         )
 
     def _after_open(self) -> None:
-        self._wavelength_min_nm = float(self.query_parsed("SOUR0:WAV? MIN")) * 1e9
-        self._wavelength_max_nm = float(self.query_parsed("SOUR0:WAV? MAX")) * 1e9
-        self._power_min_dbm = float(self.query_parsed("SOUR0:POW? MIN"))
-        self._power_max_dbm = float(self.query_parsed("SOUR0:POW? MAX"))
+        self._wavelength_min_nm = float(self._query_parsed("SOUR0:WAV? MIN", m_to_nm))
+        self._wavelength_max_nm = float(self._query_parsed("SOUR0:WAV? MAX", m_to_nm))
+        self._power_min_dbm = float(self._query_parsed("SOUR0:POW? MIN"))
+        self._power_max_dbm = float(self._query_parsed("SOUR0:POW? MAX"))
 
     def _get_wavelength_nm(self) -> float:
-        return self.wavelength_m * 1e9
+        return float(self._wavelength_readback_nm)
 
     def _set_wavelength_nm(self, nm: float) -> None:
-        self.wavelength_setpoint_nm = nm
+        self._wavelength_setpoint_nm = nm
 
     def _wavelength_range_nm(self) -> tuple[float, float]:
         return self._wavelength_min_nm, self._wavelength_max_nm

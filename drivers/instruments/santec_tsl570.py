@@ -12,7 +12,9 @@ from lumina_hal.drivers.instruments.scpi import (
     control,
     format_bool,
     in_range,
+    m_to_nm,
     measurement,
+    nm_to_m,
     parse_bool,
 )
 
@@ -29,35 +31,42 @@ class SantecTsl570(ScpiSwitchedSource, Laser):
     # SCPI command set (metres, NR3), power unit dBm.
     init_commands = (":SYST:COMM:COD 1", ":POW:UNIT 0")
 
-    wavelength_m = control(
+    # Private and gated (docs/safety.md §5): the public surface is the Laser role.
+    _wavelength_nm = control(
         ":WAV?",
         ":WAV {:.8E}",
-        "Output wavelength (m).",
-        validate=in_range("_wavelength_min_m", "_wavelength_max_m", "m"),
+        "Output wavelength (nm; sent and read in m).",
+        parse=m_to_nm,
+        format=nm_to_m,
+        validate=in_range("_wavelength_min_nm", "_wavelength_max_nm", "nm"),
     )
-    power_setpoint_dbm = control(
+    _power_dbm = control(
         ":POW?",
         ":POW {:.2f}",
         "Output power setpoint (dBm).",
         validate=in_range("_power_min_dbm", "_power_max_dbm", "dBm"),
     )
-    power_monitor_dbm = measurement(":POW:ACT?", "Monitored output power (dBm).")
-    output_enabled = control(
+    _power_monitor_dbm = measurement(":POW:ACT?", "Monitored output power (dBm).")
+    _output = control(
         ":POW:STAT?", ":POW:STAT {}", "Optical output on/off.", parse=parse_bool,
         format=format_bool,
     )
 
     def _after_open(self) -> None:
-        self._wavelength_min_m = float(self.query_parsed(":WAV? MIN"))
-        self._wavelength_max_m = float(self.query_parsed(":WAV? MAX"))
-        self._power_min_dbm = float(self.query_parsed(":POW? MIN"))
-        self._power_max_dbm = float(self.query_parsed(":POW? MAX"))
+        self._wavelength_min_nm = float(self._query_parsed(":WAV? MIN", m_to_nm))
+        self._wavelength_max_nm = float(self._query_parsed(":WAV? MAX", m_to_nm))
+        self._power_min_dbm = float(self._query_parsed(":POW? MIN"))
+        self._power_max_dbm = float(self._query_parsed(":POW? MAX"))
 
     def _get_wavelength_nm(self) -> float:
-        return self.wavelength_m * 1e9
+        return float(self._wavelength_nm)
 
     def _set_wavelength_nm(self, nm: float) -> None:
-        self.wavelength_m = nm * 1e-9
+        self._wavelength_nm = nm
 
     def _wavelength_range_nm(self) -> tuple[float, float]:
-        return self._wavelength_min_m * 1e9, self._wavelength_max_m * 1e9
+        return self._wavelength_min_nm, self._wavelength_max_nm
+
+    def monitor_power_dbm(self) -> float:
+        """The power the laser's own monitor measures (dBm), not the setpoint."""
+        return float(self._call(lambda: self._power_monitor_dbm))

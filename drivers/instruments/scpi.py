@@ -1,27 +1,40 @@
-"""SCPI instruments over pyvisa, with settings declared as properties.
+"""SCPI instruments over pyvisa, with settings declared as private, gated properties.
 
-A driver lists its settings the way the manual does::
+A driver lists its settings the way the manual does, one line each, in the role's units::
 
-    wavelength_m = control(":WAV?", ":WAV {:.8E}", "Output wavelength (m)",
-                           validate=in_range("_wavelength_min_m", "_wavelength_max_m", "m"))
+    _wavelength_nm = control(":WAV?", ":WAV {:.8E}", "Output wavelength (nm, sent in m).",
+                             parse=m_to_nm, format=nm_to_m,
+                             validate=in_range("_wavelength_min_nm", "_wavelength_max_nm", "nm"))
 
-Reading the attribute sends the query and parses the reply; assigning it validates, writes,
-and then drains the instrument's error queue (docs/instruments.md §3), so every set either took
-effect or raised an InstrumentError carrying the SCPI code. pyvisa errors become LinkErrors.
+The attribute is private (a leading ``_``: the public surface is the role API) and gated: its
+quantity is the name without the underscore (``wavelength_nm``; ``gate=`` names another), and
+assigning it goes through the instrument's safety gate (type, soft limit, interlocks), then the
+instrument's range (``validate``), then the write, then the error-queue drain (docs/safety.md
+§3). So every set either took effect or raised, and none skips the soft limits. Reading sends
+the query and parses the reply. pyvisa errors become LinkErrors.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import string
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import pyvisa
 
 from lumina_hal.bench.roles import Instrument, InstrumentIdentity
+from lumina_hal.bench.safety import Kind
 from lumina_hal.drivers.instruments.visa_backends import library_spec
-from lumina_hal.errors import DeviceClosedError, InputError, InstrumentError, LinkError
+from lumina_hal.errors import (
+    ConfigurationError,
+    DeviceClosedError,
+    InputError,
+    InstrumentError,
+    LinkError,
+    SafetyLimitError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +78,15 @@ def format_bool(value: bool) -> str:
     return "1" if value else "0"
 
 
+def m_to_nm(reply: str) -> float:
+    """A wavelength reply in metres, as nm."""
+    return float(reply) * 1e9
+
+
+def nm_to_m(nm: float) -> float:
+    return nm * 1e-9
+
+
 def parse_error(reply: str) -> tuple[int, str]:
     """``-113,"Undefined header"`` or ``+0,"No error"`` → (code, text)."""
     match = _ERROR_REPLY.match(reply)
@@ -104,7 +126,10 @@ def integer_in_range(low: int, high: int) -> Validator:
 
 
 class ScpiProperty:
-    """A data descriptor for one SCPI setting or reading (see :func:`control`)."""
+    """A data descriptor for one SCPI setting or reading (see :func:`control`).
+
+    A settable one must have a private name and writes only through the safety gate.
+    """
 
     def __init__(
         self,
@@ -114,33 +139,75 @@ class ScpiProperty:
         parse: Callable[[str], Any] = float,
         format: Callable[[Any], Any] | None = None,
         validate: Validator | None = None,
+        gate: str | None = None,
+        kind: Kind | None = None,
     ) -> None:
         self.get_command = get_command
         self.set_command = set_command
         self.parse = parse
         self.format = format
         self.validate = validate
+        self.gate = gate
+        #: What the gate expects: inferred from ``parse`` unless given.
+        self.kind: Kind = kind or (
+            "bool" if parse is parse_bool else "int" if parse is parse_int else "number"
+        )
         self.name = ""
+        self.quantity = gate or ""
         self.__doc__ = doc
 
     def __set_name__(self, owner: type, name: str) -> None:
+        if self.set_command is not None and not name.startswith("_"):
+            raise ConfigurationError(
+                f"{owner.__name__}.{name}: a settable SCPI attribute must be private "
+                f"(_{name}); the public surface is the role API (docs/safety.md §5)"
+            )
         self.name = name
+        self.quantity = self.gate or name.lstrip("_")
 
     def __get__(self, instrument: Any, owner: type | None = None) -> Any:
         if instrument is None:
             return self
         if self.get_command is None:
-            raise AttributeError(f"{self.name} is write-only")
-        return instrument.query_parsed(self.get_command, self.parse)
+            raise InputError(f"{self.name} is write-only")
+        return instrument._query_parsed(self.get_command, self.parse)
 
     def __set__(self, instrument: Any, value: Any) -> None:
         if self.set_command is None:
-            raise AttributeError(f"{self.name} is read-only")
+            raise InputError(f"{self.name} is read-only")
+        instrument._gated_write(
+            self.quantity, self.kind, value, lambda checked: self._send(instrument, checked)
+        )
+
+    def _send(self, instrument: Any, value: Any) -> None:
+        """After the gate: the instrument's range, the format, the write and the error queue.
+
+        A number is checked once more as the wire will carry it (``:POW 10.00`` for 9.996):
+        ``parse`` reads the formatted argument back into the role's unit, and the gate checks
+        that value too, so rounding can never carry a setting past a soft limit.
+        """
+        instrument._write(self.preflight(instrument, value))
+
+    def preflight(self, instrument: Any, value: Any) -> str:
+        """Steps 3 and 3b without writing: the command that would be sent, or the error."""
         if self.validate is not None:
             value = self.validate(instrument, self.name, value)
         if self.format is not None:
             value = self.format(value)
-        instrument.write(self.set_command.format(value))
+        if self.set_command is None:  # pragma: no cover - __set__ refuses first
+            raise InputError(f"{self.name} is read-only")
+        if self.kind == "number":
+            wire_value = self.parse(_argument(self.set_command, value))
+            instrument._gate.check_sent(self.quantity, wire_value)
+        return self.set_command.format(value)
+
+
+def _argument(set_command: str, value: Any) -> str:
+    """The text the ``{...}`` field of ``set_command`` turns ``value`` into (no literal text)."""
+    for _, field, spec, conversion in string.Formatter().parse(set_command):
+        if field is not None:
+            return ("{" + (f"!{conversion}" if conversion else "") + f":{spec}" + "}").format(value)
+    raise ConfigurationError(f"SCPI set command {set_command!r} has no {{}} field for the value")
 
 
 def control(
@@ -151,9 +218,14 @@ def control(
     parse: Callable[[str], Any] = float,
     format: Callable[[Any], Any] | None = None,
     validate: Validator | None = None,
+    gate: str | None = None,
+    kind: Kind | None = None,
 ) -> ScpiProperty:
-    """A setting that can be read and written (PyMeasure's ``Instrument.control`` idea)."""
-    return ScpiProperty(get_command, set_command, doc, parse, format, validate)
+    """A setting that can be read and written (PyMeasure's ``Instrument.control`` idea).
+
+    Its writes are gated under ``gate`` (default: the attribute name without the ``_``).
+    """
+    return ScpiProperty(get_command, set_command, doc, parse, format, validate, gate, kind)
 
 
 def measurement(get_command: str, doc: str, *, parse: Callable[[str], Any] = float) -> ScpiProperty:
@@ -167,9 +239,11 @@ def setting(
     *,
     format: Callable[[Any], Any] | None = None,
     validate: Validator | None = None,
+    gate: str | None = None,
+    kind: Kind | None = None,
 ) -> ScpiProperty:
-    """A write-only setting (its read-back has another command or unit)."""
-    return ScpiProperty(None, set_command, doc, float, format, validate)
+    """A write-only setting (its read-back has another command or unit); gated like control."""
+    return ScpiProperty(None, set_command, doc, float, format, validate, gate, kind)
 
 
 class ScpiInstrument(Instrument):
@@ -243,21 +317,41 @@ class ScpiInstrument(Instrument):
             except Exception as close_exc:
                 log.debug("closing a lost resource failed: %s", close_exc)
 
-    def write(self, command: str) -> None:
-        """Write ``command``, then drain the error queue (InstrumentError on any entry)."""
+    def _write(self, command: str) -> None:
+        """Write ``command``, then drain the error queue (InstrumentError on any entry).
+
+        Refused (SafetyLimitError, nothing sent) unless the safety gate is sending an admitted
+        value or the command is one the driver sends itself: ``*RST``, ``*CLS`` and its
+        ``init_commands`` (docs/safety.md §4). So even this private method is no way around
+        the gate.
+        """
+        if self._gate.sending is None and command not in ("*RST", "*CLS", *self.init_commands):
+            raise SafetyLimitError(
+                f"{self._label}: {command!r} is not a gated write (set the role's property); "
+                "nothing was sent"
+            )
         log.debug("%s << %r", self._label, command)
         self._io(lambda r: r.write(command), command)
         self.check_errors(command)
 
-    def query(self, command: str) -> str:
-        """Send a query and return the stripped reply."""
+    def _query(self, command: str) -> str:
+        """Send a query and return the stripped reply.
+
+        Only queries: every ``;``-separated part's header must end in ``?`` (``:WAV? MIN``), so a
+        setting cannot be smuggled through a query (SafetyLimitError, nothing sent).
+        """
+        if not all(part.strip().split(" ", 1)[0].endswith("?") for part in command.split(";")):
+            raise SafetyLimitError(
+                f"{self._label}: {command!r} is not a query; settings go through the role's "
+                "properties; nothing was sent"
+            )
         log.debug("%s << %r", self._label, command)
         reply = str(self._io(lambda r: r.query(command), command)).strip()
         log.debug("%s >> %r", self._label, reply)
         return reply
 
-    def query_parsed(self, command: str, parse: Callable[[str], Any] = float) -> Any:
-        reply = self.query(command)
+    def _query_parsed(self, command: str, parse: Callable[[str], Any] = float) -> Any:
+        reply = self._query(command)
         try:
             return parse(reply)
         except (TypeError, ValueError):
@@ -272,7 +366,7 @@ class ScpiInstrument(Instrument):
         """Pop the error queue until it reports code 0 (at most MAX_ERROR_READS entries)."""
         errors: list[tuple[int, str]] = []
         for _ in range(MAX_ERROR_READS):
-            reply = self.query(self.error_query)
+            reply = self._query(self.error_query)
             try:
                 code, text = parse_error(reply)
             except ValueError:
@@ -302,6 +396,18 @@ class ScpiInstrument(Instrument):
             command=command,
         )
 
+    def _preflight(self, quantity: str, value: Any) -> None:
+        """Check ``value`` for ``quantity`` as its SCPI attribute would send it, sending nothing."""
+        for klass in type(self).__mro__:
+            for attr in vars(klass).values():
+                if (
+                    isinstance(attr, ScpiProperty)
+                    and attr.set_command is not None
+                    and attr.quantity == quantity
+                ):
+                    attr.preflight(self, value)
+                    return
+
     # --- lifecycle hooks ---------------------------------------------------------------------
     def _open(self) -> InstrumentIdentity:
         if self._resource is None:
@@ -313,7 +419,7 @@ class ScpiInstrument(Instrument):
                 self.write_termination,
             )
         try:
-            reply = self.query("*IDN?")
+            reply = self._query("*IDN?")
             if not reply:
                 raise LinkError(
                     f"{self._label}: empty reply to *IDN?; is an instrument answering at this "
@@ -331,7 +437,7 @@ class ScpiInstrument(Instrument):
             if stale:
                 log.warning("%s: errors queued before open, discarded: %s", self._label, stale)
             for command in self.init_commands:
-                self.write(command)
+                self._write(command)
             self._after_open()
         except BaseException:
             self._close()
@@ -347,13 +453,13 @@ class ScpiInstrument(Instrument):
             resource.close()
 
     def _reset(self) -> None:
-        self.write("*RST")
+        self._write("*RST")
         for command in self.init_commands:
-            self.write(command)
+            self._write(command)
         self._after_open()
 
     def _clear(self) -> None:
-        self.write("*CLS")
+        self._write("*CLS")
 
 
 def open_visa_resource(
@@ -396,25 +502,25 @@ def _is_io_error(exc: BaseException) -> bool:
 
 
 class ScpiSwitchedSource(ScpiInstrument):
-    """Hooks shared by SCPI sources whose driver declares ``output_enabled`` (on/off) and, for
-    lasers, ``power_setpoint_dbm`` plus ``_power_min_dbm``/``_power_max_dbm`` read at open."""
+    """Hooks shared by SCPI sources whose driver declares ``_output`` (on/off) and, for
+    lasers, ``_power_dbm`` plus ``_power_min_dbm``/``_power_max_dbm`` read at open."""
 
-    output_enabled: Any
-    power_setpoint_dbm: Any
+    _output: Any
+    _power_dbm: Any
     _power_min_dbm: float
     _power_max_dbm: float
 
     def _get_output(self) -> bool:
-        return bool(self.output_enabled)
+        return bool(self._output)
 
     def _set_output(self, enabled: bool) -> None:
-        self.output_enabled = enabled
+        self._output = enabled
 
     def _get_power_dbm(self) -> float:
-        return float(self.power_setpoint_dbm)
+        return float(self._power_dbm)
 
     def _set_power_dbm(self, dbm: float) -> None:
-        self.power_setpoint_dbm = dbm
+        self._power_dbm = dbm
 
     def _power_range_dbm(self) -> tuple[float, float]:
         return self._power_min_dbm, self._power_max_dbm

@@ -63,49 +63,50 @@ class ThorlabsPm100d(ScpiInstrument, PowerMeter):
     idn_models = ("PM100D", "PM100USB", "PM100D2", "PM101")
     init_commands = ("SENS:POW:UNIT W",)
 
-    correction_wavelength_nm = control(
+    # Private and gated (docs/safety.md §5): the public surface is the PowerMeter role.
+    _wavelength_nm = control(
         "SENS:CORR:WAV?",
         "SENS:CORR:WAV {:d}",
         "Responsivity correction wavelength (nm; integer on input).",
         format=round,
         validate=in_range("_wavelength_min_nm", "_wavelength_max_nm", "nm"),
     )
-    power_reading_w = measurement("MEAS:POW?", "One power reading (W).", parse=parse_power)
-    auto_range_enabled = control(
+    _power_reading_w = measurement("MEAS:POW?", "One power reading (W).", parse=parse_power)
+    _auto_range = control(
         "SENS:POW:RANG:AUTO?", "SENS:POW:RANG:AUTO {}", "Auto ranging.", parse=parse_bool,
         format=format_bool,
     )
-    range_upper_w = control(
+    _range_w = control(
         "SENS:POW:RANG?", "SENS:POW:RANG {:.6E}", "Upper limit of the current range (W)."
     )
-    average_count = control(
+    _averages = control(
         "SENS:AVER?", "SENS:AVER {:d}", "Samples averaged per reading.", parse=parse_int,
         validate=integer_in_range(1, 10000),
     )
-    sensor_idn = measurement("SYST:SENS:IDN?", "The sensor head.", parse=parse_sensor)
+    _sensor_idn = measurement("SYST:SENS:IDN?", "The sensor head.", parse=parse_sensor)
 
     def _after_open(self) -> None:
-        self._sensor_info = self.sensor_idn
+        self._sensor_info = self._sensor_idn
         if self._sensor_info is None:
             self._wavelength_min_nm = self._wavelength_max_nm = math.nan
             return
-        self._wavelength_min_nm = float(self.query_parsed("SENS:CORR:WAV? MIN"))
-        self._wavelength_max_nm = float(self.query_parsed("SENS:CORR:WAV? MAX"))
+        self._wavelength_min_nm = float(self._query_parsed("SENS:CORR:WAV? MIN"))
+        self._wavelength_max_nm = float(self._query_parsed("SENS:CORR:WAV? MAX"))
 
     def _require_sensor(self, what: str) -> None:
         if self._sensor_info is None:
             raise InstrumentError(f"{self._label}: no sensor attached; cannot {what}")
 
     def _get_wavelength_nm(self) -> float:
-        return self.correction_wavelength_nm
+        return float(self._wavelength_nm)
 
     def _set_wavelength_nm(self, nm: float) -> None:
         self._require_sensor("set the wavelength")
-        self.correction_wavelength_nm = nm
+        self._wavelength_nm = nm
 
     def _read_power_w(self) -> float:
         self._require_sensor("measure power")
-        watts = self.power_reading_w
+        watts = self._power_reading_w
         if math.isnan(watts) or abs(watts) >= OVER_RANGE_W:
             raise OverRangeError(
                 f"{self._label}: reading is over range ({watts!r}); enable auto_range or set "
@@ -115,22 +116,22 @@ class ThorlabsPm100d(ScpiInstrument, PowerMeter):
         return watts
 
     def _get_auto_range(self) -> bool:
-        return self.auto_range_enabled
+        return bool(self._auto_range)
 
     def _set_auto_range(self, enabled: bool) -> None:
-        self.auto_range_enabled = enabled
+        self._auto_range = enabled
 
     def _get_range_w(self) -> float:
-        return self.range_upper_w
+        return float(self._range_w)
 
     def _set_range_w(self, watts: float) -> None:
-        self.range_upper_w = watts
+        self._range_w = watts
 
     def _get_averages(self) -> int:
-        return self.average_count
+        return int(self._averages)
 
     def _set_averages(self, count: int) -> None:
-        self.average_count = count
+        self._averages = count
 
     def _sensor(self) -> SensorInfo | None:
         return self._sensor_info

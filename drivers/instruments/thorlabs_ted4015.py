@@ -25,29 +25,30 @@ class ThorlabsTed4015(ScpiSwitchedSource, TemperatureController):
     idn_models = ("TED4015",)
     init_commands = ("UNIT:TEMP CEL",)
 
-    setpoint = control(
+    # Private and gated (docs/safety.md §5): the public surface is the TemperatureController role.
+    _setpoint_c = control(
         "SOUR:TEMP?",
         "SOUR:TEMP {:.3f}",
         "Temperature setpoint (°C).",
         validate=in_range("_setpoint_min_c", "_setpoint_max_c", "°C"),
     )
-    measured_temperature_c = measurement("MEAS:TEMP?", "Measured temperature (°C).")
-    output_enabled = control(
+    _measured_temperature_c = measurement("MEAS:TEMP?", "Measured temperature (°C).")
+    _output = control(
         "OUTP?", "OUTP {}", "TEC current on/off.", parse=parse_bool, format=format_bool
     )
 
     def _after_open(self) -> None:
-        self._setpoint_min_c = float(self.query_parsed("SOUR:TEMP? MIN"))
-        self._setpoint_max_c = float(self.query_parsed("SOUR:TEMP? MAX"))
+        self._setpoint_min_c = float(self._query_parsed("SOUR:TEMP? MIN"))
+        self._setpoint_max_c = float(self._query_parsed("SOUR:TEMP? MAX"))
 
     def _get_setpoint_c(self) -> float:
-        return self.setpoint
+        return float(self._setpoint_c)
 
     def _set_setpoint_c(self, celsius: float) -> None:
-        self.setpoint = celsius
+        self._setpoint_c = celsius
 
     def _get_temperature_c(self) -> float:
-        return self.measured_temperature_c
+        return float(self._measured_temperature_c)
 
     def _setpoint_range_c(self) -> tuple[float, float]:
         return self._setpoint_min_c, self._setpoint_max_c

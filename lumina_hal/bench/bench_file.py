@@ -10,24 +10,16 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from lumina_hal.bench.roles import (
-    Instrument,
-    Laser,
-    LaserLimits,
-    PowerMeter,
-    TecLimits,
-    TemperatureController,
-)
+from lumina_hal.bench.exits import SigtermUnwinds
+from lumina_hal.bench.limits import LaserLimits, Limits, TecLimits
+from lumina_hal.bench.roles import Instrument, Laser, PowerMeter, TemperatureController
 from lumina_hal.bench.spectra import Spectrum, swept_transmission, wavelength_grid
 from lumina_hal.device import PhotonicDevice
 from lumina_hal.errors import ConfigurationError, LuminaError, SafetyLimitError
@@ -45,11 +37,8 @@ SIMULATED_BENCH = "bench.toml"  # shipped in lumina_hal.sim
 
 #: Keys allowed in each section; the order is the order parts are made safe and closed.
 _SECTIONS: dict[str, tuple[str, ...]] = {
-    "laser": ("uri", "max_power_dbm", "min_wavelength_nm", "max_wavelength_nm", "safe_state"),
-    "tec": (
-        "uri", "min_c", "max_c", "max_step_c", "step_interval_s", "safe_state",
-        "safe_setpoint_c",
-    ),
+    "laser": ("uri", *LaserLimits.keys(), "safe_state"),  # safe_state: always "off"
+    "tec": ("uri", *TecLimits.keys()),
     "power_meter": ("uri",),
     "chip": ("uri",),
 }
@@ -125,32 +114,13 @@ def parse_bench_config(
             uris[section] = _resolve_sim_path(uri, file)
     if not uris:
         raise ConfigurationError(f"{where}: names no chip and no instrument")
-    laser = dict(data.get("laser", {}))
-    tec = dict(data.get("tec", {}))
+    laser = {k: v for k, v in data.get("laser", {}).items() if k != "uri"}
+    tec = {k: v for k, v in data.get("tec", {}).items() if k != "uri"}
     if laser.pop("safe_state", "off") != "off":
         raise ConfigurationError(f"{where} [laser]: safe_state can only be 'off'")
-    try:
-        laser_limits = LaserLimits(
-            **{k: _number(v, f"{where} [laser] {k}") for k, v in laser.items() if k != "uri"},
-            source=f"{where} [laser]",
-        )
-        tec_limits = TecLimits(
-            **{  # type: ignore[arg-type]  # safe_state is a str, every other key a float
-                k: v if k == "safe_state" else _number(v, f"{where} [tec] {k}")
-                for k, v in tec.items()
-                if k != "uri"
-            },
-            source=f"{where} [tec]",
-        )
-    except TypeError as exc:  # pragma: no cover - keys are checked above
-        raise ConfigurationError(f"{where}: {exc}") from None
+    laser_limits = LaserLimits.from_mapping(laser, f"{where} [laser]")
+    tec_limits = TecLimits.from_mapping(tec, f"{where} [tec]")
     return BenchConfig(file, uris, laser_limits, tec_limits)
-
-
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{what} must be a number, got {value!r}")
-    return float(value)
 
 
 def _unknown(name: str, valid: Any, message: str) -> ConfigurationError:
@@ -193,7 +163,7 @@ class Bench:
         self.laser: Laser | None = None
         self.power_meter: PowerMeter | None = None
         self.tec: TemperatureController | None = None
-        self._previous_sigterm: Any = None
+        self._sigterm = SigtermUnwinds()
         self._closed = False
 
     # --- opening -------------------------------------------------------------------------------
@@ -209,8 +179,14 @@ class Bench:
                 if section == "chip":
                     self.chip = open_device(uri)
                     continue
-                instrument = open_instrument(uri)
                 role = _ROLES[section]
+                limits = self._limits_for(section)
+                try:
+                    instrument = open_instrument(uri, limits=limits)
+                except ConfigurationError as exc:
+                    raise ConfigurationError(
+                        f"{self.config.path or 'bench'} [{section}]: {uri}: {exc}"
+                    ) from exc
                 if not isinstance(instrument, role):
                     instrument.safe_on_close = False
                     instrument.close()
@@ -219,10 +195,8 @@ class Bench:
                         f"{instrument.role}, not a {role.role}"
                     )
                 if isinstance(instrument, Laser):
-                    instrument.limits = self.config.laser_limits
                     self.laser = instrument
                 elif isinstance(instrument, TemperatureController):
-                    instrument.limits = self.config.tec_limits
                     self.tec = instrument
                 elif isinstance(instrument, PowerMeter):
                     self.power_meter = instrument
@@ -231,6 +205,14 @@ class Bench:
             self.close()
             raise
         return self
+
+    def _limits_for(self, section: str) -> Limits | None:
+        """The bench file's soft limits for a section (fixed at open); None: no limits."""
+        if section == "laser":
+            return self.config.laser_limits
+        if section == "tec":
+            return self.config.tec_limits
+        return None
 
     @property
     def instruments(self) -> dict[str, Instrument]:
@@ -271,8 +253,7 @@ class Bench:
             raise failures[0]
 
     def __enter__(self) -> Bench:
-        if threading.current_thread() is threading.main_thread():
-            self._previous_sigterm = signal.signal(signal.SIGTERM, _terminate)
+        self._sigterm.__enter__()
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -286,9 +267,7 @@ class Bench:
             else:
                 self.close()
         finally:
-            if self._previous_sigterm is not None:
-                signal.signal(signal.SIGTERM, self._previous_sigterm)
-                self._previous_sigterm = None
+            self._sigterm.__exit__()
 
     def swept_transmission(
         self,
@@ -340,11 +319,6 @@ class Bench:
             except LuminaError as exc:
                 out[name] = {"uri": part.uri, "error": str(exc)}
         return out
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM inside ``with bench:`` unwinds like Ctrl-C, so the safe states run."""
-    raise SystemExit(128 + signum)
 
 
 def open_bench(

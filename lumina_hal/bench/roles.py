@@ -1,9 +1,11 @@
 """Lab-instrument roles: Laser, PowerMeter, TemperatureController (docs/instruments.md).
 
-Scripts and tests ask for a role, never for a model. The public properties here check the
-value (finite number), then the soft limits, and only then call the driver's ``_`` hook, which
-checks the instrument's own range and writes. So an out-of-limit value is never sent, whatever
-the driver. Every call takes the instrument's lock and refuses to run after ``close()``.
+Scripts and tests ask for a role, never for a model. Every setter of a role, and every settable
+SCPI attribute of a driver, writes through :meth:`Instrument._gated_write`, which hands the
+value to the instrument's :class:`~lumina_hal.bench.safety.SafetyGate` (type, soft limit,
+interlocks) before the driver checks its own range and writes (docs/safety.md). Limits are
+fixed when the instrument opens. Every call takes the instrument's lock and refuses to run
+after ``close()``.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from lumina_hal.bench.exits import SigtermUnwinds, track_open, untrack
+from lumina_hal.bench.limits import LaserLimits, Limits, NoLimits, TecLimits
+from lumina_hal.bench.safety import Kind, SafetyGate, coerce
+from lumina_hal.bench.safety import ramp_points as ramp_points  # re-export (old home)
 from lumina_hal.errors import (
     ConfigurationError,
     DeviceClosedError,
     InputError,
     InstrumentError,
     LuminaError,
-    SafetyLimitError,
 )
 from lumina_hal.params import Param
 from lumina_hal.uri import DeviceURI
@@ -50,98 +55,6 @@ class InstrumentIdentity:
         return cls(fields[0], fields[1], fields[2], ",".join(fields[3:]))
 
 
-def _finite(value: Any, name: str, unit: str) -> float:
-    if isinstance(value, bool):
-        raise InputError(f"{name} must be a number in {unit}, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number in {unit}, got {value!r}") from None
-    if not math.isfinite(number):
-        raise InputError(f"{name} must be finite, got {value!r}")
-    return number
-
-
-def check_limit(
-    name: str, value: float, unit: str, low: float | None, high: float | None, source: str
-) -> None:
-    """Raise SafetyLimitError when ``value`` is outside [low, high] (None = unbounded)."""
-    if low is not None and value < low:
-        raise SafetyLimitError(
-            f"{name} = {value:g} {unit} is below the soft limit {low:g} {unit} ({source}); "
-            "nothing was sent"
-        )
-    if high is not None and value > high:
-        raise SafetyLimitError(
-            f"{name} = {value:g} {unit} is above the soft limit {high:g} {unit} ({source}); "
-            "nothing was sent"
-        )
-
-
-def _check_ordered(low: float | None, high: float | None, what: str, source: str) -> None:
-    if low is not None and high is not None and low > high:
-        raise ConfigurationError(f"{source}: {what} minimum {low:g} is above maximum {high:g}")
-
-
-@dataclass(frozen=True)
-class LaserLimits:
-    """Soft limits of a laser. ``source`` says where they came from (for error messages)."""
-
-    max_power_dbm: float | None = None
-    min_wavelength_nm: float | None = None
-    max_wavelength_nm: float | None = None
-    source: str = "laser limits"
-
-    def __post_init__(self) -> None:
-        _check_ordered(self.min_wavelength_nm, self.max_wavelength_nm, "wavelength", self.source)
-
-
-@dataclass(frozen=True)
-class TecLimits:
-    """Soft limits, ramp and safe state of a TEC controller (docs/instruments.md §5–6)."""
-
-    min_c: float | None = None
-    max_c: float | None = None
-    max_step_c: float | None = None
-    step_interval_s: float = 0.0
-    safe_state: str = "off"  # "off" or "setpoint"
-    safe_setpoint_c: float | None = None
-    source: str = "TEC limits"
-
-    def __post_init__(self) -> None:
-        _check_ordered(self.min_c, self.max_c, "temperature", self.source)
-        if self.max_step_c is not None and not self.max_step_c > 0:
-            raise ConfigurationError(f"{self.source}: max_step_c must be > 0 °C")
-        if not self.step_interval_s >= 0:
-            raise ConfigurationError(f"{self.source}: step_interval_s must be >= 0 s")
-        if self.safe_state not in ("off", "setpoint"):
-            raise ConfigurationError(
-                f"{self.source}: safe_state must be 'off' or 'setpoint', got {self.safe_state!r}"
-            )
-        if self.safe_state == "setpoint":
-            if self.safe_setpoint_c is None:
-                raise ConfigurationError(
-                    f"{self.source}: safe_state = 'setpoint' needs safe_setpoint_c"
-                )
-            check_limit_config(self.safe_setpoint_c, self.min_c, self.max_c, self.source)
-
-
-def check_limit_config(value: float, low: float | None, high: float | None, source: str) -> None:
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ConfigurationError(
-            f"{source}: safe_setpoint_c {value:g} °C is outside the limits [{low}, {high}] °C"
-        )
-
-
-def ramp_points(start: float, target: float, max_step: float | None) -> list[float]:
-    """Setpoints from ``start`` (excluded) to ``target`` (included), steps ≤ ``max_step``."""
-    if max_step is None or abs(target - start) <= max_step:
-        return [target]
-    count = math.ceil(abs(target - start) / max_step - 1e-12)
-    step = math.copysign(max_step, target - start)
-    return [start + step * k for k in range(1, count)] + [target]
-
-
 class Instrument(ABC):
     """A lab instrument: open/close, identity, lock, safe state. Roles derive from it."""
 
@@ -150,14 +63,18 @@ class Instrument(ABC):
     uri_params: ClassVar[tuple[Param, ...]] = ()
     #: True for simulated instruments (pyvisa-sim, loopback SCPI models).
     simulated: bool = False
+    #: The soft limits this role takes (docs/safety.md §2).
+    limits_type: ClassVar[type[Limits]] = NoLimits
 
     def __init__(self) -> None:
+        self._gate = SafetyGate(self.limits_type())
         self._lock = threading.RLock()
         self._is_open = False
         self._identity: InstrumentIdentity | None = None
         self.uri = ""
         #: Apply the role's safe state in close() (laser off, TEC safe).
         self.safe_on_close = True
+        self._sigterm = SigtermUnwinds()
 
     @classmethod
     def from_uri(cls, uri: DeviceURI, **params: Any) -> Instrument:
@@ -172,11 +89,23 @@ class Instrument(ABC):
     def is_open(self) -> bool:
         return self._is_open
 
+    @property
+    def limits(self) -> Limits:
+        """The soft limits; fixed when the instrument is first opened (read-only afterwards)."""
+        return self._gate.limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        with self._lock:
+            self._gate.replace(limits)
+
     def open(self) -> Instrument:
         with self._lock:
             if not self._is_open:
+                self._gate.seal()
                 self._identity = self._open()
                 self._is_open = True
+                track_open(self)  # made safe at interpreter exit if never closed
                 log.info("%s opened: %s", self.role, self._identity)
         return self
 
@@ -192,16 +121,22 @@ class Instrument(ABC):
                 log.error("%s: safe state on close failed: %s", self.role, exc)
             finally:
                 self._is_open = False
+                untrack(self)
                 try:
                     self._close()
                 except Exception as exc:  # a close must not raise: the link may be gone
                     log.warning("%s: closing the resource failed: %s", self.role, exc)
 
     def __enter__(self) -> Instrument:
-        return self.open()
+        self.open()
+        self._sigterm.__enter__()  # SIGTERM unwinds the with, so close() makes it safe
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        try:
+            self.close()
+        finally:
+            self._sigterm.__exit__()
 
     def _require_open(self) -> None:
         if not self._is_open:
@@ -212,12 +147,41 @@ class Instrument(ABC):
             self._require_open()
             return fn(*args)
 
+    def _gated_write(
+        self, quantity: str, kind: Kind, value: Any, send: Callable[[Any], None]
+    ) -> None:
+        """Every write of a setting ends here: the safety gate checks ``value``, then ``send``.
+
+        Role setters call it with the driver's ``_set_*`` hook; driver SCPI attributes call it
+        with their own write (docs/safety.md §3), so no path reaches the wire unchecked.
+        """
+        with self._lock:
+            self._gate.write(quantity, kind, value, send, self._read_quantity)
+
+    def _preflight(self, quantity: str, value: Any) -> None:
+        """Check a value as the driver would send it (range, rounding), sending nothing.
+
+        Used before a ramp's first write, so a ramp is refused whole rather than half done.
+        Drivers with SCPI attributes implement it; the default checks nothing more.
+        """
+        return None
+
+    def _read_quantity(self, quantity: str) -> float:
+        """The current value of a gated quantity, from the role's ``_get_<quantity>`` hook."""
+        getter = getattr(self, f"_get_{quantity}", None)
+        if getter is None:
+            raise ConfigurationError(
+                f"{type(self).__name__} has no _get_{quantity}() to check an interlock"
+            )
+        return float(getter())
+
     # --- common operations -------------------------------------------------------------------
     @property
     def identity(self) -> InstrumentIdentity:
         with self._lock:
             self._require_open()
-            assert self._identity is not None
+            if self._identity is None:
+                raise DeviceClosedError(f"{self.role}: no identity (the open did not finish)")
             return self._identity
 
     def reset(self) -> None:
@@ -261,18 +225,15 @@ class Instrument(ABC):
         return {}
 
     def _limits_dict(self) -> dict[str, Any]:
-        limits = getattr(self, "limits", None)
-        return asdict(limits) if limits is not None else {}
+        return asdict(self.limits)
 
 
 class Laser(Instrument):
     """A tunable laser source: wavelength (nm), power (dBm or W), output on/off."""
 
     role = "laser"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.limits = LaserLimits()
+    limits_type = LaserLimits
+    limits: LaserLimits
 
     @property
     def wavelength_nm(self) -> float:
@@ -280,12 +241,7 @@ class Laser(Instrument):
 
     @wavelength_nm.setter
     def wavelength_nm(self, value: float) -> None:
-        nm = _finite(value, "wavelength_nm", "nm")
-        lim = self.limits
-        check_limit(
-            "wavelength", nm, "nm", lim.min_wavelength_nm, lim.max_wavelength_nm, lim.source
-        )
-        self._call(self._set_wavelength_nm, nm)
+        self._call(self._gated_write, "wavelength_nm", "number", value, self._set_wavelength_nm)
 
     @property
     def power_dbm(self) -> float:
@@ -293,9 +249,7 @@ class Laser(Instrument):
 
     @power_dbm.setter
     def power_dbm(self, value: float) -> None:
-        dbm = _finite(value, "power_dbm", "dBm")
-        check_limit("power", dbm, "dBm", None, self.limits.max_power_dbm, self.limits.source)
-        self._call(self._set_power_dbm, dbm)
+        self._call(self._gated_write, "power_dbm", "number", value, self._set_power_dbm)
 
     @property
     def power_w(self) -> float:
@@ -303,7 +257,7 @@ class Laser(Instrument):
 
     @power_w.setter
     def power_w(self, value: float) -> None:
-        watts = _finite(value, "power_w", "W")
+        watts = coerce("power_w", "number", value)
         if watts <= 0:
             raise InputError(f"power_w must be > 0 W, got {value!r}")
         self.power_dbm = w_to_dbm(watts)
@@ -314,18 +268,8 @@ class Laser(Instrument):
 
     @output.setter
     def output(self, enabled: bool) -> None:
-        if not isinstance(enabled, bool):
-            raise InputError(f"output must be True or False, got {enabled!r}")
-        with self._lock:
-            self._require_open()
-            if enabled:
-                # A setpoint left above the limit (set before the limit existed) must not shine.
-                setpoint = float(self._get_power_dbm())
-                check_limit(
-                    "power setpoint", setpoint, "dBm", None, self.limits.max_power_dbm,
-                    self.limits.source,
-                )
-            self._set_output(enabled)
+        # The gate refuses "on" while the power or wavelength setpoint is outside its limit.
+        self._call(self._gated_write, "output", "bool", enabled, self._set_output)
 
     def on(self) -> None:
         self.output = True
@@ -343,7 +287,7 @@ class Laser(Instrument):
 
     def safe_shutdown(self) -> None:
         """Laser output off."""
-        self._call(self._set_output, False)
+        self._call(self._gated_write, "output", "bool", False, self._set_output)
         log.info("laser output off (safe state)")
 
     def _settings(self) -> dict[str, Any]:
@@ -394,7 +338,7 @@ class PowerMeter(Instrument):
 
     @wavelength_nm.setter
     def wavelength_nm(self, value: float) -> None:
-        self._call(self._set_wavelength_nm, _finite(value, "wavelength_nm", "nm"))
+        self._call(self._gated_write, "wavelength_nm", "number", value, self._set_wavelength_nm)
 
     def read_power_w(self) -> float:
         """One reading in W (blocks for the averaging time)."""
@@ -416,9 +360,7 @@ class PowerMeter(Instrument):
 
     @auto_range.setter
     def auto_range(self, enabled: bool) -> None:
-        if not isinstance(enabled, bool):
-            raise InputError(f"auto_range must be True or False, got {enabled!r}")
-        self._call(self._set_auto_range, enabled)
+        self._call(self._gated_write, "auto_range", "bool", enabled, self._set_auto_range)
 
     @property
     def range_w(self) -> float:
@@ -426,10 +368,9 @@ class PowerMeter(Instrument):
 
     @range_w.setter
     def range_w(self, value: float) -> None:
-        watts = _finite(value, "range_w", "W")
-        if watts <= 0:
+        if coerce("range_w", "number", value) <= 0:
             raise InputError(f"range_w must be > 0 W, got {value!r}")
-        self._call(self._set_range_w, watts)
+        self._call(self._gated_write, "range_w", "number", value, self._set_range_w)
 
     @property
     def averages(self) -> int:
@@ -437,9 +378,9 @@ class PowerMeter(Instrument):
 
     @averages.setter
     def averages(self, count: int) -> None:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        if coerce("averages", "int", count) < 1:
             raise InputError(f"averages must be an integer >= 1, got {count!r}")
-        self._call(self._set_averages, count)
+        self._call(self._gated_write, "averages", "int", count, self._set_averages)
 
     @property
     def sensor(self) -> SensorInfo | None:
@@ -484,10 +425,11 @@ class TemperatureController(Instrument):
     """A TEC controller: setpoint and measured temperature (°C), output on/off, ramps."""
 
     role = "tec"
+    limits_type = TecLimits
+    limits: TecLimits
 
     def __init__(self) -> None:
         super().__init__()
-        self.limits = TecLimits()
         #: Called between ramp steps; replace in tests (seconds).
         self.sleep: Callable[[float], None] = time.sleep
 
@@ -502,23 +444,24 @@ class TemperatureController(Instrument):
     def ramp_to(self, target_c: float) -> None:
         """Move the setpoint to ``target_c``, in steps of at most ``limits.max_step_c``.
 
-        Every intermediate point is clipped into the soft limits, so none is ever sent outside
-        them, and the target itself is checked before the first write.
+        The target is admitted by the safety gate (type, soft limit) and the number of steps
+        checked (at most MAX_RAMP_POINTS) before the first write; every intermediate point is
+        clipped into the soft limits and goes through the gate again as it is written.
         """
-        target = _finite(target_c, "setpoint_c", "°C")
-        lim = self.limits
-        check_limit("TEC setpoint", target, "°C", lim.min_c, lim.max_c, lim.source)
         with self._lock:
             self._require_open()
+            gate, lim = self._gate, self.limits
+            target = gate.admit("setpoint_c", "number", target_c, self._read_quantity)
             points = [target]
             if lim.max_step_c is not None:
                 start = float(self._get_setpoint_c())
-                points = [_clip(p, lim.min_c, lim.max_c) for p in
-                          ramp_points(start, target, lim.max_step_c)]
+                points = gate.plan_ramp("setpoint_c", start, target, lim.max_step_c)
+            for point in points:  # all or nothing: no ramp stops half way on a bad point
+                self._preflight("setpoint_c", point)
             for k, point in enumerate(points):
                 if k:
                     self.sleep(lim.step_interval_s)
-                self._set_setpoint_c(point)
+                self._gated_write("setpoint_c", "number", point, self._set_setpoint_c)
                 log.debug("TEC setpoint %.3f °C (%d/%d)", point, k + 1, len(points))
 
     @property
@@ -554,9 +497,8 @@ class TemperatureController(Instrument):
 
     @output.setter
     def output(self, enabled: bool) -> None:
-        if not isinstance(enabled, bool):
-            raise InputError(f"output must be True or False, got {enabled!r}")
-        self._call(self._set_output, enabled)
+        # The gate refuses "on" while the setpoint is outside the soft limits.
+        self._call(self._gated_write, "output", "bool", enabled, self._set_output)
 
     def on(self) -> None:
         self.output = True
@@ -575,17 +517,17 @@ class TemperatureController(Instrument):
         """
         with self._lock:
             self._require_open()
-            if self.limits.safe_state == "setpoint":
-                assert self.limits.safe_setpoint_c is not None
+            safe_c = self.limits.safe_setpoint_c
+            if self.limits.safe_state == "setpoint" and safe_c is not None:
                 try:
-                    self.ramp_to(self.limits.safe_setpoint_c)
-                    log.info("TEC at safe setpoint %.2f °C", self.limits.safe_setpoint_c)
+                    self.ramp_to(safe_c)
+                    log.info("TEC at safe setpoint %.2f °C", safe_c)
                     return
                 except BaseException:
                     log.error("TEC ramp to the safe setpoint failed; switching the output off")
-                    self._set_output(False)
+                    self._gated_write("output", "bool", False, self._set_output)
                     raise
-            self._set_output(False)
+            self._gated_write("output", "bool", False, self._set_output)
             log.info("TEC output off (safe state)")
 
     def _settings(self) -> dict[str, Any]:
@@ -607,14 +549,6 @@ class TemperatureController(Instrument):
     def _set_output(self, enabled: bool) -> None: ...
     @abstractmethod
     def _setpoint_range_c(self) -> tuple[float, float]: ...
-
-
-def _clip(value: float, low: float | None, high: float | None) -> float:
-    if low is not None:
-        value = max(value, low)
-    if high is not None:
-        value = min(value, high)
-    return value
 
 
 def dbm_to_w(dbm: float) -> float:

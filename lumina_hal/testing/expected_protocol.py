@@ -15,13 +15,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from lumina_hal.bench.limits import Limits
 from lumina_hal.drivers.instruments.scpi import ScpiInstrument
+from lumina_hal.errors import LuminaError
 
 Exchange = tuple[str, "str | BaseException | None"]
 
 
-class ExpectedProtocolError(AssertionError):
-    """The driver sent something other than the recorded exchange."""
+class ExpectedProtocolError(LuminaError, AssertionError):
+    """The driver sent something other than the recorded exchange (raised even under -O)."""
 
 
 class ExpectedProtocolResource:
@@ -88,15 +90,20 @@ def expected_protocol(
     exchanges: Sequence[Exchange],
     *,
     safe_on_close: bool = False,
+    limits: Limits | None = None,
     **kwargs: Any,
 ) -> Iterator[Any]:
     """Open ``driver`` on a fake resource that plays ``exchanges``; check all were used.
 
     ``safe_on_close`` is False by default so the recording need not include the safe state.
+    ``limits`` are fixed at open, as ``open_instrument(..., limits=...)`` does. A recording
+    that ends after the open proves that nothing at all is written afterwards.
     """
     resource = ExpectedProtocolResource(exchanges)
     instrument = driver("FAKE::INSTR", resource=resource, **kwargs)
     instrument.safe_on_close = safe_on_close
+    if limits is not None:
+        instrument.limits = limits
     instrument.open()
     try:
         yield instrument

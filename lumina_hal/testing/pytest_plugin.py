@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from lumina_hal.device import Capability, PhotonicDevice
+from lumina_hal.errors import ConfigurationError
 from lumina_hal.registry import DEFAULT_URI_ENV as DEVICE_ENV
 from lumina_hal.registry import open_device
 
@@ -170,7 +171,8 @@ def lumina_bench_file(pytestconfig: pytest.Config) -> Iterator[Path]:
             yield sim.write_bench(Path(folder) / "coupled_bench.toml")
         return
     path = load_bench_config(choice or None).path
-    assert path is not None
+    if path is None:  # a loaded file always has one; never a bare assert in shipped code
+        raise ConfigurationError("the bench configuration names no file")
     yield path
 
 

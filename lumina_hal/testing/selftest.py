@@ -14,7 +14,12 @@ from typing import Any
 
 from lumina_hal.errors import ConfigurationError
 from lumina_hal.registry import build_device, default_uri
-from lumina_hal.testing.conformance import Check, NotApplicable, select_checks
+from lumina_hal.testing.conformance import (
+    Check,
+    ConformanceFailure,
+    NotApplicable,
+    select_checks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +37,14 @@ class CheckResult:
 
 
 def run_check(check: Check, uri: str) -> CheckResult:
-    """Run one check; an exception other than AssertionError also fails it, named by type."""
+    """Run one check; any exception other than NotApplicable fails it (others named by type)."""
     start = time.perf_counter()
     try:
         check(uri)
     except NotApplicable as exc:
         status, reason = SKIP, str(exc)
-    except AssertionError as exc:
-        status, reason = FAIL, str(exc) or "assertion failed"
+    except ConformanceFailure as exc:
+        status, reason = FAIL, str(exc) or "check failed"
     except Exception as exc:
         status, reason = FAIL, f"{type(exc).__name__}: {exc}"
     else:

@@ -1,8 +1,9 @@
 """The conformance suite every PhotonicDevice backend must pass (docs/conformance.md).
 
 Each check is called with a device URI, opens and closes its own devices, and passes,
-raises AssertionError (fail) or :class:`NotApplicable` (skip, the device lacks what the
-check needs). Run it with ``lumina-hal selftest URI`` or
+raises :class:`ConformanceFailure` (fail; a LuminaError and an AssertionError, raised explicitly
+so that ``python -O`` cannot switch a check off) or :class:`NotApplicable` (skip, the device
+lacks what the check needs). Run it with ``lumina-hal selftest URI`` or
 ``pytest --pyargs lumina_hal.testing.conformance --lumina-device URI``::
 
     from lumina_hal.testing.conformance import CHECKS
@@ -13,7 +14,7 @@ check needs). Run it with ``lumina-hal selftest URI`` or
 from __future__ import annotations
 
 from lumina_hal.testing.conformance import compute, lifecycle, repeatability, state
-from lumina_hal.testing.conformance.support import Check, NotApplicable
+from lumina_hal.testing.conformance.support import Check, ConformanceFailure, NotApplicable
 
 #: The checks in the order they run (the order of the table in docs/conformance.md).
 CHECKS: tuple[Check, ...] = tuple(
@@ -44,4 +45,4 @@ def select_checks(pattern: str | None = None) -> tuple[Check, ...]:
     return tuple(check for check in CHECKS if needle in check.name.lower())
 
 
-__all__ = ["CHECKS", "Check", "NotApplicable", "select_checks"]
+__all__ = ["CHECKS", "Check", "ConformanceFailure", "NotApplicable", "select_checks"]

@@ -11,6 +11,7 @@ from lumina_hal.device import PhotonicDevice
 from lumina_hal.errors import InputError
 from lumina_hal.testing.conformance.support import (
     MAX_BATCH,
+    ConformanceFailure,
     assert_accurate,
     assert_raises,
     inputs,
@@ -30,36 +31,50 @@ def check_load_weights(uri: str) -> None:
     """load_weights returns the weights id; weights_id/shape/telemetry follow; ids identify."""
     with opened(uri) as device:
         r, c = work_shape(device.info)
-        assert device.weights_id is None, f"weights_id is {device.weights_id!r} before a load"
+        if device.weights_id is not None:
+            raise ConformanceFailure(f"weights_id is {device.weights_id!r} before a load")
         w = uniform(1, r, c)
         first = device.load_weights(w)
-        assert isinstance(first, str) and first, f"load_weights returned {first!r}"
-        assert device.weights_id == first, f"weights_id {device.weights_id!r} != {first!r}"
-        assert device.weights_shape == (r, c), f"weights_shape {device.weights_shape}"
+        if not (isinstance(first, str) and first):
+            raise ConformanceFailure(f"load_weights returned {first!r}")
+        if not device.weights_id == first:
+            raise ConformanceFailure(f"weights_id {device.weights_id!r} != {first!r}")
+        if not device.weights_shape == (r, c):
+            raise ConformanceFailure(f"weights_shape {device.weights_shape}")
         reported = device.telemetry().weights_id
-        assert reported == first, f"telemetry().weights_id {reported!r} != {first!r}"
-        assert device.load_weights(w.copy()) == first, "the same matrix got another id"
-        assert device.load_weights(-w) != first, "the negated matrix got the same id"
+        if not reported == first:
+            raise ConformanceFailure(f"telemetry().weights_id {reported!r} != {first!r}")
+        if not device.load_weights(w.copy()) == first:
+            raise ConformanceFailure("the same matrix got another id")
+        if not device.load_weights(-w) != first:
+            raise ConformanceFailure("the negated matrix got the same id")
         small = _smaller((r, c))
         w_small = uniform(3, *small)
         device.load_weights(w_small)
-        assert device.weights_shape == small, f"weights_shape {device.weights_shape} != {small}"
+        if not device.weights_shape == small:
+            raise ConformanceFailure(f"weights_shape {device.weights_shape} != {small}")
         x = inputs(4, 3, small[1])
         assert_accurate(device.matmul(x), x, w_small, device.info, f"a {small} block")
 
 
 def _assert_result(y: Any, shape: tuple[int, ...], what: str) -> None:
-    assert isinstance(y, np.ndarray), f"{what}: matmul returned a {type(y).__name__}"
-    assert y.shape == shape, f"{what}: shape {y.shape}, expected {shape}"
-    assert y.dtype == np.float32, f"{what}: dtype {y.dtype}, expected float32"
-    assert np.isfinite(y).all(), f"{what}: non-finite values in the result"
+    if not isinstance(y, np.ndarray):
+        raise ConformanceFailure(f"{what}: matmul returned a {type(y).__name__}")
+    if not y.shape == shape:
+        raise ConformanceFailure(f"{what}: shape {y.shape}, expected {shape}")
+    if not y.dtype == np.float32:
+        raise ConformanceFailure(f"{what}: dtype {y.dtype}, expected float32")
+    if not np.isfinite(y).all():
+        raise ConformanceFailure(f"{what}: non-finite values in the result")
 
 
 def _assert_fills_out(device: PhotonicDevice, x: np.ndarray, shape: tuple[int, ...]) -> None:
     out = np.full(shape, np.nan, dtype=np.float32)
     result = device.matmul(x, out=out)
-    assert result is out, f"matmul(out=...) for shape {shape} did not return the out buffer"
-    assert np.isfinite(out).all(), f"matmul(out=...) left part of the {shape} buffer unwritten"
+    if result is not out:
+        raise ConformanceFailure(f"matmul(out=...) for shape {shape} did not return the out buffer")
+    if not np.isfinite(out).all():
+        raise ConformanceFailure(f"matmul(out=...) left part of the {shape} buffer unwritten")
 
 
 def check_matmul_shapes(uri: str) -> None:
@@ -132,7 +147,8 @@ def check_bad_input(uri: str) -> None:
         x = inputs(2, 4, c)
         for what, call in _bad_calls(device, r, c).items():
             assert_raises(InputError, call, what)
-            assert device.weights_id == weights_id, f"{what} changed the loaded weights"
+            if not device.weights_id == weights_id:
+                raise ConformanceFailure(f"{what} changed the loaded weights")
             assert_accurate(device.matmul(x), x, w, info, f"matmul after {what}")
 
 

@@ -10,6 +10,7 @@ from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice
 from lumina_hal.errors import DeviceClosedError, InputError
 from lumina_hal.registry import build_device
 from lumina_hal.testing.conformance.support import (
+    ConformanceFailure,
     assert_accurate,
     assert_raises,
     inputs,
@@ -35,26 +36,35 @@ def _assert_works(device: PhotonicDevice, what: str) -> None:
 def check_lifecycle(uri: str) -> None:
     """build/open/close/with: idempotent, closes on every path, reopens and works."""
     device = build_device(uri)
-    assert not device.is_open, "build_device returned an open device"
-    assert device.open() is device, "open() must return the device itself"
-    assert device.is_open, "is_open is False after open()"
+    if device.is_open:
+        raise ConformanceFailure("build_device returned an open device")
+    if device.open() is not device:
+        raise ConformanceFailure("open() must return the device itself")
+    if not device.is_open:
+        raise ConformanceFailure("is_open is False after open()")
     device.open()  # idempotent
-    assert device.is_open
+    if not device.is_open:
+        raise ConformanceFailure("conformance check failed: device.is_open")
     _assert_works(device, "after open()")
     device.close()
-    assert not device.is_open, "is_open is True after close()"
+    if device.is_open:
+        raise ConformanceFailure("is_open is True after close()")
     device.close()  # idempotent
     with device as entered:
-        assert entered is device, "'with device as d' must bind the device itself"
-        assert device.is_open, "the device is not open inside 'with'"
+        if entered is not device:
+            raise ConformanceFailure("'with device as d' must bind the device itself")
+        if not device.is_open:
+            raise ConformanceFailure("the device is not open inside 'with'")
         _assert_works(device, "reopened by 'with'")
-    assert not device.is_open, "the device is still open after 'with'"
+    if device.is_open:
+        raise ConformanceFailure("the device is still open after 'with'")
     try:
         with device:
             raise _BodyFailed
     except _BodyFailed:
         pass
-    assert not device.is_open, "the device stays open after an exception inside 'with'"
+    if device.is_open:
+        raise ConformanceFailure("the device stays open after an exception inside 'with'")
 
 
 def check_closed_device(uri: str) -> None:
@@ -62,7 +72,8 @@ def check_closed_device(uri: str) -> None:
     with opened(uri) as device:
         r, c = work_shape(device.info)
         device.load_weights(uniform(1, r, c))
-    assert device.weights_id is None, "weights_id survives close()"
+    if device.weights_id is not None:
+        raise ConformanceFailure("weights_id survives close()")
     calls = {
         "info": lambda: device.info,
         "telemetry()": device.telemetry,
@@ -80,20 +91,27 @@ def check_closed_device(uri: str) -> None:
 def _assert_info_fields(info: DeviceInfo) -> None:
     for name in ("vendor", "model", "serial", "firmware"):
         value = getattr(info, name)
-        assert isinstance(value, str) and value.strip(), f"info.{name} is {value!r}"
+        if not (isinstance(value, str) and value.strip()):
+            raise ConformanceFailure(f"info.{name} is {value!r}")
     for name in ("rows", "cols"):
         value = getattr(info, name)
-        assert type(value) is int and value >= 1, f"info.{name} is {value!r}"
+        if not (type(value) is int and value >= 1):
+            raise ConformanceFailure(f"info.{name} is {value!r}")
     for name in ("weight_bits", "input_bits", "output_bits"):
         value = getattr(info, name)
-        assert type(value) is int and 1 <= value <= 64, f"info.{name} is {value!r}"
+        if not (type(value) is int and 1 <= value <= 64):
+            raise ConformanceFailure(f"info.{name} is {value!r}")
     caps = info.capabilities
-    assert isinstance(caps, frozenset), f"info.capabilities is a {type(caps).__name__}"
-    assert all(isinstance(c, str) for c in caps), f"info.capabilities holds non-strings: {caps}"
+    if not isinstance(caps, frozenset):
+        raise ConformanceFailure(f"info.capabilities is a {type(caps).__name__}")
+    if not all(isinstance(c, str) for c in caps):
+        raise ConformanceFailure(f"info.capabilities holds non-strings: {caps}")
     kinds = {Capability.SIMULATED.value, Capability.HARDWARE.value} & caps
-    assert len(kinds) == 1, (
-        f"info.capabilities must hold exactly one of 'simulated', 'hardware'; got {sorted(caps)}"
-    )
+    if not len(kinds) == 1:
+        raise ConformanceFailure(
+            "info.capabilities must hold exactly one of 'simulated', 'hardware'; "
+            f"got {sorted(caps)}"
+        )
 
 
 def check_info(uri: str) -> None:
@@ -101,13 +119,17 @@ def check_info(uri: str) -> None:
     with opened(uri) as device:
         info = device.info
         _assert_info_fields(info)
-        assert info.uri == device.uri, f"info.uri {info.uri!r} is not the URI {device.uri!r}"
-        assert device.info == info, "two reads of info differ"
+        if not info.uri == device.uri:
+            raise ConformanceFailure(f"info.uri {info.uri!r} is not the URI {device.uri!r}")
+        if not device.info == info:
+            raise ConformanceFailure("two reads of info differ")
         data = info.to_dict()
         json.dumps(data)
-        assert data["capabilities"] == sorted(info.capabilities), "to_dict capabilities unsorted"
+        if not data["capabilities"] == sorted(info.capabilities):
+            raise ConformanceFailure("to_dict capabilities unsorted")
     with opened(uri) as again:
-        assert again.info == info, f"info differs after a reopen: {again.info} vs {info}"
+        if not again.info == info:
+            raise ConformanceFailure(f"info differs after a reopen: {again.info} vs {info}")
 
 
 def check_reset(uri: str) -> None:
@@ -117,8 +139,11 @@ def check_reset(uri: str) -> None:
         device.load_weights(uniform(1, r, c))
         device.matmul(inputs(2, 2, c))
         device.reset()
-        assert device.weights_id is None, "weights_id survives reset()"
-        assert device.weights_shape is None, "weights_shape survives reset()"
-        assert device.telemetry().weights_id is None, "telemetry().weights_id survives reset()"
+        if device.weights_id is not None:
+            raise ConformanceFailure("weights_id survives reset()")
+        if device.weights_shape is not None:
+            raise ConformanceFailure("weights_shape survives reset()")
+        if device.telemetry().weights_id is not None:
+            raise ConformanceFailure("telemetry().weights_id survives reset()")
         assert_raises(InputError, lambda: device.matmul(np.ones(c)), "matmul after reset()")
         _assert_works(device, "after reset() and a new load")

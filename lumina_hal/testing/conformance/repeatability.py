@@ -14,6 +14,7 @@ import numpy as np
 
 from lumina_hal.device import Capability, PhotonicDevice
 from lumina_hal.testing.conformance.support import (
+    ConformanceFailure,
     NotApplicable,
     accuracy_threshold_db,
     assert_accurate,
@@ -49,7 +50,7 @@ def _assert_identical(got: list[np.ndarray], expected: list[np.ndarray], what: s
     for i, (a, b) in enumerate(zip(got, expected, strict=True)):
         if not np.array_equal(a, b):
             differ = int(np.count_nonzero(a != b))
-            raise AssertionError(f"{what}: call {i} differs in {differ} of {a.size} outputs")
+            raise ConformanceFailure(f"{what}: call {i} differs in {differ} of {a.size} outputs")
 
 
 def check_determinism(uri: str) -> None:
@@ -95,9 +96,12 @@ def _in_threads(work: Callable[[int], None]) -> None:
     for thread in threads:
         thread.join(JOIN_TIMEOUT_S)
     hung = sum(thread.is_alive() for thread in threads)
-    assert not hung, f"{hung} of {THREADS} threads did not finish within {JOIN_TIMEOUT_S:g} s"
+    if hung:
+        raise ConformanceFailure(
+            f"{hung} of {THREADS} threads did not finish within {JOIN_TIMEOUT_S:g} s"
+        )
     if errors:
-        raise AssertionError(f"a thread raised {type(errors[0]).__name__}: {errors[0]}") from (
+        raise ConformanceFailure(f"a thread raised {type(errors[0]).__name__}: {errors[0]}") from (
             errors[0]
         )
 
@@ -118,7 +122,8 @@ def _assert_no_mixups(device: PhotonicDevice, w: np.ndarray, xs: list[list[np.nd
     _in_threads(work)
     info = device.info
     threshold = accuracy_threshold_db(info)
-    assert threshold is not None
+    if not (threshold is not None):
+        raise ConformanceFailure("conformance check failed: threshold is not None")
     keys = [(t, i) for t in range(THREADS) for i in range(CALLS_PER_THREAD)]
     x_all = np.concatenate([np.atleast_2d(xs[t][i]) for t, i in keys])
     y_all = np.concatenate([np.atleast_2d(results[key]) for key in keys])
@@ -126,12 +131,14 @@ def _assert_no_mixups(device: PhotonicDevice, w: np.ndarray, xs: list[list[np.nd
     limit = 10.0 ** (-(threshold - PER_CALL_MARGIN_DB) / 20.0)
     for t, i in keys:
         y, expected = results[t, i], ideal(xs[t][i], w)
-        assert y.shape == expected.shape, f"thread {t} call {i}: shape {y.shape}"
+        if not y.shape == expected.shape:
+            raise ConformanceFailure(f"thread {t} call {i}: shape {y.shape}")
         error = float(np.sqrt(np.mean((y - expected) ** 2))) / signal
-        assert error <= limit, (
-            f"thread {t} call {i}: RMS error {error:.3g} of the RMS signal exceeds {limit:.3g} "
-            "(the result of another input is off by about 1.4)"
-        )
+        if not error <= limit:
+            raise ConformanceFailure(
+                f"thread {t} call {i}: RMS error {error:.3g} of the RMS signal exceeds {limit:.3g} "
+                "(the result of another input is off by about 1.4)"
+            )
     assert_accurate(y_all, x_all, w, info, "all concurrent calls together")
 
 
@@ -153,10 +160,11 @@ def _assert_serial_equivalent(uri: str, w: np.ndarray, xs: list[list[np.ndarray]
         serial.load_weights(w)
         for n, (t, i) in enumerate(order):
             y = serial.matmul(xs[t][i])
-            assert np.array_equal(y, results[t, i]), (
-                f"call {n} of the recorded order (thread {t} call {i}) differs from the same "
-                "call made serially"
-            )
+            if not np.array_equal(y, results[t, i]):
+                raise ConformanceFailure(
+                    f"call {n} of the recorded order (thread {t} call {i}) differs from the same "
+                    "call made serially"
+                )
 
 
 def check_thread_safety(uri: str) -> None:

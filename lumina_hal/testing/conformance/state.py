@@ -8,6 +8,7 @@ import math
 from lumina_hal.device import Capability, PhotonicDevice, Telemetry
 from lumina_hal.errors import InputError, SafetyLimitError, UnsupportedOperationError
 from lumina_hal.testing.conformance.support import (
+    ConformanceFailure,
     assert_raises,
     has,
     inputs,
@@ -23,24 +24,26 @@ READBACK_TOLERANCE_C = 0.01
 
 
 def _assert_telemetry_fields(t: Telemetry, optical_power: bool) -> None:
-    assert isinstance(t, Telemetry), f"telemetry() returned a {type(t).__name__}"
-    assert isinstance(t.temperature_c, float) and math.isfinite(t.temperature_c), (
-        f"temperature_c is {t.temperature_c!r}"
-    )
+    if not isinstance(t, Telemetry):
+        raise ConformanceFailure(f"telemetry() returned a {type(t).__name__}")
+    if not (isinstance(t.temperature_c, float) and math.isfinite(t.temperature_c)):
+        raise ConformanceFailure(f"temperature_c is {t.temperature_c!r}")
     power = t.optical_power_dbm
-    assert power is None or (isinstance(power, float) and math.isfinite(power)), (
-        f"optical_power_dbm is {power!r}"
-    )
-    assert not (optical_power and power is None), (
-        "the device declares 'optical_power' but optical_power_dbm is None"
-    )
-    assert isinstance(t.counters, dict), f"counters is a {type(t.counters).__name__}"
+    if not (power is None or (isinstance(power, float) and math.isfinite(power))):
+        raise ConformanceFailure(f"optical_power_dbm is {power!r}")
+    if optical_power and power is None:
+        raise ConformanceFailure(
+            "the device declares 'optical_power' but optical_power_dbm is None"
+        )
+    if not isinstance(t.counters, dict):
+        raise ConformanceFailure(f"counters is a {type(t.counters).__name__}")
     for key, value in t.counters.items():
-        assert isinstance(key, str), f"counter name {key!r} is not a str"
-        assert type(value) is int and value >= 0, f"counter {key!r} is {value!r}"
-    assert isinstance(t.timestamp_s, float) and math.isfinite(t.timestamp_s), (
-        f"timestamp_s is {t.timestamp_s!r}"
-    )
+        if not isinstance(key, str):
+            raise ConformanceFailure(f"counter name {key!r} is not a str")
+        if not (type(value) is int and value >= 0):
+            raise ConformanceFailure(f"counter {key!r} is {value!r}")
+    if not (isinstance(t.timestamp_s, float) and math.isfinite(t.timestamp_s)):
+        raise ConformanceFailure(f"timestamp_s is {t.timestamp_s!r}")
 
 
 def check_telemetry(uri: str) -> None:
@@ -49,16 +52,19 @@ def check_telemetry(uri: str) -> None:
         optical_power = has(device.info, Capability.OPTICAL_POWER)
         first = device.telemetry()
         _assert_telemetry_fields(first, optical_power)
-        assert first.weights_id is None, f"weights_id {first.weights_id!r} before any load"
+        if first.weights_id is not None:
+            raise ConformanceFailure(f"weights_id {first.weights_id!r} before any load")
         r, c = work_shape(device.info)
         weights_id = device.load_weights(uniform(1, r, c))
         device.matmul(inputs(2, 3, c))
         second = device.telemetry()
         _assert_telemetry_fields(second, optical_power)
-        assert second.weights_id == weights_id, (
-            f"telemetry().weights_id {second.weights_id!r} != loaded {weights_id!r}"
-        )
-        assert second.timestamp_s >= first.timestamp_s, "timestamp_s went backwards"
+        if not second.weights_id == weights_id:
+            raise ConformanceFailure(
+                f"telemetry().weights_id {second.weights_id!r} != loaded {weights_id!r}"
+            )
+        if not second.timestamp_s >= first.timestamp_s:
+            raise ConformanceFailure("timestamp_s went backwards")
 
 
 def _temperature(device: PhotonicDevice) -> float:
@@ -107,6 +113,7 @@ def _step_setpoint(device: PhotonicDevice, start_c: float) -> float:
 
 def _assert_reads_back(device: PhotonicDevice, expected_c: float, what: str) -> None:
     measured = _temperature(device)
-    assert abs(measured - expected_c) <= READBACK_TOLERANCE_C, (
-        f"{what}: telemetry reads {measured:g} °C, setpoint {expected_c:g} °C"
-    )
+    if not abs(measured - expected_c) <= READBACK_TOLERANCE_C:
+        raise ConformanceFailure(
+            f"{what}: telemetry reads {measured:g} °C, setpoint {expected_c:g} °C"
+        )

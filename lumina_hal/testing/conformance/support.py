@@ -1,6 +1,7 @@
 """What the conformance checks share: the skip signal, device opening, workloads, thresholds.
 
-Checks raise AssertionError (fail) or NotApplicable (skip); nothing here imports pytest.
+Checks raise ConformanceFailure (fail; explicit raises, never bare asserts, so ``python -O``
+cannot switch them off) or NotApplicable (skip); nothing here imports pytest.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice
+from lumina_hal.errors import LuminaError
 from lumina_hal.metrics import snr_db
 from lumina_hal.registry import build_device
 
@@ -26,13 +28,18 @@ SNR_CAP_DB = 20.0
 MIN_BITS_FOR_ACCURACY = 4
 
 
+class ConformanceFailure(LuminaError, AssertionError):
+    """A conformance check failed. Raised explicitly, so ``python -O`` cannot switch it off;
+    an AssertionError too, so pytest and older callers still see a failure."""
+
+
 class NotApplicable(Exception):
     """Raised by a check that does not apply to the device (it is skipped with this reason)."""
 
 
 @dataclass(frozen=True)
 class Check:
-    """One conformance check: ``func(uri)`` passes, raises AssertionError or NotApplicable."""
+    """One conformance check: ``func(uri)`` passes, raises ConformanceFailure or NotApplicable."""
 
     name: str
     func: Callable[[str], None]
@@ -116,16 +123,18 @@ def assert_accurate(
 ) -> None:
     """``y`` is ``x @ w.T`` within the accuracy threshold (skipped below 4-bit converters)."""
     expected = ideal(x, w)
-    assert y.shape == expected.shape, f"{what}: shape {y.shape}, expected {expected.shape}"
+    if not y.shape == expected.shape:
+        raise ConformanceFailure(f"{what}: shape {y.shape}, expected {expected.shape}")
     threshold = accuracy_threshold_db(info)
     if threshold is None:
         return
     measured = snr_db(y, expected)
-    assert measured >= threshold, (
-        f"{what}: SNR {measured:.1f} dB against x @ W.T is below the {threshold:.1f} dB "
-        f"threshold for {min(info.weight_bits, info.input_bits, info.output_bits)}-bit "
-        "converters"
-    )
+    if not measured >= threshold:
+        raise ConformanceFailure(
+            f"{what}: SNR {measured:.1f} dB against x @ W.T is below the {threshold:.1f} dB "
+            f"threshold for {min(info.weight_bits, info.input_bits, info.output_bits)}-bit "
+            "converters"
+        )
 
 
 def assert_raises(error: type[BaseException], call: Callable[[], Any], what: str) -> BaseException:
@@ -133,10 +142,13 @@ def assert_raises(error: type[BaseException], call: Callable[[], Any], what: str
     try:
         call()
     except error as exc:
-        assert str(exc), f"{what}: {type(exc).__name__} has an empty message"
+        if not str(exc):
+            raise ConformanceFailure(
+                f"{what}: {type(exc).__name__} has an empty message"
+            ) from None
         return exc
     except Exception as exc:
-        raise AssertionError(
+        raise ConformanceFailure(
             f"{what}: expected {error.__name__}, got {type(exc).__name__}: {exc}"
         ) from exc
-    raise AssertionError(f"{what}: expected {error.__name__}, nothing was raised")
+    raise ConformanceFailure(f"{what}: expected {error.__name__}, nothing was raised")
