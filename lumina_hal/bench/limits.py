@@ -143,14 +143,22 @@ class LaserLimits(Limits):
         _ordered(self.min_wavelength_nm, self.max_wavelength_nm, "wavelength", self.source)
 
     def bounds(self) -> dict[str, Bound]:
+        window = Bound(self.min_wavelength_nm, self.max_wavelength_nm, "nm")
         return {
             "power_dbm": Bound(None, self.max_power_dbm, "dBm"),
-            "wavelength_nm": Bound(self.min_wavelength_nm, self.max_wavelength_nm, "nm"),
+            "wavelength_nm": window,
+            # a laser's own sweep travels between these: the same window applies
+            "sweep_start_nm": window,
+            "sweep_stop_nm": window,
         }
 
     def interlocks(self) -> dict[str, tuple[str, ...]]:
-        # A setpoint left above the limit (by *RST or before the limits existed) must not shine.
-        return {"output": ("power_dbm", "wavelength_nm")}
+        # A setpoint left above the limit (by *RST or before the limits existed) must not shine;
+        # a sweep must not start towards ends stored outside the window.
+        return {
+            "output": ("power_dbm", "wavelength_nm"),
+            "sweep": ("power_dbm", "sweep_start_nm", "sweep_stop_nm"),
+        }
 
 
 @dataclass(kw_only=True, unsafe_hash=True)
