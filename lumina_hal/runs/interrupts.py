@@ -62,8 +62,11 @@ class InterruptGuard:
             raise KeyboardInterrupt
 
     @contextmanager
-    def critical(self) -> Iterator[None]:
-        """Defer a Ctrl-C until the block ends (the block must be short)."""
+    def critical(self, *, raise_at_end: bool = True) -> Iterator[None]:
+        """Defer a Ctrl-C until the block ends (the block must be short).
+
+        With ``raise_at_end=False`` the Ctrl-C is only remembered, for the next ``check()``.
+        """
         self._depth += 1
         try:
             yield
@@ -71,4 +74,5 @@ class InterruptGuard:
             self._depth -= 1
         if self._pending and not self._depth:
             self._pending = False
-            raise KeyboardInterrupt
+            if raise_at_end:
+                raise KeyboardInterrupt

@@ -172,12 +172,17 @@ class RecordedRun:
         if bench_data is not None:
             frames.append(encode_frame(1, _snapshot_fields("start", bench_data, 0), {}))
         guard = InterruptGuard()
-        writer = FrameWriter.create(
-            target, file_header() + b"".join(frames), len(frames), overwrite, guard
-        )
         guard.install()
+        try:
+            with guard.critical(raise_at_end=False):  # record_run raises it once in its block
+                initial = file_header() + b"".join(frames)
+                writer = FrameWriter.create(target, initial, len(frames), overwrite, guard)
+                run = cls(writer, device, bench, progress, guard)
+        except BaseException:
+            guard.uninstall()
+            raise
         log.info("recording run to %s", target)
-        return cls(writer, device, bench, progress, guard)
+        return run
 
     def close(self, error: BaseException | None = None) -> None:
         """Append the end snapshot and ``end`` (complete, or incomplete with ``error``); close."""
@@ -390,14 +395,17 @@ def record_run(
     error) and re-raises; the calls recorded so far stay in it. A Ctrl-C during the run
     always ends it (``KeyboardInterrupt``), even one Python discarded in a finalizer.
     """
-    run = RecordedRun.create(
-        path, device, bench=bench, meta=meta, overwrite=overwrite, progress=progress
-    )
+    run: RecordedRun | None = None
     try:
+        run = RecordedRun.create(
+            path, device, bench=bench, meta=meta, overwrite=overwrite, progress=progress
+        )
+        run._guard.check()  # a Ctrl-C that arrived while the file was being created
         yield run
         run._guard.check()  # a Ctrl-C swallowed after the last safe point still ends it
     except BaseException as exc:
-        run.close(error=exc)
+        if run is not None:
+            run.close(error=exc)
         raise
     run.close()
 
