@@ -1,11 +1,16 @@
 """Read version-1 run records (HDF5, written by lumina-hal 0.2 and earlier) through h5py.
 
-Every HDF5 or content error becomes a ``RecordDamagedError`` naming the file.
+libhdf5 can crash the process on a damaged file, so ``load_v1`` reads in a child process
+(spawned, so nothing of this process is shared); a crash there, and every HDF5 or content
+error, becomes a ``RecordDamagedError`` naming the file.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +123,19 @@ def _plain_attrs(group: h5py.Group | None) -> dict[str, Any]:
 
 
 def load_v1(target: Path) -> RunRecord:
-    """Read a version-1 (HDF5) record; RecordError/RecordDamagedError naming what is wrong."""
+    """Read a version-1 (HDF5) record in a child process; RecordError/RecordDamagedError."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        try:
+            return pool.submit(read_v1, target).result()
+        except BrokenProcessPool:
+            raise RecordDamagedError(
+                f"version-1 (HDF5) record {str(target)!r} is damaged: libhdf5 crashed reading it"
+            ) from None
+
+
+def read_v1(target: Path) -> RunRecord:
+    """Read a version-1 record in this process (libhdf5 may crash on a damaged file)."""
     try:
         with h5py.File(target, "r") as h5:
             return _read(target, h5)
