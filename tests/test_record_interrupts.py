@@ -196,11 +196,12 @@ def test_ctrl_c_during_a_frame_write_is_deferred_until_the_frame_is_whole(tmp_pa
 
     real_write = record_writer._write_all
 
-    def write_then_interrupt(fd: int, data: bytes) -> None:
+    def write_then_interrupt(fd: int, parts: list) -> None:
         monkeypatch.setattr(record_writer, "_write_all", real_write)  # once
-        real_write(fd, data[: len(data) // 2])
+        data = b"".join(parts)
+        real_write(fd, [data[: len(data) // 2]])
         signal.raise_signal(signal.SIGINT)  # lands mid-frame
-        real_write(fd, data[len(data) // 2 :])
+        real_write(fd, [data[len(data) // 2 :]])
 
     path = tmp_path / "run.lhrun"
     with (
@@ -222,8 +223,9 @@ def test_a_failed_write_is_cut_back_to_the_last_whole_frame(tmp_path, monkeypatc
 
     real_write = record_writer._write_all
 
-    def half_then_disk_full(fd: int, data: bytes) -> None:
-        real_write(fd, data[: len(data) // 2])
+    def half_then_disk_full(fd: int, parts: list) -> None:
+        data = b"".join(parts)
+        real_write(fd, [data[: len(data) // 2]])
         raise OSError(28, "No space left on device")
 
     path = tmp_path / "run.lhrun"

@@ -48,24 +48,36 @@ def file_header(version: int = FORMAT_VERSION) -> bytes:
     return head + struct.pack("<I", crc32(head))
 
 
-def encode_frame(seq: int, fields: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
-    """One whole frame: header, JSON ``fields`` (plus the array list), then array bytes."""
-    blobs: list[bytes] = []
+def encode_frame_parts(
+    seq: int, fields: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+) -> list[bytes | memoryview]:
+    """One whole frame as buffers to write in order: header, JSON ``fields`` (plus the
+    array list), then each array's bytes (views, not copies, of C-contiguous arrays)."""
+    blobs: list[memoryview] = []
     specs: list[dict[str, Any]] = []
     for name, array in arrays.items():
-        data = np.ascontiguousarray(array)
+        data = np.asarray(array)
         dtype = data.dtype.newbyteorder("<").str
         if dtype not in ARRAY_DTYPES:
             raise ConfigurationError(f"array {name!r}: dtype {dtype} cannot be recorded")
+        data = np.ascontiguousarray(data.astype(dtype, copy=False))
         specs.append({"name": name, "dtype": dtype, "shape": list(data.shape)})
-        blobs.append(data.astype(dtype, copy=False).tobytes())
+        blobs.append(memoryview(data.reshape(-1)).cast("B"))
     body = dict(fields)
     if specs:
         body["arrays"] = specs
     text = json.dumps(body, sort_keys=True).encode("utf-8")
-    payload = b"".join([JSON_LENGTH.pack(len(text)), text, *blobs])
-    head = FRAME_HEAD.pack(SYNC, seq, len(payload))
-    return head + struct.pack("<II", crc32(head), crc32(payload)) + payload
+    prefix = JSON_LENGTH.pack(len(text)) + text
+    payload_crc = zlib.crc32(prefix)
+    for blob in blobs:
+        payload_crc = zlib.crc32(blob, payload_crc)
+    head = FRAME_HEAD.pack(SYNC, seq, len(prefix) + sum(b.nbytes for b in blobs))
+    return [head + struct.pack("<II", crc32(head), payload_crc & 0xFFFFFFFF) + prefix, *blobs]
+
+
+def encode_frame(seq: int, fields: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
+    """One whole frame as bytes (see :func:`encode_frame_parts`)."""
+    return b"".join(encode_frame_parts(seq, fields, arrays))
 
 
 def index_name(index: int) -> str:

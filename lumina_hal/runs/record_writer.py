@@ -18,17 +18,22 @@ import numpy as np
 
 from lumina_hal.errors import ConfigurationError
 from lumina_hal.runs.interrupts import InterruptGuard
-from lumina_hal.runs.record_format import encode_frame
+from lumina_hal.runs.record_format import encode_frame_parts
 
 log = logging.getLogger(__name__)
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
+    """Write ``parts`` in order: one ``writev`` normally, finishing a short write by hand."""
+    total = sum(memoryview(p).nbytes for p in parts)
+    done = os.writev(fd, parts) if hasattr(os, "writev") else 0
+    if done == total:
+        return
+    rest = memoryview(b"".join(parts))[done:]
+    while rest:
+        rest = rest[os.write(fd, rest) :]
 
 
 class FrameWriter:
@@ -55,7 +60,7 @@ class FrameWriter:
         fd = -1
         try:
             fd = os.open(tmp, _FLAGS, 0o666)
-            _write_all(fd, initial)
+            _write_all(fd, [initial])
             os.fsync(fd)
             _publish(tmp, target, overwrite)
         except BaseException as exc:
@@ -76,15 +81,18 @@ class FrameWriter:
 
     def append(self, frames: Sequence[tuple[dict[str, Any], dict[str, np.ndarray]]]) -> None:
         """Encode ``frames`` (fields, arrays) with the next sequence numbers; one write."""
-        data = b"".join(
-            encode_frame(self._seq + i, fields, arrays) for i, (fields, arrays) in enumerate(frames)
-        )
+        parts = [
+            part
+            for i, (fields, arrays) in enumerate(frames)
+            for part in encode_frame_parts(self._seq + i, fields, arrays)
+        ]
+        size = sum(memoryview(p).nbytes for p in parts)
         with self._guard.critical():
             start = self._size
             try:
-                _write_all(self._fd, data)
+                _write_all(self._fd, parts)
                 self._seq += len(frames)
-                self._size = start + len(data)
+                self._size = start + size
             except BaseException:
                 self._cut_back(start)
                 raise
