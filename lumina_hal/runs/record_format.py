@@ -60,9 +60,9 @@ def encode_frame_parts(
         dtype = data.dtype.newbyteorder("<").str
         if dtype not in ARRAY_DTYPES:
             raise ConfigurationError(f"array {name!r}: dtype {dtype} cannot be recorded")
-        data = np.ascontiguousarray(data.astype(dtype, copy=False))
+        data = data.astype(dtype, order="C", copy=False)  # keeps 0-d arrays 0-d
         specs.append({"name": name, "dtype": dtype, "shape": list(data.shape)})
-        blobs.append(memoryview(data.reshape(-1)).cast("B"))
+        blobs.append(data.data.cast("B") if data.size else memoryview(b""))
     body = dict(fields)
     if specs:
         body["arrays"] = specs

@@ -1,16 +1,17 @@
 """Read version-1 run records (HDF5, written by lumina-hal 0.2 and earlier) through h5py.
 
-libhdf5 can crash the process on a damaged file, so ``load_v1`` reads in a child process
-(spawned, so nothing of this process is shared); a crash there, and every HDF5 or content
-error, becomes a ``RecordDamagedError`` naming the file.
+libhdf5 can crash the process on a damaged file, so ``load_v1`` reads in a child Python
+(``python -m lumina_hal.runs.record_load_v1 PATH``, which pickles its result to stdout; a
+subprocess rather than multiprocessing, so a user's script is never re-imported); a crash
+there, and every HDF5 or content error, becomes a ``RecordDamagedError`` naming the file.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -124,14 +125,22 @@ def _plain_attrs(group: h5py.Group | None) -> dict[str, Any]:
 
 def load_v1(target: Path) -> RunRecord:
     """Read a version-1 (HDF5) record in a child process; RecordError/RecordDamagedError."""
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    command = [sys.executable, "-m", "lumina_hal.runs.record_load_v1", str(target)]
+    proc = subprocess.run(command, capture_output=True, check=False)
+    if proc.returncode == 0:
         try:
-            return pool.submit(read_v1, target).result()
-        except BrokenProcessPool:
-            raise RecordDamagedError(
-                f"version-1 (HDF5) record {str(target)!r} is damaged: libhdf5 crashed reading it"
-            ) from None
+            outcome, value = pickle.loads(proc.stdout)
+        except Exception:  # the child printed something else: treat as its failure
+            outcome, value = "crash", None
+        if outcome == "record" and isinstance(value, RunRecord):
+            return value
+        if outcome in ("RecordError", "RecordDamagedError") and isinstance(value, str):
+            raise (RecordError if outcome == "RecordError" else RecordDamagedError)(value)
+    detail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+    raise RecordDamagedError(
+        f"version-1 (HDF5) record {str(target)!r} is damaged: libhdf5 failed reading it "
+        f"(reader exit status {proc.returncode}: {detail[0]})"
+    )
 
 
 def read_v1(target: Path) -> RunRecord:
@@ -182,3 +191,15 @@ def _read(target: Path, h5: h5py.File) -> RunRecord:
         plan=_plain_attrs(h5.get("plan")),
         sweep=_plain_attrs(h5.get("sweep")),
     )
+
+
+def _child(path: str) -> None:
+    try:
+        result: tuple[str, object] = ("record", read_v1(Path(path)))
+    except RecordError as exc:
+        result = (type(exc).__name__, str(exc))
+    sys.stdout.buffer.write(pickle.dumps(result))
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1])
