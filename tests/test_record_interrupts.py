@@ -241,3 +241,41 @@ def test_a_failed_write_is_cut_back_to_the_last_whole_frame(tmp_path, monkeypatc
     assert rec.damage == () and rec.status == "complete"
     assert [c.label for c in rec.calls] == ["kept", "after"]
     assert [c.index for c in rec.calls] == [0, 1]
+
+
+def test_ctrl_c_while_the_file_is_created_ends_the_run_at_once(tmp_path, monkeypatch):
+    from lumina_hal.runs import record_writer
+
+    real_publish = record_writer._publish
+
+    def publish_interrupted(tmp: Path, target: Path, overwrite: bool) -> None:
+        signal.raise_signal(signal.SIGINT)  # between writing the file and naming it
+        real_publish(tmp, target, overwrite)
+
+    monkeypatch.setattr(record_writer, "_publish", publish_interrupted)
+    path = tmp_path / "run.lhrun"
+    with (
+        lumina_hal.open_device("mock://?rows=4&cols=4") as chip,
+        pytest.raises(KeyboardInterrupt),
+        record_run(path, chip),
+    ):
+        pytest.fail("the block must not run after a Ctrl-C during creation")
+    rec = load_run(path)
+    assert rec.status == "incomplete" and rec.error.startswith("KeyboardInterrupt")
+    assert rec.damage == () and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_host_applications_own_sigint_handler_is_left_alone(tmp_path):
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        with (
+            lumina_hal.open_device("mock://?rows=4&cols=4") as chip,
+            record_run(tmp_path / "run.lhrun", chip) as run,
+        ):
+            run.load_weights(np.eye(4))
+            signal.raise_signal(signal.SIGINT)
+            run.matmul(np.ones(4, dtype=np.float32))
+        assert seen == [signal.SIGINT] and load_run(tmp_path / "run.lhrun").complete
+    finally:
+        signal.signal(signal.SIGINT, previous)
