@@ -5,7 +5,7 @@ with lumina_hal.open_device("mock://?rows=64&cols=64&preset=typical&seed=1") as 
     chip.load_weights(W)
     y = chip.matmul(x)
 
-Record a run to HDF5 with ``record_run(path, chip)`` and read it back with ``load_run(path)``
+Record a run with ``record_run(path, chip)`` and read it back with ``load_run(path)``
 (docs/records.md).
 """
 
@@ -25,6 +25,8 @@ from lumina_hal.errors import (
     LinkError,
     LuminaError,
     OverRangeError,
+    RecordDamagedError,
+    RecordError,
     SafetyLimitError,
     UnsupportedOperationError,
 )
@@ -55,6 +57,8 @@ __all__ = [
     "Param",
     "PhotonicDevice",
     "PowerMeter",
+    "RecordDamagedError",
+    "RecordError",
     "SafetyLimitError",
     "Telemetry",
     "TemperatureController",

@@ -60,3 +60,11 @@ class InstrumentError(DeviceError):
 
 class OverRangeError(InstrumentError):
     """A measurement is above the instrument's current range (e.g. a power meter's 9.9E37)."""
+
+
+class RecordError(ConfigurationError):
+    """A file is not a readable run record: not one at all, or of a newer format version."""
+
+
+class RecordDamagedError(RecordError):
+    """A run record is damaged (checksum, framing or content); the message names where."""

@@ -136,7 +136,7 @@ def test_run_without_record_writes_a_timestamped_file(tmp_path, capsys, monkeypa
     write(tmp_path / "job.py", GOOD_SCRIPT)
     code, _, err = run_cli(capsys, "run", "job.py", "--device", DEVICE)
     assert code == 0, err
-    (record,) = tmp_path.glob("job-*.h5")
+    (record,) = tmp_path.glob("job-*.lhrun")
     assert lumina_hal.load_run(record).complete
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import subprocess
 import sys
 import textwrap
+import zlib
 from typing import Any
 
 import h5py
@@ -15,7 +17,13 @@ import pytest
 
 import lumina_hal
 from lumina_hal import load_run, record_run
-from lumina_hal.errors import ConfigurationError, DeviceClosedError, InputError
+from lumina_hal.errors import (
+    ConfigurationError,
+    DeviceClosedError,
+    InputError,
+    RecordDamagedError,
+    RecordError,
+)
 
 URI = "mock://?rows=16&cols=16&preset=harsh&seed=3"
 
@@ -58,7 +66,7 @@ def test_round_trip_returns_everything_written(tmp_path, chip, rng):
             run.log_row("stats", units={"snr_db": "dB"}, index=i, snr_db=40.0 + i / 3)
 
     rec = load_run(path)
-    assert (rec.status, rec.error, rec.complete, rec.format_version) == ("complete", "", True, 1)
+    assert (rec.status, rec.error, rec.complete, rec.format_version) == ("complete", "", True, 2)
     assert rec.meta == meta
     assert rec.device == info
     assert (rec.uri, rec.scheme) == (URI, "mock")
@@ -98,19 +106,91 @@ def test_round_trip_returns_everything_written(tmp_path, chip, rng):
     assert rec.result_units["stats"] == {"index": "", "snr_db": "dB"}
 
 
-def test_file_is_plain_hdf5_with_the_documented_layout(tmp_path, chip):
-    path = tmp_path / "run.h5"
+def read_frames_per_spec(path):
+    """An independent reader of docs/records.md §2 (struct + zlib only): [(seq, fields, arrays)]."""
+    data = path.read_bytes()
+    assert data[:8] == b"LHRUN\r\n\x1a"
+    assert struct.unpack_from("<HH", data, 8) == (2, 0)
+    assert struct.unpack_from("<I", data, 12)[0] == zlib.crc32(data[:12])
+    pos, frames = 16, []
+    while pos < len(data):
+        sync, seq, length, head_crc, payload_crc = struct.unpack_from("<4sQQII", data, pos)
+        assert sync == b"LHFR" and head_crc == zlib.crc32(data[pos : pos + 20])
+        payload = data[pos + 28 : pos + 28 + length]
+        assert len(payload) == length and payload_crc == zlib.crc32(payload)
+        (n_json,) = struct.unpack_from("<I", payload, 0)
+        fields = json.loads(payload[4 : 4 + n_json].decode("utf-8"))
+        arrays, at = {}, 4 + n_json
+        for spec in fields.pop("arrays", []):
+            count = int(np.prod(spec["shape"], dtype=np.int64))
+            nbytes = count * np.dtype(spec["dtype"]).itemsize
+            arrays[spec["name"]] = np.frombuffer(
+                payload[at : at + nbytes], dtype=spec["dtype"]
+            ).reshape(spec["shape"])
+            at += nbytes
+        assert at == length
+        frames.append((seq, fields, arrays))
+        pos += 28 + length
+    return frames
+
+
+def test_file_follows_the_documented_layout(tmp_path, chip):
+    path = tmp_path / "run.lhrun"
+    x = np.ones((2, 16), dtype=np.float32)
     with record_run(path, chip) as run:
         run.load_weights(np.eye(16))
-        run.matmul(np.ones((2, 16), dtype=np.float32), label="a")
-    with h5py.File(path, "r") as h5:
-        assert h5.attrs["format"] == "lumina-hal-run" and h5.attrs["format_version"] == 1
-        assert h5["calls/000000/inputs"].shape == (2, 16)
-        assert h5["calls/000000/outputs"].dtype == np.float32
-        assert h5["calls/000000/inputs"].compression == "gzip"
-        assert h5["weights/000000"].attrs["weights_id"] == chip.weights_id
-        assert h5["device"].attrs["preset"] == "harsh"
-        assert not h5["bench"].attrs["present"]
+        y = run.matmul(x, label="a")
+        run.log_row("t", units={"v": "V"}, i=1, v=0.5)
+    frames = read_frames_per_spec(path)
+    assert [seq for seq, _, _ in frames] == list(range(len(frames)))
+    kinds = [f["kind"] for _, f, _ in frames]
+    assert kinds == ["start", "weights", "call", "table", "row", "end"]
+    start = frames[0][1]
+    assert start["format"] == "lumina-hal-run" and start["device"]["preset"] == "harsh"
+    assert start["device"]["seed"] == 3 and start["bench_present"] is False
+    assert "snapshot" in start["device"]  # the slot for the device's own snapshot()
+    _, weights, warrays = frames[1]
+    np.testing.assert_array_equal(warrays["matrix"], np.eye(16))
+    assert weights["weights_id"] == chip.weights_id and warrays["matrix"].dtype == "<f8"
+    _, call, carrays = frames[2]
+    assert (call["index"], call["label"], call["weights_index"]) == (0, "a", 0)
+    np.testing.assert_array_equal(carrays["inputs"], x)
+    np.testing.assert_array_equal(carrays["outputs"], y)
+    assert frames[3][1]["columns"] == [
+        {"name": "i", "dtype": "int64", "unit": ""},
+        {"name": "v", "dtype": "float64", "unit": "V"},
+    ]
+    assert frames[4][1]["values"] == [1, 0.5]
+    assert frames[5][1]["status"] == "complete"
+
+
+def test_version_1_hdf5_records_are_still_read(tmp_path, chip, rng):
+    from lumina_hal.runs.record_export import export_hdf5
+
+    path = tmp_path / "run.lhrun"
+    with record_run(path, chip, bench=FakeBench(), meta={"m": 1}) as run:
+        run.attach("script", {"path": "x.py", "result_json": "[1, 2]"}, texts={"source": "s"})
+        run.load_weights(rng.uniform(-1, 1, (16, 16)))
+        run.matmul(rng.uniform(-1, 1, (3, 16)).astype(np.float32), label="a")
+        run.log_row("t", i=1, v=0.5)
+    rec = load_run(path)
+    export_hdf5(rec, tmp_path / "run.h5")
+    with h5py.File(tmp_path / "run.h5", "r") as h5:  # plain HDF5 for generic tools
+        assert h5.attrs["format_version"] == 1 and h5["calls/000000/inputs"].shape == (3, 16)
+    old = load_run(tmp_path / "run.h5")
+    assert old.format_version == 1
+    for name in ("status", "meta", "device", "uri", "params", "seed", "preset", "script"):
+        assert getattr(old, name) == getattr(rec, name), name
+    np.testing.assert_array_equal(old.calls[0].outputs, rec.calls[0].outputs)
+    np.testing.assert_array_equal(old.weights[0].matrix, rec.weights[0].matrix)
+    assert old.results["t"]["v"].tolist() == [0.5]
+    assert [s.data for s in old.bench_snapshots] == [s.data for s in rec.bench_snapshots]
+    with pytest.raises(ConfigurationError, match="already exists"):
+        export_hdf5(rec, tmp_path / "run.h5")
+    with h5py.File(tmp_path / "run.h5", "r+") as h5:
+        del h5["device"]
+    with pytest.raises(RecordDamagedError, match=r"version-1 .*damaged"):
+        load_run(tmp_path / "run.h5")
 
 
 @pytest.mark.parametrize("exc_type", [RuntimeError, KeyboardInterrupt])
@@ -145,7 +225,7 @@ def test_killed_writer_leaves_flushed_calls_readable(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert proc.returncode == 7, proc.stderr
     rec = load_run(path)
-    assert rec.status == "running" and np.isnan(rec.ended_at_s)
+    assert rec.status == "running" and np.isnan(rec.ended_at_s) and rec.damage == ()
     assert [c.label for c in rec.calls] == ["c0", "c1", "c2"]
     np.testing.assert_array_equal(rec.calls[2].inputs, np.full((2, 8), 2, dtype=np.float32))
 
@@ -176,20 +256,26 @@ def test_load_run_rejects_what_is_not_a_record(tmp_path, chip):
     with pytest.raises(ConfigurationError, match="does not exist"):
         load_run(tmp_path / "missing.h5")
     text = tmp_path / "notes.h5"
-    text.write_text("not hdf5")
-    with pytest.raises(ConfigurationError, match="not an HDF5 file"):
+    text.write_text("not a record at all")
+    with pytest.raises(RecordError, match="not a lumina-hal run record"):
         load_run(text)
     foreign = tmp_path / "foreign.h5"
     with h5py.File(foreign, "w") as h5:
         h5["x"] = np.arange(3)
-    with pytest.raises(ConfigurationError, match="not a lumina-hal run record"):
+    with pytest.raises(RecordError, match="not a lumina-hal run record"):
         load_run(foreign)
-    future = tmp_path / "future.h5"
+    empty = tmp_path / "empty.lhrun"
+    empty.write_bytes(b"")
+    with pytest.raises(RecordDamagedError, match="empty"):
+        load_run(empty)
+    future = tmp_path / "future.lhrun"
     with record_run(future, chip):
         pass
-    with h5py.File(future, "r+") as h5:
-        h5.attrs["format_version"] = 99
-    with pytest.raises(ConfigurationError, match="format version 99"):
+    data = bytearray(future.read_bytes())
+    data[8:10] = struct.pack("<H", 99)
+    data[12:16] = struct.pack("<I", zlib.crc32(bytes(data[:12])))
+    future.write_bytes(bytes(data))
+    with pytest.raises(RecordError, match="format version 99"):
         load_run(future)
 
 

@@ -20,8 +20,8 @@ from lumina_hal.runs.record_format import check_output_path
 
 
 def default_record_name(source: Path) -> str:
-    """``<stem>-YYYYmmdd-HHMMSS.h5`` in the current directory."""
-    return f"{source.stem}-{time.strftime('%Y%m%d-%H%M%S')}.h5"
+    """``<stem>-YYYYmmdd-HHMMSS.lhrun`` in the current directory."""
+    return f"{source.stem}-{time.strftime('%Y%m%d-%H%M%S')}.lhrun"
 
 
 def _cmd_run(args: argparse.Namespace) -> dict[str, Any]:
@@ -88,8 +88,8 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("run", help="run a script (main(run)) or a TOML plan, recorded to HDF5")
+    p = sub.add_parser("run", help="run a script (main(run)) or a TOML plan, recorded")
     p.add_argument("target", help="script.py defining main(run), or plan.toml")
-    p.add_argument("--record", default=None, help="record file (default <name>-<time>.h5)")
+    p.add_argument("--record", default=None, help="record file (default <name>-<time>.lhrun)")
     add_common_options(p)
     p.set_defaults(run=_cmd_run, show=_print_run)

@@ -74,10 +74,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--step", type=finite_float, default=5.0, help="temperature step (°C)")
     p.add_argument("--png", required=True, help="write the SNR plot to this PNG file")
-    p.add_argument("--record", default=None, help="also record the sweep to this HDF5 file")
-    p.add_argument(
-        "--batch", type=positive_int, default=256, help="input vectors per temperature"
-    )
+    p.add_argument("--record", default=None, help="also record the sweep to this run-record file")
+    p.add_argument("--batch", type=positive_int, default=256, help="input vectors per temperature")
     p.add_argument("--seed", type=int, default=0, help="workload seed")
     add_common_options(p)
     p.set_defaults(run=_cmd_sweep_temperature, show=_print_sweep)
@@ -91,7 +89,10 @@ def register(sub: Any) -> None:
     p.add_argument("--stop", type=finite_float, required=True, help="last value, inclusive")
     p.add_argument("--step", type=finite_float, required=True, help="step (> 0)")
     p.add_argument(
-        "--read", action="append", required=True, metavar="PART.NAME",
+        "--read",
+        action="append",
+        required=True,
+        metavar="PART.NAME",
         help="quantity to read at each value (repeatable), e.g. power_meter.read_power_dbm",
     )
     p.add_argument("--settle", type=finite_float, default=0.0, help="wait per value (s)")

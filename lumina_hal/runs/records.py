@@ -1,15 +1,15 @@
-"""Record a chip run into one HDF5 file: ``record_run`` and ``RecordedRun``.
+"""Record a chip run into one append-only file: ``record_run`` and ``RecordedRun``.
 
-Every weight load and matmul made through the run object is written (arrays, checksum,
-telemetry, timings) and flushed before the call returns, so a run that dies keeps what it
-did. The file layout is specified in docs/records.md; ``records_load.load_run`` reads it.
+Every weight load and matmul made through the run object is written as one checksummed
+frame (arrays, checksum id, telemetry, timings) before the call returns, so a run that dies
+keeps what it did and a torn write can only damage its own frame. The layout is specified
+in docs/records.md; ``record_load.load_run`` reads it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import platform
 import socket
@@ -17,10 +17,8 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import h5py
 import numpy as np
 
 from lumina_hal._version import __version__
@@ -28,24 +26,24 @@ from lumina_hal.device import PhotonicDevice
 from lumina_hal.errors import ConfigurationError, InputError
 from lumina_hal.params import resolve_params
 from lumina_hal.progress import progress_bar
+from lumina_hal.runs.interrupts import InterruptGuard
 from lumina_hal.runs.record_format import (
     FORMAT_NAME,
-    FORMAT_VERSION,
     STATUS_COMPLETE,
     STATUS_INCOMPLETE,
-    STATUS_RUNNING,
     check_output_path,
-    index_name,
-    to_json,
+    encode_frame,
+    file_header,
+    json_value,
 )
+from lumina_hal.runs.record_writer import FrameWriter
 from lumina_hal.uri import parse_uri
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_GZIP_LEVEL = 4
-_ROW_CHUNK = 256  # rows per chunk of a /results column
+Frame = tuple[dict[str, Any], dict[str, np.ndarray]]
 
 
 class Bench(Protocol):
@@ -60,8 +58,6 @@ def environment() -> dict[str, str]:
         "lumina_hal_version": __version__,
         "python_version": platform.python_version(),
         "numpy_version": np.__version__,
-        "h5py_version": h5py.version.version,
-        "hdf5_version": h5py.version.hdf5_version,
         "host": socket.gethostname(),
         "platform": platform.platform(),
     }
@@ -87,7 +83,28 @@ def describe_uri(device: PhotonicDevice) -> dict[str, Any]:
     }
 
 
-def _bench_json(bench: Bench) -> str:
+def device_metadata(device: PhotonicDevice) -> dict[str, Any]:
+    """The ``device`` object of the ``start`` frame (docs/records.md §2), JSON-checked.
+
+    This is the one place where what is known about the device goes into a record: its
+    info, URI and parameters, and its own ``snapshot()`` (physics in force, settings) when
+    the device offers one.
+    """
+    uri = describe_uri(device)
+    params = uri["params"]
+    seed, preset = params.get("seed"), params.get("preset")
+    snapshot = getattr(device, "snapshot", None)
+    data = {
+        "info": device.info.to_dict(),
+        **uri,
+        "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        "preset": preset if isinstance(preset, str) else None,
+        "snapshot": snapshot() if callable(snapshot) else None,
+    }
+    return dict(json_value(data, "device metadata"))
+
+
+def _bench_data(bench: Bench) -> dict[str, Any]:
     snapshot = getattr(bench, "snapshot", None)
     if not callable(snapshot):
         raise ConfigurationError(
@@ -96,16 +113,7 @@ def _bench_json(bench: Bench) -> str:
     data = snapshot()
     if not isinstance(data, dict):
         raise ConfigurationError(f"bench.snapshot() must return a dict, got {type(data).__name__}")
-    return to_json(data, "bench.snapshot()")
-
-
-def _write_array(group: h5py.Group, name: str, data: np.ndarray) -> None:
-    if data.size and data.ndim:
-        group.create_dataset(
-            name, data=data, compression="gzip", compression_opts=_GZIP_LEVEL, shuffle=True
-        )
-    else:  # HDF5 cannot chunk an empty or scalar dataset
-        group.create_dataset(name, data=data)
+    return dict(json_value(data, "bench.snapshot()"))
 
 
 class RecordedRun:
@@ -116,22 +124,22 @@ class RecordedRun:
 
     def __init__(
         self,
-        h5: h5py.File,
+        writer: FrameWriter,
         device: PhotonicDevice,
         bench: Bench | None,
         show_progress: bool,
+        guard: InterruptGuard,
     ) -> None:
-        self._h5 = h5
-        self.path = Path(h5.filename)
+        self._writer = writer
+        self.path = writer.path
         self.device = device
         self.bench = bench
         self.show_progress = show_progress
+        self._guard = guard
         self._lock = threading.Lock()
-        self._calls = h5.create_group("calls")
-        self._weights = h5.create_group("weights")
-        self._results = h5.create_group("results")
-        self._snapshots = h5.create_group("bench").create_group("snapshots")
+        self._n_calls = 0
         self._weights_index = -1
+        self._tables: dict[str, list[tuple[str, str]]] = {}  # table -> [(column, dtype)]
         self._t0 = time.perf_counter()
         self._closed = False
 
@@ -147,218 +155,209 @@ class RecordedRun:
         overwrite: bool = False,
         progress: bool = False,
     ) -> RecordedRun:
-        """Check everything, then create the file with status ``running``."""
-        meta_json = to_json(dict(meta or {}), "meta")
-        bench_json = _bench_json(bench) if bench is not None else None
-        info_json = to_json(device.info.to_dict(), "device info")
-        uri = describe_uri(device)
+        """Check everything, then create the file atomically with its ``start`` frame."""
+        meta_data = json_value(dict(meta or {}), "meta")
+        bench_data = _bench_data(bench) if bench is not None else None
+        start = {
+            "kind": "start",
+            "format": FORMAT_NAME,
+            "started_at_s": time.time(),
+            "meta": meta_data,
+            "environment": environment(),
+            "device": device_metadata(device),
+            "bench_present": bench is not None,
+        }
         target = check_output_path(path, overwrite=overwrite, what="record file")
+        frames = [encode_frame(0, start, {})]
+        if bench_data is not None:
+            frames.append(encode_frame(1, _snapshot_fields("start", bench_data, 0), {}))
+        guard = InterruptGuard()
+        guard.install()
         try:
-            h5 = h5py.File(target, "w" if overwrite else "w-")
-        except FileExistsError:
-            raise ConfigurationError(
-                f"record file {str(target)!r} already exists; choose another name or allow "
-                "overwriting (overwrite=True, CLI --overwrite)"
-            ) from None
-        except OSError as exc:
-            raise ConfigurationError(f"cannot create record file {str(target)!r}: {exc}") from None
-        try:
-            h5.attrs.update(
-                {
-                    "format": FORMAT_NAME,
-                    "format_version": FORMAT_VERSION,
-                    "status": STATUS_RUNNING,
-                    "error": "",
-                    "started_at_s": time.time(),
-                    "ended_at_s": math.nan,
-                    "duration_s": math.nan,
-                    "meta_json": meta_json,
-                }
-            )
-            h5.create_group("environment").attrs.update(environment())
-            dev = h5.create_group("device")
-            dev.attrs.update(
-                {
-                    "info_json": info_json,
-                    "uri": uri["uri"],
-                    "scheme": uri["scheme"],
-                    "uri_params_json": to_json(uri["uri_params"], "URI parameters"),
-                    "params_json": to_json(uri["params"], "device parameters"),
-                }
-            )
-            if isinstance(uri["params"].get("seed"), int):
-                dev.attrs["seed"] = uri["params"]["seed"]
-            if isinstance(uri["params"].get("preset"), str):
-                dev.attrs["preset"] = uri["params"]["preset"]
-            run = cls(h5, device, bench, progress)
-            run._snapshots.parent.attrs["present"] = bench is not None
-            if bench_json is not None:
-                run._write_snapshot("start", bench_json)
-            h5.flush()
+            with guard.critical(raise_at_end=False):  # record_run raises it once in its block
+                initial = file_header() + b"".join(frames)
+                writer = FrameWriter.create(target, initial, len(frames), overwrite, guard)
+                run = cls(writer, device, bench, progress, guard)
         except BaseException:
-            h5.close()
+            guard.uninstall()
             raise
         log.info("recording run to %s", target)
         return run
 
     def close(self, error: BaseException | None = None) -> None:
-        """Mark the run complete (or incomplete with ``error``), take the end snapshot, close."""
+        """Append the end snapshot and ``end`` (complete, or incomplete with ``error``); close."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             try:
+                frames: list[Frame] = []
                 if self.bench is not None:
                     try:
-                        self._write_snapshot("end", _bench_json(self.bench))
+                        data = _bench_data(self.bench)
+                        frames.append((_snapshot_fields("end", data, self._n_calls), {}))
                     except Exception as exc:  # never hide the run's own outcome
                         log.warning("end bench snapshot failed: %s", exc)
-                attrs = self._h5.attrs
-                attrs["status"] = STATUS_COMPLETE if error is None else STATUS_INCOMPLETE
-                attrs["error"] = "" if error is None else f"{type(error).__name__}: {error}"
-                attrs["ended_at_s"] = time.time()
-                attrs["duration_s"] = time.perf_counter() - self._t0
+                end = {
+                    "kind": "end",
+                    "status": STATUS_COMPLETE if error is None else STATUS_INCOMPLETE,
+                    "error": "" if error is None else f"{type(error).__name__}: {error}",
+                    "ended_at_s": time.time(),
+                    "duration_s": time.perf_counter() - self._t0,
+                }
+                frames.append((end, {}))
+                self._writer.append(frames)
             finally:
-                self._h5.close()
+                self._writer.close()
+                self._guard.uninstall()
         log.info("record %s closed (%s)", self.path, "complete" if error is None else error)
+
+    @property
+    def interrupted(self) -> bool:
+        """True once a Ctrl-C arrived during the run (even one Python discarded)."""
+        return self._guard.interrupted
 
     # ---- recorded device operations ----------------------------------------------------
     @property
     def n_calls(self) -> int:
-        return len(self._calls)
+        return self._n_calls
 
     def load_weights(self, weights: Any) -> str:
         """``device.load_weights(weights)``; stores the matrix, its id, sha256 and timing."""
+        self._guard.check()
         start_s, t0 = time.time(), time.perf_counter()
         weights_id = self.device.load_weights(weights)
         duration_s = time.perf_counter() - t0
         end_s = time.time()
         matrix = np.ascontiguousarray(weights, dtype="<f8")
+        fields = {
+            "kind": "weights",
+            "weights_id": weights_id,
+            "sha256": hashlib.sha256(matrix.tobytes()).hexdigest(),
+            "start_s": start_s,
+            "end_s": end_s,
+            "duration_s": duration_s,
+        }
         with self._lock:
             self._require_open()
+            fields["index"] = self._weights_index + 1
+            self._writer.append([(fields, {"matrix": matrix})])
             self._weights_index += 1
-            name = index_name(self._weights_index)
-            _write_array(self._weights, name, matrix)
-            self._weights[name].attrs.update(
-                {
-                    "weights_id": weights_id,
-                    "sha256": hashlib.sha256(matrix.tobytes()).hexdigest(),
-                    "start_s": start_s,
-                    "end_s": end_s,
-                    "duration_s": duration_s,
-                }
-            )
-            self._h5.flush()
+        self._guard.check()
         return weights_id
 
     def matmul(self, x: Any, label: str = "") -> np.ndarray:
         """``device.matmul(x)``; stores inputs, outputs, telemetry after the call and timing."""
+        self._guard.check()
         start_s, t0 = time.time(), time.perf_counter()
         y = self.device.matmul(x)
         duration_s = time.perf_counter() - t0
         end_s = time.time()
-        telemetry_json = to_json(self.device.telemetry().to_dict(), "telemetry")
-        inputs = np.asarray(x, dtype=np.float32)
+        telemetry = json_value(self.device.telemetry().to_dict(), "telemetry")
+        arrays = {"inputs": np.asarray(x, dtype="<f4"), "outputs": np.asarray(y, dtype="<f4")}
+        fields = {
+            "kind": "call",
+            "label": str(label),
+            "weights_id": self.device.weights_id or "",
+            "start_s": start_s,
+            "end_s": end_s,
+            "duration_s": duration_s,
+            "telemetry": telemetry,
+        }
         with self._lock:
             self._require_open()
-            group = self._calls.create_group(index_name(len(self._calls)))
-            _write_array(group, "inputs", inputs)
-            _write_array(group, "outputs", y)
-            group.attrs.update(
-                {
-                    "label": str(label),
-                    "weights_index": self._weights_index,
-                    "weights_id": self.device.weights_id or "",
-                    "start_s": start_s,
-                    "end_s": end_s,
-                    "duration_s": duration_s,
-                    "telemetry_json": telemetry_json,
-                }
-            )
-            self._h5.flush()
+            fields.update(index=self._n_calls, weights_index=self._weights_index)
+            self._writer.append([(fields, arrays)])
+            self._n_calls += 1
+        self._guard.check()
         return y
 
     # ---- other records -----------------------------------------------------------------
     def snapshot_bench(self, label: str) -> None:
         """Store ``bench.snapshot()`` now (e.g. after changing a setpoint); no-op without one."""
+        self._guard.check()
         if self.bench is None:
             return
-        data = _bench_json(self.bench)
+        data = _bench_data(self.bench)
         with self._lock:
             self._require_open()
-            self._write_snapshot(label, data)
-            self._h5.flush()
+            self._writer.append([(_snapshot_fields(label, data, self._n_calls), {})])
 
     def log_row(self, table: str, units: Mapping[str, str] | None = None, **values: Any) -> None:
-        """Append one row of scalars to ``/results/<table>``; every row has the same columns."""
-        if not table or "/" in table:
+        """Append one row of scalars to the results table ``table``; same columns every row."""
+        self._guard.check()
+        if not isinstance(table, str) or not table or "/" in table:
             raise InputError(f"table name must be non-empty without '/', got {table!r}")
         if not values:
             raise InputError(f"log_row({table!r}) needs at least one column value")
         row = {name: _scalar(name, value) for name, value in values.items()}
         with self._lock:
             self._require_open()
-            if table not in self._results:
-                self._create_table(table, row, units or {})
-            group = self._results[table]
-            _check_columns(table, set(group), set(row))
-            for name, value in row.items():
-                column = group[name]
-                if column.dtype.kind == "i" and not float(value).is_integer():
-                    raise InputError(f"column {table}.{name} holds integers, got {value!r}")
-                column.resize((column.shape[0] + 1,))
-                column[-1] = value
-            self._h5.flush()
+            frames: list[Frame] = []
+            columns = self._tables.get(table)
+            if columns is None:
+                columns = _table_columns(table, row, units or {})
+                names = [{"name": n, "dtype": d, "unit": str((units or {}).get(n, ""))}
+                         for n, d in columns]  # fmt: skip
+                frames.append(({"kind": "table", "table": table, "columns": names}, {}))
+            _check_columns(table, {n for n, _ in columns}, set(row))
+            for name, dtype in columns:
+                if dtype == "int64" and not float(row[name]).is_integer():
+                    raise InputError(f"column {table}.{name} holds integers, got {row[name]!r}")
+            cells = [int(row[n]) if d == "int64" else float(row[n]) for n, d in columns]
+            frames.append(({"kind": "row", "table": table, "values": cells}, {}))
+            self._writer.append(frames)
+            self._tables[table] = columns
 
     def attach(
         self, name: str, attrs: Mapping[str, Any], texts: Mapping[str, str] | None = None
     ) -> None:
-        """Set attributes (and scalar string datasets ``texts``) on group ``/<name>``."""
+        """Record attributes (and texts) of section ``name``; later calls update key by key."""
+        self._guard.check()
+        fields = {
+            "kind": "attach",
+            "name": str(name),
+            "attrs": json_value(dict(attrs), f"attributes of {name!r}"),
+            "texts": {str(k): str(v) for k, v in (texts or {}).items()},
+        }
         with self._lock:
             self._require_open()
-            group = self._h5.require_group(name)
-            group.attrs.update(dict(attrs))
-            for key, text in (texts or {}).items():
-                if key in group:
-                    del group[key]
-                group.create_dataset(key, data=text, dtype=h5py.string_dtype())
-            self._h5.flush()
+            self._writer.append([(fields, {})])
 
     def progress(
         self, iterable: Iterable[T], desc: str | None = None, total: int | None = None
-    ) -> Iterable[T]:
-        """``iterable`` with a progress bar when this run shows progress (CLI: a TTY)."""
-        return progress_bar(iterable, enabled=self.show_progress, desc=desc, total=total)
+    ) -> Iterator[T]:
+        """``iterable`` with a progress bar when this run shows progress (CLI: a TTY).
+
+        Each item is also a safe point where a discarded Ctrl-C is raised again.
+        """
+        for item in progress_bar(iterable, enabled=self.show_progress, desc=desc, total=total):
+            self._guard.check()
+            yield item
 
     # ---- internals ---------------------------------------------------------------------
     def _require_open(self) -> None:
         if self._closed:
             raise ConfigurationError(f"the record {str(self.path)!r} is closed")
 
-    def _write_snapshot(self, label: str, snapshot_json: str) -> None:
-        group = self._snapshots.create_group(index_name(len(self._snapshots)))
-        group.attrs.update(
-            {
-                "label": str(label),
-                "at_s": time.time(),
-                "after_call": len(self._calls),
-                "snapshot_json": snapshot_json,
-            }
-        )
 
-    def _create_table(
-        self, table: str, row: Mapping[str, float | int], units: Mapping[str, str]
-    ) -> None:
-        unknown = set(units) - set(row)
-        if unknown:
-            raise InputError(f"units given for columns not in table {table!r}: {sorted(unknown)}")
-        group = self._results.create_group(table)
-        for name, value in row.items():
-            dtype = np.int64 if isinstance(value, int) else np.float64
-            column = group.create_dataset(
-                name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(_ROW_CHUNK,)
-            )
-            column.attrs["unit"] = str(units.get(name, ""))
+def _snapshot_fields(label: str, data: dict[str, Any], after_call: int) -> dict[str, Any]:
+    return {
+        "kind": "snapshot",
+        "label": str(label),
+        "at_s": time.time(),
+        "after_call": after_call,
+        "data": data,
+    }
+
+
+def _table_columns(
+    table: str, row: Mapping[str, float | int], units: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    unknown = set(units) - set(row)
+    if unknown:
+        raise InputError(f"units given for columns not in table {table!r}: {sorted(unknown)}")
+    return [(n, "int64" if isinstance(v, int) else "float64") for n, v in row.items()]
 
 
 def _scalar(name: str, value: Any) -> float | int:
@@ -389,19 +388,24 @@ def record_run(
     overwrite: bool = False,
     progress: bool = False,
 ) -> Iterator[RecordedRun]:
-    """Record what is done through the yielded run into ``path`` (HDF5, docs/records.md).
+    """Record what is done through the yielded run into ``path`` (docs/records.md).
 
     ``device`` must be open and stays open. ``bench`` is any object with ``snapshot() ->
     dict``. Leaving the block with an exception marks the file ``incomplete`` (with the
-    error) and re-raises; the calls recorded so far stay in it.
+    error) and re-raises; the calls recorded so far stay in it. A Ctrl-C during the run
+    always ends it (``KeyboardInterrupt``), even one Python discarded in a finalizer.
     """
-    run = RecordedRun.create(
-        path, device, bench=bench, meta=meta, overwrite=overwrite, progress=progress
-    )
+    run: RecordedRun | None = None
     try:
+        run = RecordedRun.create(
+            path, device, bench=bench, meta=meta, overwrite=overwrite, progress=progress
+        )
+        run._guard.check()  # a Ctrl-C that arrived while the file was being created
         yield run
+        run._guard.check()  # a Ctrl-C swallowed after the last safe point still ends it
     except BaseException as exc:
-        run.close(error=exc)
+        if run is not None:
+            run.close(error=exc)
         raise
     run.close()
 
