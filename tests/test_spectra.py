@@ -62,6 +62,9 @@ def test_a_spectrum_is_recorded_and_plotted_by_the_cli(coupled, tmp_path):
     assert run.result_units["spectrum"]["transmission_db"] == "dB"
     assert list(table["wavelength_nm"]) == [1530.0, 1540.0, 1550.0, 1560.0, 1570.0]
     assert np.argmax(table["transmission_db"]) == 2
+    ds = run.table("spectrum").to_xarray()  # records give analysis tools units too
+    assert ds["transmission_db"].attrs["units"] == "dB"
+    assert list(ds["wavelength_nm"].values) == [1530.0, 1540.0, 1550.0, 1560.0, 1570.0]
 
 
 def test_the_sweep_refuses_what_the_laser_may_not_do_before_sending(coupled):

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from lumina_hal.errors import InputError
 from lumina_hal.runs.record_format import STATUS_COMPLETE
+from lumina_hal.tables import Table
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,14 @@ class RunRecord:
             if snap.label == "start":
                 return snap.data
         return None
+
+    def table(self, name: str) -> Table:
+        """Results table ``name`` with its units (``.to_xarray()``, ``.to_pandas()``, ``.plot()``)."""
+        if name not in self.results:
+            raise InputError(
+                f"{self.path}: no results table {name!r}; tables: {', '.join(self.results) or 'none'}"
+            )
+        return Table(dict(self.results[name]), dict(self.result_units.get(name, {})), name)
 
     def telemetry_series(self, key: str) -> np.ndarray:
         """One telemetry value per call, e.g. ``"temperature_c"``; NaN where it was null."""
