@@ -96,11 +96,10 @@ class RunRecord:
         return None
 
     def table(self, name: str) -> Table:
-        """Results table ``name`` with its units (``.to_xarray()``, ``.to_pandas()``, ``.plot()``)."""
+        """Results table ``name`` with its units (``to_xarray()``, ``to_pandas()``, ``plot()``)."""
         if name not in self.results:
-            raise InputError(
-                f"{self.path}: no results table {name!r}; tables: {', '.join(self.results) or 'none'}"
-            )
+            tables = ", ".join(self.results) or "none"
+            raise InputError(f"{self.path}: no results table {name!r}; tables: {tables}")
         return Table(dict(self.results[name]), dict(self.result_units.get(name, {})), name)
 
     def telemetry_series(self, key: str) -> np.ndarray:
