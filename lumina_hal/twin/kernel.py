@@ -127,6 +127,21 @@ class KernelModel:
             noise=p.noise,
         )
 
+    @classmethod
+    def for_codes(
+        cls,
+        codes: np.ndarray,
+        scale: float,
+        p: physics.PhysicsParams,
+        serial: str,
+        array_shape: tuple[int, int],
+        *,
+        threads: int = 1,
+    ) -> KernelModel:
+        """The kernel's model of heater ``codes`` programmed on chip ``serial`` at ``p``."""
+        programmed = reference.program_codes(codes, scale, p, serial, array_shape)
+        return cls.for_array(programmed, p, scale)
+
     def forward(
         self,
         x: np.ndarray,
