@@ -276,7 +276,7 @@ class TwinChip:
     def from_snapshot(cls, snapshot: dict[str, Any]) -> TwinChip:
         """A chip configured as ``snapshot`` says (no weights programmed)."""
         chip = cls(config_from_snapshot(snapshot))
-        chip.call_index = int(snapshot.get("call_index", 0))
+        chip.call_index = snapshot_call_index(snapshot)
         return chip
 
 
@@ -310,6 +310,16 @@ def chip_snapshot_of(snapshot: dict[str, Any]) -> dict[str, Any]:
             f"(this version reads {SNAPSHOT_FORMAT})"
         )
     return chip
+
+
+def snapshot_call_index(snapshot: dict[str, Any]) -> int:
+    """The next call index a (device or chip) snapshot names: an int in [0, 2^64)."""
+    value = chip_snapshot_of(snapshot).get("call_index", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+        raise ConfigurationError(
+            f"twin chip snapshot: call_index must be an integer in [0, 2^64), got {value!r}"
+        )
+    return value
 
 
 def config_from_snapshot(snapshot: dict[str, Any]) -> TwinConfig:

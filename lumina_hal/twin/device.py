@@ -16,7 +16,12 @@ from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry,
 from lumina_hal.errors import SafetyLimitError
 from lumina_hal.params import resolve_params
 from lumina_hal.twin import physics
-from lumina_hal.twin.chip import TwinChip, chip_snapshot_of, config_from_snapshot
+from lumina_hal.twin.chip import (
+    TwinChip,
+    chip_snapshot_of,
+    config_from_snapshot,
+    snapshot_call_index,
+)
 from lumina_hal.twin.config import TEMPERATURE_RANGE_C, TWIN_PARAMS, TwinConfig
 
 log = logging.getLogger(__name__)
@@ -130,12 +135,12 @@ def twin_from_snapshot(snapshot: dict[str, Any]) -> MockDevice:
     call index. ConfigurationError if the snapshot has no chip model (real hardware).
     """
     chip = chip_snapshot_of(snapshot)
-    config = config_from_snapshot(chip)
-    c = config
+    c = config_from_snapshot(chip)
+    call_index = snapshot_call_index(chip)
     twin = MockDevice(
         rows=c.rows, cols=c.cols, seed=c.seed, serial=c.serial, preset=c.preset,
         kernel=c.kernel, **c.physics.to_dict(),
-    )
+    )  # fmt: skip
     twin.open()
-    twin.chip.call_index = int(chip.get("call_index", 0))
+    twin.chip.call_index = call_index
     return twin
