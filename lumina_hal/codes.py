@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from lumina_hal.errors import InputError
+
 
 def levels(bits: int) -> int:
     """Positive code levels of a signed symmetric converter: codes lie in [-L, L]."""
@@ -27,14 +29,43 @@ def envelopes_from_steps(
 
 
 def heater_codes(
-    weights: np.ndarray, weight_bits: int, loss_steps_db: tuple[float, float]
+    weights: np.ndarray,
+    weight_bits: int,
+    loss_steps_db: tuple[float, float],
+    threads: int = 1,
 ) -> tuple[np.ndarray, float]:
     """Host side of programming (steps 1-4): weights -> wire codes and the scale s_w.
 
     Codes are ``dac_code | negative << weight_bits`` (int32), what travels to the chip and
     what the weights id checksums. ``loss_steps_db`` = (k_r, k_c), the loss per row and per
     column pitch that factory calibration compensates (an FPGA reports them in HELLO).
+    Computed by the compiled kernel (lk_heater_codes, ``threads`` threads) when it is built,
+    else by :func:`heater_codes_numpy`; the two differ only where a code lies within one
+    rounding of a half step (libm's acos against numpy's, ~1e-12 per cell).
     """
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    rows, cols = w.shape
+    row_env, col_env = envelopes_from_steps(rows, cols, *loss_steps_db)
+    try:
+        from lumina_hal._lumina_kernel import ffi, lib
+    except ImportError:  # a source tree without the compiled kernel
+        return heater_codes_numpy(w, weight_bits, loss_steps_db)
+    codes = np.empty((rows, cols), dtype=np.int32)
+    scale = ffi.new("double *")
+    rc = lib.lk_heater_codes(
+        ffi.from_buffer("double[]", w), rows, cols, weight_bits,
+        ffi.from_buffer("double[]", row_env), ffi.from_buffer("double[]", col_env),
+        ffi.from_buffer("int32_t[]", codes, require_writable=True), scale, max(1, threads),
+    )  # fmt: skip
+    if rc != lib.LK_OK:
+        raise InputError(f"weights cannot be programmed (kernel code {rc}: NaN or Inf?)")
+    return codes, float(scale[0])
+
+
+def heater_codes_numpy(
+    weights: np.ndarray, weight_bits: int, loss_steps_db: tuple[float, float]
+) -> tuple[np.ndarray, float]:
+    """:func:`heater_codes` step by step in numpy (the formula as docs/physics.md writes it)."""
     w = np.asarray(weights, dtype=np.float64)
     rows, cols = w.shape
     scale = float(np.max(np.abs(w))) or 1.0

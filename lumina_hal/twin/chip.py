@@ -115,7 +115,9 @@ class TwinChip:
 
         Returns the int32 heater codes (what the weights id checksums).
         """
-        codes, scale = heater_codes(weights, self.physics.weight_bits, self.loss_steps_db())
+        codes, scale = heater_codes(
+            weights, self.physics.weight_bits, self.loss_steps_db(), self.config.threads
+        )
         self.program(codes, scale)
         return codes
 
@@ -131,12 +133,16 @@ class TwinChip:
             raise InputError(
                 f"codes of shape {codes.shape} do not fit the {self.array_shape} array"
             )
-        previous = self.codes, self.scale, self._engine, self._programmed
-        self.codes, self.scale, self._programmed = codes, float(scale), None
+        previous = self.codes, self.scale
+        self.clear()  # the old engine goes first, so a load peaks at codes + the new engine
+        self.codes, self.scale = codes, float(scale)
         try:
             self._engine = self._build_engine()
         except BaseException:
-            self.codes, self.scale, self._engine, self._programmed = previous
+            self.clear()
+            if previous[0] is not None:
+                self.codes, self.scale = previous
+                self._engine = self._build_engine()
             raise
 
     def clear(self) -> None:
