@@ -4,7 +4,8 @@
  * (codes -> the packed W_eff the forward pass reads, at one temperature), lk_cell_normals the
  * per-cell fabrication draws on their own. Every step is the numpy reference's
  * (lumina_hal/twin/reference.py) in the same double-precision operations and order, with
- * libm's acos/cos (numpy's cos gives the same bits), so the packed weights equal
+ * libm's acos for the host codes and the documented polynomial cos (cos_poly), so the packed
+ * weights equal
  * reference.program_codes(...).effective(p) rounded to float. The cell normals come from a
  * counter-based hash and the kernel's float ziggurat (docs/physics.md section 2 step 5), so
  * no array of draws is ever stored: a temperature change re-derives them from the codes.
@@ -21,6 +22,11 @@
 
 #include "lk_internal.h"
 #include "lumina_kernel.h"
+
+#if LK_X86
+#include <immintrin.h>
+#define LK_T512 __attribute__((target("avx512f")))
+#endif
 
 #define LK_PI 3.14159265358979323846
 #define LK_GOLDEN UINT64_C(0x9E3779B97F4A7C15)
@@ -152,25 +158,89 @@ typedef struct codes_ctx {
     double scale;
     const double *row_env, *col_env;
     int32_t *codes;
+    double *peaks; /* max |w| per 16-row unit (the first pass) */
+    int vec512;
 } codes_ctx;
 
-static void codes_rows(const void *arg, int64_t first, int64_t last, double *scratch) {
+static void peak_rows(const void *arg, int64_t first, int64_t last, double *scratch) {
     (void)scratch;
+    const codes_ctx *c = (const codes_ctx *)arg;
+    double peak = 0.0;
+    for (int64_t k = first * c->cols; k < last * c->cols; k++) {
+        const double a = fabs(c->w[k]);
+        if (!(a <= peak)) peak = a; /* NaN propagates as in numpy's max */
+    }
+    c->peaks[first / 16] = peak;
+}
+
+/* Steps 1-3 of one row up to the arccos argument t (clipped to [0, 1]) into t[0 .. cols-1]. */
+static LK_ALWAYS_INLINE void transmission_row(const codes_ctx *c, const double *wr, double r,
+                                              double *t) {
+    for (int64_t j = 0; j < c->cols; j++) {
+        const double wn = wr[j] / c->scale;
+        const double v = fabs(wn) / (r * c->col_env[j]);
+        t[j] = v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v);
+    }
+}
+
+#if LK_X86
+LK_T512 static void transmission_row_512(const codes_ctx *c, const double *wr, double r,
+                                         double *t) {
+    const __m512d scale = _mm512_set1_pd(c->scale), rv = _mm512_set1_pd(r);
+    const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
+    int64_t j = 0;
+    for (; j + 8 <= c->cols; j += 8) {
+        const __m512d wn = _mm512_div_pd(_mm512_loadu_pd(wr + j), scale);
+        const __m512d v =
+            _mm512_div_pd(_mm512_abs_pd(wn), _mm512_mul_pd(rv, _mm512_loadu_pd(c->col_env + j)));
+        _mm512_storeu_pd(t + j, _mm512_min_pd(_mm512_max_pd(v, zero), one)); /* finite v */
+    }
+    for (; j < c->cols; j++) {
+        const double wn = wr[j] / c->scale;
+        const double v = fabs(wn) / (r * c->col_env[j]);
+        t[j] = v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v);
+    }
+}
+
+/* q = rint(sqrt((2 a) / pi) M) for 8 lanes at a time (step 4), in place. */
+LK_T512 static void dac_row_512(double *a, int64_t cols, double dac_max) {
+    const __m512d two = _mm512_set1_pd(2.0), pi = _mm512_set1_pd(LK_PI);
+    const __m512d m = _mm512_set1_pd(dac_max);
+    const int nearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+        const __m512d phase = _mm512_mul_pd(two, _mm512_loadu_pd(a + j));
+        const __m512d q = _mm512_mul_pd(_mm512_sqrt_pd(_mm512_div_pd(phase, pi)), m);
+        _mm512_storeu_pd(a + j, _mm512_roundscale_pd(q, nearest));
+    }
+    for (; j < cols; j++) a[j] = rint(sqrt((2.0 * a[j]) / LK_PI) * dac_max);
+}
+#endif
+
+static void codes_rows(const void *arg, int64_t first, int64_t last, double *scratch) {
     const codes_ctx *c = (const codes_ctx *)arg;
     const double dac_max = (double)((INT32_C(1) << c->bits) - 1);
     const int32_t sign_bit = INT32_C(1) << c->bits;
+    double *t = scratch; /* cols doubles */
     for (int64_t i = first; i < last; i++) {
         const double *wr = c->w + i * c->cols;
         int32_t *out = c->codes + i * c->cols;
-        const double r = c->row_env[i];
-        for (int64_t j = 0; j < c->cols; j++) {
-            const double wn = wr[j] / c->scale;                     /* 1. normalize */
-            double t = fabs(wn) / (r * c->col_env[j]);              /* 2. loss */
-            t = t < 0.0 ? 0.0 : (t > 1.0 ? 1.0 : t);
-            const double phase = 2.0 * acos(t);                     /* 3. target phase */
-            const double q = rint(sqrt(phase / LK_PI) * dac_max);   /* 4. heater DAC */
-            out[j] = (int32_t)q | (wn < 0.0 ? sign_bit : 0);
-        }
+#if LK_X86
+        if (c->vec512)
+            transmission_row_512(c, wr, c->row_env[i], t);
+        else
+#endif
+            transmission_row(c, wr, c->row_env[i], t);
+        for (int64_t j = 0; j < c->cols; j++) t[j] = acos(t[j]); /* 3. target phase / 2 */
+#if LK_X86
+        if (c->vec512)
+            dac_row_512(t, c->cols, dac_max);
+        else
+#endif
+            for (int64_t j = 0; j < c->cols; j++)
+                t[j] = rint(sqrt((2.0 * t[j]) / LK_PI) * dac_max); /* 4. heater DAC */
+        for (int64_t j = 0; j < c->cols; j++)
+            out[j] = (int32_t)t[j] | (wr[j] / c->scale < 0.0 ? sign_bit : 0);
     }
 }
 
@@ -180,17 +250,22 @@ int lk_heater_codes(const double *w, int64_t rows, int64_t cols, int32_t weight_
     if (w == NULL || row_env == NULL || col_env == NULL || codes == NULL || scale == NULL ||
         rows <= 0 || cols <= 0 || weight_bits < 2 || weight_bits > 24 || threads < 1)
         return LK_EINVAL;
-    double peak = 0.0;
     const int64_t n = rows * cols;
-    for (int64_t k = 0; k < n; k++) {
-        const double a = fabs(w[k]);
-        if (!(a <= peak)) peak = a; /* NaN propagates as in numpy's max */
-    }
+    const int64_t units = (rows + 15) / 16;
+    double *peaks = (double *)malloc((size_t)units * sizeof(double));
+    if (peaks == NULL) return LK_ENOMEM;
+    codes_ctx ctx = {w, cols, weight_bits, 1.0, row_env, col_env, codes, peaks,
+                     lk_isa() == LK_ISA_AVX512};
+    int rc = run_rows(peak_rows, &ctx, rows, 16, n, threads, 0);
+    double peak = 0.0;
+    for (int64_t u = 0; u < units && rc == LK_OK; u++)
+        if (!(peaks[u] <= peak)) peak = peaks[u];
+    free(peaks);
+    if (rc != LK_OK) return rc;
     if (!isfinite(peak)) return LK_ENONFINITE;
-    const double s = peak != 0.0 ? peak : 1.0;
-    codes_ctx ctx = {w, cols, weight_bits, s, row_env, col_env, codes};
-    const int rc = run_rows(codes_rows, &ctx, rows, 16, n, threads, 0);
-    if (rc == LK_OK) *scale = s;
+    ctx.scale = peak != 0.0 ? peak : 1.0;
+    rc = run_rows(codes_rows, &ctx, rows, 16, n, threads, cols);
+    if (rc == LK_OK) *scale = ctx.scale;
     return rc;
 }
 
@@ -202,73 +277,190 @@ typedef struct program_ctx {
     const lk_program_params *p;
     const int32_t *codes;
     float *packed;
+    const double *phase_table; /* pi (q / M)^2 per DAC code q, or NULL (computed per cell) */
     uint64_t base;
-    int use_fab, use_arm, use_xtalk;
+    int use_fab, use_arm, use_xtalk, vec512;
 } program_ctx;
 
-/* phi_f of row i (steps 4-5) into out[0 .. cols-1]. */
-static void static_phase_row(const program_ctx *c, int64_t i, double *out) {
+/* Step 4: the heater law of code q, pi (q / M)^2, as the reference computes it. */
+static inline double heater_phase(int32_t q, double dac_max) {
+    const double v = (double)q / dac_max;
+    return LK_PI * (v * v);
+}
+
+/* phi_f of row i (steps 4-5) into out[0 .. cols-1] and, if arm is not NULL, the row's arm
+ * imbalances (step 7, um) into arm: both normals come from the cell's one hash. */
+static void static_phase_row(const program_ctx *c, int64_t i, double *out, double *arm) {
     const lk_program_params *p = c->p;
     const int32_t *row = c->codes + i * p->cols;
     const int32_t mask = (INT32_C(1) << p->weight_bits) - 1;
     const double dac_max = (double)mask;
+    const double *table = c->phase_table;
     for (int64_t j = 0; j < p->cols; j++) {
-        const double v = (double)(row[j] & mask) / dac_max;
-        double phase = LK_PI * (v * v); /* 4. heater law */
-        if (c->use_fab) {
+        const int32_t q = row[j] & mask;
+        double phase = table != NULL ? table[q] : heater_phase(q, dac_max); /* 4. heater law */
+        if (c->use_fab || arm != NULL) {
             const uint64_t h = cell_hash(c->base, i, j);
-            double g = cell_normal(h, (uint32_t)h, 0); /* 5. fabrication, clipped */
-            g = g < -3.0 ? -3.0 : (g > 3.0 ? 3.0 : g);
-            phase = phase * (1.0 + p->fab_sigma * g);
+            if (c->use_fab) {
+                double g = cell_normal(h, (uint32_t)h, 0); /* 5. fabrication, clipped */
+                g = g < -3.0 ? -3.0 : (g > 3.0 ? 3.0 : g);
+                phase = phase * (1.0 + p->fab_sigma * g);
+            }
+            if (arm != NULL) arm[j] = p->arm_imbalance_um * cell_normal(h, (uint32_t)(h >> 32), 1);
         }
         out[j] = phase;
     }
 }
 
+/* cos(x) as docs/physics.md section 2 ("Arithmetic") defines it, from IEEE +, -, *, rint and
+ * floor only, so numpy evaluates the same bits (reference.cos_poly) and the loop vectorizes:
+ * Cody-Waite reduction by pi/2 (k = rint(x 2/pi), r = (x - k P1) - k P1t) and fdlibm's
+ * kernel polynomials on |r| <= pi/4, the quadrant n = k - 4 floor(k / 4) choosing
+ * cos, -sin, -cos or sin. Within 2 ulp of cos for |x| < 1.6e6 (k P1 exact below 2^20). */
+#define LK_TWO_OVER_PI 6.36619772367581382433e-01
+#define LK_PIO2_1 1.57079632673412561417e+00
+#define LK_PIO2_1T 6.07710050650619224932e-11
+static LK_ALWAYS_INLINE double cos_poly(double x) {
+    const double k = rint(x * LK_TWO_OVER_PI);
+    const double r = (x - k * LK_PIO2_1) - k * LK_PIO2_1T;
+    const double z = r * r;
+    const double c =
+        (1.0 - 0.5 * z) +
+        (z * z) *
+            (4.16666666666666019037e-02 +
+             z * (-1.38888888888741095749e-03 +
+                  z * (2.48015872894767294178e-05 +
+                       z * (-2.75573143513906633035e-07 +
+                            z * (2.08757232129817482790e-09 + z * -1.13596475577881948265e-11)))));
+    const double sn =
+        r + (r * z) *
+                (-1.66666666666666324348e-01 +
+                 z * (8.33333333332248946124e-03 +
+                      z * (-1.98412698298579493134e-04 +
+                           z * (2.75573137070700676789e-06 +
+                                z * (-2.50507602534068634195e-08 + z * 1.58969099521155010221e-10)))));
+    const double n = k - 4.0 * floor(k * 0.25);
+    return n == 0.0 ? c : (n == 1.0 ? -sn : (n == 2.0 ? -c : sn));
+}
+
+/* Steps 6-8 for one row: half[j] = cos(phi_T / 2) from the phi_f rows above, at and below
+ * (each with one zero column either side) and the arm imbalances. Plain loops the compiler
+ * vectorizes; the operations and their order are the reference's. */
+static LK_ALWAYS_INLINE void half_phase_body(const double *up, const double *mid,
+                                             const double *down, const double *arm,
+                                             int64_t cols, double k1, double k2, double drift,
+                                             int use_xtalk, int use_arm, double *half) {
+    if (use_xtalk) {
+        for (int64_t j = 0; j < cols; j++) {
+            const double edge = ((up[j] + down[j]) + mid[j - 1]) + mid[j + 1];
+            const double diag = ((up[j - 1] + up[j + 1]) + down[j - 1]) + down[j + 1];
+            half[j] = (mid[j] + k1 * edge) + k2 * diag;
+        }
+    } else {
+        for (int64_t j = 0; j < cols; j++) half[j] = mid[j];
+    }
+    if (use_arm) {
+        for (int64_t j = 0; j < cols; j++) half[j] = half[j] + drift * arm[j];
+    }
+    for (int64_t j = 0; j < cols; j++) half[j] = half[j] / 2.0;
+}
+
+static void half_phase(const double *up, const double *mid, const double *down,
+                       const double *arm, int64_t cols, double k1, double k2, double drift,
+                       int use_xtalk, int use_arm, double *half) {
+    half_phase_body(up, mid, down, arm, cols, k1, k2, drift, use_xtalk, use_arm, half);
+    for (int64_t j = 0; j < cols; j++) half[j] = cos_poly(half[j]);
+}
+
+#if LK_X86
+/* c0 + z (c1 + z (c2 + ...)) for 8 lanes, innermost first, multiply then add (no FMA). */
+static LK_ALWAYS_INLINE LK_T512 __m512d horner6(__m512d z, const double *c) {
+    __m512d acc = _mm512_mul_pd(z, _mm512_set1_pd(c[5]));
+    for (int i = 4; i >= 1; i--) acc = _mm512_mul_pd(z, _mm512_add_pd(_mm512_set1_pd(c[i]), acc));
+    return _mm512_add_pd(_mm512_set1_pd(c[0]), acc);
+}
+
+static const double lk_cos_c[6] = {4.16666666666666019037e-02, -1.38888888888741095749e-03,
+                                   2.48015872894767294178e-05, -2.75573143513906633035e-07,
+                                   2.08757232129817482790e-09, -1.13596475577881948265e-11};
+static const double lk_sin_s[6] = {-1.66666666666666324348e-01, 8.33333333332248946124e-03,
+                                   -1.98412698298579493134e-04, 2.75573137070700676789e-06,
+                                   -2.50507602534068634195e-08, 1.58969099521155010221e-10};
+
+/* cos_poly on 8 lanes: the same operations in the same order (IEEE, so the same bits). */
+static LK_ALWAYS_INLINE LK_T512 __m512d cos_poly_512(__m512d x) {
+    const int nearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    const int down = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+    const __m512d k =
+        _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(LK_TWO_OVER_PI)), nearest);
+    const __m512d r = _mm512_sub_pd(_mm512_sub_pd(x, _mm512_mul_pd(k, _mm512_set1_pd(LK_PIO2_1))),
+                                    _mm512_mul_pd(k, _mm512_set1_pd(LK_PIO2_1T)));
+    const __m512d z = _mm512_mul_pd(r, r);
+    const __m512d c = _mm512_add_pd(
+        _mm512_sub_pd(_mm512_set1_pd(1.0), _mm512_mul_pd(_mm512_set1_pd(0.5), z)),
+        _mm512_mul_pd(_mm512_mul_pd(z, z), horner6(z, lk_cos_c)));
+    const __m512d sn = _mm512_add_pd(r, _mm512_mul_pd(_mm512_mul_pd(r, z), horner6(z, lk_sin_s)));
+    const __m512d quarter = _mm512_roundscale_pd(_mm512_mul_pd(k, _mm512_set1_pd(0.25)), down);
+    const __m512d n = _mm512_sub_pd(k, _mm512_mul_pd(_mm512_set1_pd(4.0), quarter));
+    const __mmask8 odd = _mm512_cmp_pd_mask(n, _mm512_set1_pd(1.0), _CMP_EQ_OQ) |
+                         _mm512_cmp_pd_mask(n, _mm512_set1_pd(3.0), _CMP_EQ_OQ);
+    const __mmask8 neg = _mm512_cmp_pd_mask(n, _mm512_set1_pd(1.0), _CMP_EQ_OQ) |
+                         _mm512_cmp_pd_mask(n, _mm512_set1_pd(2.0), _CMP_EQ_OQ);
+    const __m512i v = _mm512_castpd_si512(_mm512_mask_blend_pd(odd, c, sn));
+    const __m512i sign = _mm512_set1_epi64((long long)UINT64_C(0x8000000000000000));
+    return _mm512_castsi512_pd(_mm512_mask_xor_epi64(v, neg, v, sign));
+}
+
+LK_T512 static void half_phase_512(const double *up, const double *mid, const double *down,
+                                   const double *arm, int64_t cols, double k1, double k2,
+                                   double drift, int use_xtalk, int use_arm, double *half) {
+    half_phase_body(up, mid, down, arm, cols, k1, k2, drift, use_xtalk, use_arm, half);
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) _mm512_storeu_pd(half + j, cos_poly_512(_mm512_loadu_pd(half + j)));
+    for (; j < cols; j++) half[j] = cos_poly(half[j]);
+}
+#endif
+
 static void program_rows(const void *arg, int64_t first, int64_t last, double *scratch) {
     const program_ctx *c = (const program_ctx *)arg;
     const lk_program_params *p = c->p;
     const int64_t cols = p->cols, rows = p->rows;
-    /* scratch: phi_f of rows first-1 .. last (zero outside the block), then arm of a row */
-    double *phi = scratch;                            /* (last - first + 2) x (cols + 2) */
+    /* scratch: phi_f of rows first-1 .. last with a zero column either side (zero outside
+     * the block), the arm imbalances of rows first .. last-1, one row of half phases */
     const int64_t ld = cols + 2;
-    double *arm = scratch + (LK_PANEL + 2) * ld;      /* cols */
+    double *phi = scratch;
+    double *arms = phi + (LK_PANEL + 2) * ld;
+    double *half = arms + LK_PANEL * cols;
     for (int64_t r = first - 1; r <= last; r++) {
         double *dst = phi + (r - first + 1) * ld;
         dst[0] = dst[cols + 1] = 0.0;
-        if (r < 0 || r >= rows || (!c->use_xtalk && (r < first || r >= last))) {
+        const int own = r >= first && r < last;
+        if (r < 0 || r >= rows || (!c->use_xtalk && !own)) {
             for (int64_t j = 0; j < cols; j++) dst[j + 1] = 0.0;
         } else {
-            static_phase_row(c, r, dst + 1);
+            static_phase_row(c, r, dst + 1,
+                             own && c->use_arm ? arms + (r - first) * cols : NULL);
         }
     }
     const int32_t sign_bit = INT32_C(1) << p->weight_bits;
-    const double k1 = p->crosstalk, k2 = p->crosstalk_diag, drift = p->drift_rad_per_um;
     for (int64_t i = first; i < last; i++) {
         const double *up = phi + (i - first) * ld + 1;
-        const double *mid = up + ld;
-        const double *down = mid + ld;
-        if (c->use_arm) {
-            /* the arm normals of row i (their hash also feeds phi_f, recomputed here) */
-            for (int64_t j = 0; j < cols; j++) {
-                const uint64_t h = cell_hash(c->base, i, j);
-                arm[j] = p->arm_imbalance_um * cell_normal(h, (uint32_t)(h >> 32), 1);
-            }
-        }
+        const double *arm = arms + (i - first) * cols;
+#if LK_X86
+        if (c->vec512)
+            half_phase_512(up, up + ld, up + 2 * ld, arm, cols, p->crosstalk, p->crosstalk_diag,
+                           p->drift_rad_per_um, c->use_xtalk, c->use_arm, half);
+        else
+#endif
+            half_phase(up, up + ld, up + 2 * ld, arm, cols, p->crosstalk, p->crosstalk_diag,
+                       p->drift_rad_per_um, c->use_xtalk, c->use_arm, half);
         const int32_t *code = c->codes + i * cols;
         float *panel = c->packed + (i / LK_PANEL) * cols * LK_PANEL + (i % LK_PANEL);
         const double r_env = p->row_envelope[i];
         for (int64_t j = 0; j < cols; j++) {
-            double phase = mid[j];
-            if (c->use_xtalk) { /* 6. crosstalk, summed as the reference sums */
-                const double edge = ((up[j] + down[j]) + mid[j - 1]) + mid[j + 1];
-                const double diag = ((up[j - 1] + up[j + 1]) + down[j - 1]) + down[j + 1];
-                phase = (phase + k1 * edge) + k2 * diag;
-            }
-            if (c->use_arm) phase = phase + drift * arm[j]; /* 7. drift */
             const double envelope = r_env * p->col_envelope[j];
             const double signed_env = (code[j] & sign_bit) ? -envelope : envelope;
-            panel[j * LK_PANEL] = (float)(signed_env * cos(phase / 2.0)); /* 8. W_eff */
+            panel[j * LK_PANEL] = (float)(signed_env * half[j]); /* 8. W_eff */
         }
     }
     /* padding lanes of the last panel */
@@ -278,6 +470,9 @@ static void program_rows(const void *arg, int64_t first, int64_t last, double *s
             for (int64_t l = rows % LK_PANEL; l < LK_PANEL; l++) panel[j * LK_PANEL + l] = 0.0f;
     }
 }
+
+/* Codes of at most this many bits use a table of their heater phases (512 KiB at most). */
+#define LK_PHASE_TABLE_BITS 16
 
 int lk_program(const lk_program_params *p, const int32_t *codes, float *packed,
                int32_t threads) {
@@ -295,7 +490,18 @@ int lk_program(const lk_program_params *p, const int32_t *codes, float *packed,
     ctx.use_fab = p->fab_sigma != 0.0;
     ctx.use_arm = p->arm_imbalance_um != 0.0 && p->drift_rad_per_um != 0.0;
     ctx.use_xtalk = p->crosstalk != 0.0 || p->crosstalk_diag != 0.0;
-    const int64_t scratch = (LK_PANEL + 2) * (p->cols + 2) + p->cols;
-    return run_rows(program_rows, &ctx, p->rows, LK_PANEL, p->rows * p->cols, threads,
-                    scratch);
+    ctx.vec512 = lk_isa() == LK_ISA_AVX512;
+    double *table = NULL;
+    if (p->weight_bits <= LK_PHASE_TABLE_BITS && p->rows * p->cols >= (INT64_C(1) << 16)) {
+        const int32_t levels = INT32_C(1) << p->weight_bits;
+        table = (double *)malloc((size_t)levels * sizeof(double));
+        if (table != NULL)
+            for (int32_t q = 0; q < levels; q++) table[q] = heater_phase(q, (double)(levels - 1));
+    }
+    ctx.phase_table = table;
+    const int64_t scratch = (LK_PANEL + 2) * (p->cols + 2) + (LK_PANEL + 1) * p->cols;
+    const int rc = run_rows(program_rows, &ctx, p->rows, LK_PANEL, p->rows * p->cols, threads,
+                            scratch);
+    free(table);
+    return rc;
 }

@@ -134,15 +134,16 @@ class TwinChip:
                 f"codes of shape {codes.shape} do not fit the {self.array_shape} array"
             )
         previous = self.codes, self.scale
-        self.clear()  # the old engine goes first, so a load peaks at codes + the new engine
+        buffer = self._engine_buffer()
+        self.clear()  # the old engine goes (its buffer is reused): a load peaks at 2 matrices
         self.codes, self.scale = codes, float(scale)
         try:
-            self._engine = self._build_engine()
+            self._engine = self._build_engine(buffer)
         except BaseException:
             self.clear()
             if previous[0] is not None:
                 self.codes, self.scale = previous
-                self._engine = self._build_engine()
+                self._engine = self._build_engine(buffer)
             raise
 
     def clear(self) -> None:
@@ -161,14 +162,16 @@ class TwinChip:
         new_p = self.laser_power_dbm if laser_power_dbm is None else float(laser_power_dbm)
         if (new_t, new_p) == (self.temperature_c, self.laser_power_dbm):
             return
-        previous = self.temperature_c, self.laser_power_dbm, self._engine
+        previous = self.temperature_c, self.laser_power_dbm
         self.temperature_c, self.laser_power_dbm = new_t, new_p
         if self.codes is None:
             return
+        buffer = self._engine_buffer()  # recomputed in place
         try:
-            self._engine = self._build_engine()
+            self._engine = self._build_engine(buffer)
         except BaseException:
-            self.temperature_c, self.laser_power_dbm, self._engine = previous
+            self.temperature_c, self.laser_power_dbm = previous
+            self._engine = self._build_engine(buffer)
             raise
 
     def reset(self) -> None:
@@ -178,8 +181,13 @@ class TwinChip:
         self.temperature_c = self.config.physics.temperature_c
         self.laser_power_dbm = None
 
-    def _build_engine(self) -> Any:
-        """The per-call engine for the programmed codes at the physics in force."""
+    def _engine_buffer(self) -> np.ndarray | None:
+        """The current engine's packed weights, for the next engine to reuse."""
+        return getattr(self._engine, "packed", None)
+
+    def _build_engine(self, buffer: np.ndarray | None = None) -> Any:
+        """The per-call engine for the programmed codes at the physics in force (computed
+        into ``buffer``, the replaced engine's weights, when it has the right shape)."""
         if self.config.kernel != "native":
             self.programmed  # noqa: B018 - the reference engine runs on the numpy arrays
             return None
@@ -192,6 +200,7 @@ class TwinChip:
             self.config.serial,
             self.array_shape,
             threads=self.config.threads,
+            out=buffer,
         )
 
     # ---- per call --------------------------------------------------------------------------

@@ -156,10 +156,14 @@ class KernelModel:
         array_shape: tuple[int, int],
         *,
         threads: int = 1,
+        out: np.ndarray | None = None,
     ) -> KernelModel:
         """The kernel's model of heater ``codes`` programmed on chip ``serial`` at ``p``:
         W_eff computed by lk_program straight into the packed layout (no other array of the
-        block's size is made), equal to ``reference.program_codes(...).effective(p)``."""
+        block's size is made), equal to ``reference.program_codes(...).effective(p)``.
+
+        ``out``: a packed buffer of the right shape to reuse (an engine being replaced), which
+        saves the operating system's zeroing of fresh pages; its old contents are lost."""
         codes = np.ascontiguousarray(codes, dtype=np.int32)
         rows, cols = codes.shape
         row_env, col_env, a_min = physics.envelopes(p, rows, cols, *array_shape)
@@ -174,7 +178,9 @@ class KernelModel:
         params.row_envelope = ffi.from_buffer("double[]", row_env)
         params.col_envelope = ffi.from_buffer("double[]", col_env)
         params.serial_key = reference.serial_key(serial)
-        packed = np.empty((-(-rows // PANEL), cols, PANEL), dtype=np.float32)
+        shape = (-(-rows // PANEL), cols, PANEL)
+        reusable = out is not None and out.shape == shape and out.dtype == np.float32
+        packed = out if reusable else np.empty(shape, dtype=np.float32)
         rc = lib.lk_program(
             params,
             ffi.from_buffer("int32_t[]", codes),
@@ -184,6 +190,11 @@ class KernelModel:
         if rc != lib.LK_OK:
             _raise_for(rc)
         return cls._at(packed, row_env, col_env, a_min, p, scale)
+
+    @property
+    def packed(self) -> np.ndarray:
+        """The packed W_eff this model reads (pack_panels layout)."""
+        return self._packed
 
     def forward(
         self,

@@ -142,6 +142,40 @@ def cell_normals(key: int, stream: int, rows: int, cols: int) -> np.ndarray:
     return x
 
 
+_TWO_OVER_PI = 6.36619772367581382433e-01
+_PIO2_1, _PIO2_1T = 1.57079632673412561417e00, 6.07710050650619224932e-11
+_COS_C = (
+    4.16666666666666019037e-02, -1.38888888888741095749e-03, 2.48015872894767294178e-05,
+    -2.75573143513906633035e-07, 2.08757232129817482790e-09, -1.13596475577881948265e-11,
+)  # fmt: skip
+_SIN_S = (
+    -1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.98412698298579493134e-04,
+    2.75573137070700676789e-06, -2.50507602534068634195e-08, 1.58969099521155010221e-10,
+)  # fmt: skip
+
+
+def _horner(z: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
+    """c0 + z (c1 + z (c2 + ...)), innermost first, as the C writes it."""
+    acc = coefficients[-1] * z
+    for c in reversed(coefficients[1:-1]):
+        acc = z * (c + acc)
+    return coefficients[0] + acc
+
+
+def cos_poly(x: np.ndarray) -> np.ndarray:
+    """cos as docs/physics.md section 2 ("Arithmetic") defines it (native/lk_program.c's
+    cos_poly): Cody-Waite reduction by pi/2 and fdlibm's kernel polynomials, +, -, *, rint and
+    floor only, so numpy and C give the same bits; within 2 ulp of cos for |x| < 1.6e6."""
+    x = np.asarray(x, dtype=np.float64)
+    k = np.rint(x * _TWO_OVER_PI)
+    r = (x - k * _PIO2_1) - k * _PIO2_1T
+    z = r * r
+    c = (1.0 - 0.5 * z) + (z * z) * _horner(z, _COS_C)
+    s = r + (r * z) * _horner(z, _SIN_S)
+    n = k - 4.0 * np.floor(k * 0.25)
+    return np.where(n == 0.0, c, np.where(n == 1.0, -s, np.where(n == 2.0, -c, s)))
+
+
 def neighbour_sums(phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sums over the 4 edge and the 4 diagonal neighbours, zero outside the block."""
     padded = np.pad(phi, 1)
@@ -172,7 +206,7 @@ class ProgrammedArray:
         """W_eff at p.temperature_c (normalized units, float64)."""
         phase = self.phase_static + physics.drift_phase_per_um(p) * self.arm_imbalance_um
         envelope = self.row_envelope[:, None] * self.col_envelope[None, :]
-        return self.sign * envelope * np.cos(phase / 2.0)
+        return self.sign * envelope * cos_poly(phase / 2.0)
 
 
 def program_codes(
