@@ -16,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -151,6 +152,36 @@ static int run_rows(void (*unit)(const void *, int64_t, int64_t, double *), cons
 /* Host side: heater codes                                                               */
 /* ------------------------------------------------------------------------------------ */
 
+/* arccos on [0, 1] as docs/physics.md section 2 ("Arithmetic") defines it: fdlibm's e_acos.c
+ * rational approximation (+, -, *, /, sqrt), the same bits as codes.acos_poly in numpy. */
+#define LK_PIO2_HI 1.57079632679489655800e+00
+#define LK_PIO2_LO 6.12323399573676603587e-17
+static const double lk_acos_p[6] = {1.66666666666666657415e-01, -3.25565818622400915405e-01,
+                                    2.01212532134862925881e-01, -4.00555345006794114027e-02,
+                                    7.91534994289814532176e-04, 3.47933107596021167570e-05};
+static const double lk_acos_q[4] = {-2.40339491173441421878e+00, 2.02094576023350569471e+00,
+                                    -6.88283971605453293030e-01, 7.70381505559019352791e-02};
+
+static LK_ALWAYS_INLINE double acos_ratio(double z) {
+    const double *p = lk_acos_p, *q = lk_acos_q;
+    const double num = z * (p[0] + z * (p[1] + z * (p[2] + z * (p[3] + z * (p[4] + z * p[5])))));
+    return num / (1.0 + z * (q[0] + z * (q[1] + z * (q[2] + z * q[3]))));
+}
+
+static inline double acos_poly(double x) {
+    if (x < 0.5) return LK_PIO2_HI - (x - (LK_PIO2_LO - x * acos_ratio(x * x)));
+    if (x == 1.0) return 0.0;
+    const double z = (1.0 - x) * 0.5;
+    const double s = sqrt(z);
+    uint64_t bits;
+    __builtin_memcpy(&bits, &s, sizeof bits);
+    bits &= UINT64_C(0xFFFFFFFF00000000);
+    double df;
+    __builtin_memcpy(&df, &bits, sizeof df);
+    const double c = (z - df * df) / (s + df);
+    return 2.0 * (df + (acos_ratio(z) * s + c));
+}
+
 typedef struct codes_ctx {
     const double *w;
     int64_t cols;
@@ -162,15 +193,45 @@ typedef struct codes_ctx {
     int vec512;
 } codes_ctx;
 
+/* max |w[k]| for k in [begin, end); NaN if any w[k] is NaN (as numpy's max). */
+static double peak_abs(const double *w, int64_t begin, int64_t end) {
+    double peak = 0.0;
+    for (int64_t k = begin; k < end; k++) {
+        const double a = fabs(w[k]);
+        if (!(a <= peak)) peak = a;
+    }
+    return peak;
+}
+
+#if LK_X86
+LK_T512 static double peak_abs_512(const double *w, int64_t begin, int64_t end) {
+    __m512d peak = _mm512_setzero_pd();
+    __mmask8 nan = 0;
+    int64_t k = begin;
+    for (; k + 8 <= end; k += 8) {
+        const __m512d a = _mm512_abs_pd(_mm512_loadu_pd(w + k));
+        nan |= _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q);
+        peak = _mm512_max_pd(a, peak);
+    }
+    double lanes[8];
+    _mm512_storeu_pd(lanes, peak);
+    double out = peak_abs(w, k, end);
+    for (int l = 0; l < 8; l++) out = lanes[l] > out ? lanes[l] : out;
+    return nan ? NAN : out;
+}
+#endif
+
 static void peak_rows(const void *arg, int64_t first, int64_t last, double *scratch) {
     (void)scratch;
     const codes_ctx *c = (const codes_ctx *)arg;
-    double peak = 0.0;
-    for (int64_t k = first * c->cols; k < last * c->cols; k++) {
-        const double a = fabs(c->w[k]);
-        if (!(a <= peak)) peak = a; /* NaN propagates as in numpy's max */
+    const int64_t begin = first * c->cols, end = last * c->cols;
+#if LK_X86
+    if (c->vec512) {
+        c->peaks[first / 16] = peak_abs_512(c->w, begin, end);
+        return;
     }
-    c->peaks[first / 16] = peak;
+#endif
+    c->peaks[first / 16] = peak_abs(c->w, begin, end);
 }
 
 /* Steps 1-3 of one row up to the arccos argument t (clipped to [0, 1]) into t[0 .. cols-1]. */
@@ -202,6 +263,44 @@ LK_T512 static void transmission_row_512(const codes_ctx *c, const double *wr, d
     }
 }
 
+LK_T512 static LK_ALWAYS_INLINE __m512d acos_ratio_512(__m512d z) {
+    const double *p = lk_acos_p, *q = lk_acos_q;
+    __m512d num = _mm512_mul_pd(z, _mm512_set1_pd(p[5]));
+    for (int i = 4; i >= 1; i--) num = _mm512_mul_pd(z, _mm512_add_pd(_mm512_set1_pd(p[i]), num));
+    num = _mm512_mul_pd(z, _mm512_add_pd(_mm512_set1_pd(p[0]), num));
+    __m512d den = _mm512_mul_pd(z, _mm512_set1_pd(q[3]));
+    for (int i = 2; i >= 0; i--) den = _mm512_mul_pd(z, _mm512_add_pd(_mm512_set1_pd(q[i]), den));
+    den = _mm512_add_pd(_mm512_set1_pd(1.0), den);
+    return _mm512_div_pd(num, den);
+}
+
+/* acos_poly on 8 lanes in place: both branches, then the lane's own (same bits). */
+LK_T512 static void acos_row_512(double *t, int64_t cols) {
+    const __m512d half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1.0);
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+        const __m512d x = _mm512_loadu_pd(t + j);
+        const __m512d small = _mm512_sub_pd(
+            _mm512_set1_pd(LK_PIO2_HI),
+            _mm512_sub_pd(x, _mm512_sub_pd(_mm512_set1_pd(LK_PIO2_LO),
+                                           _mm512_mul_pd(x, acos_ratio_512(_mm512_mul_pd(x, x))))));
+        const __m512d z = _mm512_mul_pd(_mm512_sub_pd(one, x), half);
+        const __m512d s = _mm512_sqrt_pd(z);
+        const __m512d df = _mm512_castsi512_pd(_mm512_and_epi64(
+            _mm512_castpd_si512(s), _mm512_set1_epi64((long long)UINT64_C(0xFFFFFFFF00000000))));
+        const __m512d c = _mm512_div_pd(_mm512_sub_pd(z, _mm512_mul_pd(df, df)),
+                                        _mm512_add_pd(s, df));
+        const __m512d large = _mm512_mul_pd(
+            _mm512_set1_pd(2.0),
+            _mm512_add_pd(df, _mm512_add_pd(_mm512_mul_pd(acos_ratio_512(z), s), c)));
+        __m512d out = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, half, _CMP_LT_OQ), large, small);
+        out = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, one, _CMP_EQ_OQ), out,
+                                   _mm512_setzero_pd());
+        _mm512_storeu_pd(t + j, out);
+    }
+    for (; j < cols; j++) t[j] = acos_poly(t[j]);
+}
+
 /* q = rint(sqrt((2 a) / pi) M) for 8 lanes at a time (step 4), in place. */
 LK_T512 static void dac_row_512(double *a, int64_t cols, double dac_max) {
     const __m512d two = _mm512_set1_pd(2.0), pi = _mm512_set1_pd(LK_PI);
@@ -231,14 +330,17 @@ static void codes_rows(const void *arg, int64_t first, int64_t last, double *scr
         else
 #endif
             transmission_row(c, wr, c->row_env[i], t);
-        for (int64_t j = 0; j < c->cols; j++) t[j] = acos(t[j]); /* 3. target phase / 2 */
 #if LK_X86
-        if (c->vec512)
+        if (c->vec512) {
+            acos_row_512(t, c->cols); /* 3. target phase / 2 */
             dac_row_512(t, c->cols, dac_max);
-        else
+        } else
 #endif
+        {
+            for (int64_t j = 0; j < c->cols; j++) t[j] = acos_poly(t[j]);
             for (int64_t j = 0; j < c->cols; j++)
                 t[j] = rint(sqrt((2.0 * t[j]) / LK_PI) * dac_max); /* 4. heater DAC */
+        }
         for (int64_t j = 0; j < c->cols; j++)
             out[j] = (int32_t)t[j] | (wr[j] / c->scale < 0.0 ? sign_bit : 0);
     }
@@ -279,7 +381,7 @@ typedef struct program_ctx {
     float *packed;
     const double *phase_table; /* pi (q / M)^2 per DAC code q, or NULL (computed per cell) */
     uint64_t base;
-    int use_fab, use_arm, use_xtalk, vec512;
+    int use_fab, use_arm, use_xtalk, vec512, vec512dq;
 } program_ctx;
 
 /* Step 4: the heater law of code q, pi (q / M)^2, as the reference computes it. */
@@ -342,6 +444,113 @@ static LK_ALWAYS_INLINE double cos_poly(double x) {
     const double n = k - 4.0 * floor(k * 0.25);
     return n == 0.0 ? c : (n == 1.0 ? -sn : (n == 2.0 ? -c : sn));
 }
+
+#if LK_X86
+#define LK_T512DQ __attribute__((target("avx512f,avx512dq")))
+
+/* The ziggurat's thresholds k_i widened to 64 bits, for 8-lane gathers (lk_ziggurat_init
+ * must have run). */
+static uint64_t lk_zig_k64[LK_ZIG_LAYERS];
+static pthread_once_t zig_k64_once = PTHREAD_ONCE_INIT;
+static void zig_k64_build(void) {
+    for (int i = 0; i < LK_ZIG_LAYERS; i++) lk_zig_k64[i] = lk_zig_k[i];
+}
+
+/* sm() on 8 lanes. */
+LK_T512DQ static LK_ALWAYS_INLINE __m512i sm_512(__m512i z) {
+    z = _mm512_add_epi64(z, _mm512_set1_epi64((long long)LK_GOLDEN));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)),
+                           _mm512_set1_epi64((long long)UINT64_C(0xBF58476D1CE4E5B9)));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
+                           _mm512_set1_epi64((long long)UINT64_C(0x94D049BB133111EB)));
+    return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+}
+
+/* The ziggurat's fast path (lk_zig_fast) on 8 words w (in 64-bit lanes): the signed values
+ * as doubles, and in *ok the lanes that were accepted. */
+LK_T512DQ static LK_ALWAYS_INLINE __m512d zig_fast_512(__m512i w, __mmask8 *ok) {
+    const __m512i layer = _mm512_and_si512(w, _mm512_set1_epi64(0xFF));
+    const __m512i m = _mm512_srli_epi64(w, 9);
+    const __m256 width = _mm512_i64gather_ps(layer, lk_zig_w, 4);
+    __m256 x = _mm256_mul_ps(_mm512_cvtepi64_ps(m), width); /* float, as lk_zig_fast */
+    const __m512i k = _mm512_i64gather_epi64(layer, (const long long *)lk_zig_k64, 8);
+    *ok = _mm512_cmplt_epu64_mask(m, k);
+    const __m256i sign =
+        _mm512_cvtepi64_epi32(_mm512_slli_epi64(_mm512_and_si512(w, _mm512_set1_epi64(0x100)), 23));
+    x = _mm256_castsi256_ps(_mm256_xor_si256(_mm256_castps_si256(x), sign));
+    return _mm512_cvtps_pd(x);
+}
+
+/* static_phase_row with 8 cells at a time (needs the phase table); the same bits. */
+LK_T512DQ static void static_phase_row_512(const program_ctx *c, int64_t i, double *out,
+                                           double *arm) {
+    const lk_program_params *p = c->p;
+    const int32_t *row = c->codes + i * p->cols;
+    const __m256i mask = _mm256_set1_epi32((INT32_C(1) << p->weight_bits) - 1);
+    const __m512d sigma = _mm512_set1_pd(p->fab_sigma), one = _mm512_set1_pd(1.0);
+    const __m512d lo = _mm512_set1_pd(-3.0), hi = _mm512_set1_pd(3.0);
+    const __m512d arm_um = _mm512_set1_pd(p->arm_imbalance_um);
+    const __m512i base = _mm512_set1_epi64((long long)c->base);
+    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i row_bits = _mm512_set1_epi64((long long)((uint64_t)i << 32));
+    const __m512i low32 = _mm512_set1_epi64(0xFFFFFFFF);
+    int64_t j = 0;
+    for (; j + 8 <= p->cols; j += 8) {
+        const __m256i q = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(row + j)), mask);
+        __m512d phase = _mm512_i32gather_pd(q, c->phase_table, 8); /* 4. heater law */
+        if (c->use_fab || arm != NULL) {
+            const __m512i cell = _mm512_or_si512(
+                row_bits, _mm512_add_epi64(_mm512_set1_epi64((long long)j), lanes));
+            const __m512i h = sm_512(_mm512_xor_si512(base, cell));
+            if (c->use_fab) {
+                __mmask8 ok;
+                __m512d g = zig_fast_512(_mm512_and_si512(h, low32), &ok);
+                if (ok != 0xFF) {
+                    double tmp[8];
+                    uint64_t hs[8];
+                    _mm512_storeu_pd(tmp, g);
+                    _mm512_storeu_si512(hs, h);
+                    for (int l = 0; l < 8; l++)
+                        if (!((ok >> l) & 1)) tmp[l] = cell_normal(hs[l], (uint32_t)hs[l], 0);
+                    g = _mm512_loadu_pd(tmp);
+                }
+                g = _mm512_min_pd(_mm512_max_pd(g, lo), hi); /* 5. clipped at 3 sigma */
+                phase = _mm512_mul_pd(phase, _mm512_add_pd(one, _mm512_mul_pd(sigma, g)));
+            }
+            if (arm != NULL) {
+                __mmask8 ok;
+                __m512d n = zig_fast_512(_mm512_srli_epi64(h, 32), &ok);
+                if (ok != 0xFF) {
+                    double tmp[8];
+                    uint64_t hs[8];
+                    _mm512_storeu_pd(tmp, n);
+                    _mm512_storeu_si512(hs, h);
+                    for (int l = 0; l < 8; l++)
+                        if (!((ok >> l) & 1))
+                            tmp[l] = cell_normal(hs[l], (uint32_t)(hs[l] >> 32), 1);
+                    n = _mm512_loadu_pd(tmp);
+                }
+                _mm512_storeu_pd(arm + j, _mm512_mul_pd(arm_um, n));
+            }
+        }
+        _mm512_storeu_pd(out + j, phase);
+    }
+    for (; j < p->cols; j++) { /* the last few cells: the scalar code */
+        const int32_t qj = row[j] & ((INT32_C(1) << p->weight_bits) - 1);
+        double phase = c->phase_table[qj];
+        if (c->use_fab || arm != NULL) {
+            const uint64_t h = cell_hash(c->base, i, j);
+            if (c->use_fab) {
+                double g = cell_normal(h, (uint32_t)h, 0);
+                g = g < -3.0 ? -3.0 : (g > 3.0 ? 3.0 : g);
+                phase = phase * (1.0 + p->fab_sigma * g);
+            }
+            if (arm != NULL) arm[j] = p->arm_imbalance_um * cell_normal(h, (uint32_t)(h >> 32), 1);
+        }
+        out[j] = phase;
+    }
+}
+#endif
 
 /* Steps 6-8 for one row: half[j] = cos(phi_T / 2) from the phi_f rows above, at and below
  * (each with one zero column either side) and the arm imbalances. Plain loops the compiler
@@ -438,8 +647,13 @@ static void program_rows(const void *arg, int64_t first, int64_t last, double *s
         if (r < 0 || r >= rows || (!c->use_xtalk && !own)) {
             for (int64_t j = 0; j < cols; j++) dst[j + 1] = 0.0;
         } else {
-            static_phase_row(c, r, dst + 1,
-                             own && c->use_arm ? arms + (r - first) * cols : NULL);
+            double *arm = own && c->use_arm ? arms + (r - first) * cols : NULL;
+#if LK_X86
+            if (c->vec512dq && c->phase_table != NULL)
+                static_phase_row_512(c, r, dst + 1, arm);
+            else
+#endif
+                static_phase_row(c, r, dst + 1, arm);
         }
     }
     const int32_t sign_bit = INT32_C(1) << p->weight_bits;
@@ -491,6 +705,13 @@ int lk_program(const lk_program_params *p, const int32_t *codes, float *packed,
     ctx.use_arm = p->arm_imbalance_um != 0.0 && p->drift_rad_per_um != 0.0;
     ctx.use_xtalk = p->crosstalk != 0.0 || p->crosstalk_diag != 0.0;
     ctx.vec512 = lk_isa() == LK_ISA_AVX512;
+    ctx.vec512dq = 0;
+#if LK_X86
+    if (ctx.vec512 && __builtin_cpu_supports("avx512dq")) {
+        pthread_once(&zig_k64_once, zig_k64_build);
+        ctx.vec512dq = 1;
+    }
+#endif
     double *table = NULL;
     if (p->weight_bits <= LK_PHASE_TABLE_BITS && p->rows * p->cols >= (INT64_C(1) << 16)) {
         const int32_t levels = INT32_C(1) << p->weight_bits;

@@ -15,7 +15,7 @@ from lumina_hal._lumina_kernel import ffi, lib
 from lumina_hal.codes import heater_codes, heater_codes_numpy
 from lumina_hal.errors import InputError
 from lumina_hal.twin import physics, reference
-from lumina_hal.twin.kernel import KernelModel, pack_panels
+from lumina_hal.twin.kernel import KernelModel, isa_name, pack_panels, select_isa
 
 
 def test_the_ziggurat_tables_of_the_reference_are_the_kernels():
@@ -38,7 +38,7 @@ def test_cell_normals_agree_with_the_kernel_including_the_slow_path():
     np.testing.assert_array_equal(fab, ref_fab)
     np.testing.assert_array_equal(arm, ref_arm)
     # the slow path was exercised: some values lie outside every layer's rectangle
-    widths, ks, _ = reference.ziggurat_tables()
+    _, ks, _ = reference.ziggurat_tables()
     h = reference.cell_hashes(key, rows, cols)
     w = (h & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     assert np.count_nonzero((w >> np.uint32(9)) >= ks[w & np.uint32(0xFF)]) > 10
@@ -47,7 +47,7 @@ def test_cell_normals_agree_with_the_kernel_including_the_slow_path():
     assert not np.array_equal(fab, arm)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     rows=st.integers(1, 40),
     cols=st.integers(1, 40),
@@ -58,10 +58,23 @@ def test_cell_normals_agree_with_the_kernel_including_the_slow_path():
     crosstalk=st.sampled_from([None, 0.0, 0.05]),
     threads=st.integers(1, 3),
     seed=st.integers(0, 2**63 - 1),
+    isa=st.sampled_from(["scalar", "avx2", "avx512"]),
 )
 def test_programmed_weights_equal_the_reference_bit_for_bit(
-    rows, cols, extra, preset, temperature_c, fab_sigma, crosstalk, threads, seed
+    rows, cols, extra, preset, temperature_c, fab_sigma, crosstalk, threads, seed, isa
 ):
+    """Every ISA path (the best available when one is missing) gives the reference's bits."""
+    best = isa_name()
+    try:
+        select_isa(isa)
+        _check_programming(rows, cols, extra, preset, temperature_c, fab_sigma, crosstalk,
+                           threads, seed)  # fmt: skip
+    finally:
+        select_isa(best)
+
+
+def _check_programming(rows, cols, extra, preset, temperature_c, fab_sigma, crosstalk, threads,
+                       seed):  # fmt: skip
     p = physics.PRESETS[preset].with_temperature(temperature_c)
     if fab_sigma is not None:
         p = replace(p, fab_sigma=fab_sigma)
@@ -100,3 +113,15 @@ def test_a_loaded_twin_keeps_only_its_codes_and_packed_weights():
     matrix = n * n * 4
     assert (current - base) / matrix < 2.1
     assert (peak - base) / matrix < 3.0
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+@pytest.mark.parametrize("preset", ["typical", "harsh"])
+def test_large_blocks_take_the_table_and_vector_paths_with_the_same_bits(isa, preset):
+    """At >= 2^16 cells the heater phases come from a table and, on AVX-512, 8 cells at once."""
+    best = isa_name()
+    try:
+        select_isa(isa)
+        _check_programming(260, 301, 7, preset, 70.0, None, None, 2, 11)
+    finally:
+        select_isa(best)

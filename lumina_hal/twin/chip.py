@@ -113,12 +113,21 @@ class TwinChip:
     def load_weights(self, weights: np.ndarray) -> np.ndarray:
         """Host side then chip side (docs/physics.md §2): weights -> codes -> programmed.
 
-        Returns the int32 heater codes (what the weights id checksums).
+        Returns the int32 heater codes (what the weights id checksums); they live in the
+        chip's memory and are overwritten by the next load.
         """
-        codes, scale = heater_codes(
-            weights, self.physics.weight_bits, self.loss_steps_db(), self.config.threads
-        )
-        self.program(codes, scale)
+        # The programmed codes' memory is reused (no fresh pages to fault in), so if this
+        # fails (out of memory) the chip is left with nothing programmed.
+        reuse = self.codes if self.codes is not None and self.codes.flags.writeable else None
+        try:
+            codes, scale = heater_codes(
+                weights, self.physics.weight_bits, self.loss_steps_db(), self.config.threads, reuse
+            )
+            self.program(codes, scale)
+        except BaseException:
+            if reuse is not None:
+                self.clear()
+            raise
         return codes
 
     def program(self, codes: np.ndarray, scale: float = 1.0) -> None:
