@@ -51,14 +51,15 @@ def heater_codes(
         from lumina_hal._lumina_kernel import ffi, lib
     except ImportError:  # a source tree without the compiled kernel
         return heater_codes_numpy(w, weight_bits, loss_steps_db)
-    reusable = (
-        out is not None
+    codes = (
+        out
+        if out is not None
         and out.shape == (rows, cols)
         and out.dtype == np.int32
         and out.flags.c_contiguous
         and out.flags.writeable
+        else np.empty((rows, cols), dtype=np.int32)
     )
-    codes = out if reusable else np.empty((rows, cols), dtype=np.int32)
     scale = ffi.new("double *")
     rc = lib.lk_heater_codes(
         ffi.from_buffer("double[]", w), rows, cols, weight_bits,

@@ -87,7 +87,7 @@ def weights_checksum(codes: np.ndarray) -> str:
     """
     data = np.ascontiguousarray(codes, dtype="<i4")
     rows, cols = data.shape
-    return f"{rows}x{cols}-{zlib.crc32(memoryview(data).cast('B')) & 0xFFFFFFFF:08x}"
+    return f"{rows}x{cols}-{zlib.crc32(data.data) & 0xFFFFFFFF:08x}"
 
 
 class PhotonicDevice(ABC):

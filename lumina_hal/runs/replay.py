@@ -31,7 +31,8 @@ def twin_for_record(record: RunRecord) -> MockDevice:
 
 def replay_run(record: RunRecord) -> Iterator[tuple[CallRecord, np.ndarray]]:
     """(recorded call, the rebuilt twin's output for it), call by call."""
-    with twin_for_record(record) as twin:
+    twin = twin_for_record(record)
+    try:
         loaded = -1
         for call in record.calls:
             if call.weights_index != loaded:
@@ -45,3 +46,5 @@ def replay_run(record: RunRecord) -> Iterator[tuple[CallRecord, np.ndarray]]:
             if call_index is not None:
                 twin.chip.call_index = int(call_index) - 1  # counted after the call
             yield call, twin.matmul(call.inputs)
+    finally:
+        twin.close()

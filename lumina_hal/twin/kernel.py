@@ -179,8 +179,11 @@ class KernelModel:
         params.col_envelope = ffi.from_buffer("double[]", col_env)
         params.serial_key = reference.serial_key(serial)
         shape = (-(-rows // PANEL), cols, PANEL)
-        reusable = out is not None and out.shape == shape and out.dtype == np.float32
-        packed = out if reusable else np.empty(shape, dtype=np.float32)
+        packed = (
+            out
+            if out is not None and out.shape == shape and out.dtype == np.float32
+            else np.empty(shape, dtype=np.float32)
+        )
         rc = lib.lk_program(
             params,
             ffi.from_buffer("int32_t[]", codes),
