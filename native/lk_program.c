@@ -196,11 +196,13 @@ typedef struct codes_ctx {
 /* max |w[k]| for k in [begin, end); NaN if any w[k] is NaN (as numpy's max). */
 static double peak_abs(const double *w, int64_t begin, int64_t end) {
     double peak = 0.0;
+    int nan = 0;
     for (int64_t k = begin; k < end; k++) {
         const double a = fabs(w[k]);
-        if (!(a <= peak)) peak = a;
+        nan |= a != a;
+        peak = a > peak ? a : peak;
     }
-    return peak;
+    return nan ? NAN : peak;
 }
 
 #if LK_X86
@@ -360,9 +362,13 @@ int lk_heater_codes(const double *w, int64_t rows, int64_t cols, int32_t weight_
                      lk_isa() == LK_ISA_AVX512};
     int rc = run_rows(peak_rows, &ctx, rows, 16, n, threads, 0);
     double peak = 0.0;
-    for (int64_t u = 0; u < units && rc == LK_OK; u++)
-        if (!(peaks[u] <= peak)) peak = peaks[u];
+    int nan = 0;
+    for (int64_t u = 0; u < units && rc == LK_OK; u++) {
+        nan |= peaks[u] != peaks[u];
+        peak = peaks[u] > peak ? peaks[u] : peak;
+    }
     free(peaks);
+    if (nan) return LK_ENONFINITE;
     if (rc != LK_OK) return rc;
     if (!isfinite(peak)) return LK_ENONFINITE;
     ctx.scale = peak != 0.0 ? peak : 1.0;

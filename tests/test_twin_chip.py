@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lumina_hal
 from lumina_hal.sim.coupled_bench import CoupledBench
@@ -80,3 +82,58 @@ def test_environment_changes_follow_and_reset_restores_the_configured_chip():
     assert chip.codes is None and chip.call_index == 0
     assert chip.physics == chip.config.physics
     assert math.isfinite(chip.optical_output_dbm())
+
+
+_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
+    st.text(max_size=12), st.sampled_from(["1", "0.5", "typical", "nan", "inf", "-1", "2**64"]),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["rows", "cols", "seed", "preset", "serial", "kernel", "threads", "fault_seed",
+             "fault_drop", "fault_delay_s", "crosstalk", "noise", "weight_bits", "bogus"]
+        ),
+        _values,
+        max_size=4,
+    )
+)  # fmt: skip
+def test_fuzzed_emulator_parameters_build_a_config_or_raise_a_lumina_error(params):
+    try:
+        config = EmulatorConfig.from_params(params)
+    except lumina_hal.LuminaError:
+        return
+    assert config.chip.kernel == "native"
+    assert isinstance(config.faults.seed, int) and 0 <= config.faults.seed < 2**63
+    if "fault_seed" in params and isinstance(params["fault_seed"], int):
+        assert config.faults.seed == params["fault_seed"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    cols=st.integers(1, 12),
+    bits=st.integers(2, 24),
+    special=st.sampled_from([None, np.nan, np.inf, -np.inf, 0.0, 1e-310, -1e300]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_heater_codes_in_c_equal_the_numpy_formula_or_refuse_non_finite(
+    rows, cols, bits, special, seed
+):
+    from lumina_hal.codes import heater_codes, heater_codes_numpy
+
+    w = np.random.default_rng(seed).uniform(-1, 1, size=(rows, cols))
+    if special is not None:
+        w[(seed % rows), cols // 2] = special  # any row: several 16-row blocks
+    steps = (0.01 * (seed % 7), 0.02 * (seed % 5))
+    if not np.isfinite(w).all():
+        with pytest.raises(lumina_hal.InputError):
+            heater_codes(w, bits, steps)
+        return
+    codes, scale = heater_codes(w, bits, steps, threads=2)
+    expected, expected_scale = heater_codes_numpy(w, bits, steps)
+    np.testing.assert_array_equal(codes, expected)
+    assert scale == expected_scale
