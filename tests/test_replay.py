@@ -76,6 +76,14 @@ def test_a_replay_notices_a_changed_record(tmp_path):
         assert not np.array_equal(twin.matmul(record.calls[0].inputs), record.calls[0].outputs)
 
 
+def test_an_fpga_snapshot_holds_what_hello_reported(tmp_path):
+    record = _record(tmp_path / "run.h5", "fpga+sim://?rows=16&cols=12&preset=harsh&seed=1")
+    hello = record.device_snapshot["hello"]
+    assert (hello["rows"], hello["cols"], hello["weight_bits"]) == (16, 12, 10)
+    assert hello["loss_row_db"] == pytest.approx(2.0 / 16)
+    assert record.device_snapshot["call_index"] == 0  # taken at the start of the run
+
+
 def test_a_snapshot_without_a_chip_model_is_refused_clearly():
     with lumina_hal.open_device("mock://?rows=4&cols=4") as chip:
         snapshot = chip.snapshot()

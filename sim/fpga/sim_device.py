@@ -52,10 +52,11 @@ class FpgaSimDevice(FpgaDevice):
 
     def _snapshot(self) -> dict[str, Any]:
         """The emulated chip's snapshot too: a twin rebuilt from it repeats these calls."""
+        data = super()._snapshot()
         port = self._link.port if self._link is not None else None
         emulator = getattr(port, "emulator", None)
-        if emulator is None:
-            return {}
-        chip = emulator.chip.snapshot()
-        chip["call_index"] = self._call_index  # the host names the index of every RUN
-        return {"chip": chip}
+        if emulator is not None:
+            chip = emulator.chip.snapshot()
+            chip["call_index"] = self._call_index  # the host names the index of every RUN
+            data["chip"] = chip
+        return data
