@@ -232,8 +232,7 @@ class TwinChip:
         link names the index (and where a split batch starts, ``first_vector``).
         """
         self._require_programmed()
-        own = call_index is None
-        index = self.call_index if own else int(call_index)  # type: ignore[arg-type]
+        index = self.call_index if call_index is None else int(call_index)
         if self._engine is not None:
             clipped = int(
                 self._engine.forward(
@@ -249,11 +248,12 @@ class TwinChip:
             if first_vector:
                 raise ConfigurationError("the reference engine runs whole calls only")
             programmed = self.programmed
-            assert programmed is not None
+            if programmed is None:  # cannot happen after _require_programmed
+                raise InputError("no weights are programmed on the chip")
             rng = np.random.default_rng([self.config.seed, index])
             y, clipped = reference.forward(x, programmed, self.physics, rng)
             out[...] = y
-        if own:
+        if call_index is None:
             self.call_index = index + 1
         return clipped
 

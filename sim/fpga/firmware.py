@@ -38,6 +38,7 @@ from lumina_hal.drivers.fpga.framing import (
     FrameDecoder,
     encode_frame,
 )
+from lumina_hal.errors import ConfigurationError
 from lumina_hal.sim.fpga.config import EmulatorConfig
 from lumina_hal.twin import physics
 from lumina_hal.twin.chip import TwinChip
@@ -79,7 +80,7 @@ class FirmwareEmulator:
         if config is None:
             config = EmulatorConfig.from_params(params)
         elif params:
-            raise TypeError("give an EmulatorConfig or parameters, not both")
+            raise ConfigurationError("give the emulator an EmulatorConfig or parameters, not both")
         self.config = config.chip
         #: The chip behind the FPGA: codes, temperature, light, physics (twin/chip.py).
         self.chip = TwinChip(config.chip)
