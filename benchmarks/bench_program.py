@@ -135,6 +135,11 @@ def main() -> None:
     model, isa = cpu_model()
     print(f"CPU: {model}; ISA: {isa}; kernel v{kernel_version()} on {isa_name()}")
     print(f"threads: {args.threads} (the twin's; np.copyto is single-threaded memory traffic)")
+    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"1-minute load average at the start: {load1:.2f} (other work on these cores slows "
+        "the threaded programming; run on an idle machine)"
+    )
     for n in args.sizes:
         bench_size(n, args.preset, args.threads, args.repeats)
 
