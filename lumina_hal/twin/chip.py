@@ -263,7 +263,10 @@ class TwinChip:
         """One call on integer input codes as a wire carries them (int32, each vector peaking
         at ±L_x or all zero): returns (int32 ADC codes (batch, r), clipped count).
 
-        The single place where the firmware path meets the engine.
+        The single place where the firmware path meets the engine. It still converts codes
+        to floats and back around the float engine; once the kernel's int32 entry
+        (``KernelModel.forward_codes`` / ``lk_forward_codes``) is on main, this body becomes
+        one call to it and the firmware path converts once.
         """
         rows = self._require_programmed().shape[0]
         p = self.physics
