@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from lumina_hal.errors import InputError
+
 
 def levels(bits: int) -> int:
     """Positive code levels of a signed symmetric converter: codes lie in [-L, L]."""
@@ -27,21 +29,92 @@ def envelopes_from_steps(
 
 
 def heater_codes(
-    weights: np.ndarray, weight_bits: int, loss_steps_db: tuple[float, float]
+    weights: np.ndarray,
+    weight_bits: int,
+    loss_steps_db: tuple[float, float],
+    threads: int = 1,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Host side of programming (steps 1-4): weights -> wire codes and the scale s_w.
 
     Codes are ``dac_code | negative << weight_bits`` (int32), what travels to the chip and
     what the weights id checksums. ``loss_steps_db`` = (k_r, k_c), the loss per row and per
     column pitch that factory calibration compensates (an FPGA reports them in HELLO).
+    Computed by the compiled kernel (lk_heater_codes, ``threads`` threads) when it is built,
+    else by :func:`heater_codes_numpy`, which gives the same bits. ``out``: a writeable
+    C-contiguous int32 array of the matrix's shape to write the codes into (reused memory).
     """
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    rows, cols = w.shape
+    row_env, col_env = envelopes_from_steps(rows, cols, *loss_steps_db)
+    try:
+        from lumina_hal._lumina_kernel import ffi, lib
+    except ImportError:  # a source tree without the compiled kernel
+        return heater_codes_numpy(w, weight_bits, loss_steps_db)
+    codes = (
+        out
+        if out is not None
+        and out.shape == (rows, cols)
+        and out.dtype == np.int32
+        and out.flags.c_contiguous
+        and out.flags.writeable
+        else np.empty((rows, cols), dtype=np.int32)
+    )
+    scale = ffi.new("double *")
+    rc = lib.lk_heater_codes(
+        ffi.from_buffer("double[]", w), rows, cols, weight_bits,
+        ffi.from_buffer("double[]", row_env), ffi.from_buffer("double[]", col_env),
+        ffi.from_buffer("int32_t[]", codes, require_writable=True), scale, max(1, threads),
+    )  # fmt: skip
+    if rc != lib.LK_OK:
+        raise InputError(f"weights cannot be programmed (kernel code {rc}: NaN or Inf?)")
+    return codes, float(scale[0])
+
+
+_PIO2_HI, _PIO2_LO = 1.57079632679489655800e00, 6.12323399573676603587e-17
+_ACOS_P = (
+    1.66666666666666657415e-01, -3.25565818622400915405e-01, 2.01212532134862925881e-01,
+    -4.00555345006794114027e-02, 7.91534994289814532176e-04, 3.47933107596021167570e-05,
+)  # fmt: skip
+_ACOS_Q = (
+    -2.40339491173441421878e00, 2.02094576023350569471e00, -6.88283971605453293030e-01,
+    7.70381505559019352791e-02,
+)  # fmt: skip
+
+
+def _acos_ratio(z: np.ndarray) -> np.ndarray:
+    p = _ACOS_P
+    num = z * (p[0] + z * (p[1] + z * (p[2] + z * (p[3] + z * (p[4] + z * p[5])))))
+    q = _ACOS_Q
+    return num / (1.0 + z * (q[0] + z * (q[1] + z * (q[2] + z * q[3]))))
+
+
+def acos_poly(t: np.ndarray) -> np.ndarray:
+    """arccos on [0, 1] as docs/physics.md section 2 ("Arithmetic") defines it: fdlibm's
+    e_acos.c rational approximation, +, -, *, / and sqrt only, so the C kernel
+    (lk_heater_codes) computes the same bits; within 1 ulp of arccos."""
+    x = np.asarray(t, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        small = _PIO2_HI - (x - (_PIO2_LO - x * _acos_ratio(x * x)))
+        z = (1.0 - x) * 0.5
+        s = np.sqrt(z)
+        df = (s.view(np.uint64) & np.uint64(0xFFFFFFFF00000000)).view(np.float64)
+        c = (z - df * df) / (s + df)
+        large = 2.0 * (df + (_acos_ratio(z) * s + c))
+    return np.where(x < 0.5, small, np.where(x == 1.0, 0.0, large))
+
+
+def heater_codes_numpy(
+    weights: np.ndarray, weight_bits: int, loss_steps_db: tuple[float, float]
+) -> tuple[np.ndarray, float]:
+    """:func:`heater_codes` step by step in numpy (the formula as docs/physics.md writes it)."""
     w = np.asarray(weights, dtype=np.float64)
     rows, cols = w.shape
     scale = float(np.max(np.abs(w))) or 1.0
     w_n = w / scale  # 1. normalize
     row_env, col_env = envelopes_from_steps(rows, cols, *loss_steps_db)  # 2. loss
     transmission = np.abs(w_n) / (row_env[:, None] * col_env[None, :])
-    phase = 2.0 * np.arccos(np.clip(transmission, 0.0, 1.0))  # 3. target phase
+    phase = 2.0 * acos_poly(np.clip(transmission, 0.0, 1.0))  # 3. target phase
     dac_max = (1 << weight_bits) - 1  # 4. heater DAC
     dac_codes = np.rint(np.sqrt(phase / math.pi) * dac_max).astype(np.int64)
     negative = (w_n < 0).astype(np.int64) << weight_bits

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import platform
 import threading
 import time
 import zlib
@@ -19,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from lumina_hal._version import __version__
 from lumina_hal.errors import (
     ConfigurationError,
     DeviceClosedError,
@@ -85,7 +87,7 @@ def weights_checksum(codes: np.ndarray) -> str:
     """
     data = np.ascontiguousarray(codes, dtype="<i4")
     rows, cols = data.shape
-    return f"{rows}x{cols}-{zlib.crc32(data.tobytes()) & 0xFFFFFFFF:08x}"
+    return f"{rows}x{cols}-{zlib.crc32(data.data) & 0xFFFFFFFF:08x}"
 
 
 class PhotonicDevice(ABC):
@@ -183,6 +185,33 @@ class PhotonicDevice(ABC):
             self._require_open()
             return self._telemetry()
 
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-able description of the device as it is now, for run records.
+
+        Always: ``info``, ``uri``, ``backend`` (class path), ``weights_id``,
+        ``weights_shape`` and ``versions`` (of this package, numpy, Python). Backends add
+        their own part through ``_snapshot``; one with a chip model adds ``chip``: every
+        physics parameter in force, the kernel, seed, serial and next call index, from which
+        ``lumina_hal.twin.twin_from_snapshot`` rebuilds a twin that repeats its calls.
+        """
+        with self._lock:
+            self._require_open()
+            shape = self._weights_shape
+            data: dict[str, Any] = {
+                "info": self.info.to_dict(),
+                "uri": self.uri,
+                "backend": f"{type(self).__module__}.{type(self).__qualname__}",
+                "weights_id": self._weights_id,
+                "weights_shape": list(shape) if shape is not None else None,
+                "versions": {
+                    "lumina_hal": __version__,
+                    "numpy": np.__version__,
+                    "python": platform.python_version(),
+                },
+            }
+            data.update(self._snapshot())
+            return data
+
     # ---- operations ------------------------------------------------------------------
     def load_weights(self, weights: Any) -> str:
         """Program ``weights`` (float matrix, at most rows x cols); return its weights id.
@@ -261,6 +290,10 @@ class PhotonicDevice(ABC):
 
     @abstractmethod
     def _reset(self) -> None: ...
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The backend's part of :meth:`snapshot` (JSON-able); none by default."""
+        return {}
 
     def _set_temperature(self, temperature_c: float) -> None:
         raise UnsupportedOperationError(f"{type(self).__name__} cannot set its temperature")

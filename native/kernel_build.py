@@ -18,6 +18,8 @@ SOURCES = [
     os.path.join("native", name)
     for name in ("lumina_kernel.c", "lk_pool.c", "lk_rng.c", "lk_scalar.c", "lk_x86.c")
 ]
+# Programming the array (host codes, chip-side W_eff, per-cell draws): its own file.
+SOURCES += [os.path.join("native", "lk_program.c")]
 DEPENDS = [os.path.join("native", name) for name in ("lumina_kernel.h", "lk_internal.h")]
 
 

@@ -17,7 +17,7 @@
 #include "lk_internal.h"
 #include "lumina_kernel.h"
 
-#define LK_VERSION 2
+#define LK_VERSION 3 /* 3: per-cell fabrication draws from one hash + the ziggurat (lk_program.c) */
 
 /* Rows of x per batch block (the unit of input quantization and of per-thread scratch):
  * 48, or fewer (down to 12) for very wide inputs so that a block's (x_n, x_n^2) pairs stay

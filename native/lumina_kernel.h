@@ -71,6 +71,42 @@ int lk_adc(const float *u, int64_t n, int32_t bits, float full_scale, float *cod
 int lk_normals(uint64_t seed, uint64_t call_index, int64_t vector, int64_t panel, int64_t n,
                float *out);
 
+/* ---- Programming (lk_program.c): docs/physics.md section 2, the numpy reference's arithmetic.
+ * Work is split by rows over `threads` (>= 1); the bits do not depend on the thread count. */
+
+/* The chip side of one programmed block at one temperature. */
+typedef struct lk_program_params {
+    int64_t rows;                /* programmed block r x c */
+    int64_t cols;
+    int32_t weight_bits;         /* heater DAC width, 2..24; codes are q | negative << bits */
+    double fab_sigma;            /* relative heater-efficiency scatter (0: no draws) */
+    double crosstalk;            /* kappa1, edge neighbours */
+    double crosstalk_diag;       /* kappa2, diagonal neighbours */
+    double drift_rad_per_um;     /* (2 pi / lambda) n_T(T) (T - T_cal), rad per um of imbalance */
+    double arm_imbalance_um;     /* rms arm-length imbalance (0: no draws) */
+    const double *row_envelope;  /* r doubles: R_i */
+    const double *col_envelope;  /* c doubles: C_j */
+    uint64_t serial_key;         /* seed of the per-cell draws (reference.serial_key) */
+} lk_program_params;
+
+/* Host side (steps 1-4): codes (r x c int32) and *scale = max|w| (1 if w = 0) of the float64
+ * matrix w, with R_i = row_env[i], C_j = col_env[j]. LK_ENONFINITE if w holds NaN or Inf. */
+int lk_heater_codes(const double *w, int64_t rows, int64_t cols, int32_t weight_bits,
+                    const double *row_env, const double *col_env, int32_t *codes,
+                    double *scale, int32_t threads);
+
+/* Chip side (steps 4-8): W_eff of the codes, rounded to float, in the packed panel layout of
+ * lk_model.weights (ceil(r/16) * c * 16 floats, padding lanes zeroed). */
+int lk_program(const lk_program_params *params, const int32_t *codes, float *packed,
+               int32_t threads);
+
+/* The per-cell standard normals of a device (step 5 and 7): fab (fabrication) and arm (arm
+ * imbalance), r x c doubles each, for tests and the reference. */
+int lk_cell_normals(uint64_t serial_key, int64_t rows, int64_t cols, double *fab, double *arm);
+
+/* The ziggurat's layer `layer` (0..255): width x_i 2^-23 (float) and threshold k_i. */
+int lk_zig_table(int32_t layer, float *width, uint32_t *k);
+
 /* ISA path in use; lk_select_isa forces one (returns the one actually selected, which is the
  * best supported one not above the request). */
 int lk_isa(void);

@@ -31,7 +31,6 @@ from lumina_hal.sim.scpi.pm100d import ThorlabsPm100d
 from lumina_hal.sim.scpi.server import ScpiTcpServer
 from lumina_hal.sim.scpi.ted4015 import ThorlabsTed4015
 from lumina_hal.sim.scpi.tsl570 import SantecTsl570
-from lumina_hal.twin import physics
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +151,8 @@ class CoupledBench:
 
     def chip_output_dbm_at(self, laser_dbm: float, wavelength_nm: float) -> float:
         """The chip's output (dBm) for light of ``laser_dbm`` at ``wavelength_nm``."""
-        p, c = self.emulator.config.physics, self.emulator.config
-        amplitude = physics.envelopes(p, c.rows, c.cols, c.rows, c.cols)[2]
-        return self.coupling.detector_dbm(laser_dbm, wavelength_nm) + 20.0 * math.log10(amplitude)
+        detector_dbm = self.coupling.detector_dbm(laser_dbm, wavelength_nm)
+        return self.emulator.chip.optical_output_dbm(laser_power_dbm=detector_dbm)
 
     def _meter_input_w(self) -> float:
         _, wavelength_nm = self._light()

@@ -84,7 +84,7 @@ def test_close_puts_the_fpga_in_its_safe_state():
     emulator = emulator_of(chip)
     assert emulator.weight_id == 1
     chip.close()
-    assert emulator.weight_id == 0 and emulator._active is None
+    assert emulator.weight_id == 0 and emulator.chip.codes is None
 
 
 def test_lost_replies_are_retransmitted_and_never_applied_twice():

@@ -315,7 +315,7 @@ def test_a_batch_split_with_vector_offsets_gives_the_same_bits(rng):
     with lumina_hal.open_device("mock://?rows=20&cols=30&seed=8") as chip:
         chip.load_weights(w)
         whole = chip.matmul(x)
-        engine, seed = chip._engine, chip.config.seed
+        engine, seed = chip.chip.engine, chip.config.seed
         parts = np.empty_like(whole)
         for start, stop in [(0, 4), (4, 5), (5, 11)]:
             engine.forward(

@@ -26,7 +26,7 @@ def open_twin(query: str, engine: str = "native"):
 
 
 def programmed_of(chip) -> reference.ProgrammedArray:
-    return chip._programmed
+    return chip.chip.programmed
 
 
 # ---- static effects (section 2) ---------------------------------------------------------

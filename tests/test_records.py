@@ -72,7 +72,7 @@ def test_round_trip_returns_everything_written(tmp_path, chip, rng):
     assert (rec.uri, rec.scheme) == (URI, "mock")
     assert rec.uri_params == {"rows": "16", "cols": "16", "preset": "harsh", "seed": "3"}
     assert (rec.seed, rec.preset) == (3, "harsh")
-    assert rec.params["rows"] == 16 and rec.params["noise"] is None  # declared, default None
+    assert rec.params["rows"] == 16 and rec.params["noise"] is True  # in force (from the preset)
     assert rec.environment["lumina_hal_version"] == lumina_hal.__version__
     assert rec.environment["numpy_version"] == np.__version__
     assert rec.environment["python_version"] == ".".join(map(str, sys.version_info[:3]))

@@ -141,6 +141,13 @@ class FpgaDevice(PhotonicDevice):
             }
         )
 
+    def _snapshot(self) -> dict[str, Any]:
+        """What the FPGA reported in HELLO (calibration constants, limits, boot id) and the
+        host's next call index: the chip side of a record of real hardware."""
+        hello = dataclasses.asdict(self._require_hello())
+        hello["firmware"] = list(hello["firmware"])
+        return {"hello": hello, "call_index": self._call_index}
+
     def _require_hello(self) -> msg.Hello:
         assert self._hello is not None
         return self._hello

@@ -27,7 +27,7 @@ def _cmd_sim_fpga(args: argparse.Namespace) -> dict[str, Any]:
 
     raw = dict(args.param)
     params = resolve_params(TWIN_PARAMS + FAULT_PARAMS, raw, context="lumina-hal sim fpga")
-    endpoint = build_endpoint(params)
+    endpoint = build_endpoint(params)  # typed: becomes an EmulatorConfig
     emulator, faults = endpoint.emulator, endpoint.faults
     if args.tcp:
         host, port = args.tcp

@@ -63,8 +63,12 @@ def environment() -> dict[str, str]:
     }
 
 
-def describe_uri(device: PhotonicDevice) -> dict[str, Any]:
-    """The device's URI, scheme, raw query and every declared parameter (typed or default)."""
+def describe_uri(
+    device: PhotonicDevice, snapshot: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The device's URI, scheme, raw query and every declared parameter: typed from the URI,
+    else the value in force from the device snapshot's chip (physics a preset supplied, the
+    seed, serial, kernel...), else the driver default."""
     if not device.uri:
         return {"uri": "", "scheme": "", "uri_params": {}, "params": {}}
     parsed = parse_uri(device.uri)
@@ -74,7 +78,9 @@ def describe_uri(device: PhotonicDevice) -> dict[str, Any]:
     except ConfigurationError as exc:  # a device built by hand with a foreign URI
         log.warning("URI parameters of %s not recorded as typed: %s", device.uri, exc)
         typed = {}
-    params = {p.name: typed.get(p.name, p.default) for p in declared}
+    chip = (snapshot or {}).get("chip") or {}
+    in_force = {**chip, **(chip.get("physics") or {})}
+    params = {p.name: typed.get(p.name, in_force.get(p.name, p.default)) for p in declared}
     return {
         "uri": parsed.uri,
         "scheme": parsed.scheme,
@@ -90,16 +96,17 @@ def device_metadata(device: PhotonicDevice) -> dict[str, Any]:
     info, URI and parameters, and its own ``snapshot()`` (physics in force, settings) when
     the device offers one.
     """
-    uri = describe_uri(device)
+    take_snapshot = getattr(device, "snapshot", None)
+    snapshot = take_snapshot() if callable(take_snapshot) else None
+    uri = describe_uri(device, snapshot if isinstance(snapshot, dict) else None)
     params = uri["params"]
     seed, preset = params.get("seed"), params.get("preset")
-    snapshot = getattr(device, "snapshot", None)
     data = {
         "info": device.info.to_dict(),
         **uri,
         "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
         "preset": preset if isinstance(preset, str) else None,
-        "snapshot": snapshot() if callable(snapshot) else None,
+        "snapshot": snapshot,
     }
     return dict(json_value(data, "device metadata"))
 

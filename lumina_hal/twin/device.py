@@ -8,7 +8,6 @@ reference with ``kernel=reference`` / ``LUMINA_KERNEL=reference``. docs/physics.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,13 @@ import numpy as np
 from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry, weights_checksum
 from lumina_hal.errors import SafetyLimitError
 from lumina_hal.params import resolve_params
-from lumina_hal.twin import physics, reference
+from lumina_hal.twin import physics
+from lumina_hal.twin.chip import (
+    TwinChip,
+    chip_snapshot_of,
+    config_from_snapshot,
+    snapshot_call_index,
+)
 from lumina_hal.twin.config import TEMPERATURE_RANGE_C, TWIN_PARAMS, TwinConfig
 
 log = logging.getLogger(__name__)
@@ -43,10 +48,8 @@ class MockDevice(PhotonicDevice):
         typed = resolve_params(TWIN_PARAMS, params, context="MockDevice")
         self.config = TwinConfig.resolve(**typed)
         self._backend_checks_finite = self.config.kernel == "native"  # LK_ENONFINITE
-        self._temperature_c = self.config.physics.temperature_c
-        self._programmed: reference.ProgrammedArray | None = None
-        self._engine: Any = None
-        self._call_index = 0
+        #: The chip model: codes, temperature, noise streams and physics (twin/chip.py).
+        self.chip = TwinChip(self.config)
         self._counters = self._zero_counters()
 
     @staticmethod
@@ -60,15 +63,14 @@ class MockDevice(PhotonicDevice):
     @property
     def physics(self) -> physics.PhysicsParams:
         """The physics in force now (the configured set at the current temperature)."""
-        return self.config.physics.with_temperature(self._temperature_c)
+        return self.chip.physics
 
     # ---- hooks -----------------------------------------------------------------------
     def _open(self) -> None:
         self._reset()
 
     def _close(self) -> None:
-        self._programmed = None
-        self._engine = None
+        self.chip.clear()
 
     def _info(self) -> DeviceInfo:
         c, p = self.config, self.config.physics
@@ -86,34 +88,12 @@ class MockDevice(PhotonicDevice):
         )
 
     def _load_weights(self, weights: np.ndarray) -> str:
-        programmed = reference.program(
-            weights, self.physics, self.config.serial, (self.config.rows, self.config.cols)
-        )
-        self._engine = self._build_engine(programmed)
-        self._programmed = programmed
+        codes = self.chip.load_weights(weights)
         self._counters["weight_loads"] += 1
-        return weights_checksum(programmed.codes)
-
-    def _build_engine(self, programmed: reference.ProgrammedArray) -> Any:
-        """The per-call engine for the current temperature: a KernelModel, or None (numpy)."""
-        if self.config.kernel != "native":
-            return None
-        from lumina_hal.twin.kernel import KernelModel
-
-        return KernelModel.for_array(programmed, self.physics, programmed.scale)
+        return weights_checksum(codes)
 
     def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
-        assert self._programmed is not None
-        call_index = self._call_index
-        if self._engine is not None:
-            clipped = self._engine.forward(
-                x, out, seed=self.config.seed, call_index=call_index, threads=self.config.threads
-            )
-        else:
-            rng = np.random.default_rng([self.config.seed, call_index])
-            y, clipped = reference.forward(x, self._programmed, self.physics, rng)
-            out[...] = y
-        self._call_index = call_index + 1
+        clipped = self.chip.forward(x, out)
         counters = self._counters
         counters["matmul_calls"] += 1
         counters["vectors"] += x.shape[0]
@@ -122,15 +102,11 @@ class MockDevice(PhotonicDevice):
             log.debug("%d output(s) clipped at ADC full scale", clipped)
 
     def _telemetry(self) -> Telemetry:
-        p = self.physics
-        array = (self.config.rows, self.config.cols)
-        shape = self._programmed.shape if self._programmed is not None else array
-        amplitude = physics.envelopes(p, *shape, *array)[2]
         return Telemetry(
-            temperature_c=self._temperature_c,
-            optical_power_dbm=p.laser_power_dbm + 20.0 * math.log10(amplitude),
+            temperature_c=self.chip.temperature_c,
+            optical_power_dbm=self.chip.optical_output_dbm(),
             weights_id=self.weights_id,
-            counters={**self._counters, "call_index": self._call_index},
+            counters={**self._counters, "call_index": self.chip.call_index},
         )
 
     def _set_temperature(self, temperature_c: float) -> None:
@@ -140,18 +116,31 @@ class MockDevice(PhotonicDevice):
                 f"temperature_c {temperature_c:g} °C is outside the chip's range "
                 f"[{lo:g}, {hi:g}] °C"
             )
-        previous = self._temperature_c
-        self._temperature_c = temperature_c
-        if self._programmed is not None:
-            try:
-                self._engine = self._build_engine(self._programmed)
-            except BaseException:
-                self._temperature_c = previous
-                raise
+        self.chip.set_environment(temperature_c=temperature_c)
 
     def _reset(self) -> None:
-        self._programmed = None
-        self._engine = None
-        self._call_index = 0
+        self.chip.reset()
         self._counters = self._zero_counters()
-        self._temperature_c = self.config.physics.temperature_c
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {"chip": self.chip.snapshot()}
+
+
+def twin_from_snapshot(snapshot: dict[str, Any]) -> MockDevice:
+    """An open twin configured as a device snapshot says (``PhotonicDevice.snapshot()``, as
+    run records store it), with its noise streams at the snapshot's next call index.
+
+    Every physics parameter comes from the snapshot (as in force when it was taken), so
+    the twin computes what the recorded device computed for the same weights, inputs and
+    call index. ConfigurationError if the snapshot has no chip model (real hardware).
+    """
+    chip = chip_snapshot_of(snapshot)
+    c = config_from_snapshot(chip)
+    call_index = snapshot_call_index(chip)
+    twin = MockDevice(
+        rows=c.rows, cols=c.cols, seed=c.seed, serial=c.serial, preset=c.preset,
+        kernel=c.kernel, **c.physics.to_dict(),
+    )  # fmt: skip
+    twin.open()
+    twin.chip.call_index = call_index
+    return twin

@@ -78,7 +78,8 @@ class KernelModel:
 
     def __init__(
         self,
-        effective: np.ndarray,
+        packed: np.ndarray,
+        rows: int,
         row_envelope_sq: np.ndarray,
         col_envelope_sq: np.ndarray,
         *,
@@ -90,8 +91,8 @@ class KernelModel:
         detector: tuple[float, float, float],
         noise: bool,
     ) -> None:
-        self.rows, self.cols = effective.shape
-        self._packed = pack_panels(effective)
+        self.rows, self.cols = rows, packed.shape[1]
+        self._packed = packed  # pack_panels layout, float32
         self._row_sq = np.ascontiguousarray(row_envelope_sq, dtype=np.float32)
         self._col_sq = np.ascontiguousarray(col_envelope_sq, dtype=np.float32)
         m = ffi.new("lk_model *")
@@ -112,12 +113,30 @@ class KernelModel:
         cls, programmed: reference.ProgrammedArray, p: physics.PhysicsParams, output_scale: float
     ) -> KernelModel:
         """The kernel's model of a programmed array at ``p`` (docs/physics.md §2-3)."""
-        cols = programmed.shape[1]
-        det = physics.detector_noise(p, cols, programmed.min_amplitude)
+        effective = programmed.effective(p).astype(np.float32)
+        return cls._at(
+            pack_panels(effective), programmed.row_envelope, programmed.col_envelope,
+            programmed.min_amplitude, p, output_scale,
+        )  # fmt: skip
+
+    @classmethod
+    def _at(
+        cls,
+        packed: np.ndarray,
+        row_envelope: np.ndarray,
+        col_envelope: np.ndarray,
+        min_amplitude: float,
+        p: physics.PhysicsParams,
+        output_scale: float,
+    ) -> KernelModel:
+        """The model of packed W_eff with the per-call constants of ``p`` (§3)."""
+        cols = len(col_envelope)
+        det = physics.detector_noise(p, cols, min_amplitude)
         return cls(
-            programmed.effective(p).astype(np.float32),
-            programmed.row_envelope**2,
-            programmed.col_envelope**2,
+            packed,
+            len(row_envelope),
+            row_envelope**2,
+            col_envelope**2,
             input_bits=p.input_bits,
             output_bits=p.output_bits,
             full_scale=reference.full_scale(p, cols),
@@ -126,6 +145,59 @@ class KernelModel:
             detector=(det.c0, det.c1, det.c2),
             noise=p.noise,
         )
+
+    @classmethod
+    def for_codes(
+        cls,
+        codes: np.ndarray,
+        scale: float,
+        p: physics.PhysicsParams,
+        serial: str,
+        array_shape: tuple[int, int],
+        *,
+        threads: int = 1,
+        out: np.ndarray | None = None,
+    ) -> KernelModel:
+        """The kernel's model of heater ``codes`` programmed on chip ``serial`` at ``p``:
+        W_eff computed by lk_program straight into the packed layout (no other array of the
+        block's size is made), equal to ``reference.program_codes(...).effective(p)``.
+
+        ``out``: a packed buffer of the right shape to reuse (an engine being replaced), which
+        saves the operating system's zeroing of fresh pages; its old contents are lost."""
+        codes = np.ascontiguousarray(codes, dtype=np.int32)
+        rows, cols = codes.shape
+        row_env, col_env, a_min = physics.envelopes(p, rows, cols, *array_shape)
+        row_env = np.ascontiguousarray(row_env, dtype=np.float64)
+        col_env = np.ascontiguousarray(col_env, dtype=np.float64)
+        params = ffi.new("lk_program_params *")
+        params.rows, params.cols, params.weight_bits = rows, cols, p.weight_bits
+        params.fab_sigma, params.crosstalk = p.fab_sigma, p.crosstalk
+        params.crosstalk_diag = p.crosstalk * physics.CROSSTALK_DIAGONAL_RATIO
+        params.drift_rad_per_um = physics.drift_phase_per_um(p)
+        params.arm_imbalance_um = p.arm_imbalance_um
+        params.row_envelope = ffi.from_buffer("double[]", row_env)
+        params.col_envelope = ffi.from_buffer("double[]", col_env)
+        params.serial_key = reference.serial_key(serial)
+        shape = (-(-rows // PANEL), cols, PANEL)
+        packed = (
+            out
+            if out is not None and out.shape == shape and out.dtype == np.float32
+            else np.empty(shape, dtype=np.float32)
+        )
+        rc = lib.lk_program(
+            params,
+            ffi.from_buffer("int32_t[]", codes),
+            ffi.from_buffer("float[]", packed, require_writable=True),
+            threads,
+        )
+        if rc != lib.LK_OK:
+            _raise_for(rc)
+        return cls._at(packed, row_env, col_env, a_min, p, scale)
+
+    @property
+    def packed(self) -> np.ndarray:
+        """The packed W_eff this model reads (pack_panels layout)."""
+        return self._packed
 
     def forward(
         self,

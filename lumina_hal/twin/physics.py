@@ -222,6 +222,18 @@ def envelopes(
     return row_env, col_env, 10.0 ** (-loss_db / 20.0)
 
 
+def optical_output_dbm(
+    p: PhysicsParams, rows: int, cols: int, array_rows: int, array_cols: int
+) -> float:
+    """Optical power (dBm) reaching a detector through the lossiest cell of an (rows, cols)
+    block: the laser's power per detector times the field transmission A_min squared.
+
+    The one formula behind the twin's, the emulator's and the coupled bench's telemetry.
+    """
+    amplitude = envelopes(p, rows, cols, array_rows, array_cols)[2]
+    return p.laser_power_dbm + 20.0 * math.log10(amplitude)
+
+
 @dataclass(frozen=True)
 class DetectorNoise:
     """Detector variance c0 + c1 |u| + c2 u² in normalized output units²."""

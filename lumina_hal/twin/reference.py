@@ -7,6 +7,7 @@ bit for bit wherever the accumulated sums agree; sums are float64 here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -33,22 +34,146 @@ def _splitmix64(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+_ZIG_R = 3.6541528853610088  # right edge of the ziggurat's base layer (docs/kernel.md)
+_ZIG_LAYERS = 256
+_M64 = (1 << 64) - 1
+_GOLDEN_INT = 0x9E3779B97F4A7C15
+
+
+@functools.lru_cache(maxsize=1)
+def ziggurat_tables() -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """(x_i 2^-23 as float32, k_i as uint32, f(x_i)) of the kernel's 256-layer float ziggurat,
+    built as native/lk_rng.c builds them (Marsaglia and Tsang 2000), in double precision."""
+
+    def density(x: float) -> float:
+        return math.exp(-0.5 * x * x)
+
+    r = _ZIG_R
+    v = r * density(r) + math.sqrt(math.pi / 2.0) * math.erfc(r / math.sqrt(2.0))
+    x = [0.0] * (_ZIG_LAYERS + 1)
+    x[0], x[1] = v / density(r), r
+    for i in range(1, _ZIG_LAYERS - 1):
+        x[i + 1] = math.sqrt(-2.0 * math.log(density(x[i]) + v / x[i]))
+    widths = np.array([x[i] * 2.0**-23 for i in range(_ZIG_LAYERS)], dtype=np.float32)
+    ks = np.array([math.ceil(2.0**23 * x[i + 1] / x[i]) for i in range(_ZIG_LAYERS)], np.uint32)
+    f = (*(density(x[i]) for i in range(_ZIG_LAYERS)), 1.0)
+    return widths, ks, f
+
+
+def _sm(z: int) -> int:
+    z = (z + _GOLDEN_INT) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+class _Xoshiro:
+    """xoshiro256++ keyed as lk_rng_panel_key(h, stream); 32-bit words, low half first."""
+
+    def __init__(self, h: int, stream: int) -> None:
+        k = _sm(h ^ stream)
+        self.s = [_sm((k + i * _GOLDEN_INT) & _M64) for i in range(4)]
+        self.buf, self.have = 0, False
+
+    def next32(self) -> int:
+        if self.have:
+            self.have = False
+            return self.buf >> 32
+        s = self.s
+        total = (s[0] + s[3]) & _M64
+        self.buf = ((((total << 23) | (total >> 41)) & _M64) + s[0]) & _M64
+        t = (s[1] << 17) & _M64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = ((s[3] << 45) | (s[3] >> 19)) & _M64
+        self.have = True
+        return self.buf & 0xFFFFFFFF
+
+
+def _zig_slow(g: _Xoshiro, w: int) -> float:
+    """The ziggurat's rare path (lk_zig_slow in native/lk_rng.c), word by word."""
+    widths, ks, f = ziggurat_tables()
+    while True:
+        layer, m, negative = w & 0xFF, w >> 9, (w >> 8) & 1
+        x = float(np.float32(m) * widths[layer])
+        if m < ks[layer]:
+            return -x if negative else x
+        if layer == 0:  # the tail beyond r (Marsaglia 1964)
+            while True:
+                a = -math.log(((g.next32() >> 8) + 1) * 2.0**-24) / _ZIG_R
+                b = -math.log(((g.next32() >> 8) + 1) * 2.0**-24)
+                if b + b > a * a:
+                    x = float(np.float32(_ZIG_R + a))
+                    return -x if negative else x
+        y = f[layer] + ((g.next32() >> 8) * 2.0**-24) * (f[layer + 1] - f[layer])
+        if y < math.exp(-0.5 * x * x):
+            return -x if negative else x
+        w = g.next32()
+
+
+def cell_hashes(key: int, rows: int, cols: int) -> np.ndarray:
+    """h_ij = sm(sm(key ^ sm(0)) ^ (i << 32 | j)): one 64-bit hash per cell (uint64)."""
+    i = np.arange(rows, dtype=np.uint64)[:, None]
+    j = np.arange(cols, dtype=np.uint64)[None, :]
+    base = _splitmix64(np.uint64(key) ^ _splitmix64(np.uint64(0)))
+    return _splitmix64(base ^ ((i << np.uint64(32)) | j))
+
+
 def cell_normals(key: int, stream: int, rows: int, cols: int) -> np.ndarray:
     """Standard normals for cells (i, j), each a pure function of (key, stream, i, j).
 
-    Counter-based (splitmix64 hash, Box-Muller), so a cell's value does not depend on the
-    size of the loaded block, and no array larger than the block is ever drawn.
+    Stream 0 (fabrication) uses the low 32-bit word of the cell hash, stream 1 (arm
+    imbalance) the high one, each through the kernel's float ziggurat; a word that misses
+    its layer's rectangle continues on the xoshiro256++ stream keyed (h_ij, stream)
+    (docs/physics.md section 2 step 5). A cell's value does not depend on the block size.
     """
-    i = np.arange(rows, dtype=np.uint64)[:, None]
-    j = np.arange(cols, dtype=np.uint64)[None, :]
-    base = _splitmix64(np.uint64(key) ^ _splitmix64(np.uint64(stream)))
-    with np.errstate(over="ignore"):
-        counter = base ^ _splitmix64((i << np.uint64(32)) | j)
-    a = _splitmix64(counter)
-    b = _splitmix64(a)
-    u1 = ((a >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53  # (0, 1)
-    u2 = (b >> np.uint64(11)).astype(np.float64) * 2.0**-53
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * math.pi * u2)
+    widths, ks, _ = ziggurat_tables()
+    h = cell_hashes(key, rows, cols)
+    w = ((h >> np.uint64(32 * stream)) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    layer = w & np.uint32(0xFF)
+    m = w >> np.uint32(9)
+    x = m.astype(np.float32) * widths[layer]
+    x = np.where(w & np.uint32(0x100), -x, x).astype(np.float64)
+    for flat in np.flatnonzero(m >= ks[layer]):
+        x.flat[flat] = _zig_slow(_Xoshiro(int(h.flat[flat]), stream), int(w.flat[flat]))
+    return x
+
+
+_TWO_OVER_PI = 6.36619772367581382433e-01
+_PIO2_1, _PIO2_1T = 1.57079632673412561417e00, 6.07710050650619224932e-11
+_COS_C = (
+    4.16666666666666019037e-02, -1.38888888888741095749e-03, 2.48015872894767294178e-05,
+    -2.75573143513906633035e-07, 2.08757232129817482790e-09, -1.13596475577881948265e-11,
+)  # fmt: skip
+_SIN_S = (
+    -1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.98412698298579493134e-04,
+    2.75573137070700676789e-06, -2.50507602534068634195e-08, 1.58969099521155010221e-10,
+)  # fmt: skip
+
+
+def _horner(z: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
+    """c0 + z (c1 + z (c2 + ...)), innermost first, as the C writes it."""
+    acc = coefficients[-1] * z
+    for c in reversed(coefficients[1:-1]):
+        acc = z * (c + acc)
+    return coefficients[0] + acc
+
+
+def cos_poly(x: np.ndarray) -> np.ndarray:
+    """cos as docs/physics.md section 2 ("Arithmetic") defines it (native/lk_program.c's
+    cos_poly): Cody-Waite reduction by pi/2 and fdlibm's kernel polynomials, +, -, *, rint and
+    floor only, so numpy and C give the same bits; within 2 ulp of cos for |x| < 1.6e6."""
+    x = np.asarray(x, dtype=np.float64)
+    k = np.rint(x * _TWO_OVER_PI)
+    r = (x - k * _PIO2_1) - k * _PIO2_1T
+    z = r * r
+    c = (1.0 - 0.5 * z) + (z * z) * _horner(z, _COS_C)
+    s = r + (r * z) * _horner(z, _SIN_S)
+    n = k - 4.0 * np.floor(k * 0.25)
+    return np.where(n == 0.0, c, np.where(n == 1.0, -s, np.where(n == 2.0, -c, s)))
 
 
 def neighbour_sums(phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +206,7 @@ class ProgrammedArray:
         """W_eff at p.temperature_c (normalized units, float64)."""
         phase = self.phase_static + physics.drift_phase_per_um(p) * self.arm_imbalance_um
         envelope = self.row_envelope[:, None] * self.col_envelope[None, :]
-        return self.sign * envelope * np.cos(phase / 2.0)
+        return self.sign * envelope * cos_poly(phase / 2.0)
 
 
 def program_codes(

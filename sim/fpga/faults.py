@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from lumina_hal.drivers.fpga.framing import FrameDecoder
 from lumina_hal.drivers.fpga.messages import Opcode
-from lumina_hal.params import Param
+from lumina_hal.params import Param, resolve_params
 
 _DOCS = {
     "corrupt": "flip one random bit of a frame",
@@ -67,24 +68,44 @@ FAULT_PARAMS: tuple[Param, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class FaultConfig:
+    """Typed fault settings: per-frame rates, the delay of a held reply (s), the seed.
+
+    The seed is a Python int end to end, so every one of its 63 bits reaches the generator.
+    """
+
+    rates: FaultRates = FaultRates()
+    delay_s: float = 0.02
+    seed: int = 0
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> FaultConfig:
+        """From ``fault_*`` parameters (strings or typed values; others are ignored)."""
+        names = {p.name for p in FAULT_PARAMS}
+        typed = resolve_params(
+            FAULT_PARAMS, {k: v for k, v in params.items() if k in names}, context="faults"
+        )
+        rates = FaultRates(
+            **{f.name: typed.get(f"fault_{f.name}", 0.0) for f in fields(FaultRates)}
+        )
+        return cls(rates, typed.get("fault_delay_s", 0.02), typed.get("fault_seed", 0))
+
+
 class FaultInjector:
     """Applies FaultRates to frames crossing the link, in either direction."""
 
     def __init__(self, rates: FaultRates, delay_s: float = 0.02, seed: int = 0) -> None:
         self.rates = rates
         self.delay_s = delay_s
+        self.seed = seed
         self._rng = np.random.default_rng(seed)
         self.hung = False
         self.counts = {f.name: 0 for f in fields(FaultRates)}
 
     @classmethod
-    def from_params(cls, params: dict[str, float]) -> FaultInjector:
-        rates = FaultRates(
-            **{f.name: float(params.get(f"fault_{f.name}", 0.0)) for f in fields(FaultRates)}
-        )
-        return cls(
-            rates, float(params.get("fault_delay_s", 0.02)), int(params.get("fault_seed", 0))
-        )
+    def from_config(cls, config: FaultConfig) -> FaultInjector:
+        return cls(config.rates, config.delay_s, config.seed)
 
     @property
     def active(self) -> bool:
@@ -152,11 +173,12 @@ class FaultyEndpoint:
             return self.faults.damage(reply, reply=True) if reply else reply
 
 
-def build_endpoint(params: dict[str, Any]) -> FaultyEndpoint:
-    """An emulator and its faults from mock://-style and ``fault_*`` parameters."""
+def build_endpoint(config: Any) -> FaultyEndpoint:
+    """An emulator and its faults from an EmulatorConfig (or mock://-style and ``fault_*``
+    parameters, typed or strings, which become one)."""
+    from lumina_hal.sim.fpga.config import EmulatorConfig
     from lumina_hal.sim.fpga.firmware import FirmwareEmulator
 
-    fault_names = {p.name for p in FAULT_PARAMS}
-    faults = FaultInjector.from_params({k: float(v) for k, v in params.items() if k in fault_names})
-    emulator = FirmwareEmulator(**{k: v for k, v in params.items() if k not in fault_names})
-    return FaultyEndpoint(emulator, faults)
+    if not isinstance(config, EmulatorConfig):
+        config = EmulatorConfig.from_params(config)
+    return FaultyEndpoint(FirmwareEmulator(config), FaultInjector.from_config(config.faults))

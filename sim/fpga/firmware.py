@@ -3,8 +3,9 @@
 ``FirmwareEmulator.receive(bytes) -> bytes`` is the whole interface: bytes from the host
 in, bytes for the host out. It decodes frames, answers retransmissions from its response
 cache without executing them again, and runs the chip with the twin's physics
-(``reference.program_codes`` + the C kernel), so the same weights, inputs and seed give
-exactly the twin's outputs. Transports (pyserial handler, pty, TCP) wrap this object.
+(a ``TwinChip``, the same chip model as ``mock://``), so the same weights, inputs and seed
+give exactly the twin's outputs. Configured by an ``EmulatorConfig`` (or its parameters).
+Transports (pyserial handler, pty, TCP) wrap this object.
 
 Link behaviour of §2 and §5: a whole frame with a bad CRC gets NAK_CRC; a partial frame is
 discarded after 50 ms without a byte (time from the injectable ``clock``, read when bytes
@@ -21,11 +22,11 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
 
+from lumina_hal import codes as chip_codes
 from lumina_hal.drivers.fpga import messages as msg
 from lumina_hal.drivers.fpga.framing import (
     FLAG_ERR,
@@ -37,10 +38,11 @@ from lumina_hal.drivers.fpga.framing import (
     FrameDecoder,
     encode_frame,
 )
-from lumina_hal.params import resolve_params
-from lumina_hal.twin import physics, reference
-from lumina_hal.twin.config import TEMPERATURE_RANGE_C, TWIN_PARAMS, TwinConfig
-from lumina_hal.twin.kernel import KernelModel
+from lumina_hal.errors import ConfigurationError
+from lumina_hal.sim.fpga.config import EmulatorConfig
+from lumina_hal.twin import physics
+from lumina_hal.twin.chip import TwinChip
+from lumina_hal.twin.config import TEMPERATURE_RANGE_C
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +68,28 @@ class _Refusal(Exception):
 class FirmwareEmulator:
     """An FPGA with a photonic chip behind it. Accepts the twin's parameters (``mock://``)."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, **params: Any) -> None:
-        """``clock``: monotonic seconds, for the idle partial-frame clear (tests pass a fake)."""
-        typed = resolve_params(TWIN_PARAMS, params, context="FPGA emulator")
-        self.config = TwinConfig.resolve(**typed)
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        **params: Any,
+    ) -> None:
+        """``config`` or the twin's parameters; ``clock``: monotonic seconds, for the idle
+        partial-frame clear (tests pass a fake)."""
+        if config is None:
+            config = EmulatorConfig.from_params(params)
+        elif params:
+            raise ConfigurationError("give the emulator an EmulatorConfig or parameters, not both")
+        self.config = config.chip
+        #: The chip behind the FPGA: codes, temperature, light, physics (twin/chip.py).
+        self.chip = TwinChip(config.chip)
         self.boot_id = secrets.randbits(32)
         self._clock = clock
         self._last_byte_s = 0.0
         self._decoder = FrameDecoder()
         self._outbox = bytearray()  # unsolicited frames not yet sent
         self._cache: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
-        self._temperature_c = self.config.physics.temperature_c
-        self._laser_power_dbm: float | None = None  # None: the configured physics value
         #: Optional coupling to a simulated bench: returns (chip temperature °C, optical power
         #: per detector dBm), read before every RUN and TELEMETRY (docs/hil.md).
         self.environment: Callable[[], tuple[float, float]] | None = None
@@ -86,8 +98,7 @@ class FirmwareEmulator:
     # ---- state -------------------------------------------------------------------------
     def _power_up(self) -> None:
         self.weight_id = 0
-        self._active: reference.ProgrammedArray | None = None
-        self._engine: KernelModel | None = None
+        self.chip.clear()
         self._staged: dict[str, Any] | None = None
         self._last_commit: tuple[int, bytes] | None = None
         self.counters = {"runs": 0, "vectors": 0, "clipped": 0, "crc_errors": 0}
@@ -98,7 +109,7 @@ class FirmwareEmulator:
         self.boot_id = secrets.randbits(32)
         self._decoder.reset()
         self._cache.clear()
-        self._temperature_c = self.config.physics.temperature_c
+        self.chip.set_environment(temperature_c=self.config.physics.temperature_c)
         self._power_up()
         event = msg.Event(msg.EventKind.REBOOTED, 0, self.boot_id)
         self._outbox += encode_frame(Frame(msg.Opcode.EVENT, 0, event.pack(), flags=FLAG_EVENT))
@@ -106,10 +117,7 @@ class FirmwareEmulator:
 
     @property
     def physics(self) -> physics.PhysicsParams:
-        p = self.config.physics.with_temperature(self._temperature_c)
-        if self._laser_power_dbm is not None:
-            p = replace(p, laser_power_dbm=self._laser_power_dbm)
-        return p
+        return self.chip.physics
 
     def _sync_environment(self) -> None:
         """Take the chip temperature and light from the coupled bench, if there is one."""
@@ -117,12 +125,7 @@ class FirmwareEmulator:
             return
         temperature_c, power_dbm = self.environment()
         lo, hi = TEMPERATURE_RANGE_C
-        temperature_c = min(max(temperature_c, lo), hi)
-        if (temperature_c, power_dbm) == (self._temperature_c, self._laser_power_dbm):
-            return
-        self._temperature_c, self._laser_power_dbm = temperature_c, power_dbm
-        if self._active is not None:
-            self._engine = self._build_engine()
+        self.chip.set_environment(min(max(temperature_c, lo), hi), power_dbm)
 
     # ---- byte interface ------------------------------------------------------------------
     def receive(self, data: bytes) -> bytes:
@@ -181,7 +184,7 @@ class FirmwareEmulator:
     # ---- opcodes -----------------------------------------------------------------------
     def _hello(self, payload: bytes) -> bytes:
         p, c = self.physics, self.config
-        k_row, k_col = physics.loss_steps_db(p, c.rows, c.cols)
+        k_row, k_col = self.chip.loss_steps_db()
         return msg.Hello(
             1,
             FIRMWARE_VERSION,
@@ -262,10 +265,7 @@ class FirmwareEmulator:
             )
         begin = staged["begin"]
         codes = np.frombuffer(bytes(staged["data"]), dtype="<i4").reshape(begin.rows, begin.cols)
-        self._active = reference.program_codes(
-            codes, 1.0, self.physics, self.config.serial, (self.config.rows, self.config.cols)
-        )
-        self._engine = self._build_engine()
+        self.chip.program(codes)
         self.weight_id += 1
         self._staged = None
         reply = self.weight_id.to_bytes(4, "little") + actual.to_bytes(4, "little")
@@ -282,8 +282,9 @@ class FirmwareEmulator:
         return b""
 
     def _w_status(self, payload: bytes) -> bytes:
-        rows, cols = self._active.shape if self._active is not None else (0, 0)
-        crc = zlib.crc32(self._active.codes.astype("<i4").tobytes()) if self._active else 0
+        active = self.chip.codes
+        rows, cols = active.shape if active is not None else (0, 0)
+        crc = zlib.crc32(active.astype("<i4").tobytes()) if active is not None else 0
         staged_txn = self._staged["begin"].txn if self._staged else 0
         staged_bytes = int(self._staged["covered"].sum()) * 4 if self._staged else 0
         return (
@@ -295,43 +296,27 @@ class FirmwareEmulator:
             + staged_bytes.to_bytes(4, "little")
         )
 
-    def _build_engine(self) -> KernelModel:
-        assert self._active is not None
-        return KernelModel.for_array(self._active, self.physics, output_scale=1.0)
-
     def _run(self, payload: bytes) -> bytes:
         self._sync_environment()
-        if self._active is None or self._engine is None:
+        if self.chip.shape is None:
             raise _Refusal(msg.ErrorCode.WEIGHT_ID_MISMATCH, "no weights are active")
-        rows, cols = self._active.shape
+        cols = self.chip.shape[1]
         run = msg.RunRequest.unpack(payload, cols)
         if run.weight_id != self.weight_id:
             raise _Refusal(
                 msg.ErrorCode.WEIGHT_ID_MISMATCH,
                 f"RUN names weights {run.weight_id}, active are {self.weight_id}",
             )
-        p = self.physics
-        levels = reference.levels(p.input_bits)
+        levels = chip_codes.levels(self.physics.input_bits)
         peak = np.abs(run.codes).max(axis=1)
         if np.any(peak > levels) or np.any((peak != 0) & (peak != levels)):
             raise _Refusal(
                 msg.ErrorCode.OUT_OF_RANGE,
                 f"each vector's codes must peak at ±{levels} (or be all zero)",
             )
-        x = (run.codes.astype(np.float32) / np.float32(levels)).astype(np.float32)
-        y = np.empty((run.codes.shape[0], rows), dtype=np.float32)
-        clipped = self._engine.forward(
-            x,
-            y,
-            seed=self.config.seed,
-            call_index=run.call_index,
-            threads=self.config.threads,
-            first_vector=run.first_vector,
+        codes, clipped = self.chip.forward_codes(
+            run.codes, call_index=run.call_index, first_vector=run.first_vector
         )
-        from_code = np.float32(reference.full_scale(p, cols)) / np.float32(
-            reference.levels(p.output_bits)
-        )
-        codes = np.rint(y / from_code).astype(np.int32)
         self.counters["runs"] += 1
         self.counters["vectors"] += int(run.codes.shape[0])
         self.counters["clipped"] += clipped
@@ -339,12 +324,9 @@ class FirmwareEmulator:
 
     def _telemetry(self, payload: bytes) -> bytes:
         self._sync_environment()
-        p, c = self.physics, self.config
-        shape = self._active.shape if self._active is not None else (c.rows, c.cols)
-        amplitude = physics.envelopes(p, *shape, c.rows, c.cols)[2]
         return msg.Telemetry(
-            self._temperature_c,
-            p.laser_power_dbm + 20.0 * math.log10(amplitude),
+            self.chip.temperature_c,
+            self.chip.optical_output_dbm(),
             self.weight_id,
             self.counters["runs"],
             self.counters["vectors"],
@@ -361,9 +343,7 @@ class FirmwareEmulator:
         lo, hi = TEMPERATURE_RANGE_C
         if not (math.isfinite(value) and lo <= value <= hi):
             raise _Refusal(msg.ErrorCode.OUT_OF_RANGE, f"{value} °C outside [{lo}, {hi}] °C")
-        self._temperature_c = value
-        if self._active is not None:
-            self._engine = self._build_engine()
+        self.chip.set_environment(temperature_c=value)
         return payload
 
     def _reset(self, payload: bytes) -> bytes:

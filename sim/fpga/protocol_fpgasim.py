@@ -3,7 +3,9 @@
 ``serial.serial_for_url("fpgasim://?seed=1")`` (after ``lumina_hal.sim.fpga`` is appended to
 ``serial.protocol_handler_packages``) gives a port whose writes go to a FirmwareEmulator
 and whose reads return its replies, so the real driver runs unchanged without a pty or a
-socket. Replies wait in a bounded buffer guarded by a condition variable.
+socket. Replies wait in a bounded buffer guarded by a condition variable. In-process callers
+pass the emulator's typed configuration as ``config=EmulatorConfig(...)`` (the URL's query is
+then ignored), so no value goes through a string.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 import serial
 from serial import SerialBase, SerialException
 
+from lumina_hal.sim.fpga.config import EmulatorConfig
 from lumina_hal.sim.fpga.faults import FaultInjector, FaultyEndpoint, build_endpoint
 from lumina_hal.sim.fpga.firmware import FirmwareEmulator
 
@@ -27,8 +30,9 @@ class Serial(SerialBase):
 
     is_open: bool  # set by pyserial's (untyped) SerialBase
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, config: EmulatorConfig | None = None, **kwargs: Any) -> None:
         self.endpoint: FaultyEndpoint | None = None
+        self._config = config
         self._rx = bytearray()
         self._cond = threading.Condition()
         super().__init__(*args, **kwargs)
@@ -38,7 +42,8 @@ class Serial(SerialBase):
             raise SerialException("port must be configured before it can be used")
         if self.is_open:
             raise SerialException("port already open")
-        self.endpoint = build_endpoint(self.from_url(self.portstr))
+        config = self._config if self._config is not None else self.from_url(self.portstr)
+        self.endpoint = build_endpoint(config)
         self._rx.clear()
         self.is_open = True
 

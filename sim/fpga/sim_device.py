@@ -8,7 +8,6 @@ the simulators.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 import serial
 
@@ -16,15 +15,14 @@ from lumina_hal.device import Capability
 from lumina_hal.drivers.fpga.device import LINK_PARAMS, FpgaDevice
 from lumina_hal.drivers.fpga.link import LinkTiming
 from lumina_hal.errors import ConfigurationError
-from lumina_hal.sim.fpga.faults import FAULT_PARAMS
-from lumina_hal.twin.config import TWIN_PARAMS
+from lumina_hal.sim.fpga.config import EMULATOR_PARAMS, EmulatorConfig
 from lumina_hal.uri import DeviceURI
 
 
 class FpgaSimDevice(FpgaDevice):
     """``fpga+sim://?seed=1&preset=typical``: the firmware emulator, in-process."""
 
-    uri_params = tuple(p for p in TWIN_PARAMS if p.name != "kernel") + LINK_PARAMS + FAULT_PARAMS
+    uri_params = EMULATOR_PARAMS + LINK_PARAMS
     summary = "FPGA firmware emulator in-process (PHL1 through a pyserial handler)"
 
     @classmethod
@@ -33,13 +31,12 @@ class FpgaSimDevice(FpgaDevice):
             raise ConfigurationError(f"fpga+sim:// takes no host or path, got {uri.uri!r}")
         link = {k: params.pop(k) for k in ("timeout", "retries") if k in params}
         timing = LinkTiming(None, 0.005, link.get("timeout", 0.05), link.get("retries", 4))
-        query = urlencode({k: v for k, v in params.items() if v is not None})
-        target = f"fpgasim://?{query}"
+        config = EmulatorConfig.from_params({k: v for k, v in params.items() if v is not None})
 
         def factory() -> Any:
             if "lumina_hal.sim.fpga" not in serial.protocol_handler_packages:
                 serial.protocol_handler_packages.append("lumina_hal.sim.fpga")
-            return serial.serial_for_url(target, timeout=0.05)
+            return serial.serial_for_url("fpgasim://", timeout=0.05, config=config)
 
         return cls(factory, timing, "FPGA emulator (in-process)")
 
@@ -52,3 +49,14 @@ class FpgaSimDevice(FpgaDevice):
                 Capability.OPTICAL_POWER.value,
             }
         )
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The emulated chip's snapshot too: a twin rebuilt from it repeats these calls."""
+        data = super()._snapshot()
+        port = self._link.port if self._link is not None else None
+        emulator = getattr(port, "emulator", None)
+        if emulator is not None:
+            chip = emulator.chip.snapshot()
+            chip["call_index"] = self._call_index  # the host names the index of every RUN
+            data["chip"] = chip
+        return data

@@ -1,0 +1,734 @@
+/* Lumina HAL twin kernel: programming the array (docs/physics.md section 2) at memory speed.
+ *
+ * lk_heater_codes is the host side (weights -> heater DAC codes), lk_program the chip side
+ * (codes -> the packed W_eff the forward pass reads, at one temperature), lk_cell_normals the
+ * per-cell fabrication draws on their own. Every step is the numpy reference's
+ * (lumina_hal/twin/reference.py) in the same double-precision operations and order, with
+ * libm's acos for the host codes and the documented polynomial cos (cos_poly), so the packed
+ * weights equal
+ * reference.program_codes(...).effective(p) rounded to float. The cell normals come from a
+ * counter-based hash and the kernel's float ziggurat (docs/physics.md section 2 step 5), so
+ * no array of draws is ever stored: a temperature change re-derives them from the codes.
+ *
+ * Work is split over the kernel's thread pool by panels of 16 rows; each cell is computed by
+ * one thread from its own inputs, so the bits do not depend on the thread count.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "lk_internal.h"
+#include "lumina_kernel.h"
+
+#if LK_X86
+#include <immintrin.h>
+#define LK_T512 __attribute__((target("avx512f")))
+#endif
+
+#define LK_PI 3.14159265358979323846
+#define LK_GOLDEN UINT64_C(0x9E3779B97F4A7C15)
+#define LK_PROGRAM_MAX_THREADS 64
+/* Cells per thread below which a call stays on the calling thread. */
+#define LK_PROGRAM_CELLS_PER_THREAD (INT64_C(1) << 16)
+
+static inline uint64_t sm(uint64_t z) {
+    z += LK_GOLDEN;
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/* The hash of cell (i, j) of the device whose serial key is `key`: the low 32 bits draw its
+ * fabrication normal, the high 32 bits its arm-imbalance normal. */
+static inline uint64_t cell_hash(uint64_t base, int64_t i, int64_t j) {
+    return sm(base ^ (((uint64_t)i << 32) | (uint64_t)j));
+}
+
+/* One standard normal from word w of cell hash h, stream s (0: fabrication, 1: arm): the
+ * ziggurat's fast path on w; if it misses, the slow path continues on the xoshiro256++ stream
+ * keyed lk_rng_panel_key(h, s). */
+static inline double cell_normal(uint64_t h, uint32_t w, uint64_t s) {
+    float z;
+    if (__builtin_expect(lk_zig_fast(w, &z), 1)) return (double)z;
+    lk_rng g;
+    lk_rng_panel_key(&g, h, s);
+    return (double)lk_zig_slow(&g, w);
+}
+
+static inline uint64_t normals_base(uint64_t key) { return sm(key ^ sm(0)); }
+
+int lk_cell_normals(uint64_t key, int64_t rows, int64_t cols, double *fab, double *arm) {
+    if (rows <= 0 || cols <= 0 || fab == NULL || arm == NULL) return LK_EINVAL;
+    lk_ziggurat_init();
+    const uint64_t base = normals_base(key);
+    for (int64_t i = 0; i < rows; i++) {
+        for (int64_t j = 0; j < cols; j++) {
+            const uint64_t h = cell_hash(base, i, j);
+            fab[i * cols + j] = cell_normal(h, (uint32_t)h, 0);
+            arm[i * cols + j] = cell_normal(h, (uint32_t)(h >> 32), 1);
+        }
+    }
+    return LK_OK;
+}
+
+int lk_zig_table(int32_t layer, float *width, uint32_t *k) {
+    if (layer < 0 || layer >= LK_ZIG_LAYERS || width == NULL || k == NULL) return LK_EINVAL;
+    lk_ziggurat_init();
+    *width = lk_zig_w[layer];
+    *k = lk_zig_k[layer];
+    return LK_OK;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Parallel rows                                                                         */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct row_job {
+    void (*unit)(const void *ctx, int64_t first, int64_t last, double *scratch);
+    const void *ctx;
+    int64_t units;        /* work units (row blocks) */
+    int64_t rows_per;     /* rows per unit */
+    int64_t total_rows;
+    int64_t scratch_len;  /* doubles of scratch per worker */
+    atomic_llong next;
+    atomic_int failed;
+} row_job;
+
+static void row_worker(void *arg, int worker) {
+    (void)worker;
+    row_job *job = (row_job *)arg;
+    double *scratch = NULL;
+    if (job->scratch_len > 0) {
+        scratch = (double *)malloc((size_t)job->scratch_len * sizeof(double));
+        if (scratch == NULL) {
+            atomic_store(&job->failed, 1);
+            return;
+        }
+    }
+    for (;;) {
+        const int64_t u = atomic_fetch_add(&job->next, 1);
+        if (u >= job->units) break;
+        const int64_t first = u * job->rows_per;
+        int64_t last = first + job->rows_per;
+        if (last > job->total_rows) last = job->total_rows;
+        job->unit(job->ctx, first, last, scratch);
+    }
+    free(scratch);
+}
+
+static int run_rows(void (*unit)(const void *, int64_t, int64_t, double *), const void *ctx,
+                    int64_t total_rows, int64_t rows_per, int64_t cells, int32_t threads,
+                    int64_t scratch_len) {
+    row_job job;
+    job.unit = unit;
+    job.ctx = ctx;
+    job.rows_per = rows_per;
+    job.total_rows = total_rows;
+    job.units = (total_rows + rows_per - 1) / rows_per;
+    job.scratch_len = scratch_len;
+    atomic_init(&job.next, 0);
+    atomic_init(&job.failed, 0);
+    int64_t workers = cells / LK_PROGRAM_CELLS_PER_THREAD;
+    if (workers > threads) workers = threads;
+    if (workers > job.units) workers = job.units;
+    if (workers > LK_PROGRAM_MAX_THREADS) workers = LK_PROGRAM_MAX_THREADS;
+    if (workers < 1) workers = 1;
+    if (workers == 1) {
+        row_worker(&job, 0);
+    } else {
+        lk_pool_run((int)workers, row_worker, &job);
+    }
+    /* A worker that could not allocate its scratch leaves its share to the others; if no
+     * worker could, units are left over. */
+    if (atomic_load(&job.next) < job.units) return LK_ENOMEM;
+    return LK_OK;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Host side: heater codes                                                               */
+/* ------------------------------------------------------------------------------------ */
+
+/* arccos on [0, 1] as docs/physics.md section 2 ("Arithmetic") defines it: fdlibm's e_acos.c
+ * rational approximation (+, -, *, /, sqrt), the same bits as codes.acos_poly in numpy. */
+#define LK_PIO2_HI 1.57079632679489655800e+00
+#define LK_PIO2_LO 6.12323399573676603587e-17
+static const double lk_acos_p[6] = {1.66666666666666657415e-01, -3.25565818622400915405e-01,
+                                    2.01212532134862925881e-01, -4.00555345006794114027e-02,
+                                    7.91534994289814532176e-04, 3.47933107596021167570e-05};
+static const double lk_acos_q[4] = {-2.40339491173441421878e+00, 2.02094576023350569471e+00,
+                                    -6.88283971605453293030e-01, 7.70381505559019352791e-02};
+
+static LK_ALWAYS_INLINE double acos_ratio(double z) {
+    const double *p = lk_acos_p, *q = lk_acos_q;
+    const double num = z * (p[0] + z * (p[1] + z * (p[2] + z * (p[3] + z * (p[4] + z * p[5])))));
+    return num / (1.0 + z * (q[0] + z * (q[1] + z * (q[2] + z * q[3]))));
+}
+
+static inline double acos_poly(double x) {
+    if (x < 0.5) return LK_PIO2_HI - (x - (LK_PIO2_LO - x * acos_ratio(x * x)));
+    if (x == 1.0) return 0.0;
+    const double z = (1.0 - x) * 0.5;
+    const double s = sqrt(z);
+    uint64_t bits;
+    __builtin_memcpy(&bits, &s, sizeof bits);
+    bits &= UINT64_C(0xFFFFFFFF00000000);
+    double df;
+    __builtin_memcpy(&df, &bits, sizeof df);
+    const double c = (z - df * df) / (s + df);
+    return 2.0 * (df + (acos_ratio(z) * s + c));
+}
+
+typedef struct codes_ctx {
+    const double *w;
+    int64_t cols;
+    int32_t bits;
+    double scale;
+    const double *row_env, *col_env;
+    int32_t *codes;
+    double *peaks; /* max |w| per 16-row unit (the first pass) */
+    int vec512;
+} codes_ctx;
+
+/* max |w[k]| for k in [begin, end); NaN if any w[k] is NaN (as numpy's max). */
+static double peak_abs(const double *w, int64_t begin, int64_t end) {
+    double peak = 0.0;
+    int nan = 0;
+    for (int64_t k = begin; k < end; k++) {
+        const double a = fabs(w[k]);
+        nan |= a != a;
+        peak = a > peak ? a : peak;
+    }
+    return nan ? NAN : peak;
+}
+
+#if LK_X86
+LK_T512 static double peak_abs_512(const double *w, int64_t begin, int64_t end) {
+    __m512d peak = _mm512_setzero_pd();
+    __mmask8 nan = 0;
+    int64_t k = begin;
+    for (; k + 8 <= end; k += 8) {
+        const __m512d a = _mm512_abs_pd(_mm512_loadu_pd(w + k));
+        nan |= _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q);
+        peak = _mm512_max_pd(a, peak);
+    }
+    double lanes[8];
+    _mm512_storeu_pd(lanes, peak);
+    double out = peak_abs(w, k, end);
+    for (int l = 0; l < 8; l++) out = lanes[l] > out ? lanes[l] : out;
+    return nan ? NAN : out;
+}
+#endif
+
+static void peak_rows(const void *arg, int64_t first, int64_t last, double *scratch) {
+    (void)scratch;
+    const codes_ctx *c = (const codes_ctx *)arg;
+    const int64_t begin = first * c->cols, end = last * c->cols;
+#if LK_X86
+    if (c->vec512) {
+        c->peaks[first / 16] = peak_abs_512(c->w, begin, end);
+        return;
+    }
+#endif
+    c->peaks[first / 16] = peak_abs(c->w, begin, end);
+}
+
+/* Steps 1-3 of one row up to the arccos argument t (clipped to [0, 1]) into t[0 .. cols-1]. */
+static LK_ALWAYS_INLINE void transmission_row(const codes_ctx *c, const double *wr, double r,
+                                              double *t) {
+    for (int64_t j = 0; j < c->cols; j++) {
+        const double wn = wr[j] / c->scale;
+        const double v = fabs(wn) / (r * c->col_env[j]);
+        t[j] = v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v);
+    }
+}
+
+#if LK_X86
+LK_T512 static void transmission_row_512(const codes_ctx *c, const double *wr, double r,
+                                         double *t) {
+    const __m512d scale = _mm512_set1_pd(c->scale), rv = _mm512_set1_pd(r);
+    const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
+    int64_t j = 0;
+    for (; j + 8 <= c->cols; j += 8) {
+        const __m512d wn = _mm512_div_pd(_mm512_loadu_pd(wr + j), scale);
+        const __m512d v =
+            _mm512_div_pd(_mm512_abs_pd(wn), _mm512_mul_pd(rv, _mm512_loadu_pd(c->col_env + j)));
+        _mm512_storeu_pd(t + j, _mm512_min_pd(_mm512_max_pd(v, zero), one)); /* finite v */
+    }
+    for (; j < c->cols; j++) {
+        const double wn = wr[j] / c->scale;
+        const double v = fabs(wn) / (r * c->col_env[j]);
+        t[j] = v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v);
+    }
+}
+
+LK_T512 static LK_ALWAYS_INLINE __m512d acos_ratio_512(__m512d z) {
+    const double *p = lk_acos_p, *q = lk_acos_q;
+    __m512d num = _mm512_mul_pd(z, _mm512_set1_pd(p[5]));
+    for (int i = 4; i >= 1; i--) num = _mm512_mul_pd(z, _mm512_add_pd(_mm512_set1_pd(p[i]), num));
+    num = _mm512_mul_pd(z, _mm512_add_pd(_mm512_set1_pd(p[0]), num));
+    __m512d den = _mm512_mul_pd(z, _mm512_set1_pd(q[3]));
+    for (int i = 2; i >= 0; i--) den = _mm512_mul_pd(z, _mm512_add_pd(_mm512_set1_pd(q[i]), den));
+    den = _mm512_add_pd(_mm512_set1_pd(1.0), den);
+    return _mm512_div_pd(num, den);
+}
+
+/* acos_poly on 8 lanes in place: both branches, then the lane's own (same bits). */
+LK_T512 static void acos_row_512(double *t, int64_t cols) {
+    const __m512d half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1.0);
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+        const __m512d x = _mm512_loadu_pd(t + j);
+        const __m512d small = _mm512_sub_pd(
+            _mm512_set1_pd(LK_PIO2_HI),
+            _mm512_sub_pd(x, _mm512_sub_pd(_mm512_set1_pd(LK_PIO2_LO),
+                                           _mm512_mul_pd(x, acos_ratio_512(_mm512_mul_pd(x, x))))));
+        const __m512d z = _mm512_mul_pd(_mm512_sub_pd(one, x), half);
+        const __m512d s = _mm512_sqrt_pd(z);
+        const __m512d df = _mm512_castsi512_pd(_mm512_and_epi64(
+            _mm512_castpd_si512(s), _mm512_set1_epi64((long long)UINT64_C(0xFFFFFFFF00000000))));
+        const __m512d c = _mm512_div_pd(_mm512_sub_pd(z, _mm512_mul_pd(df, df)),
+                                        _mm512_add_pd(s, df));
+        const __m512d large = _mm512_mul_pd(
+            _mm512_set1_pd(2.0),
+            _mm512_add_pd(df, _mm512_add_pd(_mm512_mul_pd(acos_ratio_512(z), s), c)));
+        __m512d out = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, half, _CMP_LT_OQ), large, small);
+        out = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, one, _CMP_EQ_OQ), out,
+                                   _mm512_setzero_pd());
+        _mm512_storeu_pd(t + j, out);
+    }
+    for (; j < cols; j++) t[j] = acos_poly(t[j]);
+}
+
+/* q = rint(sqrt((2 a) / pi) M) for 8 lanes at a time (step 4), in place. */
+LK_T512 static void dac_row_512(double *a, int64_t cols, double dac_max) {
+    const __m512d two = _mm512_set1_pd(2.0), pi = _mm512_set1_pd(LK_PI);
+    const __m512d m = _mm512_set1_pd(dac_max);
+    const int nearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+        const __m512d phase = _mm512_mul_pd(two, _mm512_loadu_pd(a + j));
+        const __m512d q = _mm512_mul_pd(_mm512_sqrt_pd(_mm512_div_pd(phase, pi)), m);
+        _mm512_storeu_pd(a + j, _mm512_roundscale_pd(q, nearest));
+    }
+    for (; j < cols; j++) a[j] = rint(sqrt((2.0 * a[j]) / LK_PI) * dac_max);
+}
+#endif
+
+static void codes_rows(const void *arg, int64_t first, int64_t last, double *scratch) {
+    const codes_ctx *c = (const codes_ctx *)arg;
+    const double dac_max = (double)((INT32_C(1) << c->bits) - 1);
+    const int32_t sign_bit = INT32_C(1) << c->bits;
+    double *t = scratch; /* cols doubles */
+    for (int64_t i = first; i < last; i++) {
+        const double *wr = c->w + i * c->cols;
+        int32_t *out = c->codes + i * c->cols;
+#if LK_X86
+        if (c->vec512)
+            transmission_row_512(c, wr, c->row_env[i], t);
+        else
+#endif
+            transmission_row(c, wr, c->row_env[i], t);
+#if LK_X86
+        if (c->vec512) {
+            acos_row_512(t, c->cols); /* 3. target phase / 2 */
+            dac_row_512(t, c->cols, dac_max);
+        } else
+#endif
+        {
+            for (int64_t j = 0; j < c->cols; j++) t[j] = acos_poly(t[j]);
+            for (int64_t j = 0; j < c->cols; j++)
+                t[j] = rint(sqrt((2.0 * t[j]) / LK_PI) * dac_max); /* 4. heater DAC */
+        }
+        for (int64_t j = 0; j < c->cols; j++)
+            out[j] = (int32_t)t[j] | (wr[j] / c->scale < 0.0 ? sign_bit : 0);
+    }
+}
+
+int lk_heater_codes(const double *w, int64_t rows, int64_t cols, int32_t weight_bits,
+                    const double *row_env, const double *col_env, int32_t *codes,
+                    double *scale, int32_t threads) {
+    if (w == NULL || row_env == NULL || col_env == NULL || codes == NULL || scale == NULL ||
+        rows <= 0 || cols <= 0 || weight_bits < 2 || weight_bits > 24 || threads < 1)
+        return LK_EINVAL;
+    const int64_t n = rows * cols;
+    const int64_t units = (rows + 15) / 16;
+    double *peaks = (double *)malloc((size_t)units * sizeof(double));
+    if (peaks == NULL) return LK_ENOMEM;
+    codes_ctx ctx = {w, cols, weight_bits, 1.0, row_env, col_env, codes, peaks,
+                     lk_isa() == LK_ISA_AVX512};
+    int rc = run_rows(peak_rows, &ctx, rows, 16, n, threads, 0);
+    double peak = 0.0;
+    int nan = 0;
+    for (int64_t u = 0; u < units && rc == LK_OK; u++) {
+        nan |= peaks[u] != peaks[u];
+        peak = peaks[u] > peak ? peaks[u] : peak;
+    }
+    free(peaks);
+    if (nan) return LK_ENONFINITE;
+    if (rc != LK_OK) return rc;
+    if (!isfinite(peak)) return LK_ENONFINITE;
+    ctx.scale = peak != 0.0 ? peak : 1.0;
+    rc = run_rows(codes_rows, &ctx, rows, 16, n, threads, cols);
+    if (rc == LK_OK) *scale = ctx.scale;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Chip side: codes -> packed W_eff                                                      */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct program_ctx {
+    const lk_program_params *p;
+    const int32_t *codes;
+    float *packed;
+    const double *phase_table; /* pi (q / M)^2 per DAC code q, or NULL (computed per cell) */
+    uint64_t base;
+    int use_fab, use_arm, use_xtalk, vec512, vec512dq;
+} program_ctx;
+
+/* Step 4: the heater law of code q, pi (q / M)^2, as the reference computes it. */
+static inline double heater_phase(int32_t q, double dac_max) {
+    const double v = (double)q / dac_max;
+    return LK_PI * (v * v);
+}
+
+/* phi_f of row i (steps 4-5) into out[0 .. cols-1] and, if arm is not NULL, the row's arm
+ * imbalances (step 7, um) into arm: both normals come from the cell's one hash. */
+static void static_phase_row(const program_ctx *c, int64_t i, double *out, double *arm) {
+    const lk_program_params *p = c->p;
+    const int32_t *row = c->codes + i * p->cols;
+    const int32_t mask = (INT32_C(1) << p->weight_bits) - 1;
+    const double dac_max = (double)mask;
+    const double *table = c->phase_table;
+    for (int64_t j = 0; j < p->cols; j++) {
+        const int32_t q = row[j] & mask;
+        double phase = table != NULL ? table[q] : heater_phase(q, dac_max); /* 4. heater law */
+        if (c->use_fab || arm != NULL) {
+            const uint64_t h = cell_hash(c->base, i, j);
+            if (c->use_fab) {
+                double g = cell_normal(h, (uint32_t)h, 0); /* 5. fabrication, clipped */
+                g = g < -3.0 ? -3.0 : (g > 3.0 ? 3.0 : g);
+                phase = phase * (1.0 + p->fab_sigma * g);
+            }
+            if (arm != NULL) arm[j] = p->arm_imbalance_um * cell_normal(h, (uint32_t)(h >> 32), 1);
+        }
+        out[j] = phase;
+    }
+}
+
+/* cos(x) as docs/physics.md section 2 ("Arithmetic") defines it, from IEEE +, -, *, rint and
+ * floor only, so numpy evaluates the same bits (reference.cos_poly) and the loop vectorizes:
+ * Cody-Waite reduction by pi/2 (k = rint(x 2/pi), r = (x - k P1) - k P1t) and fdlibm's
+ * kernel polynomials on |r| <= pi/4, the quadrant n = k - 4 floor(k / 4) choosing
+ * cos, -sin, -cos or sin. Within 2 ulp of cos for |x| < 1.6e6 (k P1 exact below 2^20). */
+#define LK_TWO_OVER_PI 6.36619772367581382433e-01
+#define LK_PIO2_1 1.57079632673412561417e+00
+#define LK_PIO2_1T 6.07710050650619224932e-11
+static LK_ALWAYS_INLINE double cos_poly(double x) {
+    const double k = rint(x * LK_TWO_OVER_PI);
+    const double r = (x - k * LK_PIO2_1) - k * LK_PIO2_1T;
+    const double z = r * r;
+    const double c =
+        (1.0 - 0.5 * z) +
+        (z * z) *
+            (4.16666666666666019037e-02 +
+             z * (-1.38888888888741095749e-03 +
+                  z * (2.48015872894767294178e-05 +
+                       z * (-2.75573143513906633035e-07 +
+                            z * (2.08757232129817482790e-09 + z * -1.13596475577881948265e-11)))));
+    const double sn =
+        r + (r * z) *
+                (-1.66666666666666324348e-01 +
+                 z * (8.33333333332248946124e-03 +
+                      z * (-1.98412698298579493134e-04 +
+                           z * (2.75573137070700676789e-06 +
+                                z * (-2.50507602534068634195e-08 + z * 1.58969099521155010221e-10)))));
+    const double n = k - 4.0 * floor(k * 0.25);
+    return n == 0.0 ? c : (n == 1.0 ? -sn : (n == 2.0 ? -c : sn));
+}
+
+#if LK_X86
+#define LK_T512DQ __attribute__((target("avx512f,avx512dq")))
+
+/* The ziggurat's thresholds k_i widened to 64 bits, for 8-lane gathers (lk_ziggurat_init
+ * must have run). */
+static uint64_t lk_zig_k64[LK_ZIG_LAYERS];
+static pthread_once_t zig_k64_once = PTHREAD_ONCE_INIT;
+static void zig_k64_build(void) {
+    for (int i = 0; i < LK_ZIG_LAYERS; i++) lk_zig_k64[i] = lk_zig_k[i];
+}
+
+/* sm() on 8 lanes. */
+LK_T512DQ static LK_ALWAYS_INLINE __m512i sm_512(__m512i z) {
+    z = _mm512_add_epi64(z, _mm512_set1_epi64((long long)LK_GOLDEN));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)),
+                           _mm512_set1_epi64((long long)UINT64_C(0xBF58476D1CE4E5B9)));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
+                           _mm512_set1_epi64((long long)UINT64_C(0x94D049BB133111EB)));
+    return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+}
+
+/* The ziggurat's fast path (lk_zig_fast) on 8 words w (in 64-bit lanes): the signed values
+ * as doubles, and in *ok the lanes that were accepted. */
+LK_T512DQ static LK_ALWAYS_INLINE __m512d zig_fast_512(__m512i w, __mmask8 *ok) {
+    const __m512i layer = _mm512_and_si512(w, _mm512_set1_epi64(0xFF));
+    const __m512i m = _mm512_srli_epi64(w, 9);
+    const __m256 width = _mm512_i64gather_ps(layer, lk_zig_w, 4);
+    __m256 x = _mm256_mul_ps(_mm512_cvtepi64_ps(m), width); /* float, as lk_zig_fast */
+    const __m512i k = _mm512_i64gather_epi64(layer, (const long long *)lk_zig_k64, 8);
+    *ok = _mm512_cmplt_epu64_mask(m, k);
+    const __m256i sign =
+        _mm512_cvtepi64_epi32(_mm512_slli_epi64(_mm512_and_si512(w, _mm512_set1_epi64(0x100)), 23));
+    x = _mm256_castsi256_ps(_mm256_xor_si256(_mm256_castps_si256(x), sign));
+    return _mm512_cvtps_pd(x);
+}
+
+/* static_phase_row with 8 cells at a time (needs the phase table); the same bits. */
+LK_T512DQ static void static_phase_row_512(const program_ctx *c, int64_t i, double *out,
+                                           double *arm) {
+    const lk_program_params *p = c->p;
+    const int32_t *row = c->codes + i * p->cols;
+    const __m256i mask = _mm256_set1_epi32((INT32_C(1) << p->weight_bits) - 1);
+    const __m512d sigma = _mm512_set1_pd(p->fab_sigma), one = _mm512_set1_pd(1.0);
+    const __m512d lo = _mm512_set1_pd(-3.0), hi = _mm512_set1_pd(3.0);
+    const __m512d arm_um = _mm512_set1_pd(p->arm_imbalance_um);
+    const __m512i base = _mm512_set1_epi64((long long)c->base);
+    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i row_bits = _mm512_set1_epi64((long long)((uint64_t)i << 32));
+    const __m512i low32 = _mm512_set1_epi64(0xFFFFFFFF);
+    int64_t j = 0;
+    for (; j + 8 <= p->cols; j += 8) {
+        const __m256i q = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(row + j)), mask);
+        __m512d phase = _mm512_i32gather_pd(q, c->phase_table, 8); /* 4. heater law */
+        if (c->use_fab || arm != NULL) {
+            const __m512i cell = _mm512_or_si512(
+                row_bits, _mm512_add_epi64(_mm512_set1_epi64((long long)j), lanes));
+            const __m512i h = sm_512(_mm512_xor_si512(base, cell));
+            if (c->use_fab) {
+                __mmask8 ok;
+                __m512d g = zig_fast_512(_mm512_and_si512(h, low32), &ok);
+                if (ok != 0xFF) {
+                    double tmp[8];
+                    uint64_t hs[8];
+                    _mm512_storeu_pd(tmp, g);
+                    _mm512_storeu_si512(hs, h);
+                    for (int l = 0; l < 8; l++)
+                        if (!((ok >> l) & 1)) tmp[l] = cell_normal(hs[l], (uint32_t)hs[l], 0);
+                    g = _mm512_loadu_pd(tmp);
+                }
+                g = _mm512_min_pd(_mm512_max_pd(g, lo), hi); /* 5. clipped at 3 sigma */
+                phase = _mm512_mul_pd(phase, _mm512_add_pd(one, _mm512_mul_pd(sigma, g)));
+            }
+            if (arm != NULL) {
+                __mmask8 ok;
+                __m512d n = zig_fast_512(_mm512_srli_epi64(h, 32), &ok);
+                if (ok != 0xFF) {
+                    double tmp[8];
+                    uint64_t hs[8];
+                    _mm512_storeu_pd(tmp, n);
+                    _mm512_storeu_si512(hs, h);
+                    for (int l = 0; l < 8; l++)
+                        if (!((ok >> l) & 1))
+                            tmp[l] = cell_normal(hs[l], (uint32_t)(hs[l] >> 32), 1);
+                    n = _mm512_loadu_pd(tmp);
+                }
+                _mm512_storeu_pd(arm + j, _mm512_mul_pd(arm_um, n));
+            }
+        }
+        _mm512_storeu_pd(out + j, phase);
+    }
+    for (; j < p->cols; j++) { /* the last few cells: the scalar code */
+        const int32_t qj = row[j] & ((INT32_C(1) << p->weight_bits) - 1);
+        double phase = c->phase_table[qj];
+        if (c->use_fab || arm != NULL) {
+            const uint64_t h = cell_hash(c->base, i, j);
+            if (c->use_fab) {
+                double g = cell_normal(h, (uint32_t)h, 0);
+                g = g < -3.0 ? -3.0 : (g > 3.0 ? 3.0 : g);
+                phase = phase * (1.0 + p->fab_sigma * g);
+            }
+            if (arm != NULL) arm[j] = p->arm_imbalance_um * cell_normal(h, (uint32_t)(h >> 32), 1);
+        }
+        out[j] = phase;
+    }
+}
+#endif
+
+/* Steps 6-8 for one row: half[j] = cos(phi_T / 2) from the phi_f rows above, at and below
+ * (each with one zero column either side) and the arm imbalances. Plain loops the compiler
+ * vectorizes; the operations and their order are the reference's. */
+static LK_ALWAYS_INLINE void half_phase_body(const double *up, const double *mid,
+                                             const double *down, const double *arm,
+                                             int64_t cols, double k1, double k2, double drift,
+                                             int use_xtalk, int use_arm, double *half) {
+    if (use_xtalk) {
+        for (int64_t j = 0; j < cols; j++) {
+            const double edge = ((up[j] + down[j]) + mid[j - 1]) + mid[j + 1];
+            const double diag = ((up[j - 1] + up[j + 1]) + down[j - 1]) + down[j + 1];
+            half[j] = (mid[j] + k1 * edge) + k2 * diag;
+        }
+    } else {
+        for (int64_t j = 0; j < cols; j++) half[j] = mid[j];
+    }
+    if (use_arm) {
+        for (int64_t j = 0; j < cols; j++) half[j] = half[j] + drift * arm[j];
+    }
+    for (int64_t j = 0; j < cols; j++) half[j] = half[j] / 2.0;
+}
+
+static void half_phase(const double *up, const double *mid, const double *down,
+                       const double *arm, int64_t cols, double k1, double k2, double drift,
+                       int use_xtalk, int use_arm, double *half) {
+    half_phase_body(up, mid, down, arm, cols, k1, k2, drift, use_xtalk, use_arm, half);
+    for (int64_t j = 0; j < cols; j++) half[j] = cos_poly(half[j]);
+}
+
+#if LK_X86
+/* c0 + z (c1 + z (c2 + ...)) for 8 lanes, innermost first, multiply then add (no FMA). */
+static LK_ALWAYS_INLINE LK_T512 __m512d horner6(__m512d z, const double *c) {
+    __m512d acc = _mm512_mul_pd(z, _mm512_set1_pd(c[5]));
+    for (int i = 4; i >= 1; i--) acc = _mm512_mul_pd(z, _mm512_add_pd(_mm512_set1_pd(c[i]), acc));
+    return _mm512_add_pd(_mm512_set1_pd(c[0]), acc);
+}
+
+static const double lk_cos_c[6] = {4.16666666666666019037e-02, -1.38888888888741095749e-03,
+                                   2.48015872894767294178e-05, -2.75573143513906633035e-07,
+                                   2.08757232129817482790e-09, -1.13596475577881948265e-11};
+static const double lk_sin_s[6] = {-1.66666666666666324348e-01, 8.33333333332248946124e-03,
+                                   -1.98412698298579493134e-04, 2.75573137070700676789e-06,
+                                   -2.50507602534068634195e-08, 1.58969099521155010221e-10};
+
+/* cos_poly on 8 lanes: the same operations in the same order (IEEE, so the same bits). */
+static LK_ALWAYS_INLINE LK_T512 __m512d cos_poly_512(__m512d x) {
+    const int nearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    const int down = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+    const __m512d k =
+        _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(LK_TWO_OVER_PI)), nearest);
+    const __m512d r = _mm512_sub_pd(_mm512_sub_pd(x, _mm512_mul_pd(k, _mm512_set1_pd(LK_PIO2_1))),
+                                    _mm512_mul_pd(k, _mm512_set1_pd(LK_PIO2_1T)));
+    const __m512d z = _mm512_mul_pd(r, r);
+    const __m512d c = _mm512_add_pd(
+        _mm512_sub_pd(_mm512_set1_pd(1.0), _mm512_mul_pd(_mm512_set1_pd(0.5), z)),
+        _mm512_mul_pd(_mm512_mul_pd(z, z), horner6(z, lk_cos_c)));
+    const __m512d sn = _mm512_add_pd(r, _mm512_mul_pd(_mm512_mul_pd(r, z), horner6(z, lk_sin_s)));
+    const __m512d quarter = _mm512_roundscale_pd(_mm512_mul_pd(k, _mm512_set1_pd(0.25)), down);
+    const __m512d n = _mm512_sub_pd(k, _mm512_mul_pd(_mm512_set1_pd(4.0), quarter));
+    const __mmask8 odd = _mm512_cmp_pd_mask(n, _mm512_set1_pd(1.0), _CMP_EQ_OQ) |
+                         _mm512_cmp_pd_mask(n, _mm512_set1_pd(3.0), _CMP_EQ_OQ);
+    const __mmask8 neg = _mm512_cmp_pd_mask(n, _mm512_set1_pd(1.0), _CMP_EQ_OQ) |
+                         _mm512_cmp_pd_mask(n, _mm512_set1_pd(2.0), _CMP_EQ_OQ);
+    const __m512i v = _mm512_castpd_si512(_mm512_mask_blend_pd(odd, c, sn));
+    const __m512i sign = _mm512_set1_epi64((long long)UINT64_C(0x8000000000000000));
+    return _mm512_castsi512_pd(_mm512_mask_xor_epi64(v, neg, v, sign));
+}
+
+LK_T512 static void half_phase_512(const double *up, const double *mid, const double *down,
+                                   const double *arm, int64_t cols, double k1, double k2,
+                                   double drift, int use_xtalk, int use_arm, double *half) {
+    half_phase_body(up, mid, down, arm, cols, k1, k2, drift, use_xtalk, use_arm, half);
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) _mm512_storeu_pd(half + j, cos_poly_512(_mm512_loadu_pd(half + j)));
+    for (; j < cols; j++) half[j] = cos_poly(half[j]);
+}
+#endif
+
+static void program_rows(const void *arg, int64_t first, int64_t last, double *scratch) {
+    const program_ctx *c = (const program_ctx *)arg;
+    const lk_program_params *p = c->p;
+    const int64_t cols = p->cols, rows = p->rows;
+    /* scratch: phi_f of rows first-1 .. last with a zero column either side (zero outside
+     * the block), the arm imbalances of rows first .. last-1, one row of half phases */
+    const int64_t ld = cols + 2;
+    double *phi = scratch;
+    double *arms = phi + (LK_PANEL + 2) * ld;
+    double *half = arms + LK_PANEL * cols;
+    for (int64_t r = first - 1; r <= last; r++) {
+        double *dst = phi + (r - first + 1) * ld;
+        dst[0] = dst[cols + 1] = 0.0;
+        const int own = r >= first && r < last;
+        if (r < 0 || r >= rows || (!c->use_xtalk && !own)) {
+            for (int64_t j = 0; j < cols; j++) dst[j + 1] = 0.0;
+        } else {
+            double *arm = own && c->use_arm ? arms + (r - first) * cols : NULL;
+#if LK_X86
+            if (c->vec512dq && c->phase_table != NULL)
+                static_phase_row_512(c, r, dst + 1, arm);
+            else
+#endif
+                static_phase_row(c, r, dst + 1, arm);
+        }
+    }
+    const int32_t sign_bit = INT32_C(1) << p->weight_bits;
+    for (int64_t i = first; i < last; i++) {
+        const double *up = phi + (i - first) * ld + 1;
+        const double *arm = arms + (i - first) * cols;
+#if LK_X86
+        if (c->vec512)
+            half_phase_512(up, up + ld, up + 2 * ld, arm, cols, p->crosstalk, p->crosstalk_diag,
+                           p->drift_rad_per_um, c->use_xtalk, c->use_arm, half);
+        else
+#endif
+            half_phase(up, up + ld, up + 2 * ld, arm, cols, p->crosstalk, p->crosstalk_diag,
+                       p->drift_rad_per_um, c->use_xtalk, c->use_arm, half);
+        const int32_t *code = c->codes + i * cols;
+        float *panel = c->packed + (i / LK_PANEL) * cols * LK_PANEL + (i % LK_PANEL);
+        const double r_env = p->row_envelope[i];
+        for (int64_t j = 0; j < cols; j++) {
+            const double envelope = r_env * p->col_envelope[j];
+            const double signed_env = (code[j] & sign_bit) ? -envelope : envelope;
+            panel[j * LK_PANEL] = (float)(signed_env * half[j]); /* 8. W_eff */
+        }
+    }
+    /* padding lanes of the last panel */
+    if (last == rows && rows % LK_PANEL) {
+        float *panel = c->packed + (rows / LK_PANEL) * cols * LK_PANEL;
+        for (int64_t j = 0; j < cols; j++)
+            for (int64_t l = rows % LK_PANEL; l < LK_PANEL; l++) panel[j * LK_PANEL + l] = 0.0f;
+    }
+}
+
+/* Codes of at most this many bits use a table of their heater phases (512 KiB at most). */
+#define LK_PHASE_TABLE_BITS 16
+
+int lk_program(const lk_program_params *p, const int32_t *codes, float *packed,
+               int32_t threads) {
+    if (p == NULL || codes == NULL || packed == NULL || p->rows <= 0 || p->cols <= 0 ||
+        p->weight_bits < 2 || p->weight_bits > 24 || p->row_envelope == NULL ||
+        p->col_envelope == NULL || threads < 1)
+        return LK_EINVAL;
+    lk_ziggurat_init();
+    program_ctx ctx;
+    ctx.p = p;
+    ctx.codes = codes;
+    ctx.packed = packed;
+    ctx.base = normals_base(p->serial_key);
+    /* An effect that is off is skipped: the reference's arithmetic then adds exact zeros. */
+    ctx.use_fab = p->fab_sigma != 0.0;
+    ctx.use_arm = p->arm_imbalance_um != 0.0 && p->drift_rad_per_um != 0.0;
+    ctx.use_xtalk = p->crosstalk != 0.0 || p->crosstalk_diag != 0.0;
+    ctx.vec512 = lk_isa() == LK_ISA_AVX512;
+    ctx.vec512dq = 0;
+#if LK_X86
+    if (ctx.vec512 && __builtin_cpu_supports("avx512dq")) {
+        pthread_once(&zig_k64_once, zig_k64_build);
+        ctx.vec512dq = 1;
+    }
+#endif
+    double *table = NULL;
+    if (p->weight_bits <= LK_PHASE_TABLE_BITS && p->rows * p->cols >= (INT64_C(1) << 16)) {
+        const int32_t levels = INT32_C(1) << p->weight_bits;
+        table = (double *)malloc((size_t)levels * sizeof(double));
+        if (table != NULL)
+            for (int32_t q = 0; q < levels; q++) table[q] = heater_phase(q, (double)(levels - 1));
+    }
+    ctx.phase_table = table;
+    const int64_t scratch = (LK_PANEL + 2) * (p->cols + 2) + (LK_PANEL + 1) * p->cols;
+    const int rc = run_rows(program_rows, &ctx, p->rows, LK_PANEL, p->rows * p->cols, threads,
+                            scratch);
+    free(table);
+    return rc;
+}

@@ -1,0 +1,127 @@
+"""Programming in C (native/lk_program.c) against the numpy reference, bit for bit."""
+
+from __future__ import annotations
+
+import tracemalloc
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lumina_hal
+from lumina_hal._lumina_kernel import ffi, lib
+from lumina_hal.codes import heater_codes, heater_codes_numpy
+from lumina_hal.errors import InputError
+from lumina_hal.twin import physics, reference
+from lumina_hal.twin.kernel import KernelModel, isa_name, pack_panels, select_isa
+
+
+def test_the_ziggurat_tables_of_the_reference_are_the_kernels():
+    widths, ks, _ = reference.ziggurat_tables()
+    width, k = ffi.new("float *"), ffi.new("uint32_t *")
+    for layer in range(256):
+        assert lib.lk_zig_table(layer, width, k) == lib.LK_OK
+        assert (np.float32(width[0]), int(k[0])) == (widths[layer], int(ks[layer]))
+    assert lib.lk_zig_table(256, width, k) == lib.LK_EINVAL
+
+
+def test_cell_normals_agree_with_the_kernel_including_the_slow_path():
+    key, rows, cols = reference.serial_key("SER-42"), 70, 90
+    fab, arm = np.empty((rows, cols)), np.empty((rows, cols))
+    assert lib.lk_cell_normals(key, rows, cols, ffi.from_buffer("double[]", fab),
+                               ffi.from_buffer("double[]", arm)) == lib.LK_OK  # fmt: skip
+    ref_fab, ref_arm = reference.cell_normals(key, 0, rows, cols), reference.cell_normals(
+        key, 1, rows, cols
+    )
+    np.testing.assert_array_equal(fab, ref_fab)
+    np.testing.assert_array_equal(arm, ref_arm)
+    # the slow path was exercised: some values lie outside every layer's rectangle
+    _, ks, _ = reference.ziggurat_tables()
+    h = reference.cell_hashes(key, rows, cols)
+    w = (h & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    assert np.count_nonzero((w >> np.uint32(9)) >= ks[w & np.uint32(0xFF)]) > 10
+    both = np.concatenate([fab.ravel(), arm.ravel()])
+    assert abs(both.mean()) < 0.05 and both.std() == pytest.approx(1.0, abs=0.03)
+    assert not np.array_equal(fab, arm)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    cols=st.integers(1, 40),
+    extra=st.integers(0, 8),
+    preset=st.sampled_from(["ideal", "typical", "harsh"]),
+    temperature_c=st.floats(-40, 125),
+    fab_sigma=st.sampled_from([None, 0.0, 0.3]),
+    crosstalk=st.sampled_from([None, 0.0, 0.05]),
+    threads=st.integers(1, 3),
+    seed=st.integers(0, 2**63 - 1),
+    isa=st.sampled_from(["scalar", "avx2", "avx512"]),
+)
+def test_programmed_weights_equal_the_reference_bit_for_bit(
+    rows, cols, extra, preset, temperature_c, fab_sigma, crosstalk, threads, seed, isa
+):
+    """Every ISA path (the best available when one is missing) gives the reference's bits."""
+    best = isa_name()
+    try:
+        select_isa(isa)
+        _check_programming(rows, cols, extra, preset, temperature_c, fab_sigma, crosstalk,
+                           threads, seed)  # fmt: skip
+    finally:
+        select_isa(best)
+
+
+def _check_programming(rows, cols, extra, preset, temperature_c, fab_sigma, crosstalk, threads,
+                       seed):  # fmt: skip
+    p = physics.PRESETS[preset].with_temperature(temperature_c)
+    if fab_sigma is not None:
+        p = replace(p, fab_sigma=fab_sigma)
+    if crosstalk is not None:
+        p = replace(p, crosstalk=crosstalk)
+    array = (rows + extra, cols + extra)
+    w = np.random.default_rng(seed).uniform(-1, 1, size=(rows, cols))
+    steps = tuple(float(np.float32(k)) for k in physics.loss_steps_db(p, *array))
+    codes, scale = heater_codes(w, p.weight_bits, steps, threads)
+    ref_codes, ref_scale = heater_codes_numpy(w, p.weight_bits, steps)
+    np.testing.assert_array_equal(codes, ref_codes)
+    assert scale == ref_scale
+    serial = f"S-{seed}"
+    model = KernelModel.for_codes(codes, scale, p, serial, array, threads=threads)
+    expected = reference.program_codes(codes, scale, p, serial, array).effective(p)
+    np.testing.assert_array_equal(model._packed, pack_panels(expected.astype(np.float32)))
+
+
+def test_heater_codes_refuse_non_finite_weights_with_an_input_error():
+    w = np.ones((3, 3))
+    w[1, 1] = np.inf
+    with pytest.raises(InputError):
+        heater_codes(w, 12, (0.1, 0.1))
+
+
+def test_a_loaded_twin_keeps_only_its_codes_and_packed_weights():
+    """Resident memory of a load: int32 codes + float32 W_eff, 2x the float32 matrix."""
+    n = 512
+    w = np.random.default_rng(1).uniform(-1, 1, size=(n, n))
+    with lumina_hal.open_device(f"mock://?rows={n}&cols={n}&preset=typical") as chip:
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        chip.load_weights(w)
+        current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    matrix = n * n * 4
+    assert (current - base) / matrix < 2.1
+    assert (peak - base) / matrix < 3.0
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+@pytest.mark.parametrize("preset", ["typical", "harsh"])
+def test_large_blocks_take_the_table_and_vector_paths_with_the_same_bits(isa, preset):
+    """At >= 2^16 cells the heater phases come from a table and, on AVX-512, 8 cells at once."""
+    best = isa_name()
+    try:
+        select_isa(isa)
+        _check_programming(260, 301, 7, preset, 70.0, None, None, 2, 11)
+    finally:
+        select_isa(best)
