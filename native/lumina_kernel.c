@@ -470,6 +470,11 @@ static int check_call(const lk_model *model, const void *x, int64_t batch, const
     if (batch > INT64_MAX / 4 / model->cols || batch > INT64_MAX / 4 / model->rows) {
         return LK_EINVAL;
     }
+    const uintptr_t xa = (uintptr_t)x, ya = (uintptr_t)y;
+    if ((xa | ya) & 3u) return LK_EALIGN;
+    const uintptr_t xe = xa + (uintptr_t)(batch * model->cols * 4);
+    const uintptr_t ye = ya + (uintptr_t)(batch * model->rows * 4);
+    if (xa < ye && ya < xe) return LK_EOVERLAP;
     return LK_OK;
 }
 

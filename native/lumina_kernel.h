@@ -18,6 +18,8 @@
 #define LK_ENONFINITE 2 /* an input is NaN or Inf; nothing was written to y */
 #define LK_ENOMEM 3     /* scratch allocation failed; nothing was written to y */
 #define LK_ERANGE 4     /* an input code is outside +-L_x (lk_forward_codes); nothing written */
+#define LK_EALIGN 5     /* x or y is not aligned to its element size; nothing was written */
+#define LK_EOVERLAP 6   /* x and y overlap in memory; nothing was written */
 
 #define LK_PANEL 16 /* outputs per packed weight panel and per RNG stream */
 

@@ -91,6 +91,7 @@ class MockDevice(PhotonicDevice):
         )
         self._engine = self._build_engine(programmed)
         self._programmed = programmed
+        self._fast_matmul = self._fast_native if self._engine is not None else None
         self._counters["weight_loads"] += 1
         return weights_checksum(programmed.codes)
 
@@ -101,6 +102,28 @@ class MockDevice(PhotonicDevice):
         from lumina_hal.twin.kernel import KernelModel
 
         return KernelModel.for_array(programmed, self.physics, programmed.scale)
+
+    def _fast_native(self, x: np.ndarray, out: np.ndarray) -> bool:
+        """PhotonicDevice's fast path: float32 in place, straight to the kernel (§ call cost)."""
+        clipped = self._engine.try_forward(
+            x, out, self.config.seed, self._call_index, self.config.threads
+        )
+        if clipped < 0:
+            return False
+        self._call_index += 1
+        counters = self._counters
+        counters["matmul_calls"] += 1
+        counters["vectors"] += x.shape[0] if x.ndim == 2 else 1
+        if clipped:
+            counters["clipped_outputs"] += clipped
+            log.debug("%d output(s) clipped at ADC full scale", clipped)
+        return True
+
+    def _matmul_bytes(self, batch: int) -> int:
+        rows, cols = self._programmed.shape if self._programmed is not None else (0, 0)
+        if self._engine is not None:
+            return 4 * batch * (rows + cols)
+        return 8 * batch * (7 * rows + 3 * cols) + 16 * rows * cols  # numpy temporaries
 
     def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         assert self._programmed is not None

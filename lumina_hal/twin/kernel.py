@@ -79,11 +79,17 @@ def _ptr(a: np.ndarray) -> object:
     return ffi.from_buffer(_CTYPES[a.dtype], a, require_writable=a.flags.writeable)
 
 
+_F32 = np.dtype(np.float32)
+_EALIGN, _EOVERLAP = int(lib.LK_EALIGN), int(lib.LK_EOVERLAP)
+
+
 def _raise_for(rc: int) -> None:
     if rc == lib.LK_ENONFINITE:
         raise InputError("input contains NaN or Inf")
     if rc == lib.LK_ERANGE:
         raise InputError("an input code is outside the input DAC's range")
+    if rc == lib.LK_EALIGN or rc == lib.LK_EOVERLAP:
+        raise InputError("kernel needs aligned, non-overlapping x and out")
     if rc == lib.LK_ENOMEM:
         raise InputError("request too large: the kernel could not allocate its scratch memory")
     raise LuminaError(f"kernel rejected its arguments (code {rc})")
@@ -201,6 +207,44 @@ class KernelModel:
         if rc != 0:
             _raise_for(rc)
         return int(self._clipped[0])
+
+    def try_forward(
+        self, x: np.ndarray, out: np.ndarray, seed: int, call_index: int, threads: int
+    ) -> int:
+        """The call with no conversion, as cheap as it can be: the clipped count, or -1.
+
+        -1 (declined, nothing done) unless ``x`` is (cols,) or (batch, cols) float32 and
+        ``out`` the matching float32 array, both C-contiguous, ``out`` writeable; the kernel
+        itself declines misaligned or overlapping buffers (LK_EALIGN, LK_EOVERLAP) and
+        refuses NaN/Inf (InputError). The caller then takes the general path.
+        """
+        if x.dtype is not _F32 or out.dtype is not _F32:
+            return -1
+        shape = x.shape
+        if len(shape) == 1:
+            if shape[0] != self.cols or out.shape != (self.rows,):
+                return -1
+            batch = 1
+        elif len(shape) == 2 and shape[1] == self.cols and shape[0] > 0:
+            batch = shape[0]
+            if out.shape != (batch, self.rows):
+                return -1
+        else:
+            return -1
+        fb = self._from_buffer
+        try:
+            px = fb("float[]", x)
+            po = fb("float[]", out, True)
+        except (BufferError, TypeError, ValueError):  # not C-contiguous, read-only
+            return -1
+        clipped = self._clipped
+        rc = self._forward_from(self._struct, px, batch, 0, po, seed, call_index, threads, clipped)
+        if rc == 0:
+            return int(clipped[0])
+        if rc == _EALIGN or rc == _EOVERLAP:
+            return -1
+        _raise_for(rc)
+        return -1  # pragma: no cover - _raise_for always raises
 
     def forward_codes(
         self,
