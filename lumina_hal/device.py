@@ -14,9 +14,9 @@ import threading
 import time
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -215,8 +215,9 @@ class PhotonicDevice(ABC):
         ``x`` is (c,) or (batch, c) and is converted to aligned float32 C order once if
         needed (values beyond the float32 range are an InputError). ``out``, if given, must
         be float32, C-contiguous, writeable and of the result's shape; it may overlap ``x``
-        (``x`` is then copied first) or be misaligned (the result is copied into it). A result too large for this machine's memory is
-        refused up front (InputError naming the size).
+        (``x`` is then copied first) or be misaligned (the result is copied into it). A
+        result too large for this machine's memory is refused up front (InputError naming
+        the size).
         """
         with self._lock:
             fast = self._fast_matmul

@@ -88,7 +88,7 @@ def _raise_for(rc: int) -> None:
         raise InputError("input contains NaN or Inf")
     if rc == lib.LK_ERANGE:
         raise InputError("an input code is outside the input DAC's range")
-    if rc == lib.LK_EALIGN or rc == lib.LK_EOVERLAP:
+    if rc in (lib.LK_EALIGN, lib.LK_EOVERLAP):
         raise InputError("kernel needs aligned, non-overlapping x and out")
     if rc == lib.LK_ENOMEM:
         raise InputError("request too large: the kernel could not allocate its scratch memory")
@@ -241,7 +241,7 @@ class KernelModel:
         rc = self._forward_from(self._struct, px, batch, 0, po, seed, call_index, threads, clipped)
         if rc == 0:
             return int(clipped[0])
-        if rc == _EALIGN or rc == _EOVERLAP:
+        if rc in (_EALIGN, _EOVERLAP):
             return -1
         _raise_for(rc)
         return -1  # pragma: no cover - _raise_for always raises
