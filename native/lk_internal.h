@@ -180,6 +180,7 @@ void lk_pool_run(int workers, void (*fn)(void *, int), void *arg);
 #define LK_DQ_MAX 255
 #define LK_X2_MAX 127
 #define LK_DGROUP 4 /* columns per 32-bit lane of packed variance codes (VNNI layout) */
+#define LK_DPAD 64  /* code rows (x2q and each panel's codes) are padded to 64 columns */
 
 static inline int32_t lk_dcode(float w, float r2, float c2, float dinv) {
     float d = r2 * c2 - w * w;
@@ -191,10 +192,10 @@ static inline int32_t lk_dcode(float w, float r2, float c2, float dinv) {
 static inline uint8_t lk_x2code(float xn) { return (uint8_t)rintf((xn * xn) * 127.0f); }
 
 /* What a tile reads. Panel p of the tile starts at w + p * pstride (floats) and its
- * variance codes at d + p * dstride (bytes): ceil(cols / 4) groups of 16 lanes x 4 bytes,
- * byte k of lane l of group g being the code of (output l, column 4 g + k), 0 past cols.
- * Row r of the tile: x_n at xn + r * xs (floats), x2q at x2 + r * x2s (bytes, zero padded
- * to a multiple of 4). d == NULL: noise off, no s is computed. r2, dinv point at the
+ * variance codes at d + p * dstride (bytes): ceil(cols / 64) * 16 groups of 16 lanes x 4
+ * bytes, byte k of lane l of group g being the code of (output l, column 4 g + k), 0 past
+ * cols. Row r of the tile: x_n at xn + r * xs (floats), x2q at x2 + r * x2s (bytes, zero
+ * padded to a multiple of 64). d == NULL: noise off, no s is computed. r2, dinv point at the
  * tile's first output (16 * np floats, zero padded), c2 at column 0: for tiles that
  * compute the codes from w on the fly instead of reading d. */
 typedef struct lk_tile_args {
@@ -270,6 +271,9 @@ int lk_nonfinite_scalar(const float *a, int64_t n);
 void lk_x2_scalar(const float *xn, int64_t cols, uint8_t *x2);
 #if LK_X86
 void lk_x2_avx512(const float *xn, int64_t cols, uint8_t *x2);
+int lk_amx_available(void);
+void lk_amx_block(const uint8_t *x2, int64_t x2s, int64_t nb, const uint8_t *d, int64_t dstride,
+                  int np, int64_t bytes, int32_t *s);
 float lk_dac_avx2(const float *x, int64_t cols, float levels, float *xn);
 float lk_dac_avx512(const float *x, int64_t cols, float levels, float *xn);
 int lk_nonfinite_avx2(const float *a, int64_t n);

@@ -13,9 +13,14 @@
 
 #if LK_X86
 
+#include <cpuid.h>
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #define LK_T512 __attribute__((target("avx512f,avx512bw")))
 #define LK_T512V __attribute__((target("avx512f,avx512bw,avx512vnni")))
@@ -239,6 +244,74 @@ LK_T512 void lk_tile_avx512_fly(const lk_tile_args *a, int np, int mr, float *u,
         break;
     }
     tile_by_panel(lk_tile_avx512_fly, a, np, mr, u, s);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* AMX-INT8: the variance sums s of up to 16 rows x 1 panel as one tile product per 64     */
+/* columns (tdpbuud: unsigned x2 codes x unsigned variance codes, int32 accumulation).     */
+/* ------------------------------------------------------------------------------------ */
+
+#define LK_AMX_TILE_CFG __attribute__((target("amx-tile,amx-int8")))
+
+/* 1 if the CPU has AMX-TILE and AMX-INT8, the OS saves the tile state and (Linux) this
+ * process was granted the tile data (arch_prctl ARCH_REQ_XCOMP_PERM). */
+int lk_amx_available(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!((d >> 24) & 1u) || !((d >> 25) & 1u)) return 0; /* AMX-TILE, AMX-INT8 */
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return 0; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17)) return 0; /* XTILECFG, XTILEDATA enabled */
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+#else
+    return 0;
+#endif
+}
+
+typedef struct amx_cfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_cfg;
+
+static LK_AMX_TILE_CFG void amx_config(int mr) {
+    amx_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    cfg.rows[0] = (uint8_t)mr, cfg.colsb[0] = 64;
+    cfg.rows[1] = (uint8_t)mr, cfg.colsb[1] = 64;
+    cfg.rows[2] = 16, cfg.colsb[2] = 64;
+    _tile_loadconfig(&cfg);
+}
+
+/* s of nb rows x np panels: s[r][p*16 + l] = sum over the first `bytes` columns (a
+ * multiple of 64) of x2[r][j] * dq[p][l][j]. x2 rows are x2s bytes apart; panel p's codes
+ * start at d + p * dstride (64 bytes per group of 4 columns); s rows are LK_TILE_LD int32
+ * apart. Tiles: 0 = s, 1 = x2 (up to 16 rows x 64 columns), 2 = codes (64 columns x 16). */
+LK_AMX_TILE_CFG void lk_amx_block(const uint8_t *x2, int64_t x2s, int64_t nb, const uint8_t *d,
+                                  int64_t dstride, int np, int64_t bytes, int32_t *s) {
+    int configured = 0;
+    for (int64_t r0 = 0; r0 < nb; r0 += 16) {
+        const int mr = nb - r0 < 16 ? (int)(nb - r0) : 16;
+        if (mr != configured) {
+            amx_config(mr);
+            configured = mr;
+        }
+        for (int p = 0; p < np; p++) {
+            const uint8_t *dp = d + p * dstride;
+            _tile_zero(0);
+            for (int64_t k = 0; k < bytes; k += 64) {
+                _tile_loadd(1, x2 + r0 * x2s + k, x2s);
+                _tile_loadd(2, dp + k * LK_PANEL, 64);
+                _tile_dpbuud(0, 1, 2);
+            }
+            _tile_stored(0, s + r0 * LK_TILE_LD + p * LK_PANEL,
+                         LK_TILE_LD * (int64_t)sizeof(int32_t));
+        }
+    }
+    _tile_release();
 }
 
 /* ADC of 16 lanes: rint(v * to_code) (round to nearest even, as rintf in the default

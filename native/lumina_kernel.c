@@ -58,22 +58,26 @@ typedef struct lk_isa_desc {
     int np;          /* panels per tile for ordinary blocks */
     int narrow_rows; /* blocks with at most this many rows use np_narrow panels per tile */
     int np_narrow;
+    int amx; /* wide blocks: u by the tile, s by AMX tile products (lk_amx_block) */
 } lk_isa_desc;
 
 #define LK_SCALAR_DESC                                                                      \
     {lk_tile_scalar, NULL, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_x2_scalar,       \
-     lk_nonfinite_scalar, 4, 1, 1, 2}
+     lk_nonfinite_scalar, 4, 1, 1, 2, 0}
 
-static const lk_isa_desc lk_isa_table[4] = {
+static const lk_isa_desc lk_isa_table[5] = {
     LK_SCALAR_DESC,
 #if LK_X86
     {lk_tile_avx2, NULL, lk_epi_avx2, lk_adc_avx2, lk_dac_avx2, lk_x2_scalar, lk_nonfinite_avx2,
-     2, 1, 1, 2},
+     2, 1, 1, 2, 0},
     {lk_tile_avx512, lk_tile_avx512_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4},
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0},
     {lk_tile_avx512vnni, lk_tile_avx512_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4},
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0},
+    {lk_tile_avx512vnni, lk_tile_avx512_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 1},
 #else /* never selected: lk_best_isa stays scalar */
+    LK_SCALAR_DESC,
     LK_SCALAR_DESC,
     LK_SCALAR_DESC,
     LK_SCALAR_DESC,
@@ -98,7 +102,10 @@ static void isa_init(void) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = LK_ISA_AVX2;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
         best = LK_ISA_AVX512;
-        if (__builtin_cpu_supports("avx512vnni")) best = LK_ISA_AVX512VNNI;
+        if (__builtin_cpu_supports("avx512vnni")) {
+            best = LK_ISA_AVX512VNNI;
+            if (lk_amx_available()) best = LK_ISA_AMX;
+        }
     }
 #endif
     lk_best_isa = best;
@@ -269,6 +276,7 @@ static void process_unit(worker *w, int64_t unit) {
     const int mr = c->isa->mr;
     const int npg = narrow ? c->isa->np_narrow : c->isa->np;
     const lk_tile_fn tile = narrow && c->fly ? c->isa->fly : c->isa->tile;
+    const int amx = c->isa->amx && c->epi.noise && !narrow; /* s by tile products */
     const int64_t kc = narrow && c->fly ? c->cols : LK_KC;
     _Alignas(64) float ub[LK_BLOCK_ROWS * LK_TILE_LD];
     _Alignas(64) int32_t sb[LK_BLOCK_ROWS * LK_TILE_LD];
@@ -279,7 +287,7 @@ static void process_unit(worker *w, int64_t unit) {
         lk_tile_args a;
         a.w = c->weights + pg * c->pstride;
         a.pstride = c->pstride;
-        a.d = c->epi.noise ? c->dcodes + pg * c->dstride : NULL;
+        a.d = c->epi.noise && !amx ? c->dcodes + pg * c->dstride : NULL;
         a.dstride = c->dstride;
         a.xs = c->cols;
         a.x2s = c->c4;
@@ -307,6 +315,12 @@ static void process_unit(worker *w, int64_t unit) {
                 tile(&a, np, mt, ub + r0 * LK_TILE_LD, sb + r0 * LK_TILE_LD);
             }
         }
+#if LK_X86
+        if (amx) {
+            lk_amx_block(w->x2, c->c4, nb, c->dcodes + pg * c->dstride, c->dstride, np, c->c4,
+                         sb);
+        }
+#endif
         for (int64_t r = 0; r < nb; r++) {
             for (int p = 0; p < np; p++) {
                 w->clipped += epilogue(c, b0 + r, pg + p, ub + r * LK_TILE_LD + p * LK_PANEL,
@@ -383,7 +397,7 @@ static int forward(const lk_model *model, const float *x, const int32_t *xc, int
     c.batch = batch;
     c.rows = rows;
     c.cols = cols;
-    c.c4 = (cols + LK_DGROUP - 1) / LK_DGROUP * LK_DGROUP;
+    c.c4 = (cols + LK_DPAD - 1) / LK_DPAD * LK_DPAD;
     c.npanels = (rows + LK_PANEL - 1) / LK_PANEL;
     c.pstride = cols * LK_PANEL;
     c.dstride = c.c4 * LK_PANEL;
@@ -515,7 +529,7 @@ int64_t lk_packed_floats(int64_t rows, int64_t cols) {
 
 int64_t lk_var_code_bytes(int64_t rows, int64_t cols) {
     if (rows <= 0 || cols <= 0) return -1;
-    const int64_t c4 = (cols + LK_DGROUP - 1) / LK_DGROUP * LK_DGROUP;
+    const int64_t c4 = (cols + LK_DPAD - 1) / LK_DPAD * LK_DPAD;
     return lk_packed_floats(rows, c4);
 }
 
@@ -550,7 +564,7 @@ int lk_pack_model(const float *w, int64_t rows, int64_t cols, const float *row_e
         for (int64_t j = 0; j < cols; j++) dst[j * LK_PANEL] = 0.0f;
     }
     if (!with_codes) return LK_OK;
-    const int64_t c4 = (cols + LK_DGROUP - 1) / LK_DGROUP * LK_DGROUP;
+    const int64_t c4 = (cols + LK_DPAD - 1) / LK_DPAD * LK_DPAD;
     memset(var_codes, 0, (size_t)lk_var_code_bytes(rows, cols));
     for (int64_t i = 0; i < rows; i++) {
         const float *src = w + i * cols;

@@ -27,6 +27,7 @@
 #define LK_ISA_AVX2 1
 #define LK_ISA_AVX512 2
 #define LK_ISA_AVX512VNNI 3 /* AVX-512 with VNNI: the variance term in one vpdpbusd per 4 cols */
+#define LK_ISA_AMX 4        /* AVX-512 VNNI + AMX-INT8: the variance term as tile products */
 
 /* A programmed array: static physics already applied (W_eff), packed by lk_pack_model. */
 typedef struct lk_model {

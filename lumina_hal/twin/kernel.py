@@ -28,6 +28,7 @@ ISA_NAMES = {
     "avx2": lib.LK_ISA_AVX2,
     "avx512": lib.LK_ISA_AVX512,
     "avx512vnni": lib.LK_ISA_AVX512VNNI,
+    "amx": lib.LK_ISA_AMX,
 }
 
 
@@ -41,7 +42,7 @@ def isa_name() -> str:
 
 
 def select_isa(name: str) -> str:
-    """Force an ISA path (scalar, avx2, avx512, avx512vnni); returns the one in use."""
+    """Force an ISA path (scalar, avx2, avx512, avx512vnni, amx); returns the one in use."""
     if name not in ISA_NAMES:
         raise ConfigurationError(
             f"unknown SIMD path {name!r}; expected one of " + ", ".join(ISA_NAMES)
