@@ -773,13 +773,19 @@ def test_forward_rejects_bad_arguments_with_einval():
         assert broken(**fields) == lib.LK_EINVAL, fields
     # noise off: the noise fields are not used, so they are not checked
     assert broken(noise=0, row_envelope_sq=ffi.NULL, var_codes=ffi.NULL) == lib.LK_OK
-    # envelope values must be finite and >= 0 when noise is on
-    m.r2[4] = np.nan
-    assert call() == lib.LK_EINVAL
-    m.r2[4] = 1.0
-    m.c2[0] = -1.0
-    assert call() == lib.LK_EINVAL
-    m.c2[0] = 1.0
+    # envelope values must be finite and >= 0: lk_pack_model checks them
+    for arr, pos in ((m.r2, 4), (m.c2, 0)):
+        for value in (np.nan, -1.0, np.inf):
+            saved = arr[pos]
+            arr[pos] = value
+            rc = lib.lk_pack_model(
+                fptr(m.w), m.rows, m.cols, fptr(m.r2), fptr(m.c2), 1e-3,
+                fptr(np.zeros(lib.lk_packed_floats(m.rows, m.cols), F32)),
+                ffi.from_buffer("uint8_t[]", np.zeros(m.codes.size, np.uint8)),
+                fptr(np.zeros(m.rows, F32)), fptr(np.zeros(m.rows, F32)),
+            )  # fmt: skip
+            arr[pos] = saved
+            assert rc == lib.LK_EINVAL
     assert call() == lib.LK_OK
 
 
