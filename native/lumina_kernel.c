@@ -567,26 +567,52 @@ int lk_pack_model(const float *w, int64_t rows, int64_t cols, const float *row_e
         for (int64_t j = 0; j < cols; j++) dst[j * LK_PANEL] = 0.0f;
     }
     if (!with_codes) return LK_OK;
+    return lk_pack_var_codes(weights, rows, cols, row_envelope_sq, col_envelope_sq, phase_var,
+                             var_codes, row_var_inv, row_var_scale);
+}
+
+int lk_pack_var_codes(const float *weights, int64_t rows, int64_t cols,
+                      const float *row_envelope_sq, const float *col_envelope_sq,
+                      float phase_var, uint8_t *var_codes, float *row_var_inv,
+                      float *row_var_scale) {
+    if (weights == NULL || var_codes == NULL || row_var_inv == NULL || row_var_scale == NULL ||
+        lk_packed_floats(rows, cols) < 0 || cols > LK_MAX_COLS_NOISE) {
+        return LK_EINVAL;
+    }
+    if (!all_ok(row_envelope_sq, rows) || !all_ok(col_envelope_sq, cols) ||
+        !finite_nonneg(phase_var)) {
+        return LK_EINVAL;
+    }
     const int64_t c4 = (cols + LK_DPAD - 1) / LK_DPAD * LK_DPAD;
+    const int64_t npanels = (rows + LK_PANEL - 1) / LK_PANEL;
     memset(var_codes, 0, (size_t)lk_var_code_bytes(rows, cols));
-    for (int64_t i = 0; i < rows; i++) {
-        const float *src = w + i * cols;
-        const float r2 = row_envelope_sq[i];
-        float dmax = 0.0f;
+    for (int64_t p = 0; p < npanels; p++) { /* panel by panel, in memory order */
+        const float *wp = weights + p * cols * LK_PANEL;
+        const int n = rows - p * LK_PANEL < LK_PANEL ? (int)(rows - p * LK_PANEL) : LK_PANEL;
+        float r2[LK_PANEL], inv[LK_PANEL], dmax[LK_PANEL];
+        for (int l = 0; l < n; l++) r2[l] = row_envelope_sq[p * LK_PANEL + l], dmax[l] = 0.0f;
         for (int64_t j = 0; j < cols; j++) {
-            float d = r2 * col_envelope_sq[j] - src[j] * src[j]; /* as lk_dcode */
-            d = d > 0.0f ? d : 0.0f;
-            dmax = d > dmax ? d : dmax;
+            for (int l = 0; l < n; l++) {
+                const float w = wp[j * LK_PANEL + l];
+                float d = r2[l] * col_envelope_sq[j] - w * w; /* as lk_dcode */
+                d = d > 0.0f ? d : 0.0f;
+                dmax[l] = d > dmax[l] ? d : dmax[l];
+            }
         }
-        if (dmax < LK_DMAX_MIN) dmax = 0.0f;
-        const float inv = dmax > 0.0f ? (float)LK_DQ_MAX / dmax : 0.0f;
-        row_var_inv[i] = inv;
-        row_var_scale[i] =
-            (float)((double)phase_var * (double)dmax / (double)(LK_DQ_MAX * LK_X2_MAX));
-        uint8_t *dst = var_codes + (i / LK_PANEL) * c4 * LK_PANEL + (i % LK_PANEL) * LK_DGROUP;
+        for (int l = 0; l < n; l++) {
+            if (dmax[l] < LK_DMAX_MIN) dmax[l] = 0.0f;
+            inv[l] = dmax[l] > 0.0f ? (float)LK_DQ_MAX / dmax[l] : 0.0f;
+            row_var_inv[p * LK_PANEL + l] = inv[l];
+            row_var_scale[p * LK_PANEL + l] =
+                (float)((double)phase_var * (double)dmax[l] / (double)(LK_DQ_MAX * LK_X2_MAX));
+        }
+        uint8_t *dp = var_codes + p * c4 * LK_PANEL;
         for (int64_t j = 0; j < cols; j++) {
-            dst[(j / LK_DGROUP) * LK_PANEL * LK_DGROUP + j % LK_DGROUP] =
-                (uint8_t)lk_dcode(src[j], r2, col_envelope_sq[j], inv);
+            uint8_t *dj = dp + (j / LK_DGROUP) * LK_PANEL * LK_DGROUP + j % LK_DGROUP;
+            for (int l = 0; l < n; l++) {
+                dj[l * LK_DGROUP] =
+                    (uint8_t)lk_dcode(wp[j * LK_PANEL + l], r2[l], col_envelope_sq[j], inv[l]);
+            }
         }
     }
     return LK_OK;

@@ -928,3 +928,18 @@ def test_forward_codes_equals_the_float_path_on_the_same_codes(restore_isa):
         )  # fmt: skip
         assert rc == lib.LK_ERANGE
     assert not out.any()  # nothing written
+
+
+def test_variance_codes_from_packed_weights_equal_those_of_lk_pack_model():
+    rng = np.random.default_rng(24)
+    m = random_model(rng, 45, 70, phase_var=7e-3)
+    codes = np.full(m.codes.size, 99, np.uint8)
+    inv, scale = np.zeros(45, F32), np.zeros(45, F32)
+    rc = lib.lk_pack_var_codes(
+        fptr(m.packed), 45, 70, fptr(m.r2), fptr(m.c2), 7e-3,
+        ffi.from_buffer("uint8_t[]", codes, require_writable=True), fptr(inv), fptr(scale),
+    )  # fmt: skip
+    assert rc == lib.LK_OK
+    np.testing.assert_array_equal(codes, m.codes)
+    np.testing.assert_array_equal(inv, m.var_inv)
+    np.testing.assert_array_equal(scale, m.var_scale)

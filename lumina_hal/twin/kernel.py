@@ -101,7 +101,8 @@ class KernelModel:
 
     def __init__(
         self,
-        effective: np.ndarray,
+        packed: np.ndarray,
+        rows: int,
         row_envelope_sq: np.ndarray,
         col_envelope_sq: np.ndarray,
         *,
@@ -113,9 +114,11 @@ class KernelModel:
         detector: tuple[float, float, float],
         noise: bool,
     ) -> None:
-        w = np.ascontiguousarray(effective, dtype=np.float32)
-        self.rows, self.cols = rows, cols = w.shape
-        self._packed = np.empty(int(lib.lk_packed_floats(rows, cols)), dtype=np.float32)
+        """``packed``: W_eff in the panel layout (pack_panels), float32, C-contiguous."""
+        self.rows, self.cols = rows, cols = rows, packed.shape[1]
+        self._packed = np.require(packed, dtype=np.float32, requirements=("C", "A"))
+        if self._packed.size != int(lib.lk_packed_floats(rows, cols)):
+            raise InputError(f"packed weights do not hold {rows} x {cols} in panels")
         self._row_sq = np.ascontiguousarray(row_envelope_sq, dtype=np.float32)
         self._col_sq = np.ascontiguousarray(col_envelope_sq, dtype=np.float32)
         codes, inv, scale = ffi.NULL, ffi.NULL, ffi.NULL
@@ -124,12 +127,12 @@ class KernelModel:
             self._var_inv = np.empty(rows, dtype=np.float32)
             self._var_scale = np.empty(rows, dtype=np.float32)
             codes, inv, scale = _ptr(self._codes), _ptr(self._var_inv), _ptr(self._var_scale)
-        rc = lib.lk_pack_model(
-            _ptr(w), rows, cols, _ptr(self._row_sq), _ptr(self._col_sq), phase_var,
-            _ptr(self._packed), codes, inv, scale,
-        )  # fmt: skip
-        if rc != lib.LK_OK:
-            _raise_for(rc)
+            rc = lib.lk_pack_var_codes(
+                _ptr(self._packed), rows, cols, _ptr(self._row_sq), _ptr(self._col_sq),
+                phase_var, codes, inv, scale,
+            )  # fmt: skip
+            if rc != lib.LK_OK:
+                _raise_for(rc)
         m = ffi.new("lk_model *")
         m.rows, m.cols = rows, cols
         m.weights = _ptr(self._packed)
@@ -153,7 +156,8 @@ class KernelModel:
         cols = programmed.shape[1]
         det = physics.detector_noise(p, cols, programmed.min_amplitude)
         return cls(
-            programmed.effective(p).astype(np.float32),
+            pack_panels(programmed.effective(p)),
+            programmed.shape[0],
             programmed.row_envelope**2,
             programmed.col_envelope**2,
             input_bits=p.input_bits,
