@@ -276,22 +276,23 @@ typedef struct amx_cfg {
     uint8_t rows[16];
 } amx_cfg;
 
+/* Tiles 0, 1: s of two panels; 2: x2 of up to 16 rows; 3, 4: codes of the two panels. */
 static LK_AMX_TILE_CFG void amx_config(int mr) {
     amx_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
-    cfg.rows[0] = (uint8_t)mr, cfg.colsb[0] = 64;
-    cfg.rows[1] = (uint8_t)mr, cfg.colsb[1] = 64;
-    cfg.rows[2] = 16, cfg.colsb[2] = 64;
+    for (int t = 0; t < 3; t++) cfg.rows[t] = (uint8_t)mr, cfg.colsb[t] = 64;
+    for (int t = 3; t < 5; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
     _tile_loadconfig(&cfg);
 }
 
 /* s of nb rows x np panels: s[r][p*16 + l] = sum over the first `bytes` columns (a
  * multiple of 64) of x2[r][j] * dq[p][l][j]. x2 rows are x2s bytes apart; panel p's codes
  * start at d + p * dstride (64 bytes per group of 4 columns); s rows are LK_TILE_LD int32
- * apart. Tiles: 0 = s, 1 = x2 (up to 16 rows x 64 columns), 2 = codes (64 columns x 16). */
+ * apart. Two panels share each x2 tile load: 3 loads per 2 tile products. */
 LK_AMX_TILE_CFG void lk_amx_block(const uint8_t *x2, int64_t x2s, int64_t nb, const uint8_t *d,
                                   int64_t dstride, int np, int64_t bytes, int32_t *s) {
+    const int64_t ld = LK_TILE_LD * (int64_t)sizeof(int32_t);
     int configured = 0;
     for (int64_t r0 = 0; r0 < nb; r0 += 16) {
         const int mr = nb - r0 < 16 ? (int)(nb - r0) : 16;
@@ -299,16 +300,32 @@ LK_AMX_TILE_CFG void lk_amx_block(const uint8_t *x2, int64_t x2s, int64_t nb, co
             amx_config(mr);
             configured = mr;
         }
-        for (int p = 0; p < np; p++) {
-            const uint8_t *dp = d + p * dstride;
+        const uint8_t *xr = x2 + r0 * x2s;
+        int32_t *sr = s + r0 * LK_TILE_LD;
+        int p = 0;
+        for (; p + 1 < np; p += 2) {
+            const uint8_t *d0 = d + p * dstride, *d1 = d0 + dstride;
+            _tile_zero(0);
+            _tile_zero(1);
+            for (int64_t k = 0; k < bytes; k += 64) {
+                _tile_loadd(2, xr + k, x2s);
+                _tile_loadd(3, d0 + k * LK_PANEL, 64);
+                _tile_loadd(4, d1 + k * LK_PANEL, 64);
+                _tile_dpbuud(0, 2, 3);
+                _tile_dpbuud(1, 2, 4);
+            }
+            _tile_stored(0, sr + p * LK_PANEL, ld);
+            _tile_stored(1, sr + (p + 1) * LK_PANEL, ld);
+        }
+        if (p < np) {
+            const uint8_t *d0 = d + p * dstride;
             _tile_zero(0);
             for (int64_t k = 0; k < bytes; k += 64) {
-                _tile_loadd(1, x2 + r0 * x2s + k, x2s);
-                _tile_loadd(2, dp + k * LK_PANEL, 64);
-                _tile_dpbuud(0, 1, 2);
+                _tile_loadd(2, xr + k, x2s);
+                _tile_loadd(3, d0 + k * LK_PANEL, 64);
+                _tile_dpbuud(0, 2, 3);
             }
-            _tile_stored(0, s + r0 * LK_TILE_LD + p * LK_PANEL,
-                         LK_TILE_LD * (int64_t)sizeof(int32_t));
+            _tile_stored(0, sr + p * LK_PANEL, ld);
         }
     }
     _tile_release();
