@@ -259,3 +259,30 @@ def test_a_result_too_large_for_memory_is_refused_up_front_with_its_size(monkeyp
             with pytest.raises(InputError, match=r"GiB.*split the batch"):
                 chip.matmul(np.zeros((20_000, COLS), np.float32))
             assert chip.matmul(np.zeros((2, COLS), np.float32)).shape == (2, ROWS)
+
+
+def test_kernel_model_forward_codes_matches_the_float_path():
+    """KernelModel.forward_codes (lk_forward_codes): the chip's int32 codes in and out."""
+    from lumina_hal.codes import levels
+    from lumina_hal.twin.kernel import KernelModel
+
+    rng = np.random.default_rng(5)
+    with lumina_hal.open_device(f"mock://?rows={ROWS}&cols={COLS}&preset=typical") as chip:
+        chip.load_weights(rng.uniform(-1, 1, (ROWS, COLS)))
+        p = chip.physics
+        model = KernelModel.for_array(chip._programmed, p, output_scale=1.0)
+        lx = levels(p.input_bits)
+        codes = rng.integers(-lx, lx + 1, (5, COLS)).astype(np.int32)
+        codes[:, 3] = lx
+        x = (codes / np.float32(lx)).astype(np.float32)
+        y = np.empty((5, ROWS), np.float32)
+        clipped = model.forward(x, y, seed=3, call_index=7, threads=2)
+        from_code = np.float32(reference.full_scale(p, COLS)) / np.float32(levels(p.output_bits))
+        got, got_clipped = model.forward_codes(codes, seed=3, call_index=7, threads=1)
+        np.testing.assert_array_equal(got, np.rint(y / from_code).astype(np.int32))
+        assert got_clipped == clipped
+        codes[1, 1] = -(2**31)
+        with pytest.raises(InputError, match="outside"):
+            model.forward_codes(codes, seed=3, call_index=7, threads=1)
+        with pytest.raises(InputError, match="shape"):
+            model.forward_codes(codes[:, 1:], seed=3, call_index=7, threads=1)
