@@ -130,5 +130,13 @@ def input_codes(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     lx = np.float32(levels(bits))
     s_x = np.max(np.abs(x), axis=1).astype(np.float32)
     safe = np.where(s_x == 0, np.float32(1), s_x)
-    to_code = lx / safe  # float32 division
+    with np.errstate(over="ignore", divide="ignore"):
+        to_code = lx / safe  # float32 division
+    # A subnormal-range vector (L / s_x overflows): x and s_x scaled by 2^64 first, which is
+    # exact, so the arithmetic is the same with an unbounded exponent range (as the kernel).
+    tiny = np.isinf(to_code)
+    if tiny.any():
+        up = np.where(tiny, np.float32(2.0**64), np.float32(1)).astype(np.float32)
+        to_code = lx / (safe * up)
+        return np.rint((x * up[:, None]) * to_code[:, None]), s_x
     return np.rint(x * to_code[:, None]), s_x

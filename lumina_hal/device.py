@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import math
 import platform
+import os
 import threading
 import time
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Any, ClassVar
@@ -112,6 +114,10 @@ class PhotonicDevice(ABC):
         self._backend_checks_finite = False
         self._weights_shape: tuple[int, int] | None = None
         self._weights_id: str | None = None
+        # A backend may set a fast path for the common call (float32, C-contiguous, out=
+        # given): fast(x, out) returns True when it did the whole call, False to decline
+        # (nothing done); it runs under the lock and must reset itself on close/reset.
+        self._fast_matmul: Callable[[np.ndarray, np.ndarray], bool] | None = None
 
     # ---- construction by URI -------------------------------------------------------
     @classmethod
@@ -150,6 +156,7 @@ class PhotonicDevice(ABC):
             if not self._is_open:
                 return
             try:
+                self._fast_matmul = None
                 self._close()
             finally:
                 self._is_open = False
@@ -234,19 +241,45 @@ class PhotonicDevice(ABC):
     def matmul(self, x: Any, out: np.ndarray | None = None) -> np.ndarray:
         """Run input vectors through the loaded weights: ``X @ W.T`` as the chip computes it.
 
-        ``x`` is (c,) or (batch, c) and is converted to float32 C order once if needed.
-        ``out``, if given, must be float32, C-contiguous and of the result's shape.
+        ``x`` is (c,) or (batch, c) and is converted to aligned float32 C order once if
+        needed (values beyond the float32 range are an InputError). ``out``, if given, must
+        be float32, C-contiguous, writeable and of the result's shape; it may overlap ``x``
+        (``x`` is then copied first) or be misaligned (the result is copied into it). A
+        result too large for this machine's memory is refused up front (InputError naming
+        the size).
         """
         with self._lock:
+            fast = self._fast_matmul
+            if (
+                fast is not None
+                and out is not None
+                and type(x) is np.ndarray
+                and type(out) is np.ndarray
+                and fast(x, out)
+            ):
+                return out
             self._require_open()
             if self._weights_shape is None:
                 raise InputError("no weights are loaded; call load_weights(W) first")
             rows, cols = self._weights_shape
             x2d, single = _as_input_batch(x, cols, check_finite=not self._backend_checks_finite)
-            y2d = _output_buffer(out, x2d.shape[0], rows, single)
+            if out is None:
+                _check_fits_memory(self._matmul_bytes(x2d.shape[0]), x2d.shape[0], rows)
+            y2d = target = _output_buffer(out, x2d.shape[0], rows, single)
+            if not y2d.flags.aligned:  # engines get aligned memory; copied back below
+                y2d = np.empty(y2d.shape, dtype=np.float32)
             if x2d.shape[0]:
+                if np.may_share_memory(x2d, y2d):
+                    x2d = x2d.copy()  # the engine reads x while it writes out
                 self._matmul(x2d, y2d)
+                if y2d is not target:
+                    target[...] = y2d
             return y2d[0] if single and out is None else (out if out is not None else y2d)
+
+    def _matmul_bytes(self, batch: int) -> int:
+        """Memory one call of ``batch`` vectors needs (the output; engines may add scratch)."""
+        rows = self._weights_shape[0] if self._weights_shape else 0
+        return 4 * batch * rows
 
     def set_temperature(self, temperature_c: float) -> None:
         """Set the chip temperature setpoint in °C (backends with SET_TEMPERATURE)."""
@@ -263,6 +296,7 @@ class PhotonicDevice(ABC):
         """Return to the state just after open: no weights, counters zeroed."""
         with self._lock:
             self._require_open()
+            self._fast_matmul = None
             self._reset()
             self._weights_shape = None
             self._weights_id = None
@@ -305,6 +339,27 @@ class PhotonicDevice(ABC):
             )
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+_F32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32
+
+
+def _physical_memory_bytes() -> int | None:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return None
+
+
+def _check_fits_memory(nbytes: int, batch: int, rows: int) -> None:
+    """Refuse a call whose result and scratch exceed the machine's physical memory."""
+    total = _physical_memory_bytes()
+    if total is not None and nbytes > total:
+        raise InputError(
+            f"a call of {batch} vectors x {rows} outputs needs about {nbytes / 2**30:.1f} GiB, "
+            f"more than this machine's {total / 2**30:.1f} GiB of memory; split the batch"
+        )
+
+
 def _check_real_numeric(arr: np.ndarray, what: str, check_finite: bool = True) -> None:
     if arr.dtype.kind not in "fiu":
         raise InputError(f"{what} must be a real numeric array, got dtype {arr.dtype}")
@@ -323,7 +378,14 @@ def _as_weight_matrix(weights: Any) -> np.ndarray:
     if w.shape[0] == 0 or w.shape[1] == 0:
         raise InputError(f"weights must not be empty, got shape {w.shape}")
     _check_real_numeric(w, "weights")
-    return np.ascontiguousarray(w, dtype=np.float64)
+    w64 = np.ascontiguousarray(w, dtype=np.float64)
+    scale = float(np.max(np.abs(w64)))
+    if scale > _F32_MAX or 0.0 < scale < _F32_TINY:
+        raise InputError(
+            f"weights' largest magnitude {scale:g} is outside the float32 range the chip "
+            f"reads out in ({_F32_TINY:g} to {_F32_MAX:g}, or all zero)"
+        )
+    return w64
 
 
 def _as_input_batch(x: Any, cols: int, check_finite: bool = True) -> tuple[np.ndarray, bool]:
@@ -331,6 +393,7 @@ def _as_input_batch(x: Any, cols: int, check_finite: bool = True) -> tuple[np.nd
         type(x) is np.ndarray
         and x.dtype == np.float32
         and x.flags.c_contiguous
+        and x.flags.aligned
         and 1 <= x.ndim <= 2
         and x.shape[-1] == cols
     ):  # fast path: use as is
@@ -354,7 +417,17 @@ def _as_input_batch(x: Any, cols: int, check_finite: bool = True) -> tuple[np.nd
             f"expected shape ({cols},) or (batch, {cols}), got {arr.shape}"
         )
     _check_real_numeric(x2d, "input", check_finite)
-    return np.ascontiguousarray(x2d, dtype=np.float32), single
+    with np.errstate(over="ignore"):
+        # aligned, C order, float32: a misaligned buffer is copied, never read as is
+        x32 = np.require(x2d, dtype=np.float32, requirements=("C", "A"))
+    if x2d.dtype != np.float32 and x2d.size and not np.isfinite(x32).all():
+        if np.isfinite(x2d).all():
+            raise InputError(
+                f"input values up to {float(np.max(np.abs(x2d))):g} exceed the float32 range "
+                f"(±{_F32_MAX:g}) the chip's DAC takes"
+            )
+        _check_real_numeric(x2d, "input")
+    return x32, single
 
 
 def _output_buffer(out: np.ndarray | None, batch: int, rows: int, single: bool) -> np.ndarray:

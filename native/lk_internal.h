@@ -172,17 +172,56 @@ void lk_pool_run(int workers, void (*fn)(void *, int), void *arg);
 /* Per-ISA kernels (lk_scalar.c, lk_x86.c)                                                */
 /* ------------------------------------------------------------------------------------ */
 
-/* Tile: for mr batch rows (1..LK_MR_MAX) and np consecutive weight panels (1..LK_NP_MAX)
- * compute, for every lane l of panel p and row r,
- *   u[r][p*16 + l]  = fma chain over j of w[p][j][l] * xp[j][r].x
- *   s2[r][p*16 + l] = fma chain over j of (w[p][j][l]^2) * xp[j][r].x2
- * starting from +0, j = 0 .. cols-1 in order, one fused multiply-add per term.
- *   w      first panel of the tile; panel p starts at w + p * pstride
- *   xp     inputs of the tile's rows as (x_n, x_n^2) pairs: x_n of row r at column j is
- *          xp[r * rs + 2 * j] and x_n^2 is next to it (rs >= 2 * cols floats per row)
- *   u, s2  outputs, row stride LK_TILE_LD floats */
-typedef void (*lk_tile_fn)(const float *w, int64_t pstride, int np, const float *xp,
-                           int64_t rs, int mr, int64_t cols, float *u, float *s2);
+/* Variance codes (docs/kernel.md "Variance term"): D_ij = max(R_i^2 C_j^2 - W_ij^2, 0) in
+ * float32 (R_i^2 * C_j^2 and W_ij * W_ij each rounded, then the difference), its code
+ * dq_ij = min(rint(D_ij * dinv_i), 255) with dinv_i = 255 / max_j D_ij, and the input code
+ * x2q_j = rint((x_n,j * x_n,j) * 127). Codes are integers, so their dot product
+ * s_i = sum_j dq_ij x2q_j (int32) is the same on every path whatever the order. */
+#define LK_DQ_MAX 255
+#define LK_X2_MAX 127
+#define LK_DGROUP 4 /* columns per 32-bit lane of packed variance codes (VNNI layout) */
+#define LK_DPAD 64  /* code rows (x2q and each panel's codes) are padded to 64 columns */
+
+static inline int32_t lk_dcode(float w, float r2, float c2, float dinv) {
+    float d = r2 * c2 - w * w;
+    d = d > 0.0f ? d : 0.0f;
+    const float e = rintf(d * dinv);
+    return e < (float)LK_DQ_MAX ? (int32_t)e : LK_DQ_MAX;
+}
+
+static inline uint8_t lk_x2code(float xn) { return (uint8_t)rintf((xn * xn) * 127.0f); }
+
+/* What a tile reads. Panel p of the tile starts at w + p * pstride (floats) and its
+ * variance codes at d + p * dstride (bytes): ceil(cols / 64) * 16 groups of 16 lanes x 4
+ * bytes, byte k of lane l of group g being the code of (output l, column 4 g + k), 0 past
+ * cols. Row r of the tile: x_n at xn + r * xs (floats), x2q at x2 + r * x2s (bytes, zero
+ * padded to a multiple of 64). d == NULL: noise off, no s is computed. r2, dinv point at the
+ * tile's first output (16 * np floats, zero padded), c2 at column 0: for tiles that
+ * compute the codes from w on the fly instead of reading d. */
+typedef struct lk_tile_args {
+    const float *w;
+    int64_t pstride;
+    const uint8_t *d;
+    int64_t dstride;
+    const float *xn;
+    int64_t xs;
+    const uint8_t *x2;
+    int64_t x2s;
+    int64_t cols;
+    int64_t j0, j1; /* the columns this call adds: [j0, j1), j0 a multiple of 4 */
+    int init;       /* 1: start u and s from 0; 0: continue the chains held in u and s */
+    const float *r2, *c2, *dinv;
+} lk_tile_args;
+
+/* Tile: for mr batch rows (1..LK_MR_MAX) and np consecutive panels (1..LK_NP_MAX), every
+ * lane l of panel p and row r:
+ *   u[r][p*16 + l] = fma chain over j = j0 .. j1-1, in order, of w[p][j][l] * x_n[r][j]
+ *   s[r][p*16 + l] = + sum_j dq[p][l][j] * x2q[r][j]  (int32, exact; only when d != NULL)
+ * from +0 (init) or from the values already in u and s, which continues the same chain:
+ * a call over [0, 128) then one over [128, cols) gives the bits of one call over [0, cols).
+ * u and s have row stride LK_TILE_LD. Tiles computing codes on the fly take j0 = 0,
+ * j1 = cols, init = 1 only. */
+typedef void (*lk_tile_fn)(const lk_tile_args *a, int np, int mr, float *u, int32_t *s);
 
 /* Constants of the epilogue, all float32 as the kernel holds them. */
 typedef struct lk_epi {
@@ -190,21 +229,22 @@ typedef struct lk_epi {
     float from_code; /* FS / L_y */
     float levels;    /* L_y */
     float out_scale; /* s_w */
-    float phase_var, c0, c1, c2;
+    float c0, c1, c2;
     int noise;
+    int codes; /* 1: write the ADC codes as int32 into y instead of floats */
 } lk_epi;
 
-/* Epilogue of one (vector, panel): lanes 0..n-1 (n in 1..16) of u, s2 (accumulators), r2
- * (R_i^2) and z (normals) are used; all four arrays must be readable for 16 floats. Per
- * lane, in float32 and in this order (docs/physics.md section 3, steps 3-7):
- *   v_phi = phase_var * (R_i^2 * q - s2), then max(v_phi, 0)
+/* Epilogue of one (vector, panel): lanes 0..n-1 (n in 1..16) of u, s (accumulators),
+ * vs (variance scale of the output row) and z (normals) are used; all four arrays must be
+ * readable for 16 elements. Per lane, in float32 and in this order (docs/kernel.md):
+ *   v_phi = vs * (float)s
  *   var   = v_phi + ((c0 + c1 * |u|) + c2 * (u * u))
  *   v     = u + sqrtf(var) * z          (v = u when noise is off)
  *   code  = rint(v * (L/FS)); code >= L gives L, code <= -L gives -L (a "hit")
- *   y     = ((code * (FS/L)) * s_x) * s_w
+ *   y     = ((code * (FS/L)) * s_x) * s_w      (or (int32)code when e->codes)
  * Writes y[0..n-1] and returns the number of hits. */
-typedef int (*lk_epi_fn)(const lk_epi *e, const float *u, const float *s2, const float *r2,
-                         const float *z, float sx, float q, float *y, int n);
+typedef int (*lk_epi_fn)(const lk_epi *e, const float *u, const int32_t *s, const float *vs,
+                         const float *z, float sx, float *y, int n);
 
 /* Input DAC of one vector (docs/physics.md section 3 step 1): s_x = max_j |x_j| is
  * returned and x_n,j = rint(x_j * to_code) / L written to xn (see lk_dac_factor; when the
@@ -212,10 +252,8 @@ typedef int (*lk_epi_fn)(const lk_epi *e, const float *u, const float *s2, const
  * and x_n = 0. x must be finite. */
 typedef float (*lk_dac_fn)(const float *x, int64_t cols, float levels, float *xn);
 
-/* q of n rows (layout as for lk_tile_fn): q[r] = fma chain over j = 0 .. cols-1 of
- * c2[j] * xp[r * rs + 2 * j + 1], from +0, one fused multiply-add per term. */
-typedef void (*lk_qrows_fn)(const float *xp, int64_t rs, int64_t n, const float *c2,
-                            int64_t cols, float *q);
+/* Variance input codes of one vector: x2[j] = lk_x2code(xn[j]), j < cols. */
+typedef void (*lk_x2_fn)(const float *xn, int64_t cols, uint8_t *x2);
 
 /* 1 if any of the n floats is NaN or +-Inf (exponent bits all ones), else 0. */
 typedef int (*lk_nonfinite_fn)(const float *a, int64_t n);
@@ -224,31 +262,31 @@ typedef int (*lk_nonfinite_fn)(const float *a, int64_t n);
 typedef int64_t (*lk_adc_fn)(const float *v, int64_t n, float to_code, float levels,
                              float *codes);
 
-void lk_tile_scalar(const float *w, int64_t pstride, int np, const float *xp, int64_t rs,
-                    int mr, int64_t cols, float *u, float *s2);
-int lk_epi_scalar(const lk_epi *e, const float *u, const float *s2, const float *r2,
-                  const float *z, float sx, float q, float *y, int n);
+void lk_tile_scalar(const lk_tile_args *a, int np, int mr, float *u, int32_t *s);
+int lk_epi_scalar(const lk_epi *e, const float *u, const int32_t *s, const float *vs,
+                  const float *z, float sx, float *y, int n);
 int64_t lk_adc_scalar(const float *v, int64_t n, float to_code, float levels, float *codes);
 float lk_dac_scalar(const float *x, int64_t cols, float levels, float *xn);
 int lk_nonfinite_scalar(const float *a, int64_t n);
-void lk_qrows_scalar(const float *xp, int64_t rs, int64_t n, const float *c2, int64_t cols,
-                     float *q);
+void lk_x2_scalar(const float *xn, int64_t cols, uint8_t *x2);
 #if LK_X86
-void lk_qrows_fma(const float *xp, int64_t rs, int64_t n, const float *c2, int64_t cols,
-                  float *q);
+void lk_x2_avx512(const float *xn, int64_t cols, uint8_t *x2);
+int lk_amx_available(void);
+void lk_amx_block(const uint8_t *x2, int64_t x2s, int64_t nb, const uint8_t *d, int64_t dstride,
+                  int np, int64_t bytes, int32_t *s);
 float lk_dac_avx2(const float *x, int64_t cols, float levels, float *xn);
 float lk_dac_avx512(const float *x, int64_t cols, float levels, float *xn);
 int lk_nonfinite_avx2(const float *a, int64_t n);
 int lk_nonfinite_avx512(const float *a, int64_t n);
-void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *xp, int64_t rs,
-                  int mr, int64_t cols, float *u, float *s2);
-int lk_epi_avx2(const lk_epi *e, const float *u, const float *s2, const float *r2,
-                const float *z, float sx, float q, float *y, int n);
+void lk_tile_avx2(const lk_tile_args *a, int np, int mr, float *u, int32_t *s);
+int lk_epi_avx2(const lk_epi *e, const float *u, const int32_t *s, const float *vs,
+                const float *z, float sx, float *y, int n);
 int64_t lk_adc_avx2(const float *v, int64_t n, float to_code, float levels, float *codes);
-void lk_tile_avx512(const float *w, int64_t pstride, int np, const float *xp, int64_t rs,
-                    int mr, int64_t cols, float *u, float *s2);
-int lk_epi_avx512(const lk_epi *e, const float *u, const float *s2, const float *r2,
-                  const float *z, float sx, float q, float *y, int n);
+void lk_tile_avx512(const lk_tile_args *a, int np, int mr, float *u, int32_t *s);
+void lk_tile_avx512vnni(const lk_tile_args *a, int np, int mr, float *u, int32_t *s);
+void lk_tile_avx512_fly(const lk_tile_args *a, int np, int mr, float *u, int32_t *s);
+int lk_epi_avx512(const lk_epi *e, const float *u, const int32_t *s, const float *vs,
+                  const float *z, float sx, float *y, int n);
 int64_t lk_adc_avx512(const float *v, int64_t n, float to_code, float levels, float *codes);
 #endif
 

@@ -11,28 +11,33 @@
 
 #include "lk_internal.h"
 
-void lk_tile_scalar(const float *w, int64_t pstride, int np, const float *xp, int64_t rs,
-                    int mr, int64_t cols, float *u, float *s2) {
-    for (int r = 0; r < mr; r++) {
+void lk_tile_scalar(const lk_tile_args *a, int np, int mr, float *u, int32_t *s) {
+    for (int r = 0; r < mr && a->init; r++) {
         for (int l = 0; l < np * LK_PANEL; l++) {
             u[r * LK_TILE_LD + l] = 0.0f;
-            s2[r * LK_TILE_LD + l] = 0.0f;
+            s[r * LK_TILE_LD + l] = 0;
         }
     }
-    for (int64_t j = 0; j < cols; j++) {
+    for (int64_t j = a->j0; j < a->j1; j++) {
         for (int p = 0; p < np; p++) {
-            const float *wj = w + p * pstride + j * LK_PANEL;
+            const float *wj = a->w + p * a->pstride + j * LK_PANEL;
             for (int r = 0; r < mr; r++) {
-                const float xv = xp[r * rs + 2 * j];
-                const float x2 = xp[r * rs + 2 * j + 1];
+                const float xv = a->xn[r * a->xs + j];
                 float *ur = u + r * LK_TILE_LD + p * LK_PANEL;
-                float *sr = s2 + r * LK_TILE_LD + p * LK_PANEL;
-                for (int l = 0; l < LK_PANEL; l++) {
-                    const float wl = wj[l];
-                    const float w2 = wl * wl;
-                    ur[l] = fmaf(wl, xv, ur[l]);
-                    sr[l] = fmaf(w2, x2, sr[l]);
-                }
+                for (int l = 0; l < LK_PANEL; l++) ur[l] = fmaf(wj[l], xv, ur[l]);
+            }
+        }
+    }
+    if (a->d == NULL) return;
+    for (int p = 0; p < np; p++) {
+        const uint8_t *dp = a->d + p * a->dstride;
+        for (int r = 0; r < mr; r++) {
+            const uint8_t *x2 = a->x2 + r * a->x2s;
+            int32_t *sr = s + r * LK_TILE_LD + p * LK_PANEL;
+            for (int64_t j = a->j0; j < a->j1; j++) {
+                const uint8_t *dj = dp + (j / LK_DGROUP) * (LK_PANEL * LK_DGROUP) + j % LK_DGROUP;
+                const int32_t xq = x2[j];
+                for (int l = 0; l < LK_PANEL; l++) sr[l] += (int32_t)dj[l * LK_DGROUP] * xq;
             }
         }
     }
@@ -63,22 +68,26 @@ int64_t lk_adc_scalar(const float *v, int64_t n, float to_code, float levels, fl
     return hits;
 }
 
-int lk_epi_scalar(const lk_epi *e, const float *u, const float *s2, const float *r2,
-                  const float *z, float sx, float q, float *y, int n) {
+int lk_epi_scalar(const lk_epi *e, const float *u, const int32_t *s, const float *vs,
+                  const float *z, float sx, float *y, int n) {
     int hits = 0;
     for (int l = 0; l < n; l++) {
         const float ul = u[l];
         float v = ul;
         if (e->noise) {
-            float vphi = e->phase_var * (r2[l] * q - s2[l]);
-            vphi = vphi > 0.0f ? vphi : 0.0f;
+            const float vphi = vs[l] * (float)s[l];
             const float det = (e->c0 + e->c1 * fabsf(ul)) + e->c2 * (ul * ul);
             v = ul + sqrtf(vphi + det) * z[l];
         }
         int hit;
         const float code = adc_one(v, e->to_code, e->levels, &hit);
         hits += hit;
-        y[l] = ((code * e->from_code) * sx) * e->out_scale;
+        if (e->codes) {
+            const int32_t c = (int32_t)code;
+            memcpy(&y[l], &c, sizeof c);
+        } else {
+            y[l] = ((code * e->from_code) * sx) * e->out_scale;
+        }
     }
     return hits;
 }
@@ -103,15 +112,6 @@ float lk_dac_scalar(const float *x, int64_t cols, float levels, float *xn) {
     return sx;
 }
 
-void lk_qrows_scalar(const float *xp, int64_t rs, int64_t n, const float *c2, int64_t cols,
-                     float *q) {
-    for (int64_t r = 0; r < n; r++) {
-        float acc = 0.0f;
-        for (int64_t j = 0; j < cols; j++) acc = fmaf(c2[j], xp[r * rs + 2 * j + 1], acc);
-        q[r] = acc;
-    }
-}
-
 int lk_nonfinite_scalar(const float *a, int64_t n) {
     uint32_t bad = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -120,4 +120,8 @@ int lk_nonfinite_scalar(const float *a, int64_t n) {
         bad |= (uint32_t)((bits & 0x7F800000u) == 0x7F800000u);
     }
     return bad != 0;
+}
+
+void lk_x2_scalar(const float *xn, int64_t cols, uint8_t *x2) {
+    for (int64_t j = 0; j < cols; j++) x2[j] = lk_x2code(xn[j]);
 }

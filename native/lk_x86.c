@@ -13,131 +13,322 @@
 
 #if LK_X86
 
+#include <cpuid.h>
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
-#define LK_T512 __attribute__((target("avx512f")))
+#define LK_T512 __attribute__((target("avx512f,avx512bw")))
+#define LK_T512V __attribute__((target("avx512f,avx512bw,avx512vnni")))
 #define LK_T256 __attribute__((target("avx2,fma")))
-#define LK_TFMA __attribute__((target("fma")))
-
-/* ------------------------------------------------------------------------------------ */
-/* q chains (any x86 with FMA): independent scalar FMA chains of several rows, interleaved. */
-/* ------------------------------------------------------------------------------------ */
-
-static LK_TFMA LK_ALWAYS_INLINE void qrows(const float *xp, int64_t rs, const float *c2,
-                                           int64_t cols, float *q, const int N) {
-    __m128 acc[8];
-    const float *x2[8];
-#pragma GCC unroll 8
-    for (int r = 0; r < N; r++) {
-        acc[r] = _mm_setzero_ps();
-        x2[r] = xp + r * rs + 1;
-    }
-    for (int64_t j = 0; j < cols; j++) {
-        const __m128 c = _mm_set_ss(c2[j]);
-#pragma GCC unroll 8
-        for (int r = 0; r < N; r++) {
-            acc[r] = _mm_fmadd_ss(c, _mm_load_ss(x2[r] + 2 * j), acc[r]);
-        }
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < N; r++) q[r] = _mm_cvtss_f32(acc[r]);
-}
-
-/* lk_qrows_fn: up to 8 rows' chains interleaved, so the FMA latency is hidden. */
-LK_TFMA void lk_qrows_fma(const float *xp, int64_t rs, int64_t n, const float *c2, int64_t cols,
-                          float *q) {
-    for (int64_t r = 0; r < n; r += 8) {
-        const float *x = xp + r * rs;
-        switch (n - r < 8 ? n - r : 8) {
-        case 1: qrows(x, rs, c2, cols, q + r, 1); break;
-        case 2: qrows(x, rs, c2, cols, q + r, 2); break;
-        case 3: qrows(x, rs, c2, cols, q + r, 3); break;
-        case 4: qrows(x, rs, c2, cols, q + r, 4); break;
-        case 5: qrows(x, rs, c2, cols, q + r, 5); break;
-        case 6: qrows(x, rs, c2, cols, q + r, 6); break;
-        case 7: qrows(x, rs, c2, cols, q + r, 7); break;
-        default: qrows(x, rs, c2, cols, q + r, 8); break;
-        }
-    }
-}
 
 /* ------------------------------------------------------------------------------------ */
 /* AVX-512F: a panel is one zmm register; up to 6 rows x 2 panels or 2 rows x 4 panels,    */
 /* i.e. at most 24 accumulators (u and s2) in the 32 zmm registers.                        */
 /* ------------------------------------------------------------------------------------ */
 
-static LK_T512 LK_ALWAYS_INLINE void tile512(const float *restrict w, int64_t ps,
-                                             const float *restrict xp, int64_t rs,
-                                             int64_t cols, float *restrict u,
-                                             float *restrict s2, const int MR, const int NP) {
-    /* Every small loop is unrolled up front so the accumulators live in registers. */
-    __m512 acc[LK_MR_MAX][LK_NP_MAX];
-    __m512 sq[LK_MR_MAX][LK_NP_MAX];
-    const float *wp[LK_NP_MAX];
-    const float *xr[LK_MR_MAX];
+/* The 4-byte group of variance codes of row r at column group g, as one int32. */
+static LK_ALWAYS_INLINE int32_t x2group(const lk_tile_args *a, int r, int64_t g) {
+    int32_t v;
+    memcpy(&v, a->x2 + r * a->x2s + LK_DGROUP * g, sizeof v);
+    return v;
+}
+
+/* s += sum over the 4 bytes k of each 32-bit lane of a[k] * b[k] (a unsigned codes <= 255,
+ * b codes <= 127): vpdpbusd where the CPU has AVX-512 VNNI, else two vpmaddwd of the even
+ * and odd bytes (exact: each 16-bit product pair sums to < 2^16). */
+static LK_T512 LK_ALWAYS_INLINE __m512i dot4_512(__m512i s, __m512i a, __m512i b) {
+    const __m512i m = _mm512_set1_epi16(0x00FF);
+    s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_and_si512(a, m), _mm512_and_si512(b, m)));
+    return _mm512_add_epi32(
+        s, _mm512_madd_epi16(_mm512_srli_epi16(a, 8), _mm512_srli_epi16(b, 8)));
+}
+
+static LK_T512V LK_ALWAYS_INLINE __m512i dot4_512v(__m512i s, __m512i a, __m512i b) {
+    return _mm512_dpbusd_epi32(s, a, b);
+}
+
+/* The AVX-512 tile, for one shape (MR x NP), with or without the variance codes (NOISE),
+ * with vpdpbusd or its emulation (VNNI). Every lane of u is a sequential FMA chain in j. */
+#define LK_TILE512_BODY(DOT)                                                                 \
+    __m512 acc[LK_MR_MAX][LK_NP_MAX];                                                        \
+    __m512i sq[LK_MR_MAX][LK_NP_MAX];                                                        \
+    const int64_t cols = a->j1, groups = cols / LK_DGROUP;                                   \
+    _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                   \
+        _Pragma("GCC unroll 4") for (int p = 0; p < NP; p++) {                               \
+            if (a->init) {                                                                   \
+                acc[r][p] = _mm512_setzero_ps();                                             \
+                sq[r][p] = _mm512_setzero_si512();                                           \
+            } else {                                                                         \
+                acc[r][p] = _mm512_loadu_ps(u + r * LK_TILE_LD + p * LK_PANEL);              \
+                sq[r][p] = NOISE ? _mm512_loadu_si512(                                       \
+                                       (const void *)(s + r * LK_TILE_LD + p * LK_PANEL))    \
+                                 : _mm512_setzero_si512();                                   \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    for (int64_t g = a->j0 / LK_DGROUP; g <= groups; g++) {                                  \
+        const int64_t j0 = g * LK_DGROUP;                                                    \
+        const int64_t jn = g < groups ? LK_DGROUP : cols - j0;                               \
+        if (jn == 0) break;                                                                  \
+        if (jn == LK_DGROUP) {                                                               \
+            _Pragma("GCC unroll 4") for (int k = 0; k < LK_DGROUP; k++) {                    \
+                __m512 wv[LK_NP_MAX];                                                        \
+                _Pragma("GCC unroll 4") for (int p = 0; p < NP; p++) wv[p] =                 \
+                    _mm512_loadu_ps(a->w + p * a->pstride + (j0 + k) * LK_PANEL);            \
+                _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                       \
+                    const __m512 xb = _mm512_set1_ps(a->xn[r * a->xs + j0 + k]);             \
+                    _Pragma("GCC unroll 4") for (int p = 0; p < NP; p++) acc[r][p] =         \
+                        _mm512_fmadd_ps(wv[p], xb, acc[r][p]);                               \
+                }                                                                            \
+            }                                                                                \
+        } else {                                                                             \
+            for (int64_t k = 0; k < jn; k++) {                                               \
+                _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                       \
+                    const __m512 xb = _mm512_set1_ps(a->xn[r * a->xs + j0 + k]);             \
+                    _Pragma("GCC unroll 4") for (int p = 0; p < NP; p++) acc[r][p] =         \
+                        _mm512_fmadd_ps(                                                     \
+                            _mm512_loadu_ps(a->w + p * a->pstride + (j0 + k) * LK_PANEL),    \
+                            xb, acc[r][p]);                                                  \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+        if (NOISE) {                                                                         \
+            __m512i dv[LK_NP_MAX];                                                           \
+            _Pragma("GCC unroll 4") for (int p = 0; p < NP; p++) dv[p] =                     \
+                _mm512_loadu_si512((const void *)(a->d + p * a->dstride + g * 64));          \
+            _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                           \
+                const __m512i xb = _mm512_set1_epi32(x2group(a, r, g));                      \
+                _Pragma("GCC unroll 4") for (int p = 0; p < NP; p++) sq[r][p] =              \
+                    DOT(sq[r][p], dv[p], xb);                                                \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                   \
+        _Pragma("GCC unroll 4") for (int p = 0; p < NP; p++) {                               \
+            _mm512_storeu_ps(u + r * LK_TILE_LD + p * LK_PANEL, acc[r][p]);                  \
+            if (NOISE)                                                                       \
+                _mm512_storeu_si512((void *)(s + r * LK_TILE_LD + p * LK_PANEL), sq[r][p]);  \
+        }                                                                                    \
+    }
+
+static LK_T512 LK_ALWAYS_INLINE void tile512(const lk_tile_args *a, float *u, int32_t *s,
+                                             const int MR, const int NP, const int NOISE) {
+    LK_TILE512_BODY(dot4_512)
+}
+
+static LK_T512V LK_ALWAYS_INLINE void tile512v(const lk_tile_args *a, float *u, int32_t *s,
+                                               const int MR, const int NP, const int NOISE) {
+    LK_TILE512_BODY(dot4_512v)
+}
+
+/* Shapes the driver asks for: 1-6 rows x 1-2 panels, 1-2 rows x 3-4 panels. */
+#define LK_SHAPES512(CASE)                                                                  \
+    CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4) CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)  \
+    CASE(3, 1) CASE(3, 2) CASE(4, 1) CASE(4, 2) CASE(5, 1) CASE(5, 2) CASE(6, 1) CASE(6, 2)
+
+#define LK_CASE512(MR, NP)                                                                  \
+    case (MR) * 8 + (NP):                                                                   \
+        if (a->d != NULL) tile512(a, u, s, MR, NP, 1);                                      \
+        else tile512(a, u, s, MR, NP, 0);                                                   \
+        return;
+#define LK_CASE512V(MR, NP)                                                                 \
+    case (MR) * 8 + (NP):                                                                   \
+        if (a->d != NULL) tile512v(a, u, s, MR, NP, 1);                                     \
+        else tile512v(a, u, s, MR, NP, 0);                                                  \
+        return;
+
+/* Shapes outside the table: one panel at a time (same bits). */
+static void tile_by_panel(lk_tile_fn fn, const lk_tile_args *a, int np, int mr, float *u,
+                          int32_t *s) {
+    for (int p = 0; p < np; p++) {
+        lk_tile_args b = *a;
+        b.w = a->w + p * a->pstride;
+        if (a->d != NULL) b.d = a->d + p * a->dstride;
+        if (a->r2 != NULL) b.r2 = a->r2 + p * LK_PANEL;
+        if (a->dinv != NULL) b.dinv = a->dinv + p * LK_PANEL;
+        fn(&b, 1, mr, u + p * LK_PANEL, s + p * LK_PANEL);
+    }
+}
+
+LK_T512 void lk_tile_avx512(const lk_tile_args *a, int np, int mr, float *u, int32_t *s) {
+    switch (mr * 8 + np) {
+        LK_SHAPES512(LK_CASE512)
+    default:
+        break;
+    }
+    tile_by_panel(lk_tile_avx512, a, np, mr, u, s);
+}
+
+LK_T512V void lk_tile_avx512vnni(const lk_tile_args *a, int np, int mr, float *u,
+                                 int32_t *s) {
+    switch (mr * 8 + np) {
+        LK_SHAPES512(LK_CASE512V)
+    default:
+        break;
+    }
+    tile_by_panel(lk_tile_avx512vnni, a, np, mr, u, s);
+}
+
+/* Narrow tiles (1-2 rows) for matrices too large for the caches: the variance codes are
+ * computed from w on the fly (lk_dcode, the same float operations) instead of read, so a
+ * GEMV moves only the float weights. s += dq * x2q per column with vpmaddwd (exact). */
+static LK_T512 LK_ALWAYS_INLINE void fly512(const lk_tile_args *a, float *u, int32_t *s,
+                                            const int MR, const int NP) {
+    __m512 acc[2][LK_NP_MAX];
+    __m512i sq[2][LK_NP_MAX];
+    __m512 r2v[LK_NP_MAX], dinvv[LK_NP_MAX];
+    const __m512 zero = _mm512_setzero_ps(), dmax = _mm512_set1_ps((float)LK_DQ_MAX);
 #pragma GCC unroll 4
-    for (int p = 0; p < NP; p++) wp[p] = w + p * ps;
-#pragma GCC unroll 6
-    for (int r = 0; r < MR; r++) xr[r] = xp + r * rs;
-#pragma GCC unroll 6
-    for (int r = 0; r < MR; r++) {
-#pragma GCC unroll 4
-        for (int p = 0; p < NP; p++) {
-            acc[r][p] = _mm512_setzero_ps();
-            sq[r][p] = _mm512_setzero_ps();
+    for (int p = 0; p < NP; p++) {
+        r2v[p] = _mm512_loadu_ps(a->r2 + p * LK_PANEL);
+        dinvv[p] = _mm512_loadu_ps(a->dinv + p * LK_PANEL);
+#pragma GCC unroll 2
+        for (int r = 0; r < MR; r++) {
+            acc[r][p] = zero;
+            sq[r][p] = _mm512_setzero_si512();
         }
     }
-    for (int64_t j = 0; j < cols; j++) {
-        __m512 wv[LK_NP_MAX];
-        __m512 w2[LK_NP_MAX];
+    for (int64_t j = 0; j < a->cols; j++) {
+        const __m512 c2b = _mm512_set1_ps(a->c2[j]);
+        __m512 xb[2];
+        __m512i x2b[2];
+#pragma GCC unroll 2
+        for (int r = 0; r < MR; r++) {
+            xb[r] = _mm512_set1_ps(a->xn[r * a->xs + j]);
+            x2b[r] = _mm512_set1_epi32((int32_t)a->x2[r * a->x2s + j]);
+        }
 #pragma GCC unroll 4
         for (int p = 0; p < NP; p++) {
-            wv[p] = _mm512_loadu_ps(wp[p] + j * LK_PANEL);
-            w2[p] = _mm512_mul_ps(wv[p], wv[p]);
-        }
-#pragma GCC unroll 6
-        for (int r = 0; r < MR; r++) {
-            const __m512 xb = _mm512_set1_ps(xr[r][2 * j]);
-            const __m512 x2b = _mm512_set1_ps(xr[r][2 * j + 1]);
-#pragma GCC unroll 4
-            for (int p = 0; p < NP; p++) {
-                acc[r][p] = _mm512_fmadd_ps(wv[p], xb, acc[r][p]);
-                sq[r][p] = _mm512_fmadd_ps(w2[p], x2b, sq[r][p]);
+            const __m512 wv = _mm512_loadu_ps(a->w + p * a->pstride + j * LK_PANEL);
+            __m512 d = _mm512_sub_ps(_mm512_mul_ps(r2v[p], c2b), _mm512_mul_ps(wv, wv));
+            d = _mm512_max_ps(d, zero);
+            const __m512 e = _mm512_roundscale_ps(_mm512_mul_ps(d, dinvv[p]),
+                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            const __m512i dq = _mm512_cvttps_epi32(_mm512_min_ps(e, dmax));
+#pragma GCC unroll 2
+            for (int r = 0; r < MR; r++) {
+                acc[r][p] = _mm512_fmadd_ps(wv, xb[r], acc[r][p]);
+                sq[r][p] = _mm512_add_epi32(sq[r][p], _mm512_madd_epi16(dq, x2b[r]));
             }
         }
     }
-#pragma GCC unroll 6
+#pragma GCC unroll 2
     for (int r = 0; r < MR; r++) {
 #pragma GCC unroll 4
         for (int p = 0; p < NP; p++) {
             _mm512_storeu_ps(u + r * LK_TILE_LD + p * LK_PANEL, acc[r][p]);
-            _mm512_storeu_ps(s2 + r * LK_TILE_LD + p * LK_PANEL, sq[r][p]);
+            _mm512_storeu_si512((void *)(s + r * LK_TILE_LD + p * LK_PANEL), sq[r][p]);
         }
     }
 }
 
-#define LK_CASE512(MR, NP)                                                                  \
+#define LK_CASEFLY(MR, NP)                                                                  \
     case (MR) * 8 + (NP):                                                                   \
-        tile512(w, pstride, xp, rs, cols, u, s2, MR, NP);                                   \
+        fly512(a, u, s, MR, NP);                                                            \
         return;
 
-LK_T512 void lk_tile_avx512(const float *w, int64_t pstride, int np, const float *xp,
-                            int64_t rs, int mr, int64_t cols, float *u, float *s2) {
+LK_T512 void lk_tile_avx512_fly(const lk_tile_args *a, int np, int mr, float *u, int32_t *s) {
+    if (a->d == NULL) { /* noise off: nothing to compute on the fly */
+        lk_tile_avx512(a, np, mr, u, s);
+        return;
+    }
     switch (mr * 8 + np) {
-        LK_CASE512(1, 1) LK_CASE512(1, 2) LK_CASE512(1, 3) LK_CASE512(1, 4)
-        LK_CASE512(2, 1) LK_CASE512(2, 2) LK_CASE512(2, 3) LK_CASE512(2, 4)
-        LK_CASE512(3, 1) LK_CASE512(3, 2) LK_CASE512(4, 1) LK_CASE512(4, 2)
-        LK_CASE512(5, 1) LK_CASE512(5, 2) LK_CASE512(6, 1) LK_CASE512(6, 2)
+        LK_CASEFLY(1, 1) LK_CASEFLY(1, 2) LK_CASEFLY(1, 3) LK_CASEFLY(1, 4)
+        LK_CASEFLY(2, 1) LK_CASEFLY(2, 2) LK_CASEFLY(2, 3) LK_CASEFLY(2, 4)
     default:
         break;
     }
-    /* Shapes the driver does not ask for: one panel at a time (same bits). */
-    for (int p = 0; p < np; p++) {
-        lk_tile_avx512(w + p * pstride, pstride, 1, xp, rs, mr, cols, u + p * LK_PANEL,
-                       s2 + p * LK_PANEL);
+    tile_by_panel(lk_tile_avx512_fly, a, np, mr, u, s);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* AMX-INT8: the variance sums s of up to 16 rows x 1 panel as one tile product per 64     */
+/* columns (tdpbuud: unsigned x2 codes x unsigned variance codes, int32 accumulation).     */
+/* ------------------------------------------------------------------------------------ */
+
+#define LK_AMX_TILE_CFG __attribute__((target("amx-tile,amx-int8")))
+
+/* 1 if the CPU has AMX-TILE and AMX-INT8, the OS saves the tile state and (Linux) this
+ * process was granted the tile data (arch_prctl ARCH_REQ_XCOMP_PERM). */
+int lk_amx_available(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!((d >> 24) & 1u) || !((d >> 25) & 1u)) return 0; /* AMX-TILE, AMX-INT8 */
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return 0; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17)) return 0; /* XTILECFG, XTILEDATA enabled */
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+#else
+    return 0;
+#endif
+}
+
+typedef struct amx_cfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_cfg;
+
+/* Tiles 0, 1: s of two panels; 2: x2 of up to 16 rows; 3, 4: codes of the two panels. */
+static LK_AMX_TILE_CFG void amx_config(int mr) {
+    amx_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 3; t++) cfg.rows[t] = (uint8_t)mr, cfg.colsb[t] = 64;
+    for (int t = 3; t < 5; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+    _tile_loadconfig(&cfg);
+}
+
+/* s of nb rows x np panels: s[r][p*16 + l] = sum over the first `bytes` columns (a
+ * multiple of 64) of x2[r][j] * dq[p][l][j]. x2 rows are x2s bytes apart; panel p's codes
+ * start at d + p * dstride (64 bytes per group of 4 columns); s rows are LK_TILE_LD int32
+ * apart. Two panels share each x2 tile load: 3 loads per 2 tile products. */
+LK_AMX_TILE_CFG void lk_amx_block(const uint8_t *x2, int64_t x2s, int64_t nb, const uint8_t *d,
+                                  int64_t dstride, int np, int64_t bytes, int32_t *s) {
+    const int64_t ld = LK_TILE_LD * (int64_t)sizeof(int32_t);
+    int configured = 0;
+    for (int64_t r0 = 0; r0 < nb; r0 += 16) {
+        const int mr = nb - r0 < 16 ? (int)(nb - r0) : 16;
+        if (mr != configured) {
+            amx_config(mr);
+            configured = mr;
+        }
+        const uint8_t *xr = x2 + r0 * x2s;
+        int32_t *sr = s + r0 * LK_TILE_LD;
+        int p = 0;
+        for (; p + 1 < np; p += 2) {
+            const uint8_t *d0 = d + p * dstride, *d1 = d0 + dstride;
+            _tile_zero(0);
+            _tile_zero(1);
+            for (int64_t k = 0; k < bytes; k += 64) {
+                _tile_loadd(2, xr + k, x2s);
+                _tile_loadd(3, d0 + k * LK_PANEL, 64);
+                _tile_loadd(4, d1 + k * LK_PANEL, 64);
+                _tile_dpbuud(0, 2, 3);
+                _tile_dpbuud(1, 2, 4);
+            }
+            _tile_stored(0, sr + p * LK_PANEL, ld);
+            _tile_stored(1, sr + (p + 1) * LK_PANEL, ld);
+        }
+        if (p < np) {
+            const uint8_t *d0 = d + p * dstride;
+            _tile_zero(0);
+            for (int64_t k = 0; k < bytes; k += 64) {
+                _tile_loadd(2, xr + k, x2s);
+                _tile_loadd(3, d0 + k * LK_PANEL, 64);
+                _tile_dpbuud(0, 2, 3);
+            }
+            _tile_stored(0, sr + p * LK_PANEL, ld);
+        }
     }
+    _tile_release();
 }
 
 /* ADC of 16 lanes: rint(v * to_code) (round to nearest even, as rintf in the default
@@ -155,17 +346,14 @@ static LK_T512 LK_ALWAYS_INLINE __m512 adc512(__m512 v, __m512 to_code, __m512 l
 
 /* lk_epi_fn with one zmm per quantity; the same operations in the same order as
  * lk_epi_scalar, so the same bits. */
-LK_T512 int lk_epi_avx512(const lk_epi *e, const float *u, const float *s2, const float *r2,
-                          const float *z, float sx, float q, float *y, int n) {
+LK_T512 int lk_epi_avx512(const lk_epi *e, const float *u, const int32_t *s, const float *vs,
+                          const float *z, float sx, float *y, int n) {
     const __mmask16 valid = (__mmask16)((1u << n) - 1u);
     const __m512 uv = _mm512_loadu_ps(u);
     __m512 v = uv;
     if (e->noise) {
-        __m512 vphi = _mm512_mul_ps(
-            _mm512_set1_ps(e->phase_var),
-            _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(r2), _mm512_set1_ps(q)),
-                          _mm512_loadu_ps(s2)));
-        vphi = _mm512_max_ps(vphi, _mm512_setzero_ps()); /* -0 and NaN give +0, as scalar */
+        const __m512 vphi = _mm512_mul_ps(
+            _mm512_loadu_ps(vs), _mm512_cvtepi32_ps(_mm512_loadu_si512((const void *)s)));
         const __m512 det = _mm512_add_ps(
             _mm512_add_ps(_mm512_set1_ps(e->c0), _mm512_mul_ps(_mm512_set1_ps(e->c1),
                                                                _mm512_abs_ps(uv))),
@@ -175,10 +363,14 @@ LK_T512 int lk_epi_avx512(const lk_epi *e, const float *u, const float *s2, cons
     }
     __mmask16 hit;
     const __m512 code = adc512(v, _mm512_set1_ps(e->to_code), _mm512_set1_ps(e->levels), &hit);
-    const __m512 yv = _mm512_mul_ps(
-        _mm512_mul_ps(_mm512_mul_ps(code, _mm512_set1_ps(e->from_code)), _mm512_set1_ps(sx)),
-        _mm512_set1_ps(e->out_scale));
-    _mm512_mask_storeu_ps(y, valid, yv);
+    if (e->codes) {
+        _mm512_mask_storeu_epi32(y, valid, _mm512_cvtps_epi32(code));
+    } else {
+        const __m512 yv = _mm512_mul_ps(
+            _mm512_mul_ps(_mm512_mul_ps(code, _mm512_set1_ps(e->from_code)), _mm512_set1_ps(sx)),
+            _mm512_set1_ps(e->out_scale));
+        _mm512_mask_storeu_ps(y, valid, yv);
+    }
     return __builtin_popcount((unsigned)(hit & valid));
 }
 
@@ -222,6 +414,19 @@ LK_T512 float lk_dac_avx512(const float *x, int64_t cols, float levels, float *x
     return sx;
 }
 
+/* lk_x2_fn, 16 lanes at a time: rint((x * x) * 127) as bytes (the operations of lk_x2code). */
+LK_T512 void lk_x2_avx512(const float *xn, int64_t cols, uint8_t *x2) {
+    const __m512 k = _mm512_set1_ps((float)LK_X2_MAX);
+    for (int64_t j = 0; j < cols; j += 16) {
+        const int64_t left = cols - j;
+        const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        const __m512 v = _mm512_maskz_loadu_ps(m, xn + j);
+        const __m512 e = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_mul_ps(v, v), k),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm512_mask_cvtepi32_storeu_epi8(x2 + j, m, _mm512_cvttps_epi32(e));
+    }
+}
+
 /* lk_nonfinite_fn: exponent bits all ones in any lane, 64 floats per step. */
 LK_T512 int lk_nonfinite_avx512(const float *a, int64_t n) {
     const __m512i e = _mm512_set1_epi32(0x7F800000);
@@ -250,64 +455,67 @@ LK_T512 int lk_nonfinite_avx512(const float *a, int64_t n) {
 #define LK_AVX2_MR 2 /* largest AVX2 tiles: 2 rows x 1 panel, 1 row x 2 panels */
 #define LK_AVX2_NH 4 /* 8-lane halves: 2 per panel, at most 2 panels */
 
-static LK_T256 LK_ALWAYS_INLINE void tile256(const float *restrict w, int64_t ps,
-                                             const float *restrict xp, int64_t rs,
-                                             int64_t cols, float *restrict u,
-                                             float *restrict s2, const int MR, const int NP) {
-    /* Arrays sized for the largest shape, and every small loop unrolled up front (GCC 12
-     * otherwise vectorizes the final stores first and keeps the accumulators in memory). */
+/* dot4_512 on 8 lanes (AVX2 vpmaddwd; exact). */
+static LK_T256 LK_ALWAYS_INLINE __m256i dot4_256(__m256i s, __m256i a, __m256i b) {
+    const __m256i m = _mm256_set1_epi16(0x00FF);
+    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_and_si256(a, m), _mm256_and_si256(b, m)));
+    return _mm256_add_epi32(
+        s, _mm256_madd_epi16(_mm256_srli_epi16(a, 8), _mm256_srli_epi16(b, 8)));
+}
+
+static LK_T256 LK_ALWAYS_INLINE void tile256(const lk_tile_args *a, float *u, int32_t *s,
+                                             const int MR, const int NP) {
     __m256 acc[LK_AVX2_MR][LK_AVX2_NH];
-    __m256 sq[LK_AVX2_MR][LK_AVX2_NH];
-    const float *wp[LK_AVX2_NH];
-    const float *xr[LK_AVX2_MR];
-#pragma GCC unroll 4
-    for (int h = 0; h < 2 * NP; h++) wp[h] = w + (h / 2) * ps + (h % 2) * 8;
-#pragma GCC unroll 2
-    for (int r = 0; r < MR; r++) xr[r] = xp + r * rs;
 #pragma GCC unroll 2
     for (int r = 0; r < MR; r++) {
 #pragma GCC unroll 4
         for (int h = 0; h < 2 * NP; h++) {
-            acc[r][h] = _mm256_setzero_ps();
-            sq[r][h] = _mm256_setzero_ps();
+            acc[r][h] = a->init ? _mm256_setzero_ps() : _mm256_loadu_ps(u + r * LK_TILE_LD + h * 8);
         }
     }
-    for (int64_t j = 0; j < cols; j++) {
+    for (int64_t j = a->j0; j < a->j1; j++) {
         __m256 xb[LK_AVX2_MR];
-        __m256 x2b[LK_AVX2_MR];
 #pragma GCC unroll 2
-        for (int r = 0; r < MR; r++) {
-            xb[r] = _mm256_broadcast_ss(xr[r] + 2 * j);
-            x2b[r] = _mm256_broadcast_ss(xr[r] + 2 * j + 1);
-        }
+        for (int r = 0; r < MR; r++) xb[r] = _mm256_broadcast_ss(a->xn + r * a->xs + j);
 #pragma GCC unroll 4
-        for (int h = 0; h < 2 * NP; h++) { /* one weight half (and its square) at a time */
-            const __m256 wv = _mm256_loadu_ps(wp[h] + j * LK_PANEL);
-            const __m256 w2 = _mm256_mul_ps(wv, wv);
+        for (int h = 0; h < 2 * NP; h++) {
+            const __m256 wv = _mm256_loadu_ps(a->w + (h / 2) * a->pstride + (h % 2) * 8 +
+                                              j * LK_PANEL);
 #pragma GCC unroll 2
-            for (int r = 0; r < MR; r++) {
-                acc[r][h] = _mm256_fmadd_ps(wv, xb[r], acc[r][h]);
-                sq[r][h] = _mm256_fmadd_ps(w2, x2b[r], sq[r][h]);
-            }
+            for (int r = 0; r < MR; r++) acc[r][h] = _mm256_fmadd_ps(wv, xb[r], acc[r][h]);
         }
     }
 #pragma GCC unroll 2
     for (int r = 0; r < MR; r++) {
 #pragma GCC unroll 4
+        for (int h = 0; h < 2 * NP; h++) _mm256_storeu_ps(u + r * LK_TILE_LD + h * 8, acc[r][h]);
+    }
+    if (a->d == NULL) return;
+    /* The variance codes in a second pass over the tile's panels (integers: any order). */
+    const int64_t groups = (a->j1 + LK_DGROUP - 1) / LK_DGROUP;
+#pragma GCC unroll 2
+    for (int r = 0; r < MR; r++) {
+#pragma GCC unroll 4
         for (int h = 0; h < 2 * NP; h++) {
-            _mm256_storeu_ps(u + r * LK_TILE_LD + h * 8, acc[r][h]);
-            _mm256_storeu_ps(s2 + r * LK_TILE_LD + h * 8, sq[r][h]);
+            const uint8_t *d = a->d + (h / 2) * a->dstride + (h % 2) * 32;
+            int32_t *sr = s + r * LK_TILE_LD + h * 8;
+            __m256i sq = a->init ? _mm256_setzero_si256()
+                                 : _mm256_loadu_si256((const __m256i *)(const void *)sr);
+            for (int64_t g = a->j0 / LK_DGROUP; g < groups; g++) {
+                const __m256i dv = _mm256_loadu_si256((const __m256i *)(const void *)(d + g * 64));
+                sq = dot4_256(sq, dv, _mm256_set1_epi32(x2group(a, r, g)));
+            }
+            _mm256_storeu_si256((__m256i *)(void *)sr, sq);
         }
     }
 }
 
 #define LK_CASE256(MR, NP)                                                                  \
     case (MR) * 8 + (NP):                                                                   \
-        tile256(w, pstride, xp, rs, cols, u, s2, MR, NP);                                   \
+        tile256(a, u, s, MR, NP);                                                           \
         return;
 
-LK_T256 void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *xp,
-                          int64_t rs, int mr, int64_t cols, float *u, float *s2) {
+LK_T256 void lk_tile_avx2(const lk_tile_args *a, int np, int mr, float *u, int32_t *s) {
     switch (mr * 8 + np) {
         LK_CASE256(1, 1) LK_CASE256(1, 2) LK_CASE256(2, 1)
     default:
@@ -316,9 +524,14 @@ LK_T256 void lk_tile_avx2(const float *w, int64_t pstride, int np, const float *
     /* Other shapes: one panel and at most 2 rows at a time (same bits). */
     for (int p = 0; p < np; p++) {
         for (int r = 0; r < mr; r += LK_AVX2_MR) {
+            lk_tile_args b = *a;
+            b.w = a->w + p * a->pstride;
+            if (a->d != NULL) b.d = a->d + p * a->dstride;
+            b.xn = a->xn + r * a->xs;
+            b.x2 = a->x2 + r * a->x2s;
             const int m = mr - r < LK_AVX2_MR ? mr - r : LK_AVX2_MR;
-            lk_tile_avx2(w + p * pstride, pstride, 1, xp + r * rs, rs, m, cols,
-                         u + r * LK_TILE_LD + p * LK_PANEL, s2 + r * LK_TILE_LD + p * LK_PANEL);
+            lk_tile_avx2(&b, 1, m, u + r * LK_TILE_LD + p * LK_PANEL,
+                         s + r * LK_TILE_LD + p * LK_PANEL);
         }
     }
 }
@@ -335,8 +548,8 @@ static LK_T256 LK_ALWAYS_INLINE __m256 adc256(__m256 v, __m256 to_code, __m256 l
 }
 
 /* lk_epi_fn with two ymm halves per quantity (same operations as lk_epi_scalar). */
-LK_T256 int lk_epi_avx2(const lk_epi *e, const float *u, const float *s2, const float *r2,
-                        const float *z, float sx, float q, float *y, int n) {
+LK_T256 int lk_epi_avx2(const lk_epi *e, const float *u, const int32_t *s, const float *vs,
+                        const float *z, float sx, float *y, int n) {
     float out[LK_PANEL];
     int hits = 0;
     const unsigned valid = (1u << n) - 1u;
@@ -344,11 +557,9 @@ LK_T256 int lk_epi_avx2(const lk_epi *e, const float *u, const float *s2, const 
         const __m256 uv = _mm256_loadu_ps(u + 8 * h);
         __m256 v = uv;
         if (e->noise) {
-            __m256 vphi = _mm256_mul_ps(
-                _mm256_set1_ps(e->phase_var),
-                _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(r2 + 8 * h), _mm256_set1_ps(q)),
-                              _mm256_loadu_ps(s2 + 8 * h)));
-            vphi = _mm256_max_ps(vphi, _mm256_setzero_ps()); /* -0 and NaN give +0 */
+            const __m256 vphi = _mm256_mul_ps(
+                _mm256_loadu_ps(vs + 8 * h),
+                _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(const void *)(s + 8 * h))));
             const __m256 absu = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), uv);
             const __m256 det = _mm256_add_ps(
                 _mm256_add_ps(_mm256_set1_ps(e->c0), _mm256_mul_ps(_mm256_set1_ps(e->c1), absu)),
@@ -359,10 +570,15 @@ LK_T256 int lk_epi_avx2(const lk_epi *e, const float *u, const float *s2, const 
         int hit;
         const __m256 code =
             adc256(v, _mm256_set1_ps(e->to_code), _mm256_set1_ps(e->levels), &hit);
-        const __m256 yv = _mm256_mul_ps(
-            _mm256_mul_ps(_mm256_mul_ps(code, _mm256_set1_ps(e->from_code)), _mm256_set1_ps(sx)),
-            _mm256_set1_ps(e->out_scale));
-        _mm256_storeu_ps(out + 8 * h, yv);
+        if (e->codes) {
+            _mm256_storeu_si256((__m256i *)(void *)(out + 8 * h), _mm256_cvtps_epi32(code));
+        } else {
+            const __m256 yv = _mm256_mul_ps(
+                _mm256_mul_ps(_mm256_mul_ps(code, _mm256_set1_ps(e->from_code)),
+                              _mm256_set1_ps(sx)),
+                _mm256_set1_ps(e->out_scale));
+            _mm256_storeu_ps(out + 8 * h, yv);
+        }
         hits += __builtin_popcount((unsigned)hit << (8 * h) & valid);
     }
     memcpy(y, out, (size_t)n * sizeof(float));

@@ -17,30 +17,37 @@
 #define LK_EINVAL 1     /* null pointer, non-positive size, bit width outside 2..24, bad scale */
 #define LK_ENONFINITE 2 /* an input is NaN or Inf; nothing was written to y */
 #define LK_ENOMEM 3     /* scratch allocation failed; nothing was written to y */
+#define LK_ERANGE 4     /* an input code is outside +-L_x (lk_forward_codes); nothing written */
+#define LK_EALIGN 5     /* x or y is not aligned to its element size; nothing was written */
+#define LK_EOVERLAP 6   /* x and y overlap in memory; nothing was written */
 
 #define LK_PANEL 16 /* outputs per packed weight panel and per RNG stream */
 
 #define LK_ISA_SCALAR 0
 #define LK_ISA_AVX2 1
 #define LK_ISA_AVX512 2
+#define LK_ISA_AVX512VNNI 3 /* AVX-512 with VNNI: the variance term in one vpdpbusd per 4 cols */
+#define LK_ISA_AMX 4        /* AVX-512 VNNI + AMX-INT8: the variance term as tile products */
 
-/* A programmed array: static physics already applied (W_eff), packed in output panels. */
+/* A programmed array: static physics already applied (W_eff), packed by lk_pack_model. */
 typedef struct lk_model {
     int64_t rows;                 /* outputs r */
-    int64_t cols;                 /* inputs c */
+    int64_t cols;                 /* inputs c (<= 65536 with noise on) */
     const float *weights;         /* packed W_eff: ceil(r/16) panels, each cols x 16 floats,
                                      element (i, j) at [(i/16)*cols*16 + j*16 + i%16]; pad = 0 */
     const float *row_envelope_sq; /* r floats: R_i^2, phase-noise amplitude envelope of row i */
     const float *col_envelope_sq; /* c floats: C_j^2, phase-noise amplitude envelope of col j */
+    const uint8_t *var_codes;     /* variance codes of D = R^2 C^2 - W_eff^2 (lk_pack_model) */
+    const float *row_var_inv;     /* r floats: 255 / max_j D_ij (0 for a row with D = 0) */
+    const float *row_var_scale;   /* r floats: (sigma_phi^2/4) max_j D_ij / (255 * 127) */
     int32_t input_bits;           /* input DAC width, 2..24 */
     int32_t output_bits;          /* ADC width, 2..24 */
     float full_scale;             /* ADC full scale FS in normalized output units (> 0) */
     float output_scale;           /* weight scale s_w multiplied into every output (> 0) */
-    float phase_var;              /* sigma_phi^2 / 4 (rad^2); >= 0 */
     float det_c0;                 /* detector variance c0 + c1 |u| + c2 u^2, normalized units */
     float det_c1;
     float det_c2;
-    int32_t noise;                /* 0: no Gaussian draws at all (noise terms ignored) */
+    int32_t noise;                /* 0: no Gaussian draws at all (noise fields not read) */
 } lk_model;
 
 /* Forward pass for `batch` vectors x (batch x cols) into y (batch x rows).
@@ -107,12 +114,46 @@ int lk_cell_normals(uint64_t serial_key, int64_t rows, int64_t cols, double *fab
 /* The ziggurat's layer `layer` (0..255): width x_i 2^-23 (float) and threshold k_i. */
 int lk_zig_table(int32_t layer, float *width, uint32_t *k);
 
-/* ISA path in use; lk_select_isa forces one (returns the one actually selected, which is the
+/* ISA path in use (LK_ISA_*); lk_select_isa forces one (returns the one actually selected, which is the
  * best supported one not above the request). */
 int lk_isa(void);
 int lk_select_isa(int isa);
 
 /* Kernel version, bumped whenever outputs for the same inputs change. */
 int lk_version(void);
+
+/* ---- Packing and integer-code entry points (docs/kernel.md "Packing", "Codes in, codes
+ * out"). Kept in one block so that other additions to this header merge cleanly. ---- */
+
+/* Sizes of the arrays lk_pack_model fills: packed weights (floats) and variance codes
+ * (bytes), or -1 if rows/cols are not positive or the size overflows. */
+int64_t lk_packed_floats(int64_t rows, int64_t cols);
+int64_t lk_var_code_bytes(int64_t rows, int64_t cols);
+
+/* Pack the row-major r x c matrix w (W_eff) into `weights` (lk_packed_floats) and, if
+ * var_codes is not NULL, compute the variance codes (lk_var_code_bytes bytes), row_var_inv
+ * and row_var_scale (r floats each) from R^2, C^2 and phase_var = sigma_phi^2 / 4.
+ * LK_EINVAL for NULL arrays, sizes <= 0, cols > 65536 with codes, or non-finite / negative
+ * envelopes or phase_var; LK_ENONFINITE if w holds NaN or Inf. */
+int lk_pack_model(const float *w, int64_t rows, int64_t cols, const float *row_envelope_sq,
+                  const float *col_envelope_sq, float phase_var, float *weights,
+                  uint8_t *var_codes, float *row_var_inv, float *row_var_scale);
+
+/* The variance codes, row_var_inv and row_var_scale of already packed weights (the second
+ * half of lk_pack_model, for callers that produce the panel layout themselves). */
+int lk_pack_var_codes(const float *weights, int64_t rows, int64_t cols,
+                      const float *row_envelope_sq, const float *col_envelope_sq,
+                      float phase_var, uint8_t *var_codes, float *row_var_inv,
+                      float *row_var_scale);
+
+/* lk_forward_from with the chip's integer codes on both sides, as a link carries them:
+ * input DAC codes (batch x cols int32, |code| <= L_x = 2^(input_bits-1) - 1; x_n = code /
+ * L_x, s_x = 1, or 0 for an all-zero vector) in, ADC codes (batch x rows int32) out; the
+ * model's output_scale is not used. LK_ERANGE for a code outside +-L_x. */
+int lk_forward_codes(const lk_model *model, const int32_t *codes, int64_t batch,
+                     uint64_t first_vector, int32_t *out_codes, uint64_t seed,
+                     uint64_t call_index, int32_t threads, int64_t *clipped);
+
+/* ---- end of the packing and integer-code block ---- */
 
 #endif

@@ -28,13 +28,14 @@ mkdir -p "$work/src"
 echo "+ building with LUMINA_SANITIZE=1"
 "$python" -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --upgrade pip >/dev/null 2>&1 || true
-if ! LUMINA_SANITIZE=1 "$work/venv/bin/pip" install --quiet -e "$work/src[test]" \
+# A regular (not editable) install: the suite tests the installed package (tests/conftest.py).
+if ! LUMINA_SANITIZE=1 "$work/venv/bin/pip" install --quiet "$work/src[test]" \
     >"$work/pip.log" 2>&1; then
     cat "$work/pip.log" >&2
     echo "run_sanitized_tests: the sanitized kernel did not build" >&2
     exit 2
 fi
-so="$(ls "$work"/src/lumina_hal/_lumina_kernel*.so)"
+so="$(ls "$work"/venv/lib/python3*/site-packages/lumina_hal/_lumina_kernel*.so)"
 if ! nm -D "$so" | grep -q __asan_report; then
     echo "run_sanitized_tests: $so is not instrumented" >&2
     exit 2
@@ -44,12 +45,12 @@ echo "+ pytest tests/test_kernel_native.py under ASan + UBSan"
 log="$work/pytest.log"
 set +e
 (
-    cd "$work/src"
+    cd "$work"
     LD_PRELOAD="$libasan" \
         ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1" \
         UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
         "$work/venv/bin/python" -m pytest -p no:cacheprovider --capture=sys -q \
-        tests/test_kernel_native.py "$@"
+        src/tests/test_kernel_native.py "$@"
 ) 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e

@@ -70,18 +70,38 @@ class Model:
         self.c2 = np.ones(cols, F32) if c2 is None else np.ascontiguousarray(c2, dtype=F32)
         if full_scale is None:
             full_scale = 2.0 * math.sqrt(cols)
+        self.codes = np.zeros(lib.lk_var_code_bytes(rows, cols), np.uint8)
+        self.var_inv = np.zeros(rows, F32)
+        self.var_scale = np.zeros(rows, F32)
+        self.set_phase_var(phase_var)
         self.s = ffi.new("lk_model *")
         s = self.s
         s.rows, s.cols = rows, cols
         s.weights = fptr(self.packed)
         s.row_envelope_sq = fptr(self.r2)
         s.col_envelope_sq = fptr(self.c2)
+        s.var_codes = ffi.from_buffer("uint8_t[]", self.codes)
+        s.row_var_inv = fptr(self.var_inv)
+        s.row_var_scale = fptr(self.var_scale)
         s.input_bits, s.output_bits = input_bits, output_bits
         s.full_scale = full_scale
         s.output_scale = output_scale
-        s.phase_var = phase_var
         s.det_c0, s.det_c1, s.det_c2 = det
         s.noise = 1 if noise else 0
+
+    def set_phase_var(self, phase_var: float) -> None:
+        """(Re)compute the variance codes and scales with lk_pack_model."""
+        self.phase_var = F32(phase_var)
+        rows, cols = self.w.shape
+        self.packed[:] = pack_panels(self.w)
+        kpacked = np.zeros(lib.lk_packed_floats(rows, cols), F32)
+        rc = lib.lk_pack_model(
+            fptr(self.w), rows, cols, fptr(self.r2), fptr(self.c2), phase_var, fptr(kpacked),
+            ffi.from_buffer("uint8_t[]", self.codes, require_writable=True),
+            fptr(self.var_inv), fptr(self.var_scale),
+        )  # fmt: skip
+        assert rc == lib.LK_OK
+        assert np.array_equal(kpacked, self.packed)
 
     @property
     def rows(self) -> int:
@@ -155,6 +175,23 @@ def fma32(a, b, c):
     return r.astype(F32)
 
 
+def np_var_codes(m: Model):
+    """The variance codes of docs/kernel.md in numpy float32: (dq (r, c) int, dinv, vscale)."""
+    with np.errstate(over="ignore"):
+        d = np.maximum(m.r2[:, None] * m.c2[None, :] - m.w * m.w, F32(0)).astype(F32)
+    dmax = d.max(axis=1)
+    dmax[dmax < F32(1e-30)] = 0
+    with np.errstate(divide="ignore"):
+        inv = np.where(dmax > 0, F32(255) / dmax, F32(0)).astype(F32)
+    dq = np.minimum(np.rint(d * inv[:, None]), F32(255)).astype(np.int64)
+    vscale = (np.float64(m.phase_var) * dmax.astype(np.float64) / (255.0 * 127.0)).astype(F32)
+    return dq, inv, vscale
+
+
+def np_x2_codes(xn: np.ndarray) -> np.ndarray:
+    return np.rint((xn * xn).astype(F32) * F32(127)).astype(np.int64)
+
+
 def exact_reference(m: Model, x, *, seed=0, call=0):
     """Bit-exact float32 emulation of docs/physics.md section 3 as the kernel evaluates it
     (docs/kernel.md), with the normals taken from lk_normals for (seed, call, b, p).
@@ -164,17 +201,13 @@ def exact_reference(m: Model, x, *, seed=0, call=0):
     batch = x.shape[0]
     rows, cols = m.rows, m.cols
     xn, sx = np_dac(x, s.input_bits)
-    x2 = (xn * xn).astype(F32)
     w = m.w
-    w2 = (w * w).astype(F32)
     u = np.zeros((batch, rows), F32)
-    s2 = np.zeros((batch, rows), F32)
-    q = np.zeros(batch, F32)
     for j in range(cols):
         u = fma32(xn[:, j : j + 1], w[None, :, j], u)
-        s2 = fma32(x2[:, j : j + 1], w2[None, :, j], s2)
-        q = fma32(m.c2[j], x2[:, j], q)
     if s.noise:
+        dq, _, vscale = np_var_codes(m)
+        s_int = np_x2_codes(xn) @ dq.T  # exact integers
         npan = -(-rows // PANEL)
         z = np.zeros((batch, npan * PANEL), F32)
         buf = np.zeros(PANEL, F32)
@@ -184,8 +217,7 @@ def exact_reference(m: Model, x, *, seed=0, call=0):
                 assert lib.lk_normals(seed, call, b, p, n, fptr(buf)) == lib.LK_OK
                 z[b, p * PANEL : p * PANEL + n] = buf[:n]
         z = z[:, :rows]
-        vphi = F32(s.phase_var) * (m.r2[None, :] * q[:, None] - s2)
-        vphi = np.maximum(vphi, F32(0))
+        vphi = vscale[None, :] * s_int.astype(F32)
         det = (F32(s.det_c0) + F32(s.det_c1) * np.abs(u)) + F32(s.det_c2) * (u * u)
         v = u + np.sqrt(vphi + det) * z
     else:
@@ -200,7 +232,7 @@ def exact_reference(m: Model, x, *, seed=0, call=0):
 
 def available_isas() -> list[int]:
     """Every ISA path the CPU supports (selecting above the best one gives the best one)."""
-    best = lib.lk_select_isa(lib.LK_ISA_AVX512)
+    best = lib.lk_select_isa(lib.LK_ISA_AMX)
     return list(range(best + 1))
 
 
@@ -325,7 +357,8 @@ def test_forward_is_bit_exact_against_a_float32_emulation(noise, tight, restore_
     x[5] *= F32(1e-38)  # tiny scale: L / s_x overflows float
     if tight:
         # noise comparable to the signal, every variance term of similar size
-        m.s.phase_var, m.s.det_c0, m.s.det_c1, m.s.det_c2 = 0.3, 0.3, 0.3, 0.3
+        m.set_phase_var(0.3)
+        m.s.det_c0, m.s.det_c1, m.s.det_c2 = 0.3, 0.3, 0.3
         _, _, v = exact_reference(m, x, seed=11, call=5)
         m.s.output_bits = 24
         m.s.full_scale = float(np.max(np.abs(v[[0, 1, 2, 4, 5, 6]]))) * 1.0001
@@ -652,7 +685,15 @@ def test_forward_noise_variance_matches_the_model(phase_var, det):
     s2 = (w64**2) @ (xn64**2)
     q = float(m.c2.astype(np.float64) @ (xn64**2))
     c0, c1, c2 = det
-    var = phase_var * (m.r2 * q - s2) + c0 + c1 * np.abs(u) + c2 * u**2
+    exact_phase = phase_var * (m.r2 * q - s2)
+    # the kernel's variance codes (docs/kernel.md "Variance term") and their bound
+    dq, _, vscale = np_var_codes(m)
+    x2q = np_x2_codes(xn[0])
+    kernel_phase = vscale.astype(np.float64) * (dq @ x2q).astype(np.float64)
+    d = np.maximum(m.r2[:, None].astype(np.float64) * m.c2[None, :] - w64**2, 0)
+    bound = phase_var * d.max(axis=1) * ((x2q / 127.0).sum() / 510 + np.count_nonzero(x2q) / 254)
+    assert np.all(np.abs(kernel_phase - exact_phase) <= bound * 1.001 + 1e-6 * exact_phase)
+    var = kernel_phase + c0 + c1 * np.abs(u) + c2 * u**2
     samples = np.concatenate(
         [m.run(xb, seed=3, call=k, threads=2)[0] for k in range(calls)], axis=0
     ).astype(np.float64) / float(sx[0])
@@ -719,8 +760,10 @@ def test_forward_rejects_bad_arguments_with_einval():
         {"full_scale": 1e-44},
         {"output_scale": 0.0},
         {"output_scale": math.nan},
-        {"phase_var": -1e-3},
-        {"phase_var": math.inf},
+        {"var_codes": ffi.NULL},
+        {"row_var_inv": ffi.NULL},
+        {"row_var_scale": ffi.NULL},
+        {"cols": 65537},
         {"det_c0": -1.0},
         {"det_c1": math.nan},
         {"det_c2": math.inf},
@@ -729,14 +772,20 @@ def test_forward_rejects_bad_arguments_with_einval():
     ]:
         assert broken(**fields) == lib.LK_EINVAL, fields
     # noise off: the noise fields are not used, so they are not checked
-    assert broken(noise=0, row_envelope_sq=ffi.NULL, phase_var=-1.0) == lib.LK_OK
-    # envelope values must be finite and >= 0 when noise is on
-    m.r2[4] = np.nan
-    assert call() == lib.LK_EINVAL
-    m.r2[4] = 1.0
-    m.c2[0] = -1.0
-    assert call() == lib.LK_EINVAL
-    m.c2[0] = 1.0
+    assert broken(noise=0, row_envelope_sq=ffi.NULL, var_codes=ffi.NULL) == lib.LK_OK
+    # envelope values must be finite and >= 0: lk_pack_model checks them
+    for arr, pos in ((m.r2, 4), (m.c2, 0)):
+        for value in (np.nan, -1.0, np.inf):
+            saved = arr[pos]
+            arr[pos] = value
+            rc = lib.lk_pack_model(
+                fptr(m.w), m.rows, m.cols, fptr(m.r2), fptr(m.c2), 1e-3,
+                fptr(np.zeros(lib.lk_packed_floats(m.rows, m.cols), F32)),
+                ffi.from_buffer("uint8_t[]", np.zeros(m.codes.size, np.uint8)),
+                fptr(np.zeros(m.rows, F32)), fptr(np.zeros(m.rows, F32)),
+            )  # fmt: skip
+            arr[pos] = saved
+            assert rc == lib.LK_EINVAL
     assert call() == lib.LK_OK
 
 
@@ -797,3 +846,100 @@ def test_converters_and_normals_reject_bad_arguments():
     assert n(0, 0, 0, 0, 0, fptr(z)) == lib.LK_EINVAL
     assert n(0, 0, -1, 0, 4, fptr(z)) == lib.LK_EINVAL
     assert n(0, 0, 0, -1, 4, fptr(z)) == lib.LK_EINVAL
+
+
+# ----------------------------------------------------------------------------------------
+# Variance codes: on-the-fly narrow tiles, batch splits, integer codes in and out
+# ----------------------------------------------------------------------------------------
+
+
+def forward_from(m: Model, x, first_vector, *, seed=0, call=0, threads=1):
+    x = np.ascontiguousarray(x, dtype=F32)
+    y = np.full((x.shape[0], m.rows), np.nan, dtype=F32)
+    clipped = ffi.new("int64_t *", -1)
+    rc = lib.lk_forward_from(
+        m.s, fptr(x), x.shape[0], first_vector, fptr(y), seed, call, threads, clipped
+    )
+    assert rc == lib.LK_OK
+    return y
+
+
+def test_packed_variance_codes_match_the_documented_formula():
+    rng = np.random.default_rng(21)
+    m = random_model(rng, 37, 23, phase_var=3e-3)
+    m.w[5], m.r2[5] = 0, 0  # a row with D = 0 everywhere: scale 0
+    m.set_phase_var(3e-3)
+    dq, inv, vscale = np_var_codes(m)
+    c4 = 64  # code rows padded to 64 columns
+    codes = m.codes.reshape(-(-37 // PANEL), c4 // 4, PANEL, 4)
+    unpacked = codes.transpose(0, 2, 1, 3).reshape(-(-37 // PANEL) * PANEL, c4)
+    np.testing.assert_array_equal(unpacked[:37, :23], dq)
+    assert not unpacked[:37, 23:].any() and not unpacked[37:].any()
+    np.testing.assert_array_equal(m.var_inv, inv)
+    np.testing.assert_array_equal(m.var_scale, vscale)
+    assert m.var_scale[5] == 0 and dq.max() == 255
+
+
+@pytest.mark.parametrize("noise", [True, False])
+def test_big_matrix_narrow_batches_give_the_bits_of_wide_ones(noise, restore_isa):
+    """Past 8 MB of weights, blocks of 1-2 vectors compute the variance codes on the fly
+    (AVX-512); the integers, hence the outputs, equal those of the packed codes."""
+    rng = np.random.default_rng(22)
+    m = random_model(rng, 1030, 2050, noise=noise, phase_var=0.05, output_bits=16)
+    x = rng.uniform(-1, 1, (7, 2050)).astype(F32)
+    wide = forward_from(m, x, 0, seed=4, call=2, threads=2)
+    for isa in available_isas():
+        lib.lk_select_isa(isa)
+        for b0, b1 in ((0, 1), (1, 3), (3, 7)):
+            part = forward_from(m, x[b0:b1], b0, seed=4, call=2, threads=1 + b0 % 2)
+            np.testing.assert_array_equal(part.view(np.uint32), wide[b0:b1].view(np.uint32))
+
+
+def test_forward_codes_equals_the_float_path_on_the_same_codes(restore_isa):
+    rng = np.random.default_rng(23)
+    m = random_model(rng, 33, 45, input_bits=9, output_bits=10)
+    lx = int(levels(9))
+    codes = rng.integers(-lx, lx + 1, (6, 45)).astype(np.int32)
+    codes[:, 0] = lx  # each vector peaks at L_x, as the host's DAC makes it
+    codes[4] = 0
+    x = (codes / F32(lx)).astype(F32)
+    y, clipped = m.run(x, seed=8, call=3)
+    from_code = F32(m.s.full_scale) / levels(10)
+    expected = np.rint(y / (from_code * F32(m.s.output_scale))).astype(np.int32)
+    for isa in available_isas():
+        lib.lk_select_isa(isa)
+        out = np.full((6, 33), -7, np.int32)
+        got_clipped = ffi.new("int64_t *")
+        rc = lib.lk_forward_codes(
+            m.s, ffi.from_buffer("int32_t[]", codes), 6, 0,
+            ffi.from_buffer("int32_t[]", out, require_writable=True), 8, 3, 2, got_clipped,
+        )  # fmt: skip
+        assert rc == lib.LK_OK
+        np.testing.assert_array_equal(out, expected)
+        assert got_clipped[0] == clipped
+    bad = codes.copy()
+    bad[2, 3] = lx + 1
+    out = np.zeros((6, 33), np.int32)
+    for value in (lx + 1, -lx - 1, -(2**31)):
+        bad[2, 3] = value
+        rc = lib.lk_forward_codes(
+            m.s, ffi.from_buffer("int32_t[]", bad), 6, 0,
+            ffi.from_buffer("int32_t[]", out, require_writable=True), 8, 3, 1, ffi.NULL,
+        )  # fmt: skip
+        assert rc == lib.LK_ERANGE
+    assert not out.any()  # nothing written
+
+
+def test_variance_codes_from_packed_weights_equal_those_of_lk_pack_model():
+    rng = np.random.default_rng(24)
+    m = random_model(rng, 45, 70, phase_var=7e-3)
+    codes = np.full(m.codes.size, 99, np.uint8)
+    inv, scale = np.zeros(45, F32), np.zeros(45, F32)
+    rc = lib.lk_pack_var_codes(
+        fptr(m.packed), 45, 70, fptr(m.r2), fptr(m.c2), 7e-3,
+        ffi.from_buffer("uint8_t[]", codes, require_writable=True), fptr(inv), fptr(scale),
+    )  # fmt: skip
+    assert rc == lib.LK_OK
+    np.testing.assert_array_equal(codes, m.codes)
+    np.testing.assert_array_equal(inv, m.var_inv)
+    np.testing.assert_array_equal(scale, m.var_scale)

@@ -294,7 +294,7 @@ def test_simd_path_can_be_forced_and_gives_the_same_bits(rng):
     best = kernel.isa_name()
     results = {}
     try:
-        for name in ("scalar", "avx2", "avx512"):
+        for name in ("scalar", "avx2", "avx512", "avx512vnni", "amx"):
             used = kernel.select_isa(name)
             with lumina_hal.open_device("mock://?rows=40&cols=33&seed=4") as chip:
                 chip.load_weights(w)

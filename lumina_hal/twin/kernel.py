@@ -23,7 +23,13 @@ except ImportError as exc:  # pragma: no cover - only when the package was not b
 
 PANEL = int(lib.LK_PANEL)
 SIMD_ENV = "LUMINA_SIMD"
-ISA_NAMES = {"scalar": lib.LK_ISA_SCALAR, "avx2": lib.LK_ISA_AVX2, "avx512": lib.LK_ISA_AVX512}
+ISA_NAMES = {
+    "scalar": lib.LK_ISA_SCALAR,
+    "avx2": lib.LK_ISA_AVX2,
+    "avx512": lib.LK_ISA_AVX512,
+    "avx512vnni": lib.LK_ISA_AVX512VNNI,
+    "amx": lib.LK_ISA_AMX,
+}
 
 
 def kernel_version() -> int:
@@ -36,7 +42,7 @@ def isa_name() -> str:
 
 
 def select_isa(name: str) -> str:
-    """Force an ISA path (scalar, avx2, avx512); returns the one actually in use."""
+    """Force an ISA path (scalar, avx2, avx512, avx512vnni, amx); returns the one in use."""
     if name not in ISA_NAMES:
         raise ConfigurationError(
             f"unknown SIMD path {name!r}; expected one of " + ", ".join(ISA_NAMES)
@@ -51,26 +57,43 @@ if os.environ.get(SIMD_ENV, "").strip():
 
 def pack_panels(weights: np.ndarray) -> np.ndarray:
     """(r, c) -> panel layout: ceil(r/16) panels of (c, 16), zero padded (lumina_kernel.h)."""
-    rows, cols = weights.shape
-    panels = -(-rows // PANEL)
-    padded = np.zeros((panels * PANEL, cols), dtype=np.float32)
-    padded[:rows] = weights
-    return np.ascontiguousarray(padded.reshape(panels, PANEL, cols).transpose(0, 2, 1))
+    w = np.ascontiguousarray(weights, dtype=np.float32)
+    rows, cols = w.shape
+    packed = np.empty(int(lib.lk_packed_floats(rows, cols)), dtype=np.float32)
+    rc = lib.lk_pack_model(
+        _ptr(w), rows, cols, ffi.NULL, ffi.NULL, 0.0, _ptr(packed), ffi.NULL, ffi.NULL, ffi.NULL
+    )
+    if rc != lib.LK_OK:
+        _raise_for(rc)
+    return packed.reshape(-(-rows // PANEL), cols, PANEL)
 
 
-_ERRORS = {
-    "LK_EINVAL": "kernel rejected its arguments",
-    "LK_ENONFINITE": "input contains NaN or Inf",
-    "LK_ENOMEM": "kernel could not allocate its scratch memory",
+_CTYPES = {
+    np.dtype(np.float32): "float[]",
+    np.dtype(np.uint8): "uint8_t[]",
+    np.dtype(np.int32): "int32_t[]",
 }
+
+
+def _ptr(a: np.ndarray) -> object:
+    """A typed zero-copy pointer into a C-contiguous array (kept alive by the cdata)."""
+    return ffi.from_buffer(_CTYPES[a.dtype], a, require_writable=a.flags.writeable)
+
+
+_F32 = np.dtype(np.float32)
+_EALIGN, _EOVERLAP = int(lib.LK_EALIGN), int(lib.LK_EOVERLAP)
 
 
 def _raise_for(rc: int) -> None:
     if rc == lib.LK_ENONFINITE:
-        raise InputError(_ERRORS["LK_ENONFINITE"])
+        raise InputError("input contains NaN or Inf")
+    if rc == lib.LK_ERANGE:
+        raise InputError("an input code is outside the input DAC's range")
+    if rc in (lib.LK_EALIGN, lib.LK_EOVERLAP):
+        raise InputError("kernel needs aligned, non-overlapping x and out")
     if rc == lib.LK_ENOMEM:
-        raise MemoryError(_ERRORS["LK_ENOMEM"])
-    raise LuminaError(f"{_ERRORS['LK_EINVAL']} (code {rc})")
+        raise InputError("request too large: the kernel could not allocate its scratch memory")
+    raise LuminaError(f"kernel rejected its arguments (code {rc})")
 
 
 class KernelModel:
@@ -91,22 +114,39 @@ class KernelModel:
         detector: tuple[float, float, float],
         noise: bool,
     ) -> None:
-        self.rows, self.cols = rows, packed.shape[1]
-        self._packed = packed  # pack_panels layout, float32
+        """``packed``: W_eff in the panel layout (pack_panels), float32, C-contiguous."""
+        self.rows, self.cols = rows, cols = rows, packed.shape[1]
+        self._packed = np.require(packed, dtype=np.float32, requirements=("C", "A"))
+        if self._packed.size != int(lib.lk_packed_floats(rows, cols)):
+            raise InputError(f"packed weights do not hold {rows} x {cols} in panels")
         self._row_sq = np.ascontiguousarray(row_envelope_sq, dtype=np.float32)
         self._col_sq = np.ascontiguousarray(col_envelope_sq, dtype=np.float32)
+        codes, inv, scale = ffi.NULL, ffi.NULL, ffi.NULL
+        if noise:  # the variance codes (docs/kernel.md "Variance term")
+            self._codes = np.empty(int(lib.lk_var_code_bytes(rows, cols)), dtype=np.uint8)
+            self._var_inv = np.empty(rows, dtype=np.float32)
+            self._var_scale = np.empty(rows, dtype=np.float32)
+            codes, inv, scale = _ptr(self._codes), _ptr(self._var_inv), _ptr(self._var_scale)
+            rc = lib.lk_pack_var_codes(
+                _ptr(self._packed), rows, cols, _ptr(self._row_sq), _ptr(self._col_sq),
+                phase_var, codes, inv, scale,
+            )  # fmt: skip
+            if rc != lib.LK_OK:
+                _raise_for(rc)
         m = ffi.new("lk_model *")
-        m.rows, m.cols = self.rows, self.cols
-        m.weights = ffi.from_buffer("float[]", self._packed)
-        m.row_envelope_sq = ffi.from_buffer("float[]", self._row_sq)
-        m.col_envelope_sq = ffi.from_buffer("float[]", self._col_sq)
+        m.rows, m.cols = rows, cols
+        m.weights = _ptr(self._packed)
+        m.row_envelope_sq = _ptr(self._row_sq)
+        m.col_envelope_sq = _ptr(self._col_sq)
+        m.var_codes, m.row_var_inv, m.row_var_scale = codes, inv, scale
         m.input_bits, m.output_bits = input_bits, output_bits
         m.full_scale, m.output_scale = full_scale, output_scale
-        m.phase_var = phase_var
         m.det_c0, m.det_c1, m.det_c2 = detector
         m.noise = 1 if noise else 0
         self._struct = m
         self._clipped = ffi.new("int64_t *")
+        self._forward_from = lib.lk_forward_from
+        self._from_buffer = ffi.from_buffer
 
     @classmethod
     def for_array(
@@ -211,24 +251,99 @@ class KernelModel:
     ) -> int:
         """Run ``x`` (batch, cols) into ``out`` (batch, rows); return the clipped count.
 
+        Both must be aligned, C-contiguous float32 and must not overlap (the caller,
+        PhotonicDevice.matmul, guarantees it; checked here too, for memory safety).
         ``first_vector`` places these vectors within call ``call_index`` (noise streams).
         """
         batch = x.shape[0]
-        if x.dtype != np.float32 or not x.flags.c_contiguous or x.shape != (batch, self.cols):
-            raise InputError(f"kernel needs x as C-contiguous float32 (batch, {self.cols})")
-        if out.dtype != np.float32 or not out.flags.c_contiguous or out.shape != (batch, self.rows):
-            raise InputError(f"kernel needs out as C-contiguous float32 ({batch}, {self.rows})")
-        rc = lib.lk_forward_from(
-            self._struct,
-            ffi.from_buffer("float[]", x),
-            batch,
-            first_vector,
-            ffi.from_buffer("float[]", out, require_writable=True),
-            seed,
-            call_index,
-            threads,
-            self._clipped,
-        )
-        if rc != lib.LK_OK:
+        if (
+            x.dtype != np.float32
+            or not x.flags.c_contiguous
+            or not x.flags.aligned
+            or x.shape != (batch, self.cols)
+        ):
+            raise InputError(f"kernel needs x as aligned C-contiguous float32 (batch, {self.cols})")
+        if (
+            out.dtype != np.float32
+            or not out.flags.c_contiguous
+            or not out.flags.aligned
+            or out.shape != (batch, self.rows)
+        ):
+            raise InputError(
+                f"kernel needs out as aligned C-contiguous float32 ({batch}, {self.rows})"
+            )
+        if np.may_share_memory(x, out):
+            raise InputError("kernel needs out and x in separate memory")
+        fb = self._from_buffer
+        rc = self._forward_from(
+            self._struct, fb("float[]", x), batch, first_vector, fb("float[]", out, True),
+            seed, call_index, threads, self._clipped,
+        )  # fmt: skip
+        if rc != 0:
             _raise_for(rc)
         return int(self._clipped[0])
+
+    def try_forward(
+        self, x: np.ndarray, out: np.ndarray, seed: int, call_index: int, threads: int
+    ) -> int:
+        """The call with no conversion, as cheap as it can be: the clipped count, or -1.
+
+        -1 (declined, nothing done) unless ``x`` is (cols,) or (batch, cols) float32 and
+        ``out`` the matching float32 array, both C-contiguous, ``out`` writeable; the kernel
+        itself declines misaligned or overlapping buffers (LK_EALIGN, LK_EOVERLAP) and
+        refuses NaN/Inf (InputError). The caller then takes the general path.
+        """
+        if x.dtype is not _F32 or out.dtype is not _F32:
+            return -1
+        shape = x.shape
+        if len(shape) == 1:
+            if shape[0] != self.cols or out.shape != (self.rows,):
+                return -1
+            batch = 1
+        elif len(shape) == 2 and shape[1] == self.cols and shape[0] > 0:
+            batch = shape[0]
+            if out.shape != (batch, self.rows):
+                return -1
+        else:
+            return -1
+        fb = self._from_buffer
+        try:
+            px = fb("float[]", x)
+            po = fb("float[]", out, True)
+        except (BufferError, TypeError, ValueError):  # not C-contiguous, read-only
+            return -1
+        clipped = self._clipped
+        rc = self._forward_from(self._struct, px, batch, 0, po, seed, call_index, threads, clipped)
+        if rc == 0:
+            return int(clipped[0])
+        if rc in (_EALIGN, _EOVERLAP):
+            return -1
+        _raise_for(rc)
+        return -1  # pragma: no cover - _raise_for always raises
+
+    def forward_codes(
+        self,
+        codes: np.ndarray,
+        *,
+        seed: int,
+        call_index: int,
+        threads: int,
+        first_vector: int = 0,
+    ) -> tuple[np.ndarray, int]:
+        """Input DAC codes (batch, cols) int32 in, ADC codes (batch, rows) int32 out.
+
+        The chip's view (lk_forward_codes): x_n = code / L_x, s_x = 1, no output scale; one
+        conversion each way for a firmware emulator that holds the codes from the wire.
+        A code outside ±L_x is an InputError.
+        """
+        c = np.require(codes, dtype=np.int32, requirements=("C", "A"))
+        if c.ndim != 2 or c.shape[1] != self.cols or c.shape[0] < 1:
+            raise InputError(f"codes must be int32 of shape (batch, {self.cols}), got {c.shape}")
+        out = np.empty((c.shape[0], self.rows), dtype=np.int32)
+        rc = lib.lk_forward_codes(
+            self._struct, _ptr(c), c.shape[0], first_vector, _ptr(out),
+            seed, call_index, threads, self._clipped,
+        )  # fmt: skip
+        if rc != 0:
+            _raise_for(rc)
+        return out, int(self._clipped[0])
