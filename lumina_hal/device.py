@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-import platform
 import os
+import platform
 import threading
 import time
 import zlib

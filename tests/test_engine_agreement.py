@@ -270,7 +270,7 @@ def test_kernel_model_forward_codes_matches_the_float_path():
     with lumina_hal.open_device(f"mock://?rows={ROWS}&cols={COLS}&preset=typical") as chip:
         chip.load_weights(rng.uniform(-1, 1, (ROWS, COLS)))
         p = chip.physics
-        model = KernelModel.for_array(chip._programmed, p, output_scale=1.0)
+        model = KernelModel.for_array(chip.chip.programmed, p, output_scale=1.0)
         lx = levels(p.input_bits)
         codes = rng.integers(-lx, lx + 1, (5, COLS)).astype(np.int32)
         codes[:, 3] = lx

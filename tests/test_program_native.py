@@ -101,7 +101,8 @@ def test_heater_codes_refuse_non_finite_weights_with_an_input_error():
 
 
 def test_a_loaded_twin_keeps_only_its_codes_and_packed_weights():
-    """Resident memory of a load: int32 codes + float32 W_eff, 2x the float32 matrix."""
+    """Resident memory of a load: int32 codes + float32 W_eff + 8-bit variance codes, 2.25x the
+    float32 matrix (goal: <= 2.5x)."""
     n = 512
     w = np.random.default_rng(1).uniform(-1, 1, size=(n, n))
     with lumina_hal.open_device(f"mock://?rows={n}&cols={n}&preset=typical") as chip:
@@ -111,7 +112,7 @@ def test_a_loaded_twin_keeps_only_its_codes_and_packed_weights():
         current, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     matrix = n * n * 4
-    assert (current - base) / matrix < 2.1
+    assert (current - base) / matrix < 2.35
     assert (peak - base) / matrix < 3.0
 
 
