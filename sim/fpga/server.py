@@ -15,6 +15,7 @@ import queue
 import select
 import socket
 import threading
+import time
 import tty
 
 from lumina_hal.drivers.fpga.framing import FLAG_ERR, FLAG_RESP, Frame, FrameDecoder, encode_frame
@@ -26,6 +27,7 @@ from lumina_hal.sim.socket_io import received_chunks
 log = logging.getLogger(__name__)
 
 QUEUE_FRAMES = 256
+HANDOVER_S = 0.5  # how long a new TCP client waits for the previous one to be seen leaving
 
 
 class PtyServer:
@@ -142,23 +144,34 @@ class TcpServer:
     def _client(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         name = f"{peer[0]}:{peer[1]}"
         with conn:
-            with self._owner_lock:
-                owner = self._owner is None
-                if owner:
-                    self._owner = name
+            owner, holder = self._take(name)
             try:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn.settimeout(0.1)
                 if owner:
                     self._serve_owner(conn)
                 else:
-                    self._refuse(conn, name)
+                    self._refuse(conn, name, holder)
             except Exception:  # never let one client take the server down
                 log.exception("FPGA emulator: serving %s failed; connection closed", name)
             finally:
                 if owner:
                     with self._owner_lock:
                         self._owner = None
+
+    def _take(self, name: str) -> tuple[bool, str]:
+        """(True, name) if this client now holds the chip, else (False, the holder). A holder
+        that just closed its socket gets HANDOVER_S to be noticed, so reconnecting works."""
+        deadline = time.monotonic() + HANDOVER_S
+        while True:
+            with self._owner_lock:
+                if self._owner is None:
+                    self._owner = name
+                    return True, name
+                holder = self._owner
+            if time.monotonic() > deadline:
+                return False, holder
+            time.sleep(0.01)
 
     def _serve_owner(self, conn: socket.socket) -> None:
         for data in received_chunks(conn, self._stop):
@@ -169,13 +182,13 @@ class TcpServer:
                 except OSError:
                     return
 
-    def _refuse(self, conn: socket.socket, name: str) -> None:
+    def _refuse(self, conn: socket.socket, name: str, holder: str) -> None:
         """Answer every request of a second client with IN_USE, naming the holder."""
         decoder = FrameDecoder()
-        log.warning("FPGA emulator: %s refused, the chip is held by %s", name, self._owner)
+        log.warning("FPGA emulator: %s refused, the chip is held by %s", name, holder)
         for data in received_chunks(conn, self._stop):
             for frame in decoder.feed(data):
-                error = ErrorReply(ErrorCode.IN_USE, message=f"in use by {self._owner}").pack()
+                error = ErrorReply(ErrorCode.IN_USE, message=f"in use by {holder}").pack()
                 reply = Frame(
                     frame.opcode, frame.seq, error, FLAG_RESP | FLAG_ERR, frame.chan, frame.session
                 )
