@@ -4,6 +4,7 @@ device, v1.0 peers, and hostile replies (hypothesis) that must all end as Lumina
 
 from __future__ import annotations
 
+import struct
 import time
 
 import numpy as np
@@ -227,3 +228,44 @@ def test_fuzz_hostile_replies_end_as_lumina_errors(replies, action):
     finally:
         device.close()
     assert time.monotonic() - start < 5.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    opcode=st.integers(0, 255),
+    payload=st.binary(max_size=400),
+    flags=st.sampled_from([0, 0x08, 0x04, 0x01, 0x10, 0x20, 0x03]),
+    chan=st.integers(0, 2),
+    weights=st.booleans(),
+)
+def test_fuzz_our_emulator_answers_every_request_with_one_valid_frame(
+    opcode, payload, flags, chan, weights
+):
+    """Frames built by the independent host (tests/phl1_peer/wire.py) against the emulator:
+    one answer echoing seq/session/opcode/chan, never an exception, never an oversized frame."""
+    from lumina_hal.sim.fpga.firmware import FirmwareEmulator
+
+    emulator = FirmwareEmulator(rows=4, cols=4)
+    session = 0xC0FFEE
+    emulator.receive(peer_wire.wire(peer_wire.Pdu(1, 1, session)))
+    if weights:
+        data = bytes(4 * 16)
+        crc = peer_wire.crc32(data)
+        for seq, op, body in (
+            (2, 0x10, struct.pack("<IHHII", 1, 4, 4, 64, crc)),
+            (3, 0x11, struct.pack("<II", 1, 0) + data),
+            (4, 0x12, struct.pack("<II", 1, crc)),
+        ):
+            emulator.receive(peer_wire.wire(peer_wire.Pdu(op, seq, session, body)))
+    out = emulator.receive(peer_wire.wire(peer_wire.Pdu(opcode, 9, session, payload, flags, chan)))
+    items = peer_wire.Splitter().feed(out)
+    if flags & (peer_wire.RESP | peer_wire.EVENT):
+        assert items == []  # not a request: dropped (§7 step 3)
+        return
+    (reply,) = items
+    assert isinstance(reply, peer_wire.Pdu)
+    assert (reply.seq, reply.session, reply.opcode, reply.chan) == (9, session, opcode, chan)
+    assert reply.flags in (peer_wire.RESP, peer_wire.RESP | peer_wire.ERR)
+    assert len(reply.payload) <= 8192
+    if reply.flags & peer_wire.ERR:
+        assert 1 <= reply.payload[0] <= 12 and len(reply.payload) <= 4 + 200
