@@ -444,7 +444,9 @@ class PhlLink:
             remaining = deadline_s - time.monotonic()
             if remaining <= 0:
                 return _NoReply.TIMEOUT
-            self.port.timeout = min(remaining, 0.05)
+            wait = min(remaining, 0.05)
+            if self.port.timeout != wait:  # pyserial reconfigures the tty on every change
+                self.port.timeout = wait
             try:
                 data = self.port.read(max(1, self.port.in_waiting))
             except Exception as exc:
