@@ -13,6 +13,7 @@ the host side is measured alone. For TCP and pty it prints:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import select
@@ -168,15 +169,11 @@ def raw_throughput_bps(kind: str, nbytes: int, repeats: int = 3) -> float:
                 want_write = sent < nbytes and sent - received < 65536
                 readable, writable, _ = select.select([fd], [fd] if want_write else [], [])
                 if readable:
-                    try:
+                    with contextlib.suppress(BlockingIOError):
                         received += len(recv(65536))
-                    except BlockingIOError:
-                        pass
                 if writable:
-                    try:
+                    with contextlib.suppress(BlockingIOError):
                         sent += send(block[: min(len(block), nbytes - sent)])
-                    except BlockingIOError:
-                        pass
             best = min(best, time.perf_counter() - start)
     finally:
         if kind == "tcp":
