@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from hypothesis import settings
 import lumina_hal
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# test-only helper packages (tests/phl1_peer) import as top-level modules under importlib mode
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # CI replays the same examples every run (a red CI must be reproducible); a local run explores
 # new ones each time and keeps what it found in .hypothesis/.

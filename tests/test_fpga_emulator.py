@@ -21,6 +21,8 @@ from lumina_hal.drivers.fpga.framing import (
 from lumina_hal.sim.fpga.firmware import FirmwareEmulator
 from lumina_hal.twin import reference
 
+SESSION = 0x5E55_1011
+
 
 class Host:
     """The smallest possible host: one request, one response, no retries; keeps events."""
@@ -35,7 +37,8 @@ class Host:
         if seq is None:
             self.seq += 1
             seq = self.seq
-        reply = self.emulator.receive(encode_frame(Frame(opcode, seq, payload, flags=flags)))
+        frame = Frame(opcode, seq, payload, flags=flags, session=SESSION)
+        reply = self.emulator.receive(encode_frame(frame))
         frames = self.decoder.feed(reply)
         self.events += [f for f in frames if f.flags & FLAG_EVENT]
         (frame,) = [f for f in frames if not f.flags & FLAG_EVENT]
@@ -78,7 +81,7 @@ def host_for(**params) -> tuple[Host, msg.Hello]:
 def test_hello_reports_identity_geometry_and_calibration():
     host, hello = host_for(rows=16, cols=12, preset="harsh", serial="EMU-7")
     assert (hello.rows, hello.cols, hello.weight_bits, hello.output_bits) == (16, 12, 10, 10)
-    assert hello.serial == "EMU-7" and hello.proto_version == 1 and hello.firmware[0] == 1
+    assert hello.serial == "EMU-7" and hello.proto_version == (1, 1) and hello.firmware[0] == 1
     assert hello.loss_row_db == pytest.approx(2.0 * 1.0 / 16)  # α L_die / rows
     assert hello.boot_id == host.emulator.boot_id
 
@@ -176,12 +179,19 @@ def test_stale_weights_codes_out_of_range_and_unknown_opcodes_are_refused():
     assert host.error(msg.Opcode.W_BEGIN, b"short").code == msg.ErrorCode.MALFORMED
     too_big = host.error(msg.Opcode.W_BEGIN, msg.WBegin(3, 5, 4, 80, 0).pack())
     assert too_big.code == msg.ErrorCode.OUT_OF_RANGE
-    host.emulator.reboot()
+    minimum = np.full((1, 4), -(2**31), dtype=np.int32)  # abs() would overflow: refused
+    low = host.error(msg.Opcode.RUN, msg.RunRequest(weight_id, 0, 0, minimum).pack())
+    assert low.code == msg.ErrorCode.OUT_OF_RANGE
+    host.emulator.reboot()  # a rebooted FPGA has no session: the request is not even read
+    assert (
+        host.error(msg.Opcode.RUN, msg.RunRequest(weight_id, 0, 0, x).pack()).code
+        == msg.ErrorCode.NO_SESSION
+    )
+    new_boot = msg.Hello.unpack(host.ok(msg.Opcode.HELLO)).boot_id
     assert (
         host.error(msg.Opcode.RUN, msg.RunRequest(weight_id, 0, 0, x).pack()).code
         == msg.ErrorCode.WEIGHT_ID_MISMATCH
     )
-    new_boot = msg.Hello.unpack(host.ok(msg.Opcode.HELLO)).boot_id
     assert new_boot != hello.boot_id
     (event,) = host.events  # the reboot announced itself once, with the new boot id
     assert msg.Event.unpack(event.payload) == msg.Event(msg.EventKind.REBOOTED, 0, new_boot)

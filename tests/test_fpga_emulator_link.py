@@ -10,20 +10,38 @@ from pathlib import Path
 import pytest
 from cobs import cobs
 
+from lumina_hal.drivers.fpga import framing
 from lumina_hal.drivers.fpga import messages as msg
 from lumina_hal.drivers.fpga.framing import (
     FLAG_ERR,
     FLAG_EVENT,
     FLAG_RESP,
     FLAG_RETX,
-    Frame,
     FrameDecoder,
     encode_frame,
     frame_bytes,
 )
 from lumina_hal.sim.fpga import firmware as fpga_firmware
 from lumina_hal.sim.fpga.faults import build_endpoint
-from lumina_hal.sim.fpga.firmware import FirmwareEmulator
+
+SESSION = 0x1234ABCD  # the session of the worked examples in docs/protocol.md §12
+
+
+def Frame(opcode: int, seq: int, payload: bytes = b"", flags: int = 0, **kw) -> framing.Frame:
+    """A v1.1 frame of this module's session (the emulator's after ``FirmwareEmulator``)."""
+    kw.setdefault("session", SESSION)
+    return framing.Frame(opcode, seq, payload, flags, **kw)
+
+
+def FirmwareEmulator(**params) -> fpga_firmware.FirmwareEmulator:
+    """An emulator whose session has been started with SESSION (a HELLO, seq 0xFFFE)."""
+    emulator = fpga_firmware.FirmwareEmulator(**params)
+    start_session(emulator)
+    return emulator
+
+
+def start_session(emulator: fpga_firmware.FirmwareEmulator) -> None:
+    emulator.receive(encode_frame(Frame(msg.Opcode.HELLO, 0xFFFE)))
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
 
@@ -69,15 +87,16 @@ def test_the_docs_damaged_ping_gets_the_docs_nak_frame():
     request_raw, _ = doc_example("PING request, `seq = 1`")
     nak_raw, nak_wire = doc_example("The PING request above, damaged")
     damaged_raw = bytearray(request_raw)
-    damaged_raw[8] = 0x03  # §8: frame byte 8, its first payload byte, turned from 01 into 03
+    damaged_raw[12] = 0x03  # §12: frame byte 12, its first payload byte, turned from 01 into 03
     emulator = FirmwareEmulator(rows=4, cols=4)
     reply = emulator.receive(cobs.encode(bytes(damaged_raw)) + b"\x00")
     assert reply == nak_wire
     assert cobs.decode(reply[:-1]) == nak_raw
     (nak,) = FrameDecoder().feed(reply)  # and it says what §6 says, field by field
-    assert (nak.version, nak.flags, nak.opcode, nak.chan, nak.seq) == (
-        1,
+    assert (nak.version, nak.flags, nak.opcode, nak.chan, nak.seq, nak.session) == (
+        0x11,
         FLAG_RESP | FLAG_ERR,
+        0,
         0,
         0,
         0,
@@ -182,15 +201,17 @@ def test_a_reboot_sends_the_docs_event_frame_once_ahead_of_the_next_reply(monkey
     assert out.startswith(event_wire)
     event, reply = FrameDecoder().feed(out)
     assert frame_bytes(event) == event_raw
-    assert (event.flags, event.opcode, event.seq) == (FLAG_EVENT, 0x7F, 0)
+    assert (event.flags, event.opcode, event.seq, event.session) == (FLAG_EVENT, 0x7F, 0, 0)
     assert event.payload == struct.pack("<BBHI", 2, 0, 0, 0xDEADBEEF)
-    assert (reply.seq, reply.payload) == (9, b"hi")
+    assert reply.seq == 9 and reply.payload[0] == msg.ErrorCode.NO_SESSION  # session lost
+    start_session(emulator)
     (only,) = FrameDecoder().feed(emulator.receive(encode_frame(Frame(2, 10, b"again"))))
-    assert only.seq == 10  # sent once
+    assert (only.seq, only.payload) == (10, b"again")  # the event was sent once
 
 
 def test_a_reboot_injected_mid_upload_announces_itself_before_the_chunk_is_refused():
     endpoint = build_endpoint({"rows": 4, "cols": 4, "fault_reboot": 1.0})
+    start_session(endpoint.emulator)
     before = endpoint.emulator.boot_id
     begin = Frame(msg.Opcode.W_BEGIN, 1, msg.WBegin(1, 4, 4, 64, 0).pack())
     (ok,) = FrameDecoder().feed(endpoint.handle(encode_frame(begin)))
@@ -202,5 +223,5 @@ def test_a_reboot_injected_mid_upload_announces_itself_before_the_chunk_is_refus
     assert msg.Event.unpack(event.payload) == msg.Event(
         msg.EventKind.REBOOTED, 0, endpoint.emulator.boot_id
     )
-    assert refusal.seq == 2 and refusal.is_error
-    assert msg.ErrorReply.unpack(refusal.payload).code == msg.ErrorCode.NO_TXN
+    assert refusal.seq == 2 and refusal.is_error  # the rebooted FPGA has no session (§6)
+    assert msg.ErrorReply.unpack(refusal.payload).code == msg.ErrorCode.NO_SESSION

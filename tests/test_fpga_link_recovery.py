@@ -238,7 +238,8 @@ def test_an_upload_hit_by_a_reboot_fails_naming_it_and_the_weights_stay_lost():
         with pytest.raises(LinkError, match="rebooted") as info:
             chip.load_weights(b)
         assert f"{emulator.boot_id:08x}" in str(info.value)
-        assert msg.Opcode.HELLO not in wire.opcodes()  # the EVENT said so; no need to ask
+        # the rebooted FPGA has no session: a re-HELLO restores it (§9)
+        assert msg.Opcode.HELLO in wire.opcodes()
         port.faults.rates = FaultRates()
         with pytest.raises(LinkError, match="rebooted"):
             chip.matmul(x)

@@ -22,7 +22,7 @@ from lumina_hal.drivers.fpga.messages import (
 )
 
 HELLO = Hello(
-    1,
+    (1, 1),
     (1, 2, 3),
     0xDEADBEEF,
     64,
@@ -32,29 +32,39 @@ HELLO = Hello(
     12,
     4,
     8192,
+    1 << 20,
+    1 << 19,
     2.0,
     0.3125,
     0.4166,
     -10.0,
     95.0,
+    0.05,
+    1e-6,
+    5e-8,
     "FPGA-0001",
     "Lumina PTC-64 over PHL1",
 )
 
 
-def test_hello_is_96_bytes_at_the_documented_offsets():
+def test_hello_is_120_bytes_at_the_documented_offsets():
+    """docs/protocol.md §6 HELLO table, offset by offset."""
     raw = HELLO.pack()
-    assert len(raw) == 96
-    assert raw[0] == 1 and raw[1:4] == bytes([1, 2, 3])
-    assert struct.unpack_from("<IHH", raw, 4) == (0xDEADBEEF, 64, 48)
-    assert raw[12:16] == bytes([12, 12, 12, 4])
-    assert struct.unpack_from("<H", raw, 16)[0] == 8192
-    assert struct.unpack_from("<f", raw, 20)[0] == 2.0
-    assert raw[40:49] == b"FPGA-0001"
-    back = Hello.unpack(raw)
+    assert len(raw) == 120
+    assert raw[0:6] == bytes([1, 1, 4, 12, 12, 12])
+    assert struct.unpack_from("<H", raw, 6)[0] == 8192
+    assert raw[8:12] == bytes([1, 2, 3, 0])
+    assert struct.unpack_from("<IHHII", raw, 12) == (0xDEADBEEF, 64, 48, 1 << 20, 1 << 19)
+    assert struct.unpack_from("<f", raw, 28)[0] == 2.0
+    assert struct.unpack_from("<ff", raw, 40) == (-10.0, 95.0)
+    assert struct.unpack_from("<fff", raw, 48) == pytest.approx((0.05, 1e-6, 5e-8))
+    assert raw[60:64] == bytes(4)
+    assert raw[64:73] == b"FPGA-0001" and raw[88:111] == b"Lumina PTC-64 over PHL1"
+    back = Hello.unpack(raw).validate()
     assert back.serial == "FPGA-0001" and back.model == "Lumina PTC-64 over PHL1"
-    assert back.firmware == (1, 2, 3) and back.cols == 48
+    assert back.firmware == (1, 2, 3) and back.cols == 48 and back.proto_version == (1, 1)
     assert back.loss_row_db == pytest.approx(0.3125)
+    assert back == Hello.unpack(raw)
 
 
 def test_fixed_payloads_round_trip_and_wrong_lengths_are_malformed():
@@ -97,7 +107,8 @@ def test_error_replies_name_their_code():
     err = ErrorReply(ErrorCode.WEIGHT_ID_MISMATCH, 0, 0, "active weights are 4")
     back = ErrorReply.unpack(err.pack())
     assert back.describe() == "WEIGHT_ID_MISMATCH: active weights are 4"
-    assert ErrorReply.unpack(b"\x01").code == ErrorCode.MALFORMED
+    with pytest.raises(MalformedPayload):  # a reply too short to be an error (§10)
+        ErrorReply.unpack(b"\x01")
     assert ErrorReply(200).describe() == "error 200"
 
 

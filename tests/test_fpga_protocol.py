@@ -10,6 +10,7 @@ from pathlib import Path
 from cobs import cobs
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from phl1_peer import wire as peer
 
 from lumina_hal.drivers.fpga.framing import (
     FLAG_ERR,
@@ -18,9 +19,11 @@ from lumina_hal.drivers.fpga.framing import (
     BadCrc,
     Frame,
     FrameDecoder,
+    FrameTooLarge,
     encode_frame,
     frame_bytes,
 )
+from lumina_hal.errors import LinkError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
 
@@ -30,28 +33,36 @@ def _hex(text: str) -> bytes:
 
 
 def test_worked_examples_in_the_docs():
-    """Every 'frame'/'wire' pair on the page decodes to itself and re-encodes to its bytes."""
+    """Every 'frame'/'wire' pair on the page decodes to itself and re-encodes to its bytes,
+    with the driver's framing and with the independent peer's (tests/phl1_peer)."""
     text = DOCS.read_text(encoding="utf-8")
     pairs = re.findall(r"^frame  ([0-9a-f ]+)\nwire   ([0-9a-f ]+)$", text, flags=re.M)
-    assert len(pairs) >= 4
+    assert len(pairs) == 9
     for frame_hex, wire_hex in pairs:
         raw, wire = _hex(frame_hex), _hex(wire_hex)
         (frame,) = FrameDecoder().feed(wire)
         assert frame_bytes(frame) == raw
         assert encode_frame(frame) == wire
-    # and the first example is what the page says it is: PING, seq 1, payload 01 02
+        (pdu,) = peer.Splitter().feed(wire)
+        assert isinstance(pdu, peer.Pdu) and peer.wire(pdu) == wire
+        assert (pdu.opcode, pdu.seq, pdu.session, pdu.payload, pdu.flags, pdu.ver) == (
+            frame.opcode,
+            frame.seq,
+            frame.session,
+            frame.payload,
+            frame.flags,
+            frame.version,
+        )
+    # and the examples are what the page says they are
     (ping,) = FrameDecoder().feed(_hex(pairs[0][1]))
     assert (ping.opcode, ping.seq, ping.payload, ping.flags) == (0x02, 1, b"\x01\x02", 0)
+    assert ping.session == 0x1234ABCD and ping.version == 0x11
     (error,) = FrameDecoder().feed(_hex(pairs[3][1]))
     assert error.flags == FLAG_RESP | FLAG_ERR and error.payload[0] == 7
-
-
-def test_layout_matches_section_3():
-    raw = frame_bytes(Frame(opcode=0x20, seq=0x1234, payload=b"abc", flags=FLAG_RESP, chan=2))
-    assert raw[:8] == bytes([1, FLAG_RESP, 0x20, 2, 0x34, 0x12, 3, 0])
-    assert raw[8:11] == b"abc"
-    assert struct.unpack("<I", raw[11:])[0] == zlib.crc32(raw[:11])
-    assert b"\x00" not in encode_frame(Frame(opcode=1, seq=0, payload=bytes(300)))[:-1]
+    (busy,) = FrameDecoder().feed(_hex(pairs[4][1]))
+    assert busy.payload == bytes([5, 0, 5, 0]) and busy.opcode == 0x20
+    (legacy,) = FrameDecoder().feed(_hex(pairs[7][1]))
+    assert (legacy.version, legacy.opcode, legacy.seq, legacy.session) == (1, 1, 2, 0)
 
 
 def test_a_damaged_frame_is_dropped_and_the_next_one_is_read():
@@ -89,8 +100,8 @@ def test_largest_payload_round_trips_and_a_larger_one_is_refused():
     assert FrameDecoder().feed(encode_frame(frame)) == [frame]
     try:
         encode_frame(Frame(opcode=0x11, seq=3, payload=bytes(MAX_PAYLOAD + 1)))
-    except ValueError as exc:
-        assert "exceeds" in str(exc)
+    except FrameTooLarge as exc:
+        assert "exceeds" in str(exc) and isinstance(exc, LinkError)
     else:  # pragma: no cover - the assertion below reports it
         raise AssertionError("an oversized payload was encoded")
 

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import struct
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ import serial
 from lumina_hal import codes as chip_codes
 from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry, weights_checksum
 from lumina_hal.drivers.fpga import messages as msg
-from lumina_hal.drivers.fpga.link import LinkTiming, PhlLink
+from lumina_hal.drivers.fpga.link import SUPPORTED_FIRMWARE_MAJOR, LinkTiming, PhlLink
 from lumina_hal.drivers.fpga.transport import SocketPort
 from lumina_hal.errors import ConfigurationError, DeviceError, LinkError, SafetyLimitError
 from lumina_hal.params import Param
@@ -30,7 +31,7 @@ from lumina_hal.uri import DeviceURI
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_FIRMWARE_MAJOR = 1
+__all__ = ["SUPPORTED_FIRMWARE_MAJOR", "FpgaDevice", "FpgaSerialDevice", "FpgaTcpDevice"]
 LINK_PARAMS: tuple[Param, ...] = (
     Param(
         "timeout",
@@ -76,24 +77,14 @@ class FpgaDevice(PhotonicDevice):
             port = self._port_factory()
         except (OSError, serial.SerialException) as exc:
             raise LinkError(f"cannot open {self._description}: {exc}") from exc
-        self._link = PhlLink(port, self._timing, on_event=self._on_event)
+        self._hello = None
+        self._link = PhlLink(port, self._timing, on_event=self._on_event, on_hello=self._on_hello)
         try:
-            self._hello = self._handshake()
+            hello = self._link.open_session()
         except BaseException:
             self._link.close()
             self._link = None
             raise
-        self._weight_id, self._call_index, self._lost = 0, 0, ""
-
-    def _handshake(self) -> msg.Hello:
-        assert self._link is not None
-        hello = msg.Hello.unpack(self._link.request(msg.Opcode.HELLO, response_bytes=120))
-        if hello.proto_version != 1 or hello.firmware[0] != SUPPORTED_FIRMWARE_MAJOR:
-            raise ConfigurationError(
-                f"incompatible firmware {'.'.join(map(str, hello.firmware))} (protocol "
-                f"{hello.proto_version}) on {self._description}; this driver speaks PHL1 "
-                f"with firmware {SUPPORTED_FIRMWARE_MAJOR}.x"
-            )
         log.info(
             "connected to %s: %s %s, %dx%d, firmware %s",
             self._description,
@@ -103,7 +94,14 @@ class FpgaDevice(PhotonicDevice):
             hello.cols,
             ".".join(map(str, hello.firmware)),
         )
-        return hello
+        self._weight_id, self._call_index, self._lost = 0, 0, ""
+
+    def _on_hello(self, hello: msg.Hello) -> None:
+        """Every HELLO the link completes: a new boot id means the weights are gone."""
+        known = self._hello
+        self._hello = hello
+        if known is not None and hello.boot_id != known.boot_id:
+            self._weights_lost(hello.boot_id)
 
     def _close(self) -> None:
         if self._link is None:
@@ -149,7 +147,8 @@ class FpgaDevice(PhotonicDevice):
         return {"hello": hello, "call_index": self._call_index}
 
     def _require_hello(self) -> msg.Hello:
-        assert self._hello is not None
+        if self._hello is None:
+            raise LinkError(f"{self._description} is not connected")
         return self._hello
 
     def _load_weights(self, weights: np.ndarray) -> str:
@@ -162,35 +161,47 @@ class FpgaDevice(PhotonicDevice):
         return weights_checksum(codes)
 
     def _upload(self, codes: np.ndarray) -> int:
-        """Two-phase upload: W_BEGIN, W_CHUNKs, W_COMMIT against the whole-matrix CRC."""
+        """Two-phase upload: W_BEGIN, pipelined W_CHUNKs, W_COMMIT against the whole CRC."""
         link, h = self._require_link(), self._require_hello()
-        data = np.ascontiguousarray(codes, dtype="<i4").tobytes()
-        crc = zlib.crc32(data) & 0xFFFFFFFF
+        data = memoryview(np.ascontiguousarray(codes, dtype="<i4").tobytes())
+        crc = zlib.crc32(data)
         self._txn = self._txn % 0xFFFFFFFF + 1
+        txn = self._txn
         rows, cols = codes.shape
-        begin = msg.WBegin(self._txn, rows, cols, len(data), crc).pack()
-        step = (h.max_payload - msg.WChunk.HEAD.size) // 4 * 4
+        begin = msg.WBegin(txn, rows, cols, len(data), crc).pack()
+        chunks = _Chunks(txn.to_bytes(4, "little"), data, h.max_payload - msg.WChunk.HEAD.size)
         reboots = self._reboots
+
+        def check(index: int, reply: bytes) -> None:
+            expected = msg.WChunk.HEAD.pack(txn, chunks.offset(index)) + struct.pack(
+                "<I", chunks.length(index)
+            )
+            _expect(reply == expected, "W_CHUNK", "an echo of txn, offset and length")
+
         try:
-            link.request(msg.Opcode.W_BEGIN, begin)
-            for offset in range(0, len(data), step):
-                chunk = msg.WChunk(self._txn, offset, data[offset : offset + step]).pack()
-                link.request(msg.Opcode.W_CHUNK, chunk, response_bytes=24)
-            reply = link.request(msg.Opcode.W_COMMIT, struct.pack("<II", self._txn, crc))
+            _expect(link.request(msg.Opcode.W_BEGIN, begin) == begin[:4], "W_BEGIN", "txn echo")
+            link.request_window(msg.Opcode.W_CHUNK, chunks, h.window, check=check)
+            reply = link.request(
+                msg.Opcode.W_COMMIT,
+                struct.pack("<II", txn, crc),
+                work_s=rows * cols * h.commit_s_per_cell,
+            )
         except (LinkError, DeviceError) as exc:
             self._abort_quietly()
             self._raise_if_rebooted(reboots, exc)  # a reboot mid-upload raises LinkError
             raise
         # A commit that succeeded ran on the boot that is current now: an EVENT read during
-        # this upload came before W_BEGIN ran (docs/protocol.md §5), so the weights are valid.
+        # this upload came before W_BEGIN ran (docs/protocol.md §6), so the weights are valid.
+        _expect(len(reply) == 8, "W_COMMIT", "an 8-byte payload")
         weight_id, echoed = struct.unpack("<II", reply)
-        if echoed != crc:
-            raise DeviceError(f"W_COMMIT echoed CRC {echoed:08x}, sent {crc:08x}")
-        return weight_id
+        _expect(echoed == crc and weight_id != 0, "W_COMMIT", "the CRC echo and weight_id != 0")
+        return int(weight_id)
 
     def _abort_quietly(self) -> None:
+        if self._link is None or self._link.closed:
+            return
         try:
-            self._require_link().request(msg.Opcode.W_ABORT, self._txn.to_bytes(4, "little"))
+            self._link.request(msg.Opcode.W_ABORT, self._txn.to_bytes(4, "little"))
         except (LinkError, DeviceError) as exc:
             log.debug("W_ABORT after a failed upload: %s", exc)
 
@@ -201,41 +212,82 @@ class FpgaDevice(PhotonicDevice):
         rows, cols = self.weights_shape or (0, 0)
         codes_f, s_x = chip_codes.input_codes(x, h.input_bits)
         codes = codes_f.astype(np.int32)
-        per_frame = max(
-            1,
-            min(
-                (h.max_payload - msg.RunRequest.HEAD.size) // (4 * cols),
-                (h.max_payload - msg.RunResponse.HEAD.size) // (4 * rows),
-            ),
-        )
+        plan = RunPlan.for_shape(h, rows, cols)
         call_index = self._call_index
         full_scale = np.float32(h.adc_full_scale * np.sqrt(cols))  # as the FPGA holds it
         from_code = full_scale / np.float32(chip_codes.levels(h.output_bits))
-        for first in range(0, codes.shape[0], per_frame):
-            part = codes[first : first + per_frame]
-            request = msg.RunRequest(self._weight_id, call_index, first, part).pack()
-            reply = self._run(request, rows, len(part) * rows * 4 + 16, part.size * rows)
-            y = (reply.codes.astype(np.float32) * from_code) * s_x[first : first + per_frame, None]
-            out[first : first + per_frame] = y * np.float32(self._scale)
+        for first in range(0, codes.shape[0], plan.per_run):
+            part = codes[first : first + plan.per_run]
+            y_codes = self._run(plan, part, call_index, first, rows)
+            y = (y_codes.astype(np.float32) * from_code) * s_x[first : first + plan.per_run, None]
+            out[first : first + plan.per_run] = y * np.float32(self._scale)
         self._call_index = call_index + 1
 
-    def _run(self, request: bytes, rows: int, response_bytes: int, macs: int) -> msg.RunResponse:
-        link = self._require_link()
+    def _run(
+        self, plan: RunPlan, part: np.ndarray, call_index: int, first: int, rows: int
+    ) -> np.ndarray:
+        """One RUN of ``part`` (inline or staged input, inline or held output, §6)."""
+        link, h = self._require_link(), self._require_hello()
+        count, cols = part.shape
         reboots = self._reboots
+        flags = plan.flags
         try:
+            if plan.staged_input:
+                data = memoryview(np.ascontiguousarray(part, dtype="<i4").tobytes())
+                chunks = _Chunks(b"", data, h.max_payload - 4)
+
+                def check_x(index: int, reply: bytes) -> None:
+                    want = struct.pack("<II", chunks.offset(index), chunks.length(index))
+                    _expect(reply == want, "X_CHUNK", "an echo of offset and length")
+
+                link.request_window(msg.Opcode.X_CHUNK, chunks, h.window, check=check_x)
+                request = msg.RunRequest(self._weight_id, call_index, first, None, flags, count)
+            else:
+                request = msg.RunRequest(self._weight_id, call_index, first, part, flags)
             payload = link.request(
-                msg.Opcode.RUN, request, response_bytes=response_bytes, op_s=max(0.005, macs * 1e-6)
+                msg.Opcode.RUN,
+                request.pack(),
+                response_bytes=16 + (0 if plan.held_output else 4 * count * rows),
+                work_s=count * rows * cols * h.run_s_per_mac,
             )
+            reply = msg.RunResponse.unpack(payload, rows, held=plan.held_output)
+            _expect(reply.weight_id == self._weight_id, "RUN", "the weight_id echo")
+            _expect(reply.codes.shape[0] == count, "RUN", f"count {count}")
+            _expect(reply.clipped <= min(count * rows, 0xFFFF), "RUN", "clipped <= count rows")
+            y = reply.codes if not plan.held_output else self._read_held(count * rows * 4)
         except DeviceError as exc:
             if exc.code == msg.ErrorCode.WEIGHT_ID_MISMATCH:
                 self._raise_if_rebooted(reboots, exc)
             raise
         except LinkError as exc:
-            self._raise_if_rebooted(reboots, exc)
+            if not link.closed:
+                self._raise_if_rebooted(reboots, exc)
             raise
-        if self._reboots != reboots:  # cannot happen in order (§5); never trust it if it does
+        if self._reboots != reboots:  # cannot happen in order (§6); never trust it if it does
             raise LinkError(self._lost)
-        return msg.RunResponse.unpack(payload, rows)
+        y = y.reshape(count, rows)
+        levels = chip_codes.levels(h.output_bits)
+        _expect(bool(np.all(np.abs(y.astype(np.int64)) <= levels)), "RUN", "codes within ±L_y")
+        return y
+
+    def _read_held(self, nbytes: int) -> np.ndarray:
+        """Y_READ the held output of the last RUN, pipelined (§6)."""
+        link, h = self._require_link(), self._require_hello()
+        step = (h.max_payload - 4) // 4 * 4
+        requests = [
+            struct.pack("<III", self._weight_id, offset, min(step, nbytes - offset))
+            for offset in range(0, nbytes, step)
+        ]
+
+        def check(index: int, reply: bytes) -> None:
+            offset, length = struct.unpack_from("<II", requests[index], 4)
+            _expect(len(reply) == 4 + length, "Y_READ", f"{4 + length} bytes")
+            _expect(reply[:4] == offset.to_bytes(4, "little"), "Y_READ", "the offset echo")
+
+        parts = link.request_window(
+            msg.Opcode.Y_READ, requests, h.window, response_bytes=step + 16, check=check
+        )
+        return np.frombuffer(b"".join(p[4:] for p in parts), dtype="<i4")
 
     def _raise_if_rebooted(self, reboots_before: int, cause: Exception) -> None:
         """After a failed request: LinkError naming the reboot if the FPGA rebooted since
@@ -246,16 +298,15 @@ class FpgaDevice(PhotonicDevice):
             raise LinkError(self._lost) from cause
 
     def _check_reboot(self) -> None:
-        """Ask HELLO for the boot id: a reboot whose EVENT was lost is found here."""
-        try:
-            hello = msg.Hello.unpack(
-                self._require_link().request(msg.Opcode.HELLO, response_bytes=120)
-            )
-        except (LinkError, DeviceError, msg.MalformedPayload):
+        """Re-HELLO for the boot id: a reboot whose EVENT was lost is found here
+        (``_on_hello`` marks the weights lost)."""
+        link = self._link
+        if link is None or link.closed:
             return
-        if hello.boot_id != self._require_hello().boot_id:
-            self._hello = hello
-            self._weights_lost(hello.boot_id)
+        try:
+            link.restart_session()
+        except (LinkError, DeviceError) as exc:
+            log.debug("re-HELLO after a failed request: %s", exc)
 
     def _on_event(self, event: msg.Event) -> None:
         """The link read an EVENT (already logged): a reboot to a new boot id loses weights."""
@@ -278,6 +329,7 @@ class FpgaDevice(PhotonicDevice):
     def _telemetry(self) -> Telemetry:
         raw = self._require_link().request(msg.Opcode.TELEMETRY)
         t = msg.Telemetry.unpack(raw)
+        _expect(np.isfinite(t.temperature_c), "TELEMETRY", "a finite temperature")
         return Telemetry(
             temperature_c=t.temperature_c,
             optical_power_dbm=t.optical_power_dbm,
@@ -300,7 +352,9 @@ class FpgaDevice(PhotonicDevice):
                 f"temperature_c {temperature_c:g} °C is outside the device's limits "
                 f"[{h.temperature_min_c:g}, {h.temperature_max_c:g}] °C; nothing was sent"
             )
-        self._require_link().request(msg.Opcode.SET_TEMPERATURE, struct.pack("<f", temperature_c))
+        sent = struct.pack("<f", temperature_c)
+        reply = self._require_link().request(msg.Opcode.SET_TEMPERATURE, sent)
+        _expect(reply == sent, "SET_TEMPERATURE", "the setpoint echo")
 
     def _reset(self) -> None:
         self._require_link().request(msg.Opcode.RESET)
@@ -310,6 +364,63 @@ class FpgaDevice(PhotonicDevice):
         if self._link is None:
             raise LinkError(f"{self._description} is not connected")
         return self._link
+
+
+def _expect(ok: bool, opcode: str, what: str) -> None:
+    """A reply check of docs/protocol.md §10: LinkError naming the opcode and the field."""
+    if not ok:
+        raise LinkError(f"protocol violation: the {opcode} reply lacks {what}")
+
+
+class _Chunks(Sequence[bytes]):
+    """Lazy ``prefix + u32 offset + data[offset : offset + step]`` payloads (W_CHUNK, X_CHUNK)."""
+
+    def __init__(self, prefix: bytes, data: memoryview, room: int) -> None:
+        self._prefix, self._data = prefix, data
+        self._step = max(4, room // 4 * 4)
+        self._count = -(-len(data) // self._step)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def offset(self, index: int) -> int:
+        return index * self._step
+
+    def length(self, index: int) -> int:
+        return min(self._step, len(self._data) - index * self._step)
+
+    def __getitem__(self, index: Any) -> Any:
+        if not isinstance(index, int) or not 0 <= index < self._count:
+            raise IndexError(index)
+        offset = index * self._step
+        return b"".join(
+            (self._prefix, offset.to_bytes(4, "little"), self._data[offset : offset + self._step])
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """How RUNs of a ``rows x cols`` matrix travel (§6): inline or staged, and how many vectors."""
+
+    staged_input: bool
+    held_output: bool
+    per_run: int
+
+    @property
+    def flags(self) -> int:
+        return (msg.RUN_STAGED_INPUT if self.staged_input else 0) | (
+            msg.RUN_HOLD_OUTPUT if self.held_output else 0
+        )
+
+    @classmethod
+    def for_shape(cls, h: msg.Hello, rows: int, cols: int) -> RunPlan:
+        head_in, head_out = msg.RunRequest.HEAD.size, msg.RunResponse.HEAD.size
+        staged = head_in + 4 * cols > h.max_payload
+        held = head_out + 4 * rows > h.max_payload
+        room_in = h.input_buffer_bytes if staged else h.max_payload - head_in
+        room_out = h.output_buffer_bytes if held else h.max_payload - head_out
+        per_run = min(room_in // (4 * cols), room_out // (4 * rows), 0xFFFF)
+        return cls(staged, held, max(1, per_run))
 
 
 class FpgaSerialDevice(FpgaDevice):

@@ -1,10 +1,12 @@
-"""PHL1 framing: COBS + 0x00 delimiter, 8-byte header, CRC-32 (docs/protocol.md §2-3).
+"""PHL1 v1.1 framing: COBS + 0x00 delimiter, 12-byte header, CRC-32 (docs/protocol.md §2-3).
 
 ``encode_frame`` turns a Frame into wire bytes; ``FrameDecoder`` turns an arbitrary byte
 stream back into frames, dropping anything damaged and resynchronizing at the next 0x00.
 ``FrameDecoder.scan`` also reports whole frames whose only fault is the CRC (``BadCrc``),
-which the FPGA side answers with NAK_CRC.
-COBS comes from the ``cobs`` package (C-accelerated) rather than being written here.
+which the FPGA side answers with NAK_CRC. Intact v1.0 frames (``ver = 1``, 8-byte header)
+are decoded too, with ``version = 1``, so that each side can refuse them clearly (§11).
+COBS comes from the ``cobs`` package (C-accelerated) and the CRC from ``zlib`` (C) rather
+than being written here.
 """
 
 from __future__ import annotations
@@ -15,11 +17,17 @@ from dataclasses import dataclass
 
 from cobs import cobs
 
-VERSION = 1
+from lumina_hal.errors import LinkError
+
+VERSION = 0x11  # PHL1 v1.1: major 1 in the high nibble, minor 1 in the low one
+LEGACY_VERSION = 0x01  # PHL1 v1.0: 8-byte header without a session
 MAX_PAYLOAD = 8192
-HEADER = struct.Struct("<BBBBHH")
+BASE = struct.Struct("<BBBBHH")  # ver, flags, opcode, chan, seq, len: unchanged since v1.0
+HEADER = struct.Struct("<BBBBHHI")  # ... and the session; len counts it (4 + payload)
 CRC = struct.Struct("<I")
-OVERHEAD = HEADER.size + CRC.size  # 12 bytes around the payload
+OVERHEAD = HEADER.size + CRC.size  # 16 bytes around the payload
+LEGACY_OVERHEAD = BASE.size + CRC.size  # 12
+MAX_FRAME = MAX_PAYLOAD + OVERHEAD
 DELIMITER = b"\x00"
 
 FLAG_RESP = 0x01
@@ -39,6 +47,7 @@ class Frame:
     payload: bytes = b""
     flags: int = 0
     chan: int = 0
+    session: int = 0
     version: int = VERSION
 
     @property
@@ -50,15 +59,32 @@ class Frame:
         return bool(self.flags & FLAG_ERR)
 
 
+class FrameTooLarge(LinkError):
+    """A payload larger than MAX_PAYLOAD was about to be framed (a caller's bug)."""
+
+
 def frame_bytes(frame: Frame) -> bytes:
-    """The frame before COBS: header, payload, CRC-32 (little-endian)."""
-    if len(frame.payload) > MAX_PAYLOAD:
-        raise ValueError(f"payload of {len(frame.payload)} bytes exceeds {MAX_PAYLOAD}")
-    head = HEADER.pack(
-        frame.version, frame.flags, frame.opcode, frame.chan, frame.seq & 0xFFFF, len(frame.payload)
-    )
+    """The frame before COBS: header, payload, CRC-32 (little-endian).
+
+    ``version = 1`` builds a v1.0 frame (no session), used only to refuse v1.0 peers.
+    """
+    size = len(frame.payload)
+    if size > MAX_PAYLOAD:
+        raise FrameTooLarge(f"payload of {size} bytes exceeds {MAX_PAYLOAD}")
+    if frame.version == LEGACY_VERSION:
+        head = BASE.pack(frame.version, frame.flags, frame.opcode, frame.chan, frame.seq, size)
+    else:
+        head = HEADER.pack(
+            frame.version,
+            frame.flags,
+            frame.opcode,
+            frame.chan,
+            frame.seq & 0xFFFF,
+            size + 4,
+            frame.session & 0xFFFFFFFF,
+        )
     body = head + frame.payload
-    return body + CRC.pack(zlib.crc32(body) & 0xFFFFFFFF)
+    return body + CRC.pack(zlib.crc32(body))
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -77,17 +103,28 @@ class BadCrc:
 
 
 def check_frame(raw: bytes) -> Frame | BadCrc | None:
-    """A frame from its un-COBSed bytes; BadCrc if only its CRC is wrong; None otherwise."""
-    if len(raw) < OVERHEAD:
+    """A frame from its un-COBSed bytes; BadCrc if only its CRC is wrong; None otherwise.
+
+    ``len`` must equal the piece's length minus 12 (v1.0 and v1.1 alike, §2/§11). A v1.1
+    frame needs ``len >= 4`` (its session); a piece with ``ver = 1`` is read as v1.0.
+    """
+    size = len(raw)
+    if size < LEGACY_OVERHEAD or size > MAX_FRAME:
         return None
-    version, flags, opcode, chan, seq, length = HEADER.unpack_from(raw)
-    if length != len(raw) - OVERHEAD or length > MAX_PAYLOAD:
+    version, flags, opcode, chan, seq, length = BASE.unpack_from(raw)
+    if length != size - LEGACY_OVERHEAD:
         return None
-    (crc,) = CRC.unpack_from(raw, len(raw) - CRC.size)
-    if zlib.crc32(raw[: len(raw) - CRC.size]) & 0xFFFFFFFF != crc:
+    (crc,) = CRC.unpack_from(raw, size - CRC.size)
+    if zlib.crc32(memoryview(raw)[: size - CRC.size]) != crc:
         return BadCrc(bytes(raw))
-    payload = bytes(raw[HEADER.size : HEADER.size + length])
-    return Frame(opcode=opcode, seq=seq, payload=payload, flags=flags, chan=chan, version=version)
+    if version == LEGACY_VERSION:
+        payload = bytes(raw[BASE.size : size - CRC.size])
+        return Frame(opcode, seq, payload, flags=flags, chan=chan, version=version)
+    if length < 4:
+        return None
+    (session,) = CRC.unpack_from(raw, BASE.size)
+    payload = bytes(raw[HEADER.size : size - CRC.size])
+    return Frame(opcode, seq, payload, flags, chan, session, version)
 
 
 def parse_frame(raw: bytes) -> Frame | None:
@@ -105,7 +142,7 @@ class FrameDecoder:
     ones among them.
     """
 
-    MAX_ENCODED = MAX_PAYLOAD + OVERHEAD + (MAX_PAYLOAD + OVERHEAD) // 254 + 2
+    MAX_ENCODED = MAX_FRAME + MAX_FRAME // 254 + 2
 
     def __init__(self) -> None:
         self._buffer = bytearray()

@@ -1,7 +1,8 @@
 """PHL1 opcodes, error codes and payload layouts (docs/protocol.md §5-6).
 
 Each payload is a frozen dataclass with ``pack()`` and ``unpack(data)``; ``unpack`` raises
-``MalformedPayload`` for a wrong length, so neither side ever indexes past a payload.
+``MalformedPayload`` (a LinkError: on the host a malformed reply is a protocol violation,
+§10) for a wrong length, so neither side ever indexes past a payload.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
+
+from lumina_hal.errors import LinkError
 
 
 class Opcode(IntEnum):
@@ -22,6 +25,8 @@ class Opcode(IntEnum):
     W_ABORT = 0x13
     W_STATUS = 0x14
     RUN = 0x20
+    X_CHUNK = 0x21
+    Y_READ = 0x22
     TELEMETRY = 0x30
     SET_TEMPERATURE = 0x31
     RESET = 0x40
@@ -39,7 +44,17 @@ class ErrorCode(IntEnum):
     NO_TXN = 7
     STAGED_CRC_MISMATCH = 8
     WEIGHT_ID_MISMATCH = 9
+    NO_SESSION = 10
+    IN_USE = 11
     INTERNAL = 12
+
+
+RUN_STAGED_INPUT = 0x1  # RUN run_flags bit0: codes come from the X_CHUNK buffer
+RUN_HOLD_OUTPUT = 0x2  # bit1: keep the result for Y_READ
+RUN_FLAGS = RUN_STAGED_INPUT | RUN_HOLD_OUTPUT
+MAX_SIDE = 8192  # rows and cols a HELLO may announce (§5)
+MAX_BUFFER_BYTES = 1 << 30
+MAX_ERROR_MESSAGE = 200
 
 
 class EventKind(IntEnum):
@@ -47,8 +62,8 @@ class EventKind(IntEnum):
     REBOOTED = 2
 
 
-class MalformedPayload(ValueError):
-    """A payload whose length or fields do not fit its opcode."""
+class MalformedPayload(LinkError):
+    """A payload whose length or fields do not fit its opcode (docs/protocol.md §10)."""
 
 
 def _exact(data: bytes, size: int, what: str) -> None:
@@ -57,12 +72,25 @@ def _exact(data: bytes, size: int, what: str) -> None:
 
 
 def _text(raw: bytes) -> str:
-    return raw.split(b"\x00", 1)[0].decode("ascii", errors="replace")
+    """Printable ASCII up to the first NUL; anything else becomes '?'."""
+    head = raw.split(b"\x00", 1)[0]
+    return "".join(chr(b) if 0x20 <= b <= 0x7E else "?" for b in head)
+
+
+def _require(ok: bool, what: str) -> None:
+    if not ok:
+        raise MalformedPayload(f"HELLO field out of range: {what}")
+
+
+def _finite(*values: float) -> bool:
+    return all(np.isfinite(v) for v in values)
 
 
 @dataclass(frozen=True)
 class Hello:
-    proto_version: int
+    """HELLO reply (§6): identity, geometry, buffers and worst-case rates."""
+
+    proto_version: tuple[int, int]
     firmware: tuple[int, int, int]
     boot_id: int
     rows: int
@@ -72,36 +100,46 @@ class Hello:
     output_bits: int
     window: int
     max_payload: int
+    input_buffer_bytes: int
+    output_buffer_bytes: int
     adc_full_scale: float
     loss_row_db: float
     loss_col_db: float
     temperature_min_c: float
     temperature_max_c: float
+    op_s: float
+    commit_s_per_cell: float
+    run_s_per_mac: float
     serial: str
     model: str
 
-    LAYOUT = struct.Struct("<B3BIHHBBBBHHfffff24s32s")
+    LAYOUT = struct.Struct("<BBBBBBH3BxIHHIIffffffffI24s32s")
 
     def pack(self) -> bytes:
         return self.LAYOUT.pack(
-            self.proto_version,
+            *self.proto_version,
+            self.window,
+            self.weight_bits,
+            self.input_bits,
+            self.output_bits,
+            self.max_payload,
             *self.firmware,
             self.boot_id,
             self.rows,
             self.cols,
-            self.weight_bits,
-            self.input_bits,
-            self.output_bits,
-            self.window,
-            self.max_payload,
-            0,
+            self.input_buffer_bytes,
+            self.output_buffer_bytes,
             self.adc_full_scale,
             self.loss_row_db,
             self.loss_col_db,
             self.temperature_min_c,
             self.temperature_max_c,
-            self.serial.encode("ascii")[:24],
-            self.model.encode("ascii")[:32],
+            self.op_s,
+            self.commit_s_per_cell,
+            self.run_s_per_mac,
+            0,
+            self.serial.encode("ascii", errors="replace")[:24],
+            self.model.encode("ascii", errors="replace")[:32],
         )
 
     @classmethod
@@ -109,24 +147,63 @@ class Hello:
         _exact(data, cls.LAYOUT.size, "HELLO")
         f = cls.LAYOUT.unpack(data)
         return cls(
-            f[0],
-            (f[1], f[2], f[3]),
-            f[4],
-            f[5],
-            f[6],
-            f[7],
-            f[8],
-            f[9],
+            (f[0], f[1]),
+            (f[7], f[8], f[9]),
             f[10],
             f[11],
+            f[12],
+            f[3],
+            f[4],
+            f[5],
+            f[2],
+            f[6],
             f[13],
             f[14],
             f[15],
             f[16],
             f[17],
-            _text(f[18]),
-            _text(f[19]),
+            f[18],
+            f[19],
+            f[20],
+            f[21],
+            f[22],
+            _text(f[24]),
+            _text(f[25]),
         )
+
+    def validate(self) -> Hello:
+        """Every field within docs/protocol.md §5, else MalformedPayload naming it."""
+        _require(256 <= self.max_payload <= 8192 and self.max_payload % 4 == 0, "max_payload")
+        _require(1 <= self.window <= 16, f"window {self.window}")
+        _require(1 <= self.rows <= MAX_SIDE and 1 <= self.cols <= MAX_SIDE, "rows/cols")
+        _require(1 <= self.weight_bits <= 16, f"weight_bits {self.weight_bits}")
+        _require(2 <= self.input_bits <= 24, f"input_bits {self.input_bits}")
+        _require(2 <= self.output_bits <= 24, f"output_bits {self.output_bits}")
+        for name, size, need in (
+            ("input_buffer_bytes", self.input_buffer_bytes, 4 * self.cols),
+            ("output_buffer_bytes", self.output_buffer_bytes, 4 * self.rows),
+        ):
+            _require(need <= size <= MAX_BUFFER_BYTES and size % 4 == 0, f"{name} {size}")
+        floats = (
+            self.adc_full_scale,
+            self.loss_row_db,
+            self.loss_col_db,
+            self.temperature_min_c,
+            self.temperature_max_c,
+            self.op_s,
+            self.commit_s_per_cell,
+            self.run_s_per_mac,
+        )
+        _require(_finite(*floats), "a float field is not finite")
+        _require(self.adc_full_scale > 0, "adc_full_scale")
+        _require(
+            -50.0 <= self.temperature_min_c < self.temperature_max_c <= 150.0, "temperature limits"
+        )
+        _require(0.0 <= self.op_s <= 10.0, f"op_s {self.op_s}")
+        _require(0.0 <= self.commit_s_per_cell <= 1e-3, "commit_s_per_cell")
+        _require(0.0 <= self.run_s_per_mac <= 1e-3, "run_s_per_mac")
+        _require(self.boot_id != 0, "boot_id 0")
+        return self
 
 
 @dataclass(frozen=True)
@@ -171,32 +248,52 @@ class WChunk:
 
 @dataclass(frozen=True)
 class RunRequest:
+    """RUN request; ``codes`` is None with RUN_STAGED_INPUT (then ``count`` says how many)."""
+
     weight_id: int
     call_index: int
     first_vector: int
-    codes: np.ndarray  # int32 (count, cols)
+    codes: np.ndarray | None  # int32 (count, cols)
+    run_flags: int = 0
+    count: int = 0
 
     HEAD = struct.Struct("<IQIHH")
 
     def pack(self) -> bytes:
+        if self.codes is None:
+            return self.HEAD.pack(
+                self.weight_id, self.call_index, self.first_vector, self.count, self.run_flags
+            )
         codes = np.ascontiguousarray(self.codes, dtype="<i4")
-        return (
-            self.HEAD.pack(self.weight_id, self.call_index, self.first_vector, codes.shape[0], 0)
-            + codes.tobytes()
+        head = self.HEAD.pack(
+            self.weight_id, self.call_index, self.first_vector, codes.shape[0], self.run_flags
         )
+        return head + codes.tobytes()
+
+    @classmethod
+    def unpack_head(cls, data: bytes) -> tuple[int, int, int, int, int]:
+        """(weight_id, call_index, first_vector, count, run_flags); checks the header only."""
+        if len(data) < cls.HEAD.size:
+            raise MalformedPayload("RUN payload shorter than its 20-byte header")
+        head = cls.HEAD.unpack_from(data)
+        if head[4] & ~RUN_FLAGS:
+            raise MalformedPayload(f"RUN run_flags {head[4]:#06x} has unknown bits")
+        return head
 
     @classmethod
     def unpack(cls, data: bytes, cols: int) -> RunRequest:
-        if len(data) < cls.HEAD.size:
-            raise MalformedPayload("RUN payload shorter than its 20-byte header")
-        weight_id, call_index, first_vector, count, _ = cls.HEAD.unpack_from(data)
+        weight_id, call_index, first_vector, count, flags = cls.unpack_head(data)
         body = data[cls.HEAD.size :]
+        if flags & RUN_STAGED_INPUT:
+            if count == 0 or body:
+                raise MalformedPayload("a staged RUN carries no codes and count >= 1")
+            return cls(weight_id, call_index, first_vector, None, flags, count)
         if count == 0 or len(body) != 4 * count * cols:
             raise MalformedPayload(
                 f"RUN carries {len(body)} code bytes for {count} vectors of {cols} inputs"
             )
         codes = np.frombuffer(body, dtype="<i4").reshape(count, cols)
-        return cls(weight_id, call_index, first_vector, codes)
+        return cls(weight_id, call_index, first_vector, codes, flags, count)
 
 
 @dataclass(frozen=True)
@@ -215,14 +312,16 @@ class RunResponse:
         )
 
     @classmethod
-    def unpack(cls, data: bytes, rows: int) -> RunResponse:
+    def unpack(cls, data: bytes, rows: int, held: bool = False) -> RunResponse:
+        """The reply; with ``held`` (HOLD_OUTPUT) it has no codes: ``codes`` is (count, 0)."""
         if len(data) < cls.HEAD.size:
             raise MalformedPayload("RUN response shorter than its 8-byte header")
         weight_id, count, clipped = cls.HEAD.unpack_from(data)
         body = data[cls.HEAD.size :]
-        if len(body) != 4 * count * rows:
-            raise MalformedPayload(f"RUN response has {len(body)} bytes for {count}x{rows}")
-        return cls(weight_id, clipped, np.frombuffer(body, dtype="<i4").reshape(count, rows))
+        width = 0 if held else rows
+        if len(body) != 4 * count * width:
+            raise MalformedPayload(f"RUN response has {len(body)} bytes for {count}x{width}")
+        return cls(weight_id, clipped, np.frombuffer(body, dtype="<i4").reshape(count, width))
 
 
 @dataclass(frozen=True)
@@ -268,16 +367,16 @@ class ErrorReply:
     HEAD = struct.Struct("<BBH")
 
     def pack(self) -> bytes:
-        return self.HEAD.pack(self.code, self.detail, self.aux) + self.message.encode(
-            "ascii", errors="replace"
-        )
+        """The message is ASCII and cut to 200 bytes (§7)."""
+        text = self.message.encode("ascii", errors="replace")[:MAX_ERROR_MESSAGE]
+        return self.HEAD.pack(self.code, self.detail, self.aux) + text
 
     @classmethod
     def unpack(cls, data: bytes) -> ErrorReply:
         if len(data) < cls.HEAD.size:
-            return cls(ErrorCode.MALFORMED, message="short error payload")
+            raise MalformedPayload(f"error payload of {len(data)} bytes, at least 4 expected")
         code, detail, aux = cls.HEAD.unpack_from(data)
-        return cls(code, detail, aux, data[cls.HEAD.size :].decode("ascii", errors="replace"))
+        return cls(code, detail, aux, _text(bytes(data[cls.HEAD.size :][:MAX_ERROR_MESSAGE])))
 
     def describe(self) -> str:
         try:

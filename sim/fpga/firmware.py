@@ -7,10 +7,14 @@ cache without executing them again, and runs the chip with the twin's physics
 give exactly the twin's outputs. Configured by an ``EmulatorConfig`` (or its parameters).
 Transports (pyserial handler, pty, TCP) wrap this object.
 
-Link behaviour of §2 and §5: a whole frame with a bad CRC gets NAK_CRC; a partial frame is
+Link behaviour (PHL1 v1.1): a whole frame with a bad CRC gets NAK_CRC; a partial frame is
 discarded after 50 ms without a byte (time from the injectable ``clock``, read when bytes
-arrive); after ``reboot()`` the "rebooted" EVENT goes out ahead of the next output (the host
-reads only while a request is outstanding, so it cannot tell this from sending at once).
+arrive); requests are checked in the order of docs/protocol.md §7 (version, flags, session,
+cache, opcode, chan, BUSY, the opcode's own checks); a v1.0 frame is refused with BAD_VERSION
+in the v1.0 layout; no reply is ever larger than a frame (large RUN outputs are held for
+Y_READ) and an unexpected fault in a handler becomes an INTERNAL error reply, never an
+exception out of ``receive``. After ``reboot()`` the "rebooted" EVENT goes out ahead of the
+next output. ``busy_replies`` (a test hook) answers that many requests with BUSY.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from lumina_hal.drivers.fpga.framing import (
     FLAG_ERR,
     FLAG_EVENT,
     FLAG_RESP,
+    FLAG_RETX,
+    LEGACY_VERSION,
     MAX_PAYLOAD,
     VERSION,
     Frame,
@@ -46,10 +52,17 @@ from lumina_hal.twin.config import TEMPERATURE_RANGE_C
 
 log = logging.getLogger(__name__)
 
-FIRMWARE_VERSION = (1, 0, 0)
+FIRMWARE_VERSION = (1, 1, 0)
+PROTOCOL_VERSION = (1, 1)
 MODEL = "Lumina PTC (PHL1 emulator)"
-WINDOW = 4
-CACHE_SIZE = 16
+WINDOW = 8
+CACHE_SIZE = 2 * WINDOW if 2 * WINDOW > 16 else 16
+BUFFER_BYTES = 4 << 20  # X_CHUNK staging and held RUN output, each
+# Worst-case rates announced in HELLO (§6); generous for a Python emulator on a busy host
+OP_S = 0.02
+COMMIT_S_PER_CELL = 1e-6
+RUN_S_PER_MAC = 5e-8
+BUSY_WAIT_MS = 5
 IDLE_CLEAR_S = 0.05  # a partial frame is discarded after this long without a byte (§2)
 # NAK_CRC (§6): opcode, chan and seq 0 because nothing in a damaged header is trusted
 NAK_CRC_WIRE = encode_frame(
@@ -63,6 +76,11 @@ class _Refusal(Exception):
     def __init__(self, code: msg.ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _no_payload(payload: bytes) -> None:
+    if payload:
+        raise msg.MalformedPayload(f"{len(payload)} payload bytes where none belong")
 
 
 class FirmwareEmulator:
@@ -84,12 +102,14 @@ class FirmwareEmulator:
         self.config = config.chip
         #: The chip behind the FPGA: codes, temperature, light, physics (twin/chip.py).
         self.chip = TwinChip(config.chip)
-        self.boot_id = secrets.randbits(32)
+        self.boot_id = secrets.randbits(32) or 1
         self._clock = clock
         self._last_byte_s = 0.0
         self._decoder = FrameDecoder()
         self._outbox = bytearray()  # unsolicited frames not yet sent
-        self._cache: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int, int, int], bytes] = OrderedDict()
+        self.session = 0  # none until a HELLO (§4)
+        self.busy_replies = 0  # test hook: answer this many requests with BUSY
         #: Optional coupling to a simulated bench: returns (chip temperature °C, optical power
         #: per detector dBm), read before every RUN and TELEMETRY (docs/hil.md).
         self.environment: Callable[[], tuple[float, float]] | None = None
@@ -103,16 +123,23 @@ class FirmwareEmulator:
         self._last_commit: tuple[int, bytes] | None = None
         self.counters = {"runs": 0, "vectors": 0, "clipped": 0, "crc_errors": 0}
         self._dropped_before = self._decoder.dropped  # frames_dropped counts from here
+        self._not_requests = 0  # frames with RESP or EVENT set, dropped (§7 step 3)
+        self._x_buffer = bytearray()
+        self._x_written = np.zeros(0, dtype=bool)
+        self._held = b""
 
     def reboot(self) -> None:
         """Power cycle: new boot_id, weights and caches gone, then the "rebooted" EVENT."""
-        self.boot_id = secrets.randbits(32)
+        self.boot_id = secrets.randbits(32) or 1
+        self.session = 0
         self._decoder.reset()
         self._cache.clear()
         self.chip.set_environment(temperature_c=self.config.physics.temperature_c)
         self._power_up()
         event = msg.Event(msg.EventKind.REBOOTED, 0, self.boot_id)
-        self._outbox += encode_frame(Frame(msg.Opcode.EVENT, 0, event.pack(), flags=FLAG_EVENT))
+        self._outbox += encode_frame(
+            Frame(msg.Opcode.EVENT, 0, event.pack(), flags=FLAG_EVENT, session=self.session)
+        )
         log.info("emulator rebooted, boot_id %08x", self.boot_id)
 
     @property
@@ -148,45 +175,85 @@ class FirmwareEmulator:
         return bytes(out)
 
     def respond(self, frame: Frame) -> bytes:
-        """Wire bytes answering one request frame (from the cache for a retransmission)."""
+        """Wire bytes answering one frame, after the checks of §7 in their order."""
+        if frame.version != VERSION:
+            return self._refuse_version(frame)
+        if frame.flags & (FLAG_RESP | FLAG_EVENT):
+            self._not_requests += 1  # not a request: dropped (§7 step 3)
+            return b""
+        if frame.flags & ~FLAG_RETX:
+            return self._error(frame, msg.ErrorCode.MALFORMED, f"flags {frame.flags:#04x}")
         if frame.opcode == msg.Opcode.HELLO:
-            # A host opens every session with HELLO and restarts at seq 1: replies cached
-            # for an earlier session must not answer its requests (docs/protocol.md §4).
-            self._cache.clear()
-        key = (frame.seq, frame.opcode, zlib.crc32(frame.payload))
+            self._start_session(frame.session)
+        elif frame.session != self.session or self.session == 0:
+            return self._error(
+                frame, msg.ErrorCode.NO_SESSION, f"session {frame.session:08x} is not current"
+            )
+        key = (frame.session, frame.seq, frame.opcode, zlib.crc32(frame.payload))
         cached = self._cache.get(key)
         if cached is not None:
             return cached
+        if frame.opcode in self._HANDLERS and frame.chan == 0 and self.busy_replies > 0:
+            self.busy_replies -= 1
+            return self._error(frame, msg.ErrorCode.BUSY, "busy", aux=BUSY_WAIT_MS)
         reply = encode_frame(self._execute(frame))
-        if frame.seq != 0:
-            self._cache[key] = reply
-            while len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
+        self._cache[key] = reply
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
         return reply
+
+    def _start_session(self, session: int) -> None:
+        """HELLO: adopt the host's session; forget the cache, input staging, held output."""
+        self.session = session
+        self._cache.clear()
+        self._x_written[:] = False
+        self._held = b""
+
+    def _error(self, frame: Frame, code: msg.ErrorCode, text: str, aux: int = 0) -> bytes:
+        """An uncached error answer (NO_SESSION, BUSY, MALFORMED flags)."""
+        error = msg.ErrorReply(code, aux=aux, message=text).pack()
+        flags = FLAG_RESP | FLAG_ERR
+        return encode_frame(Frame(frame.opcode, frame.seq, error, flags, frame.chan, frame.session))
+
+    def _refuse_version(self, frame: Frame) -> bytes:
+        """BAD_VERSION; to a v1.0 request in the v1.0 layout, so a v1.0 host can read it (§11)."""
+        error = msg.ErrorReply(msg.ErrorCode.BAD_VERSION, message="PHL1 v1.1 required").pack()
+        version = LEGACY_VERSION if frame.version == LEGACY_VERSION else VERSION
+        flags = FLAG_RESP | FLAG_ERR
+        return encode_frame(
+            Frame(frame.opcode, frame.seq, error, flags, frame.chan, frame.session, version)
+        )
 
     def _execute(self, frame: Frame) -> Frame:
         try:
-            if frame.version != VERSION:
-                raise _Refusal(msg.ErrorCode.BAD_VERSION, f"version {frame.version} not 1")
             handler = self._HANDLERS.get(frame.opcode)
             if handler is None:
                 raise _Refusal(msg.ErrorCode.UNKNOWN_OP, f"opcode 0x{frame.opcode:02x}")
+            if frame.chan != 0:
+                raise _Refusal(msg.ErrorCode.OUT_OF_RANGE, f"chan {frame.chan}: one chip")
             payload = handler(self, frame.payload)
-            return Frame(frame.opcode, frame.seq, payload, flags=FLAG_RESP, chan=frame.chan)
+            flags = FLAG_RESP
         except msg.MalformedPayload as exc:
-            error = msg.ErrorReply(msg.ErrorCode.MALFORMED, message=str(exc))
+            payload, flags = msg.ErrorReply(msg.ErrorCode.MALFORMED, message=str(exc)).pack(), 0
         except _Refusal as exc:
-            error = msg.ErrorReply(exc.code, message=str(exc))
-        return Frame(
-            frame.opcode, frame.seq, error.pack(), flags=FLAG_RESP | FLAG_ERR, chan=frame.chan
-        )
+            payload, flags = msg.ErrorReply(exc.code, message=str(exc)).pack(), 0
+        except Exception as exc:  # a firmware fault must never take the link down
+            log.exception("emulator fault on opcode %#04x", frame.opcode)
+            error = msg.ErrorReply(msg.ErrorCode.INTERNAL, message=type(exc).__name__)
+            payload, flags = error.pack(), 0
+        if len(payload) > MAX_PAYLOAD:  # never build a frame larger than max_payload (§6)
+            error = msg.ErrorReply(msg.ErrorCode.INTERNAL, message="reply too large")
+            payload, flags = error.pack(), 0
+        flags = flags or FLAG_RESP | FLAG_ERR
+        return Frame(frame.opcode, frame.seq, payload, flags, frame.chan, frame.session)
 
     # ---- opcodes -----------------------------------------------------------------------
     def _hello(self, payload: bytes) -> bytes:
         p, c = self.physics, self.config
         k_row, k_col = self.chip.loss_steps_db()
+        _no_payload(payload)
         return msg.Hello(
-            1,
+            PROTOCOL_VERSION,
             FIRMWARE_VERSION,
             self.boot_id,
             c.rows,
@@ -196,11 +263,16 @@ class FirmwareEmulator:
             p.output_bits,
             WINDOW,
             MAX_PAYLOAD,
+            max(BUFFER_BYTES, 4 * c.cols),
+            max(BUFFER_BYTES, 4 * c.rows),
             p.adc_full_scale,
             k_row,
             k_col,
             TEMPERATURE_RANGE_C[0],
             TEMPERATURE_RANGE_C[1],
+            OP_S,
+            COMMIT_S_PER_CELL,
+            RUN_S_PER_MAC,
             c.serial,
             MODEL,
         ).pack()
@@ -210,6 +282,8 @@ class FirmwareEmulator:
 
     def _w_begin(self, payload: bytes) -> bytes:
         begin = msg.WBegin.unpack(payload)
+        if begin.txn == 0:
+            raise msg.MalformedPayload("txn 0 is reserved")
         if not (1 <= begin.rows <= self.config.rows and 1 <= begin.cols <= self.config.cols):
             raise _Refusal(
                 msg.ErrorCode.OUT_OF_RANGE,
@@ -233,6 +307,8 @@ class FirmwareEmulator:
 
     def _w_chunk(self, payload: bytes) -> bytes:
         chunk = msg.WChunk.unpack(payload)
+        if not chunk.data:
+            raise msg.MalformedPayload("W_CHUNK carries no codes")
         staged = self._staging(chunk.txn)
         end = chunk.offset + len(chunk.data)
         if end > len(staged["data"]):
@@ -282,6 +358,7 @@ class FirmwareEmulator:
         return b""
 
     def _w_status(self, payload: bytes) -> bytes:
+        _no_payload(payload)
         active = self.chip.codes
         rows, cols = active.shape if active is not None else (0, 0)
         crc = zlib.crc32(active.astype("<i4").tobytes()) if active is not None else 0
@@ -298,31 +375,97 @@ class FirmwareEmulator:
 
     def _run(self, payload: bytes) -> bytes:
         self._sync_environment()
+        _, _, _, _, run_flags = msg.RunRequest.unpack_head(payload)
         if self.chip.shape is None:
             raise _Refusal(msg.ErrorCode.WEIGHT_ID_MISMATCH, "no weights are active")
-        cols = self.chip.shape[1]
+        rows, cols = self.chip.shape
         run = msg.RunRequest.unpack(payload, cols)
         if run.weight_id != self.weight_id:
             raise _Refusal(
                 msg.ErrorCode.WEIGHT_ID_MISMATCH,
                 f"RUN names weights {run.weight_id}, active are {self.weight_id}",
             )
+        input_codes = self._run_inputs(run, cols) if run.codes is None else run.codes
+        held = bool(run_flags & msg.RUN_HOLD_OUTPUT)
+        out_bytes = 4 * run.count * rows
+        if held and out_bytes > self._buffer_bytes(self.config.rows):
+            raise _Refusal(
+                msg.ErrorCode.OUT_OF_RANGE, f"{out_bytes} output bytes exceed the buffer"
+            )
+        if not held and msg.RunResponse.HEAD.size + out_bytes > MAX_PAYLOAD:
+            raise msg.MalformedPayload(
+                f"{run.count} vectors of {rows} outputs exceed one frame; use HOLD_OUTPUT"
+            )
         levels = chip_codes.levels(self.physics.input_bits)
-        peak = np.abs(run.codes).max(axis=1)
+        low, high = input_codes.min(axis=1), input_codes.max(axis=1)  # no abs: -2**31 overflows
+        peak = np.maximum(-low.astype(np.int64), high.astype(np.int64))
         if np.any(peak > levels) or np.any((peak != 0) & (peak != levels)):
             raise _Refusal(
                 msg.ErrorCode.OUT_OF_RANGE,
-                f"each vector's codes must peak at ±{levels} (or be all zero)",
+                f"each vector's codes must lie in ±{levels} and peak there (or be all zero)",
             )
         codes, clipped = self.chip.forward_codes(
-            run.codes, call_index=run.call_index, first_vector=run.first_vector
+            input_codes, call_index=run.call_index, first_vector=run.first_vector
         )
         self.counters["runs"] += 1
-        self.counters["vectors"] += int(run.codes.shape[0])
+        self.counters["vectors"] += int(input_codes.shape[0])
         self.counters["clipped"] += clipped
+        self._held = codes.astype("<i4").tobytes() if held else b""
+        if held:
+            codes = codes[:, :0]
         return msg.RunResponse(self.weight_id, clipped, codes).pack()
 
+    def _buffer_bytes(self, side: int) -> int:
+        return max(BUFFER_BYTES, 4 * side)
+
+    def _run_inputs(self, run: msg.RunRequest, cols: int) -> np.ndarray:
+        """The staged X_CHUNK codes a STAGED_INPUT RUN names; consumes the staging."""
+        size = 4 * run.count * cols
+        if size > self._buffer_bytes(self.config.cols):
+            raise _Refusal(msg.ErrorCode.OUT_OF_RANGE, f"{size} input bytes exceed the buffer")
+        if len(self._x_buffer) < size or not self._x_written[: size // 4].all():
+            raise msg.MalformedPayload(f"the first {size} input bytes were not all staged")
+        codes = np.frombuffer(bytes(self._x_buffer[:size]), dtype="<i4").reshape(run.count, cols)
+        self._x_written[:] = False
+        return codes
+
+    def _x_chunk(self, payload: bytes) -> bytes:
+        if len(payload) < 8 or len(payload) % 4:
+            raise msg.MalformedPayload("X_CHUNK is a u32 offset and at least one code")
+        offset = int.from_bytes(payload[:4], "little")
+        data = payload[4:]
+        end = offset + len(data)
+        if offset % 4:
+            raise msg.MalformedPayload(f"X_CHUNK offset {offset} is not a multiple of 4")
+        capacity = self._buffer_bytes(self.config.cols)
+        if end > capacity:
+            raise _Refusal(msg.ErrorCode.OUT_OF_RANGE, f"chunk ends at {end}, past {capacity}")
+        if len(self._x_buffer) < end:
+            grow = end - len(self._x_buffer)
+            self._x_buffer += bytes(grow)
+            self._x_written = np.concatenate([self._x_written, np.zeros(grow // 4, dtype=bool)])
+        self._x_buffer[offset:end] = data
+        self._x_written[offset // 4 : end // 4] = True
+        return offset.to_bytes(4, "little") + len(data).to_bytes(4, "little")
+
+    def _y_read(self, payload: bytes) -> bytes:
+        if len(payload) != 12:
+            raise msg.MalformedPayload("Y_READ payload must be 12 bytes")
+        weight_id, offset, length = (
+            int.from_bytes(payload[i : i + 4], "little") for i in (0, 4, 8)
+        )
+        if weight_id != self.weight_id or weight_id == 0:
+            raise _Refusal(msg.ErrorCode.WEIGHT_ID_MISMATCH, f"weights {weight_id} not active")
+        if length < 4 or offset % 4 or length % 4 or length > MAX_PAYLOAD - 4:
+            raise msg.MalformedPayload(f"Y_READ offset {offset} length {length}")
+        if offset + length > len(self._held):
+            raise _Refusal(
+                msg.ErrorCode.OUT_OF_RANGE, f"{offset + length} past {len(self._held)} held bytes"
+            )
+        return offset.to_bytes(4, "little") + self._held[offset : offset + length]
+
     def _telemetry(self, payload: bytes) -> bytes:
+        _no_payload(payload)
         self._sync_environment()
         return msg.Telemetry(
             self.chip.temperature_c,
@@ -332,7 +475,7 @@ class FirmwareEmulator:
             self.counters["vectors"],
             self.counters["clipped"],
             self.counters["crc_errors"],
-            self._decoder.dropped - self._dropped_before,
+            self._decoder.dropped - self._dropped_before + self._not_requests,
             self.boot_id,
         ).pack()
 
@@ -347,6 +490,7 @@ class FirmwareEmulator:
         return payload
 
     def _reset(self, payload: bytes) -> bytes:
+        _no_payload(payload)
         self._power_up()
         return b""
 
@@ -359,6 +503,8 @@ class FirmwareEmulator:
         msg.Opcode.W_ABORT: _w_abort,
         msg.Opcode.W_STATUS: _w_status,
         msg.Opcode.RUN: _run,
+        msg.Opcode.X_CHUNK: _x_chunk,
+        msg.Opcode.Y_READ: _y_read,
         msg.Opcode.TELEMETRY: _telemetry,
         msg.Opcode.SET_TEMPERATURE: _set_temperature,
         msg.Opcode.RESET: _reset,

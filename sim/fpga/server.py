@@ -15,8 +15,11 @@ import queue
 import select
 import socket
 import threading
+import time
 import tty
 
+from lumina_hal.drivers.fpga.framing import FLAG_ERR, FLAG_RESP, Frame, FrameDecoder, encode_frame
+from lumina_hal.drivers.fpga.messages import ErrorCode, ErrorReply
 from lumina_hal.sim.fpga.faults import FaultInjector, FaultyEndpoint
 from lumina_hal.sim.fpga.firmware import FirmwareEmulator
 from lumina_hal.sim.socket_io import received_chunks
@@ -24,6 +27,7 @@ from lumina_hal.sim.socket_io import received_chunks
 log = logging.getLogger(__name__)
 
 QUEUE_FRAMES = 256
+HANDOVER_S = 0.5  # how long a new TCP client waits for the previous one to be seen leaving
 
 
 class PtyServer:
@@ -55,7 +59,11 @@ class PtyServer:
                 data = os.read(self._master, 65536)
             except OSError:  # the client side closed; keep serving the next one
                 continue
-            reply = self._endpoint.handle(data)
+            try:
+                reply = self._endpoint.handle(data)
+            except Exception:  # never let one bad input take the server down
+                log.exception("FPGA emulator fault on the pty; input dropped")
+                continue
             if reply and self._out.empty():  # fast path: write now if the pty takes it all
                 try:
                     reply = reply[os.write(self._master, reply) :]
@@ -94,7 +102,13 @@ class PtyServer:
 
 
 class TcpServer:
-    """The emulator on a TCP socket (loopback by default); one client at a time."""
+    """The emulator on a TCP socket (loopback by default).
+
+    One client holds the chip at a time; a second client connected meanwhile is answered
+    IN_USE for every request (docs/protocol.md §7) until the first one leaves. Each client
+    runs on its own thread, and nothing a client sends can stop the accept loop: a fault
+    while serving one client is logged and ends that connection only.
+    """
 
     def __init__(
         self,
@@ -107,7 +121,10 @@ class TcpServer:
         self._sock = socket.create_server((host, port))
         self.address: tuple[str, int] = self._sock.getsockname()[:2]
         self._stop = threading.Event()
+        self._owner_lock = threading.Lock()
+        self._owner: str | None = None
         self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._clients: list[threading.Thread] = []
 
     def start(self) -> TcpServer:
         self._thread.start()
@@ -117,15 +134,46 @@ class TcpServer:
         self._sock.settimeout(0.1)
         while not self._stop.is_set():
             try:
-                conn, _ = self._sock.accept()
+                conn, peer = self._sock.accept()
             except (TimeoutError, OSError):
                 continue
-            with conn:
+            thread = threading.Thread(target=self._client, args=(conn, peer), daemon=True)
+            self._clients = [t for t in self._clients if t.is_alive()] + [thread]
+            thread.start()
+
+    def _client(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        name = f"{peer[0]}:{peer[1]}"
+        with conn:
+            owner, holder = self._take(name)
+            try:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn.settimeout(0.1)
-                self._client(conn)
+                if owner:
+                    self._serve_owner(conn)
+                else:
+                    self._refuse(conn, name, holder)
+            except Exception:  # never let one client take the server down
+                log.exception("FPGA emulator: serving %s failed; connection closed", name)
+            finally:
+                if owner:
+                    with self._owner_lock:
+                        self._owner = None
 
-    def _client(self, conn: socket.socket) -> None:
+    def _take(self, name: str) -> tuple[bool, str]:
+        """(True, name) if this client now holds the chip, else (False, the holder). A holder
+        that just closed its socket gets HANDOVER_S to be noticed, so reconnecting works."""
+        deadline = time.monotonic() + HANDOVER_S
+        while True:
+            with self._owner_lock:
+                if self._owner is None:
+                    self._owner = name
+                    return True, name
+                holder = self._owner
+            if time.monotonic() > deadline:
+                return False, holder
+            time.sleep(0.01)
+
+    def _serve_owner(self, conn: socket.socket) -> None:
         for data in received_chunks(conn, self._stop):
             reply = self._endpoint.handle(data)
             if reply:
@@ -134,7 +182,24 @@ class TcpServer:
                 except OSError:
                     return
 
+    def _refuse(self, conn: socket.socket, name: str, holder: str) -> None:
+        """Answer every request of a second client with IN_USE, naming the holder."""
+        decoder = FrameDecoder()
+        log.warning("FPGA emulator: %s refused, the chip is held by %s", name, holder)
+        for data in received_chunks(conn, self._stop):
+            for frame in decoder.feed(data):
+                error = ErrorReply(ErrorCode.IN_USE, message=f"in use by {holder}").pack()
+                reply = Frame(
+                    frame.opcode, frame.seq, error, FLAG_RESP | FLAG_ERR, frame.chan, frame.session
+                )
+                try:
+                    conn.sendall(encode_frame(reply))
+                except OSError:
+                    return
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=1.0)
+        for thread in self._clients:
+            thread.join(timeout=1.0)
         self._sock.close()
