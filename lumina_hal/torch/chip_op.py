@@ -46,6 +46,7 @@ class ChipRunner:
         self.tiled = tiled
         self.handle = next(_HANDLES)
         self._key: tuple[Any, ...] | None = None
+        self._matrix_id: str | None = None
         self._lock = threading.Lock()
         self.programs = 0
         self.program_s = 0.0
@@ -54,16 +55,18 @@ class ChipRunner:
 
     def invalidate(self) -> None:
         """Forget what is programmed (the next call programs again)."""
-        self._key = None
+        self._key = self._matrix_id = None
 
     def run(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         with self._lock:
             if not self.tiled.is_open:
                 self.tiled.open()
             key = _weight_key(weight)
-            if key != self._key:
+            # a TiledDevice shared by several layers may hold another layer's matrix
+            if key != self._key or self.tiled.weights_id != self._matrix_id:
                 t0 = time.perf_counter()
-                self.tiled.load_weights(weight.detach().float().contiguous().numpy())
+                w = weight.detach().float().contiguous().numpy()
+                self._matrix_id = self.tiled.load_weights(w)
                 self.program_s += time.perf_counter() - t0
                 self.programs += 1
                 self._key = key
