@@ -71,6 +71,7 @@ __all__ = [
     "open_bench",
     "open_device",
     "open_instrument",
+    "open_pool",
     "record_run",
     "register_driver",
     "unregister_driver",
@@ -83,6 +84,10 @@ def __getattr__(name: str) -> object:
         from lumina_hal.runs.records import record_run
 
         return record_run
+    if name == "open_pool":  # lumina_hal.pool (and Ray, for backend="ray") only when used
+        from lumina_hal.pool import open_pool
+
+        return open_pool
     if name == "load_run":
         from lumina_hal.runs.record_load import load_run
 

@@ -17,6 +17,7 @@ from lumina_hal.drivers.fpga.device import LINK_PARAMS, FpgaDevice
 from lumina_hal.drivers.fpga.link import LinkTiming
 from lumina_hal.errors import ConfigurationError
 from lumina_hal.sim.fpga.faults import FAULT_PARAMS
+from lumina_hal.sim.fpga.timing import TIMING_PARAMS
 from lumina_hal.twin.config import TWIN_PARAMS
 from lumina_hal.uri import DeviceURI
 
@@ -24,7 +25,12 @@ from lumina_hal.uri import DeviceURI
 class FpgaSimDevice(FpgaDevice):
     """``fpga+sim://?seed=1&preset=typical``: the firmware emulator, in-process."""
 
-    uri_params = tuple(p for p in TWIN_PARAMS if p.name != "kernel") + LINK_PARAMS + FAULT_PARAMS
+    uri_params = (
+        tuple(p for p in TWIN_PARAMS if p.name != "kernel")
+        + LINK_PARAMS
+        + FAULT_PARAMS
+        + TIMING_PARAMS
+    )
     summary = "FPGA firmware emulator in-process (PHL1 through a pyserial handler)"
 
     @classmethod
@@ -32,7 +38,8 @@ class FpgaSimDevice(FpgaDevice):
         if uri.location:
             raise ConfigurationError(f"fpga+sim:// takes no host or path, got {uri.uri!r}")
         link = {k: params.pop(k) for k in ("timeout", "retries") if k in params}
-        timing = LinkTiming(None, 0.005, link.get("timeout", 0.05), link.get("retries", 4))
+        baudrate = params.get("baudrate") or None  # an emulated wire (sim/fpga/timing.py)
+        timing = LinkTiming(baudrate, 0.005, link.get("timeout", 0.05), link.get("retries", 4))
         query = urlencode({k: v for k, v in params.items() if v is not None})
         target = f"fpgasim://?{query}"
 
