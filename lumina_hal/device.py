@@ -39,6 +39,9 @@ class Capability(str, Enum):
     SIMULATED = "simulated"  # no real optics behind it (twin or emulator)
     HARDWARE = "hardware"  # drives a real chip
     OPTICAL_POWER = "optical_power"  # telemetry reports optical power
+    # Several resident tiles sum on the detectors before one ADC conversion:
+    # matmul_accumulate(weights_ids, x_blocks) (docs/tiling.md#analog-accumulation).
+    ANALOG_ACCUMULATION = "analog_accumulation"
 
 
 @dataclass(frozen=True)
