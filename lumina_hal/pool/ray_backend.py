@@ -46,12 +46,18 @@ class ChipActor:
         factory = (lambda: open_device(source)) if isinstance(source, str) else source
         self._worker = ChipWorker.open(factory)
 
-    def start(self) -> tuple[DeviceInfo, int, int]:
-        """Info, noise-stream position and the actor's process id."""
-        return self._worker.info(), self._worker.next_call, os.getpid()
+    def start(self) -> tuple[DeviceInfo, int]:
+        """The chip's info and noise-stream position."""
+        return self._worker.info(), self._worker.next_call
 
     def pid(self) -> int:
         return os.getpid()
+
+    def node_id(self) -> str:
+        """The Ray node the actor (and so its chip) runs on."""
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
 
     def load(self, key: str, box: list[Any]) -> str:
         import ray
@@ -95,7 +101,6 @@ class RayHandle:
         self.timeout_s = timeout_s
         self.start_timeout_s = start_timeout_s
         self.actor: Any = None
-        self.pid = 0
         self._refs: dict[str, Any] = {}  # key -> ObjectRef of the weights (ray.put once)
 
     def open(self) -> tuple[DeviceInfo, int]:
@@ -109,7 +114,7 @@ class RayHandle:
             max_concurrency=1,
         )
         self.actor = remote.remote(self._source)
-        info, next_call, self.pid = self._call("start", timeout_s=self.start_timeout_s)
+        info, next_call = self._call("start", timeout_s=self.start_timeout_s)
         return info, next_call
 
     def remember(self, key: str, weights: np.ndarray) -> None:
@@ -126,6 +131,10 @@ class RayHandle:
     def run(self, key: str, call_index: int, x: np.ndarray) -> np.ndarray:
         y: np.ndarray = self._call("run", key, call_index, x, [self._refs[key]])
         return y.copy()  # object-store arrays are read-only
+
+    def process_id(self) -> int:
+        """The actor's process id now (waits for a restarting actor)."""
+        return int(self._call("pid"))
 
     def telemetry(self) -> Telemetry:
         result: Telemetry = self._call("telemetry")

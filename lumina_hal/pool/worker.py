@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry
-from lumina_hal.errors import InputError, LinkError, UnsupportedOperationError
+from lumina_hal.errors import InputError, LinkError
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +31,21 @@ WeightsSource = np.ndarray | Callable[[], np.ndarray]
 LOAD_ATTEMPTS = 3
 
 
-def seek_call_index(device: PhotonicDevice, call_index: int) -> None:
-    """Put a seeded device's noise stream at ``call_index`` (its next call uses it).
+def seek_call_index(device: PhotonicDevice, call_index: int) -> bool:
+    """Put a device's noise stream at ``call_index`` (its next call uses it); False if the
+    device has no position to set.
 
     The twin draws call n's noise from (seed, n) and the FPGA driver sends n with every RUN,
-    so a chip restarted at call 0 repeats call n exactly once moved there. Devices without
-    Capability.SEEDED have no reproducible noise to seek: they are left as they are.
-    UnsupportedOperationError if a seeded device has no noise-stream position to set.
+    so a chip restarted at call 0 repeats call n exactly once moved there.
     """
     chip = getattr(device, "chip", None)
     if chip is not None and hasattr(chip, "call_index"):  # the twin's chip model
         chip.call_index = call_index
-    elif hasattr(device, "_call_index"):  # twin and FPGA driver: next call's index
+        return True
+    if hasattr(device, "_call_index"):  # twin and FPGA driver: next call's index
         device._call_index = call_index
-    else:
-        raise UnsupportedOperationError(
-            f"{type(device).__name__} is seeded but has no noise-stream position to seek"
-        )
+        return True
+    return False
 
 
 class ChipWorker:
@@ -144,8 +142,15 @@ class ChipWorker:
     def _run_at(self, call_index: int, x: np.ndarray) -> np.ndarray:
         device = self.device
         with device.lock:
-            if self._seeded and call_index != self._next_call:
-                seek_call_index(device, call_index)
+            # Always: the device may have been reset or restarted behind the worker's back.
+            sought = self._seeded and seek_call_index(device, call_index)
+            if self._seeded and not sought and call_index != self._next_call:
+                log.warning(
+                    "%s cannot seek its noise stream: call %d runs at the device's own "
+                    "position, so it may differ from a first run",
+                    type(device).__name__,
+                    call_index,
+                )
             y = device.matmul(x)
             self._next_call = call_index + 1
         return y
