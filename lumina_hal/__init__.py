@@ -11,6 +11,8 @@ Record a run with ``record_run(path, chip)`` and read it back with ``load_run(pa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lumina_hal._version import __version__
 from lumina_hal.bench import Bench, open_bench
 from lumina_hal.bench.instruments import open_instrument
@@ -76,6 +78,9 @@ __all__ = [
     "register_driver",
     "unregister_driver",
 ]
+
+if TYPE_CHECKING:  # typed for checkers; imported lazily at run time (see __getattr__)
+    from lumina_hal.pool import open_pool
 
 
 def __getattr__(name: str) -> object:

@@ -41,7 +41,7 @@ def shard_reference(devices: list[str], w: np.ndarray, xs: list[np.ndarray]) -> 
         results = []
         for x in xs:
             n = min(n_chips, x.shape[0])
-            bounds = np.linspace(0, x.shape[0], n + 1).astype(int)
+            bounds = [i * x.shape[0] // n for i in range(n + 1)]  # docs/scale-out.md 2
             parts = [opened[i].matmul(x[bounds[i] : bounds[i + 1]]) for i in range(n)]
             results.append(np.concatenate(parts))
         return results
@@ -97,7 +97,7 @@ def test_tiled_pool_matches_the_big_twin_within_the_documented_snr() -> None:
         pool.load_weights(w)
         assert pool.tiled
         y1, y2 = pool.matmul(x), pool.matmul(x.reshape(4, 16, 44))
-        plan = pool._tiled.plan  # type: ignore[union-attr]
+        plan = pool.tile_plan
         counters = pool.telemetry().counters
     assert y1.shape == (64, 30) and y2.shape == (4, 16, 30)
     assert plan.n_tiles == 4 and plan.loads_per_product == 0
@@ -286,3 +286,15 @@ def test_emulated_board_takes_its_run_latency_and_wire_time() -> None:
         np.testing.assert_array_equal(y, fast.matmul(x))  # timing changes no result
     request = 4 * 24 * 4  # at least the codes: 4 vectors x 24 int32 each way-ish
     assert elapsed >= 0.03 + 10 * request / 115200
+
+
+def test_a_pool_run_is_recorded_like_a_device_run(tmp_path) -> None:
+    path = tmp_path / "pool.h5"
+    with open_pool(uris(2)) as pool, lumina_hal.record_run(path, pool) as run:
+        run.load_weights(W)
+        y = run.matmul(X)
+    record = lumina_hal.load_run(path)
+    assert record.device["model"] == "pool/PTC-twinx2"
+    assert record.device["serial"].count("+") == 1
+    np.testing.assert_array_equal(record.calls[-1].outputs, y)
+    np.testing.assert_array_equal(record.calls[-1].inputs, X)

@@ -50,7 +50,8 @@ class ChipHandle(Protocol):
 
     def load(self, key: str) -> str: ...
 
-    def run(self, key: str, call_index: int, x: np.ndarray) -> np.ndarray: ...
+    def run(self, key: str, call_index: int, x: np.ndarray, out: np.ndarray) -> None:
+        """Write the chip's result for ``x`` at ``call_index`` into ``out``."""
 
     def telemetry(self) -> Telemetry: ...
 
@@ -125,9 +126,9 @@ class LocalHandle:
         worker = self._require()
         return self._call(worker.load, key, self._weights[key])
 
-    def run(self, key: str, call_index: int, x: np.ndarray) -> np.ndarray:
+    def run(self, key: str, call_index: int, x: np.ndarray, out: np.ndarray) -> None:
         worker = self._require()
-        return self._call(worker.run, key, call_index, x, self._weights.get(key))
+        self._call(worker.run, key, call_index, x, self._weights.get(key), out)
 
     def telemetry(self) -> Telemetry:
         return self._call(self._require().telemetry)

@@ -53,7 +53,16 @@ class DevicePool(PhotonicDevice):
         """True when the loaded matrix is tiled over the chips (larger than one array)."""
         return self._tiled is not None
 
+    @property
+    def tile_plan(self) -> Any:
+        """The TilePlan (docs/tiling.md) of a tiled matrix; None in replicated mode."""
+        return getattr(self._tiled, "plan", None)
+
     # ---- lifecycle -------------------------------------------------------------------
+    def __enter__(self) -> DevicePool:
+        self.open()
+        return self
+
     def _open(self) -> None:
         if len(self.chips) > 1:
             self._executor = ThreadPoolExecutor(len(self.chips), thread_name_prefix="lumina-pool")
@@ -173,12 +182,13 @@ class DevicePool(PhotonicDevice):
 
     def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         n = min(len(self.chips), x.shape[0])
-        bounds = np.linspace(0, x.shape[0], n + 1).astype(int)
-        shards = [(self.chips[i], int(bounds[i]), int(bounds[i + 1])) for i in range(n)]
+        batch = x.shape[0]
+        # Contiguous shards as even as possible: chip i gets rows floor(i*B/n):floor((i+1)*B/n).
+        shards = [(self.chips[i], i * batch // n, (i + 1) * batch // n) for i in range(n)]
 
         def run(shard: tuple[ChipProxy, int, int]) -> None:
             chip, lo, hi = shard
-            chip.matmul(x[lo:hi], out=out[lo:hi])
+            chip.run_shard(x[lo:hi], out[lo:hi])  # validated once, here
 
         self._each(run, shards)
         self._counters["matmul_calls"] += 1

@@ -64,11 +64,18 @@ class ChipProxy(PhotonicDevice):
         self._key = key
         return weights_id
 
+    def run_shard(self, x: np.ndarray, out: np.ndarray) -> None:
+        """``matmul`` for a caller that validated already (the pool): ``x`` (batch, c)
+        float32 C-contiguous rows, ``out`` (batch, r) float32 rows to write."""
+        with self._lock:
+            self._require_open()
+            self._matmul(x, out)
+
     def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         if self._key is None:
             raise InputError("no weights are loaded; call load_weights(W) first")
         call_index = self._next_call
-        out[...] = self.handle.run(self._key, call_index, x)
+        self.handle.run(self._key, call_index, x, out)
         self._next_call = call_index + 1  # only after success: a retry repeats the position
 
     def _telemetry(self) -> Telemetry:

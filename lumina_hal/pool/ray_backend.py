@@ -128,9 +128,8 @@ class RayHandle:
         result: str = self._call("load", key, [self._refs[key]])
         return result
 
-    def run(self, key: str, call_index: int, x: np.ndarray) -> np.ndarray:
-        y: np.ndarray = self._call("run", key, call_index, x, [self._refs[key]])
-        return y.copy()  # object-store arrays are read-only
+    def run(self, key: str, call_index: int, x: np.ndarray, out: np.ndarray) -> None:
+        out[...] = self._call("run", key, call_index, x, [self._refs[key]])
 
     def process_id(self) -> int:
         """The actor's process id now (waits for a restarting actor)."""
@@ -185,7 +184,8 @@ class RayHandle:
             except ray.exceptions.RayActorError as exc:
                 if attempt == CALL_ATTEMPTS:
                     raise LinkError(
-                        f"chip {self.label}: its actor died {attempt} times during {method}"
+                        f"chip {self.label}: its actor died {attempt} times during {method}: "
+                        f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}"
                     ) from exc
                 log.warning("chip %s: actor died during %s (%s); retrying", self.label, method, exc)
                 time.sleep(0.05 * attempt)

@@ -106,25 +106,27 @@ class ChipWorker:
         call_index: int,
         x: np.ndarray,
         weights: WeightsSource | None = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """``x`` through the weights ``key`` at noise position ``call_index`` (idempotent).
 
         ``weights`` (an array, or a callable returning it, fetched only when needed)
         re-programs a chip that no longer holds ``key``, also when the board lost them
         during this call (LinkError from a reboot); without it such a chip raises InputError.
+        ``out`` is passed to the device's matmul (the result is written there).
         """
         with self._lock:
             if not self._holds_current() or self._key != key:
                 self._ensure(key, _fetch(key, weights))
             try:
-                return self._run_at(call_index, x)
+                return self._run_at(call_index, x, out)
             except LinkError as exc:
                 if weights is None:
                     raise
                 log.warning("run on %s failed (%s); re-programming and running again", key, exc)
                 self._key = self._device_id = None
                 self._ensure(key, _fetch(key, weights))
-                return self._run_at(call_index, x)
+                return self._run_at(call_index, x, out)
 
     def reset(self) -> None:
         """The device's reset (no weights, counters zeroed, noise stream at call 0)."""
@@ -139,7 +141,7 @@ class ChipWorker:
             self.device.close()
 
     # ---- internals ---------------------------------------------------------------------
-    def _run_at(self, call_index: int, x: np.ndarray) -> np.ndarray:
+    def _run_at(self, call_index: int, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         device = self.device
         with device.lock:
             # Always: the device may have been reset or restarted behind the worker's back.
@@ -151,7 +153,7 @@ class ChipWorker:
                     type(device).__name__,
                     call_index,
                 )
-            y = device.matmul(x)
+            y = device.matmul(x, out)
             self._next_call = call_index + 1
         return y
 
