@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--no-ray", action="store_true", help="local backend only")
     parser.add_argument("--run-latency-s", type=float, default=0.002)
     parser.add_argument(
-        "--frames", type=int, default=32, help="RUN frames per batch (a multiple of 8)"
+        "--frames", type=int, default=64, help="RUN frames per batch (a multiple of 8)"
     )
     args = parser.parse_args()
     repeats = 3 if args.quick else 9

@@ -22,6 +22,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
+import lumina_hal  # noqa: E402
 from lumina_hal.errors import ConfigurationError, InputError, LinkError  # noqa: E402
 from lumina_hal.pool import RayPool, open_pool  # noqa: E402
 
@@ -67,6 +68,13 @@ def test_nodes_are_on_loopback_and_actors_on_the_board_nodes(cluster: list) -> N
         assert placed == [cluster[0].node_id, cluster[1].node_id]
     with pytest.raises(ConfigurationError, match="board_C"):
         open_pool(uris(1), backend="ray", resources={"board_C": 1})
+    with pytest.raises(ConfigurationError, match="resource mappings"):
+        open_pool(uris(2), backend="ray", resources=[{"board_A": 1}])
+    with (
+        lumina_hal.open_device(uris(1)[0]) as device,
+        pytest.raises(ConfigurationError, match="URIs or factories"),
+    ):
+        open_pool([device], backend="ray")
 
 
 def test_ray_pool_equals_the_local_pool_replicated_and_tiled(cluster: list) -> None:

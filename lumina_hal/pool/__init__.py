@@ -83,7 +83,7 @@ def _ray_handles(
     resources: Mapping[str, float] | Sequence[Mapping[str, float]] | None,
     start_timeout_s: float,
 ) -> list[ChipHandle]:
-    from lumina_hal.pool.ray_backend import DEFAULT_RESOURCES, RayHandle
+    from lumina_hal.pool.ray_backend import DEFAULT_RESOURCES, RayHandle, import_ray
 
     per_device: list[Mapping[str, float]]
     if resources is None:
@@ -96,14 +96,21 @@ def _ray_handles(
             raise ConfigurationError(
                 f"{len(per_device)} resource mappings for {len(items)} devices"
             )
-    handles: list[ChipHandle] = []
-    for item, res in zip(items, per_device, strict=True):
-        if isinstance(item, PhotonicDevice):
-            raise ConfigurationError(
-                "backend='ray' opens each chip in its actor: pass URIs or factories, "
-                "not device objects"
-            )
-        handles.append(RayHandle(item, res, timeout_s or 30.0, start_timeout_s))
+    if any(isinstance(item, PhotonicDevice) for item in items):
+        raise ConfigurationError(
+            "backend='ray' opens each chip in its actor: pass URIs or factories, not device objects"
+        )
+    ray = import_ray()
+    if not ray.is_initialized():  # a local Ray instance offering this pool's chips
+        wanted: dict[str, float] = {}
+        for res in per_device:
+            for name, amount in res.items():
+                wanted[name] = wanted.get(name, 0.0) + float(amount)
+        ray.init(resources=wanted, include_dashboard=False)
+    handles: list[ChipHandle] = [
+        RayHandle(item, res, timeout_s or 30.0, start_timeout_s)  # type: ignore[arg-type]
+        for item, res in zip(items, per_device, strict=True)
+    ]
     return handles
 
 
