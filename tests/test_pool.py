@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import lumina_hal
 from lumina_hal.device import DeviceInfo, PhotonicDevice, Telemetry
 from lumina_hal.errors import ConfigurationError, InputError, LinkError, LuminaError
 from lumina_hal.metrics import snr_db
-from lumina_hal.pool import ChipWorker, open_pool, weights_key
+from lumina_hal.params import Param
+from lumina_hal.pool import ChipWorker, DevicePool, open_pool, weights_key
+from lumina_hal.pool.handle import LocalHandle
+from lumina_hal.registry import register_driver, unregister_driver
 from lumina_hal.sim.fpga.timing import BoardTiming
+from lumina_hal.testing.conformance import CHECKS
+from lumina_hal.testing.selftest import run_selftest
+from lumina_hal.uri import DeviceURI
 
 RNG = np.random.default_rng(7)
 W = RNG.uniform(-1, 1, (16, 24))
@@ -73,7 +82,8 @@ def test_one_chip_pool_is_the_device_itself() -> None:
         assert device.load_weights(W) == pool.load_weights(W)
         for x in (X, X[0], X[:3]):
             np.testing.assert_array_equal(pool.matmul(x), device.matmul(x))
-        assert pool.info.rows == device.info.rows and "pool/" in pool.info.model
+        assert pool.chip_shape == (device.info.rows, device.info.cols)
+        assert "pool/" in pool.info.model and pool.info.rows >= 1 << 24
 
 
 def test_device_objects_stay_open_and_their_stream_continues() -> None:
@@ -96,10 +106,12 @@ def test_tiled_pool_matches_the_big_twin_within_the_documented_snr() -> None:
     with open_pool(uris(4)) as pool:
         pool.load_weights(w)
         assert pool.tiled
-        y1, y2 = pool.matmul(x), pool.matmul(x.reshape(4, 16, 44))
+        y1, y2 = pool.matmul(x), pool.matmul(x[0])
+        with pytest.raises(InputError):  # the device contract: 1-D or 2-D inputs
+            pool.matmul(x.reshape(4, 16, 44))
         plan = pool.tile_plan
         counters = pool.telemetry().counters
-    assert y1.shape == (64, 30) and y2.shape == (4, 16, 30)
+    assert y1.shape == (64, 30) and y2.shape == (30,)
     assert plan.n_tiles == 4 and plan.loads_per_product == 0
     assert [counters[f"chip{i}_weight_loads"] for i in range(4)] == [1, 1, 1, 1]  # resident
     with lumina_hal.open_device("mock://?rows=30&cols=44&preset=typical&seed=1") as big:
@@ -298,3 +310,53 @@ def test_a_pool_run_is_recorded_like_a_device_run(tmp_path) -> None:
     assert record.device["serial"].count("+") == 1
     np.testing.assert_array_equal(record.calls[-1].outputs, y)
     np.testing.assert_array_equal(record.calls[-1].inputs, X)
+
+
+class _PoolOfTwo(DevicePool):
+    """``pooltest://?seed=N``: two 8 x 12 twins in a local pool, for the conformance suite."""
+
+    uri_params = (Param("seed", int, 1, "seed of the first chip", minimum=0, maximum=1000),)
+
+    @classmethod
+    def from_uri(cls, uri: DeviceURI, **params: Any) -> PhotonicDevice:
+        seed = params.get("seed", 1)
+        chips = [f"mock://?rows=8&cols=12&preset=typical&seed={seed + i}" for i in range(2)]
+        return cls([LocalHandle(c, None) for c in chips], "local")
+
+
+@pytest.fixture
+def pooltest_scheme() -> Iterator[None]:
+    register_driver("pooltest", _PoolOfTwo)
+    try:
+        yield
+    finally:
+        unregister_driver("pooltest")
+
+
+def test_a_pool_passes_the_device_conformance_suite(pooltest_scheme: None) -> None:
+    report = run_selftest("pooltest://?seed=3")
+    failures = [(c["name"], c["reason"]) for c in report["checks"] if c["status"] != "pass"]
+    assert failures == [] and report["passed"] == len(CHECKS)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    data=st.one_of(
+        hnp.arrays(
+            dtype=st.sampled_from([np.float32, np.float64, np.int16, np.bool_, np.complex64]),
+            shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=30),
+        ),
+        st.lists(st.one_of(st.floats(), st.text(max_size=2)), max_size=4),
+    ),
+    as_weights=st.booleans(),
+)
+def test_fuzz_pool_calls_fail_only_with_lumina_errors(data: Any, as_weights: bool) -> None:
+    with open_pool(uris(2)) as pool:
+        try:
+            if as_weights:
+                pool.load_weights(data)
+            else:
+                pool.load_weights(W)
+                pool.matmul(data)
+        except LuminaError:
+            pass

@@ -22,6 +22,7 @@ from lumina_hal.device import DeviceInfo, PhotonicDevice, Telemetry
 from lumina_hal.errors import ConfigurationError, InputError
 from lumina_hal.pool.handle import ChipHandle
 from lumina_hal.pool.proxy import ChipProxy
+from lumina_hal.tiling import MAX_LOGICAL_SIZE, TiledDevice
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,12 @@ class DevicePool(PhotonicDevice):
     def tiled(self) -> bool:
         """True when the loaded matrix is tiled over the chips (larger than one array)."""
         return self._tiled is not None
+
+    @property
+    def chip_shape(self) -> tuple[int, int]:
+        """(rows, cols) of the smallest chip: larger matrices are tiled."""
+        infos = [chip.info for chip in self.chips]
+        return min(i.rows for i in infos), min(i.cols for i in infos)
 
     @property
     def tile_plan(self) -> Any:
@@ -95,8 +102,8 @@ class DevicePool(PhotonicDevice):
             model=f"pool/{first.model.removeprefix('pool-chip/')}x{len(infos)}",
             serial="+".join(i.serial for i in infos),
             firmware=first.firmware,
-            rows=min(i.rows for i in infos),
-            cols=min(i.cols for i in infos),
+            rows=MAX_LOGICAL_SIZE,  # any matrix up to this is accepted (tiled if needed)
+            cols=MAX_LOGICAL_SIZE,
             weight_bits=min(i.weight_bits for i in infos),
             input_bits=min(i.input_bits for i in infos),
             output_bits=min(i.output_bits for i in infos),
@@ -128,17 +135,18 @@ class DevicePool(PhotonicDevice):
                 shape: tuple[int, ...] | None = np.shape(weights)
             except Exception:  # ragged and the like: the device's validation says why
                 shape = None
-            info = self._info()
+            rows, cols = self.chip_shape
             if (
                 shape is not None
                 and len(shape) == 2
-                and (shape[0] > info.rows or shape[1] > info.cols)
+                and max(shape) <= MAX_LOGICAL_SIZE  # beyond: the contract's InputError
+                and (shape[0] > rows or shape[1] > cols)
             ):
                 return self._load_tiled(weights)
-            self._drop_tiled()
             return super().load_weights(weights)
 
     def _load_weights(self, weights: np.ndarray) -> str:
+        self._drop_tiled()  # validated: a refused matrix leaves the pool as it was
         ids = self._each(lambda chip: chip.load_weights(weights), self.chips)
         self._counters["weight_loads"] += 1
         if len(set(ids)) > 1:
@@ -146,18 +154,14 @@ class DevicePool(PhotonicDevice):
         return ids[0]
 
     def _load_tiled(self, weights: Any) -> str:
-        try:
-            from lumina_hal.tiling import TiledDevice
-        except ImportError:  # pragma: no cover - the tiling room ships with the package
-            raise InputError("weights larger than one chip need lumina_hal.tiling") from None
-        self._drop_tiled()
         tiled = TiledDevice(self.chips)
         tiled.open()
         try:
             weights_id = tiled.load_weights(weights)
-        except BaseException:
+        except BaseException:  # refused before programming: the previous state stays
             tiled.close()
             raise
+        self._drop_tiled()
         self._tiled = tiled
         self._weights_shape = tiled.weights_shape
         self._weights_id = weights_id
@@ -176,6 +180,12 @@ class DevicePool(PhotonicDevice):
             return super().matmul(x, out)
         with self._lock:
             self._require_open()
+            try:
+                ndim = np.ndim(x)
+            except Exception as exc:  # ragged lists and the like
+                raise InputError(f"input cannot be read as an array: {exc}") from None
+            if ndim not in (1, 2):  # the device contract, whatever the tiler accepts
+                raise InputError(f"input must have shape (cols,) or (batch, cols), got {ndim}-D")
             y = tiled.matmul(x, out)
             self._counters["matmul_calls"] += 1
             return y
