@@ -22,7 +22,7 @@ from lumina_hal.device import DeviceInfo, PhotonicDevice, Telemetry
 from lumina_hal.errors import ConfigurationError, InputError
 from lumina_hal.pool.handle import ChipHandle
 from lumina_hal.pool.proxy import ChipProxy
-from lumina_hal.tiling import MAX_LOGICAL_SIZE, TiledDevice
+from lumina_hal.tiling import MAX_LOGICAL_SIZE, TiledDevice, TilePlan
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class DevicePool(PhotonicDevice):
         self.chips = [ChipProxy(h, i) for i, h in enumerate(handles)]
         self._backend_checks_finite = True  # every chip checks its own inputs
         self._executor: ThreadPoolExecutor | None = None
-        self._tiled: PhotonicDevice | None = None
+        self._tiled: TiledDevice | None = None
         self._counters = {"matmul_calls": 0, "shards": 0, "weight_loads": 0}
 
     def __repr__(self) -> str:
@@ -61,9 +61,9 @@ class DevicePool(PhotonicDevice):
         return min(i.rows for i in infos), min(i.cols for i in infos)
 
     @property
-    def tile_plan(self) -> Any:
+    def tile_plan(self) -> TilePlan | None:
         """The TilePlan (docs/tiling.md) of a tiled matrix; None in replicated mode."""
-        return getattr(self._tiled, "plan", None)
+        return self._tiled.plan if self._tiled is not None else None
 
     # ---- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> DevicePool:
