@@ -18,7 +18,6 @@ from serial import SerialBase, SerialException
 
 from lumina_hal.sim.fpga.faults import FaultInjector, FaultyEndpoint, build_endpoint
 from lumina_hal.sim.fpga.firmware import FirmwareEmulator
-from lumina_hal.sim.fpga.timing import TIMING_NAMES, BoardTiming, TimedEndpoint
 
 MAX_BUFFER = 1 << 22  # bytes of replies held before the emulator stops answering
 
@@ -29,7 +28,7 @@ class Serial(SerialBase):
     is_open: bool  # set by pyserial's (untyped) SerialBase
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.endpoint: FaultyEndpoint | TimedEndpoint | None = None
+        self.endpoint: FaultyEndpoint | None = None
         self._rx = bytearray()
         self._cond = threading.Condition()
         super().__init__(*args, **kwargs)
@@ -39,10 +38,7 @@ class Serial(SerialBase):
             raise SerialException("port must be configured before it can be used")
         if self.is_open:
             raise SerialException("port already open")
-        params = self.from_url(self.portstr)
-        timing = BoardTiming.from_params(params)  # a real board's pace (sim/fpga/timing.py)
-        endpoint = build_endpoint({k: v for k, v in params.items() if k not in TIMING_NAMES})
-        self.endpoint = TimedEndpoint(endpoint, timing) if timing.active else endpoint
+        self.endpoint = build_endpoint(self.from_url(self.portstr))
         self._rx.clear()
         self.is_open = True
 

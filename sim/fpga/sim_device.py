@@ -17,7 +17,7 @@ from lumina_hal.drivers.fpga.device import LINK_PARAMS, FpgaDevice
 from lumina_hal.drivers.fpga.link import LinkTiming
 from lumina_hal.errors import ConfigurationError
 from lumina_hal.sim.fpga.faults import FAULT_PARAMS
-from lumina_hal.sim.fpga.timing import TIMING_PARAMS
+from lumina_hal.sim.fpga.timing import TIMING_NAMES, TIMING_PARAMS, BoardTiming, TimedEndpoint
 from lumina_hal.twin.config import TWIN_PARAMS
 from lumina_hal.uri import DeviceURI
 
@@ -38,15 +38,20 @@ class FpgaSimDevice(FpgaDevice):
         if uri.location:
             raise ConfigurationError(f"fpga+sim:// takes no host or path, got {uri.uri!r}")
         link = {k: params.pop(k) for k in ("timeout", "retries") if k in params}
-        baudrate = params.get("baudrate") or None  # an emulated wire (sim/fpga/timing.py)
-        timing = LinkTiming(baudrate, 0.005, link.get("timeout", 0.05), link.get("retries", 4))
+        board = BoardTiming.from_params({k: params.pop(k) for k in TIMING_NAMES if k in params})
+        timing = LinkTiming(
+            board.baudrate or None, 0.005, link.get("timeout", 0.05), link.get("retries", 4)
+        )
         query = urlencode({k: v for k, v in params.items() if v is not None})
         target = f"fpgasim://?{query}"
 
         def factory() -> Any:
             if "lumina_hal.sim.fpga" not in serial.protocol_handler_packages:
                 serial.protocol_handler_packages.append("lumina_hal.sim.fpga")
-            return serial.serial_for_url(target, timeout=0.05)
+            port = serial.serial_for_url(target, timeout=0.05)
+            if board.active:  # a real board's pace (sim/fpga/timing.py)
+                port.endpoint = TimedEndpoint(port.endpoint, board)
+            return port
 
         return cls(factory, timing, "FPGA emulator (in-process)")
 
