@@ -118,6 +118,30 @@ def seed_pattern_throughput(n_chips: int, latency_s: float, calls: int, frames: 
     return x.shape[0] / elapsed
 
 
+def twins_without_link(calls: int) -> list[str]:
+    """256 x 256 twins, batch 256, no link: where the seed measured 0.1x of one process."""
+    rng = np.random.default_rng(3)
+    w = rng.uniform(-1, 1, (256, 256))
+    x = rng.uniform(-1, 1, (256, 256)).astype(np.float32)
+    uris = [f"mock://?rows=256&cols=256&preset=typical&seed={i + 1}&threads=1" for i in range(2)]
+    with lumina_hal.open_device(uris[0]) as device:
+        device.load_weights(w)
+        one = _median_s(lambda: device.matmul(x), calls)
+    with lumina_hal.open_pool(uris) as pool:
+        pool.load_weights(w)
+        pooled = _median_s(lambda: pool.matmul(x), calls)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as procs:
+        tasks = list(zip(uris, [w] * 2, np.array_split(x, 2), strict=True))
+        procs.map(_seed_task, tasks, chunksize=1)
+        seed = _median_s(lambda: procs.map(_seed_task, tasks, chunksize=1), calls)
+    return [
+        f"| one twin, in process | 1 | {one * 1e3:.2f} | 1.00 |",
+        f"| pool, local, 2 twins | 2 | {pooled * 1e3:.2f} | {one / pooled:.2f} |",
+        f"| seed: process pool, weights per call | 2 | {seed * 1e3:.2f} | {one / seed:.2f} |",
+    ]
+
+
 def tiled_model(backend: str) -> list[str]:
     """A 128 x 192 layer over eight 64 x 64 chips vs one 128 x 192 twin."""
     rng = np.random.default_rng(2)
@@ -195,6 +219,12 @@ def main() -> None:
     for n in (1, 4):
         rate = seed_pattern_throughput(n, latency, calls, args.frames)
         print(f"| seed: process pool, weights per call | {n} | {rate:.0f} | {rate / one:.2f} | - |")
+
+    print("\n## 2b. Twins without a link (256 x 256, batch 256): throughput vs one twin\n")
+    print("| setup | chips | ms per call | x one twin |")
+    print("|---|---|---|---|")
+    for line in twins_without_link(calls):
+        print(line)
 
     print("\n## 3. A 128 x 192 layer tiled over eight 64 x 64 chips vs one 128 x 192 twin\n")
     print(
