@@ -11,6 +11,8 @@ Record a run with ``record_run(path, chip)`` and read it back with ``load_run(pa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lumina_hal._version import __version__
 from lumina_hal.bench import Bench, open_bench
 from lumina_hal.bench.instruments import open_instrument
@@ -71,10 +73,14 @@ __all__ = [
     "open_bench",
     "open_device",
     "open_instrument",
+    "open_pool",
     "record_run",
     "register_driver",
     "unregister_driver",
 ]
+
+if TYPE_CHECKING:  # typed for checkers; imported lazily at run time (see __getattr__)
+    from lumina_hal.pool import open_pool
 
 
 def __getattr__(name: str) -> object:
@@ -83,6 +89,10 @@ def __getattr__(name: str) -> object:
         from lumina_hal.runs.records import record_run
 
         return record_run
+    if name == "open_pool":  # lumina_hal.pool (and Ray, for backend="ray") only when used
+        from lumina_hal.pool import open_pool
+
+        return open_pool
     if name == "load_run":
         from lumina_hal.runs.record_load import load_run
 

@@ -16,13 +16,14 @@ from lumina_hal.drivers.fpga.device import LINK_PARAMS, FpgaDevice
 from lumina_hal.drivers.fpga.link import LinkTiming
 from lumina_hal.errors import ConfigurationError
 from lumina_hal.sim.fpga.config import EMULATOR_PARAMS, EmulatorConfig
+from lumina_hal.sim.fpga.timing import TIMING_NAMES, TIMING_PARAMS, BoardTiming, TimedEndpoint
 from lumina_hal.uri import DeviceURI
 
 
 class FpgaSimDevice(FpgaDevice):
     """``fpga+sim://?seed=1&preset=typical``: the firmware emulator, in-process."""
 
-    uri_params = EMULATOR_PARAMS + LINK_PARAMS
+    uri_params = EMULATOR_PARAMS + LINK_PARAMS + TIMING_PARAMS
     summary = "FPGA firmware emulator in-process (PHL1 through a pyserial handler)"
 
     @classmethod
@@ -30,13 +31,19 @@ class FpgaSimDevice(FpgaDevice):
         if uri.location:
             raise ConfigurationError(f"fpga+sim:// takes no host or path, got {uri.uri!r}")
         link = {k: params.pop(k) for k in ("timeout", "retries") if k in params}
-        timing = LinkTiming(None, 0.005, link.get("timeout", 0.05), link.get("retries", 4))
+        board = BoardTiming.from_params({k: params.pop(k) for k in TIMING_NAMES if k in params})
+        timing = LinkTiming(
+            board.baudrate or None, 0.005, link.get("timeout", 0.05), link.get("retries", 4)
+        )
         config = EmulatorConfig.from_params({k: v for k, v in params.items() if v is not None})
 
         def factory() -> Any:
             if "lumina_hal.sim.fpga" not in serial.protocol_handler_packages:
                 serial.protocol_handler_packages.append("lumina_hal.sim.fpga")
-            return serial.serial_for_url("fpgasim://", timeout=0.05, config=config)
+            port = serial.serial_for_url("fpgasim://", timeout=0.05, config=config)
+            if board.active:  # a real board's pace (sim/fpga/timing.py)
+                port.endpoint = TimedEndpoint(port.endpoint, board)
+            return port
 
         return cls(factory, timing, "FPGA emulator (in-process)")
 

@@ -1,0 +1,241 @@
+"""Device pools measured side by side (docs/scale-out.md section 5).
+
+1. Overhead: one device alone vs a one-chip local pool around it (goal: pool <= 1.05x).
+2. Scale-out on emulated boards (fpga+sim:// with a board's timing: RUN latency and a
+   12 Mbaud link): throughput of N = 1, 2, 4, 8 chips, local threads and Ray actors
+   (goal: N chips >= 0.85 N x one chip), beside the seed's pattern, a multiprocessing pool
+   that reships the weights with every call.
+3. A model larger than one chip's array, tiled over the pool, against the single big twin
+   (SNR against float64, and the tiling plan's predicted cost, docs/tiling.md).
+
+Run: ``python benchmarks/bench_pool.py [--quick] [--no-ray] [--run-latency-s 0.002]``.
+It reports; it never fails on a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+from bench_twin import _cpu_model, simd_path
+
+import lumina_hal
+from lumina_hal.metrics import snr_db
+
+BAUDRATE = 12_000_000  # an FT232H-class USB UART
+ROWS = COLS = 64
+#: Vectors per RUN frame for a 64 x 64 array (PHL1 payload 8192 B, 16 B of header each way).
+VECTORS_PER_FRAME = 31
+
+
+def board_uri(seed: int, latency_s: float) -> str:
+    return (
+        f"fpga+sim://?rows={ROWS}&cols={COLS}&preset=typical&seed={seed}"
+        f"&run_latency_s={latency_s}&baudrate={BAUDRATE}"
+    )
+
+
+def _median_s(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def overhead(repeats: int) -> list[str]:
+    """One device vs a one-chip local pool around the same kind of device, interleaved."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for uri, batch in (
+        ("mock://?rows=256&cols=256&preset=typical&seed=1&threads=1", 256),
+        ("mock://?rows=64&cols=64&preset=typical&seed=1&threads=1", 256),
+        ("fpga+sim://?rows=64&cols=64&preset=typical&seed=1", 31),
+        (board_uri(1, 0.002), 31),
+    ):
+        n = int(uri.split("rows=")[1].split("&")[0])
+        w = rng.uniform(-1, 1, (n, n))
+        x = rng.uniform(-1, 1, (batch, n)).astype(np.float32)
+        with lumina_hal.open_device(uri) as device, lumina_hal.open_pool([uri]) as pool:
+            device.load_weights(w)
+            pool.load_weights(w)
+            dev_t, pool_t = [], []
+            for _ in range(repeats):  # interleaved: both see the same machine state
+                dev_t.append(_median_s(lambda x=x: device.matmul(x), 5))  # type: ignore[misc]
+                pool_t.append(_median_s(lambda x=x: pool.matmul(x), 5))  # type: ignore[misc]
+        d, p = statistics.median(dev_t), statistics.median(pool_t)
+        board = " (2 ms RUN, 12 Mbaud)" if "run_latency_s" in uri else ""
+        lines.append(
+            f"| {uri.split('?')[0]}{n}x{n}{board} | {batch} | {d * 1e3:.3f} | {p * 1e3:.3f} | "
+            f"{(p - d) * 1e6:.1f} | {p / d:.3f} |"
+        )
+    return lines
+
+
+def throughput(backend: str, n_chips: int, latency_s: float, calls: int, frames: int) -> float:
+    """Vectors per second of a pool of ``n_chips`` boards on a batch of ``frames`` RUN frames."""
+    rng = np.random.default_rng(1)
+    w = rng.uniform(-1, 1, (ROWS, COLS))
+    x = rng.uniform(-1, 1, (frames * VECTORS_PER_FRAME, COLS)).astype(np.float32)
+    devices = [board_uri(i + 1, latency_s) for i in range(n_chips)]
+    with lumina_hal.open_pool(devices, backend=backend) as pool:
+        pool.load_weights(w)
+        pool.matmul(x)  # warm
+        elapsed = _median_s(lambda: pool.matmul(x), calls)
+    return x.shape[0] / elapsed
+
+
+_SEED_DEVICE: dict[str, object] = {}
+
+
+def _seed_task(args: tuple[str, np.ndarray, np.ndarray]) -> np.ndarray:
+    """The seed's MultiProcessExecutor task: weights arrive with every call and are loaded."""
+    uri, w, x = args
+    device = _SEED_DEVICE.get(uri)
+    if device is None:
+        device = _SEED_DEVICE[uri] = lumina_hal.open_device(uri)
+    device.load_weights(w)  # type: ignore[attr-defined]
+    return device.matmul(x)  # type: ignore[attr-defined]
+
+
+def seed_pattern_throughput(n_chips: int, latency_s: float, calls: int, frames: int) -> float:
+    rng = np.random.default_rng(1)
+    w = rng.uniform(-1, 1, (ROWS, COLS))
+    x = rng.uniform(-1, 1, (frames * VECTORS_PER_FRAME, COLS)).astype(np.float32)
+    shards = np.array_split(x, n_chips)
+    devices = [board_uri(i + 1, latency_s) for i in range(n_chips)]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(n_chips) as procs:
+        tasks = list(zip(devices, [w] * n_chips, shards, strict=True))
+        procs.map(_seed_task, tasks, chunksize=1)  # warm: processes up, devices open
+        elapsed = _median_s(lambda: procs.map(_seed_task, tasks, chunksize=1), calls)
+    return x.shape[0] / elapsed
+
+
+def twins_without_link(calls: int) -> list[str]:
+    """256 x 256 twins, batch 256, no link: where the seed measured 0.1x of one process."""
+    rng = np.random.default_rng(3)
+    w = rng.uniform(-1, 1, (256, 256))
+    x = rng.uniform(-1, 1, (256, 256)).astype(np.float32)
+    uris = [f"mock://?rows=256&cols=256&preset=typical&seed={i + 1}&threads=1" for i in range(2)]
+    with lumina_hal.open_device(uris[0]) as device:
+        device.load_weights(w)
+        one = _median_s(lambda: device.matmul(x), calls)
+    with lumina_hal.open_pool(uris) as pool:
+        pool.load_weights(w)
+        pooled = _median_s(lambda: pool.matmul(x), calls)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as procs:
+        tasks = list(zip(uris, [w] * 2, np.array_split(x, 2), strict=True))
+        procs.map(_seed_task, tasks, chunksize=1)
+        seed = _median_s(lambda: procs.map(_seed_task, tasks, chunksize=1), calls)
+    return [
+        f"| one twin, in process | 1 | {one * 1e3:.2f} | 1.00 |",
+        f"| pool, local, 2 twins | 2 | {pooled * 1e3:.2f} | {one / pooled:.2f} |",
+        f"| seed: process pool, weights per call | 2 | {seed * 1e3:.2f} | {one / seed:.2f} |",
+    ]
+
+
+def tiled_model(backend: str) -> list[str]:
+    """A 128 x 192 layer over eight 64 x 64 chips vs one 128 x 192 twin."""
+    rng = np.random.default_rng(2)
+    w = rng.uniform(-1, 1, (128, 192))
+    x = rng.uniform(-1, 1, (256, 192)).astype(np.float32)
+    ideal = x.astype(np.float64) @ w.T
+    lines = []
+    for preset in ("typical", "harsh"):
+        chips = [f"mock://?rows=64&cols=64&preset={preset}&seed={i + 1}" for i in range(8)]
+        with lumina_hal.open_pool(chips, backend=backend) as pool:
+            start = time.perf_counter()
+            pool.load_weights(w)
+            program_s = time.perf_counter() - start
+            pool_snr = snr_db(pool.matmul(x), ideal)
+            product_s = _median_s(lambda: pool.matmul(x), 5)
+            plan = pool.tile_plan
+        with lumina_hal.open_device(f"mock://?rows=128&cols=192&preset={preset}&seed=1") as big:
+            big.load_weights(w)
+            big_snr = snr_db(big.matmul(x), ideal)
+        lines.append(
+            f"| {preset} | {backend} | {plan.n_tiles} tiles, {plan.loads_per_product} reloads | "
+            f"{pool_snr:.2f} | {big_snr:.2f} | {plan.snr_cost_db:.2f} | "
+            f"{program_s * 1e3:.1f} | {product_s * 1e3:.2f} |"
+        )
+    return lines
+
+
+def start_ray() -> bool:
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only
+    try:
+        import ray
+    except ImportError:
+        print("ray is not installed (pip install 'lumina-hal[ray]'): Ray rows skipped")
+        return False
+    ray.init(num_cpus=2, resources={"lumina_chip": 8}, include_dashboard=False, log_to_driver=False)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--no-ray", action="store_true", help="local backend only")
+    parser.add_argument("--run-latency-s", type=float, default=0.002)
+    parser.add_argument(
+        "--frames", type=int, default=64, help="RUN frames per batch (a multiple of 8)"
+    )
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 9
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        usable = os.cpu_count() or 1
+    print(f"CPU: {_cpu_model()}; {usable} usable core(s); twin SIMD path: {simd_path()}")
+
+    print("\n## 1. Overhead of a one-chip local pool (median ms per matmul)\n")
+    print("| device | batch | device ms | pool ms | added µs | pool / device |")
+    print("|---|---|---|---|---|---|")
+    for line in overhead(repeats):
+        print(line)
+
+    backends = ["local"] + ([] if args.no_ray or not start_ray() else ["ray"])
+    latency = args.run_latency_s
+    print(
+        f"\n## 2. Scale-out: emulated boards, RUN {latency * 1e3:g} ms, {BAUDRATE / 1e6:g} Mbaud, "
+        f"batch {args.frames * VECTORS_PER_FRAME} ({args.frames} RUN frames)\n"
+    )
+    print("| setup | chips | vectors/s | x one chip | goal |")
+    print("|---|---|---|---|---|")
+    calls = 3 if args.quick else 7
+    for backend in backends:
+        one = throughput(backend, 1, latency, calls, args.frames)
+        for n in (1, 2, 4, 8):
+            rate = one if n == 1 else throughput(backend, n, latency, calls, args.frames)
+            print(f"| pool, {backend} | {n} | {rate:.0f} | {rate / one:.2f} | >= {0.85 * n:.2f} |")
+    for n in (1, 4):
+        rate = seed_pattern_throughput(n, latency, calls, args.frames)
+        print(f"| seed: process pool, weights per call | {n} | {rate:.0f} | {rate / one:.2f} | - |")
+
+    print("\n## 2b. Twins without a link (256 x 256, batch 256): throughput vs one twin\n")
+    print("| setup | chips | ms per call | x one twin |")
+    print("|---|---|---|---|")
+    for line in twins_without_link(calls):
+        print(line)
+
+    print("\n## 3. A 128 x 192 layer tiled over eight 64 x 64 chips vs one 128 x 192 twin\n")
+    print(
+        "| preset | backend | tiles | pool SNR dB | big twin SNR dB | predicted cost dB | "
+        "programming ms | product ms (batch 256) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for backend in backends:
+        for line in tiled_model(backend):
+            print(line)
+
+
+if __name__ == "__main__":
+    main()
