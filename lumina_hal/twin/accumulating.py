@@ -61,10 +61,11 @@ class AccumulatingTwin(MockDevice):
 
     def _load_weights(self, weights: np.ndarray) -> str:
         weights_id = super()._load_weights(weights)
-        if self._programmed is None:  # pragma: no cover - set by the load above
+        programmed = self.chip.programmed
+        if programmed is None:  # pragma: no cover - set by the load above
             raise InputError("programming failed")
         self._banks.pop(weights_id, None)
-        self._banks[weights_id] = self._programmed
+        self._banks[weights_id] = programmed
         while len(self._banks) > self.resident_capacity:
             self._banks.popitem(last=False)
         return weights_id
@@ -88,7 +89,7 @@ class AccumulatingTwin(MockDevice):
             self._require_open()
             tiles, x = self._check_accumulate(weights_ids, x_blocks)
             y, clipped = self._accumulate(tiles, x)
-            self._call_index += 1
+            self.chip.call_index += 1
             self._counters["matmul_calls"] += 1
             self._counters["vectors"] += x.shape[0]
             self._counters["clipped_outputs"] += clipped
@@ -152,7 +153,7 @@ class AccumulatingTwin(MockDevice):
             a_min = min(t.min_amplitude for t in tiles)
             det = physics.detector_noise(p, total_cols, a_min)
             var = var_phase + det.c0 + det.c1 * np.abs(u) + det.c2 * u * u
-            rng = np.random.default_rng([self.config.seed, self._call_index, _ACCUMULATE_STREAM])
+            rng = np.random.default_rng([self.config.seed, self.chip.call_index, _ACCUMULATE_STREAM])
             v = u + np.sqrt(var) * rng.standard_normal(u.shape)
         codes, clipped = reference.adc(v, p.output_bits, fs)
         from_code = np.float32(fs) / np.float32(levels(p.output_bits))
