@@ -141,6 +141,12 @@ class FpgaDevice(PhotonicDevice):
             }
         )
 
+    @property
+    def loss_steps_db(self) -> tuple[float, float]:
+        """(k_row, k_col) dB per pitch that programming compensates, as HELLO reported them."""
+        h = self._require_hello()
+        return h.loss_row_db, h.loss_col_db
+
     def _require_hello(self) -> msg.Hello:
         assert self._hello is not None
         return self._hello

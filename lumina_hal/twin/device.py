@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from lumina_hal.errors import SafetyLimitError
 from lumina_hal.params import resolve_params
 from lumina_hal.twin import physics, reference
 from lumina_hal.twin.config import TEMPERATURE_RANGE_C, TWIN_PARAMS, TwinConfig
+from lumina_hal.twin.snapshot import CalibrationSnapshot, measured_static_phase, twin_params
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,10 @@ class MockDevice(PhotonicDevice):
     def __init__(self, **params: Any) -> None:
         super().__init__()
         typed = resolve_params(TWIN_PARAMS, params, context="MockDevice")
+        self._snapshot: CalibrationSnapshot | None = None
+        if typed.get("snapshot") is not None:  # a twin of a measured chip (docs/calibration.md)
+            self._snapshot = CalibrationSnapshot.load(typed["snapshot"])
+            typed = twin_params(self._snapshot, typed)
         self.config = TwinConfig.resolve(**typed)
         self._backend_checks_finite = self.config.kernel == "native"  # LK_ENONFINITE
         self._temperature_c = self.config.physics.temperature_c
@@ -89,6 +95,9 @@ class MockDevice(PhotonicDevice):
         programmed = reference.program(
             weights, self.physics, self.config.serial, (self.config.rows, self.config.cols)
         )
+        if self._snapshot is not None:
+            phase, arm_um = measured_static_phase(self._snapshot, programmed.codes, self.physics)
+            programmed = replace(programmed, phase_static=phase, arm_imbalance_um=arm_um)
         self._engine = self._build_engine(programmed)
         self._programmed = programmed
         self._counters["weight_loads"] += 1
@@ -120,6 +129,12 @@ class MockDevice(PhotonicDevice):
         if clipped:
             counters["clipped_outputs"] += clipped
             log.debug("%d output(s) clipped at ADC full scale", clipped)
+
+    @property
+    def loss_steps_db(self) -> tuple[float, float]:
+        """(k_row, k_col) dB per pitch that programming compensates (float32, as in HELLO)."""
+        k_row, k_col = physics.loss_steps_db(self.physics, self.config.rows, self.config.cols)
+        return float(np.float32(k_row)), float(np.float32(k_col))
 
     def _telemetry(self) -> Telemetry:
         p = self.physics

@@ -24,7 +24,12 @@ from lumina_hal.uri import DeviceURI
 class FpgaSimDevice(FpgaDevice):
     """``fpga+sim://?seed=1&preset=typical``: the firmware emulator, in-process."""
 
-    uri_params = tuple(p for p in TWIN_PARAMS if p.name != "kernel") + LINK_PARAMS + FAULT_PARAMS
+    # the firmware draws its own chip: a twin's engine choice and snapshot do not apply
+    uri_params = (
+        tuple(p for p in TWIN_PARAMS if p.name not in ("kernel", "snapshot"))
+        + LINK_PARAMS
+        + FAULT_PARAMS
+    )
     summary = "FPGA firmware emulator in-process (PHL1 through a pyserial handler)"
 
     @classmethod
