@@ -19,6 +19,7 @@ from lumina_hal.twin.snapshot import CalibrationSnapshot, neighbour_sums
 
 FIXED_POINT_ITERATIONS = 30
 BISECTION_STEPS = 40
+SATURATION_FRACTION = 0.0
 
 
 def _heater_phase_for(
@@ -36,8 +37,16 @@ def _heater_phase_for(
     return np.clip(heated / (1.0 + gain), 0.0, math.pi)
 
 
-def compensated_weights(weights: np.ndarray, snapshot: CalibrationSnapshot) -> np.ndarray:
-    """The matrix to load so that the chip computes ``weights`` (docs/calibration.md §4)."""
+def compensated_weights(
+    weights: np.ndarray,
+    snapshot: CalibrationSnapshot,
+    saturation_fraction: float = SATURATION_FRACTION,
+) -> np.ndarray:
+    """The matrix to load so that the chip computes ``weights`` (docs/calibration.md §4).
+
+    At most ``saturation_fraction`` of the cells may be left short of their target (held at
+    the largest transmission the device can program) instead of scaling every cell down.
+    """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 2 or w.shape[0] > snapshot.rows or w.shape[1] > snapshot.cols:
         raise InputError(
@@ -54,7 +63,7 @@ def compensated_weights(weights: np.ndarray, snapshot: CalibrationSnapshot) -> n
         target = 2.0 * np.arccos(np.clip(magnitude / (extra * envelope), 0.0, 1.0))
         heater = _heater_phase_for(target, snapshot, rows, cols)
         amplitude = envelope * np.cos(heater / 2.0)
-        return amplitude, float(np.max(amplitude))
+        return amplitude, float(np.quantile(amplitude, 1.0 - saturation_fraction))
 
     lo, hi = 0.5, 2.0  # the largest amplitude falls as the extra scale rises
     for _ in range(BISECTION_STEPS):
@@ -66,4 +75,4 @@ def compensated_weights(weights: np.ndarray, snapshot: CalibrationSnapshot) -> n
     extra = hi
     amplitude, _ = realized(extra)
     # max|W'| = s' (to the bisection's precision): the device programs t = cos(φ_q / 2)
-    return sign * amplitude * (scale * extra)
+    return sign * np.minimum(amplitude, 1.0) * (scale * extra)
