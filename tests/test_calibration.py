@@ -320,3 +320,16 @@ def test_pickled_and_foreign_entries_are_refused(valid_bytes: bytes, tmp_path) -
         CalibrationSnapshot.load(tmp_path / "missing.npz")
     with pytest.raises(ConfigurationError):  # via the URI too
         open_device(f"mock://?snapshot={tmp_path / 'missing.npz'}")
+
+
+def test_snapshot_of_the_fpga_emulator_makes_a_matching_twin(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Through the real driver no physics is declared: the twin uses the preset's noise."""
+    with open_device(f"fpga+sim://?{RAW}") as dev:
+        snap = calibrate(dev, mode="full")
+        measured = workload_snr(dev)
+    assert snap.physics is None and snap.arm_imbalance_um is not None
+    path = snap.save(tmp_path / "sim.lcal.npz")
+    with open_device(f"mock://?snapshot={path}&seed=3") as twin:
+        assert workload_snr(twin) == pytest.approx(measured, abs=0.5)
+    with pytest.raises(ConfigurationError):  # the emulator draws its own chip
+        open_device(f"fpga+sim://?snapshot={path}")
