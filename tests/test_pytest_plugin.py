@@ -185,3 +185,30 @@ def test_bench_fixtures_skip_a_role_the_bench_lacks(pytester, tmp_path):
     result = pytester.runpytest("-p", "no:hypothesispytest", "--lumina-bench", str(bench), "-rs")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*has no [[]laser[]] section*"])
+
+
+def test_calibrated_device_fixture(inner):
+    inner.makepyfile(
+        """
+        import numpy as np
+
+        def test_calibrated(lumina_calibrated_device, lumina_calibration, lumina_device):
+            assert "calibrated" in lumina_calibrated_device.info.capabilities
+            assert lumina_calibration.serial == lumina_calibrated_device.info.serial
+            assert lumina_calibration.crosstalk_edge > 0.005
+            counters = lumina_calibrated_device.telemetry().counters
+            assert counters["calibration_temperature_mk"] == 45000
+            w = np.random.default_rng(0).uniform(-1, 1, (16, 16))
+            x = np.random.default_rng(1).uniform(-1, 1, (64, 16))
+            errors = []
+            for dev in (lumina_device, lumina_calibrated_device):
+                dev.load_weights(w)
+                errors.append(np.linalg.norm(dev.matmul(x) - x @ w.T))
+            assert errors[1] < errors[0] / 5
+
+        def test_same_snapshot_for_the_session(lumina_calibration):
+            assert lumina_calibration.mode == "quick"
+        """
+    )
+    uri = "mock://?rows=16&cols=16&seed=1&fab_sigma=0.01&crosstalk=0.01"
+    inner.runpytest("--lumina-device", uri).assert_outcomes(passed=2)

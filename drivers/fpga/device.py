@@ -145,6 +145,11 @@ class FpgaDevice(PhotonicDevice):
         hello = dataclasses.asdict(self._require_hello())
         hello["firmware"] = list(hello["firmware"])
         return {"hello": hello, "call_index": self._call_index}
+    @property
+    def loss_steps_db(self) -> tuple[float, float]:
+        """(k_row, k_col) dB per pitch that programming compensates, as HELLO reported them."""
+        h = self._require_hello()
+        return h.loss_row_db, h.loss_col_db
 
     def _require_hello(self) -> msg.Hello:
         if self._hello is None:

@@ -4,6 +4,9 @@ Installed with the package (entry point ``pytest11``); docs/conformance.md, sect
 
 - ``--lumina-device URI`` (default ``$LUMINA_DEVICE``, else a small seeded twin);
 - fixtures ``lumina_device_uri`` (session) and ``lumina_device`` (opened per test);
+- ``lumina_calibration`` (session: one quick calibration of the device under test, a
+  ``CalibrationSnapshot``) and ``lumina_calibrated_device`` (the device opened per test with
+  that snapshot applied; docs/calibration.md);
 - markers ``requires_capability(...)`` and ``hardware``, which skip with the reason;
 - ``--lumina-bench FILE|coupled`` (default ``$LUMINA_BENCH``, else the simulated bench shipped
   in the package; ``coupled`` serves the coupled simulated bench for the session), fixtures
@@ -25,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from lumina_hal.calibration import CalibratedDevice, CalibrationSnapshot, calibrate
 from lumina_hal.device import Capability, PhotonicDevice
 from lumina_hal.errors import ConfigurationError
 from lumina_hal.registry import DEFAULT_URI_ENV as DEVICE_ENV
@@ -152,6 +156,22 @@ def lumina_device_uri(pytestconfig: pytest.Config) -> str:
 def lumina_device(lumina_device_uri: str) -> Iterator[PhotonicDevice]:
     """The device under test, opened for this test and closed after it."""
     with open_device(lumina_device_uri) as device:
+        yield device
+
+
+@pytest.fixture(scope="session")
+def lumina_calibration(lumina_device_uri: str) -> CalibrationSnapshot:
+    """One quick calibration of the device under test, taken once per session."""
+    with open_device(lumina_device_uri) as device:
+        return calibrate(device, mode="quick")
+
+
+@pytest.fixture
+def lumina_calibrated_device(
+    lumina_device_uri: str, lumina_calibration: CalibrationSnapshot
+) -> Iterator[PhotonicDevice]:
+    """The device under test with the session's calibration applied, opened for this test."""
+    with CalibratedDevice(open_device(lumina_device_uri), lumina_calibration) as device:
         yield device
 
 

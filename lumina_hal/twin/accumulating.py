@@ -153,7 +153,8 @@ class AccumulatingTwin(MockDevice):
             a_min = min(t.min_amplitude for t in tiles)
             det = physics.detector_noise(p, total_cols, a_min)
             var = var_phase + det.c0 + det.c1 * np.abs(u) + det.c2 * u * u
-            rng = np.random.default_rng([self.config.seed, self.chip.call_index, _ACCUMULATE_STREAM])
+            key = [self.config.seed, self.chip.call_index, _ACCUMULATE_STREAM]
+            rng = np.random.default_rng(key)
             v = u + np.sqrt(var) * rng.standard_normal(u.shape)
         codes, clipped = reference.adc(v, p.output_bits, fs)
         from_code = np.float32(fs) / np.float32(levels(p.output_bits))

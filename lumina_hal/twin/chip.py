@@ -12,6 +12,7 @@ the snapshot a twin is rebuilt from (``snapshot`` / ``TwinChip.from_snapshot``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import Any
 
@@ -48,6 +49,12 @@ class TwinChip:
         self.scale = 1.0  # s_w multiplied into every float output
         self._engine: Any = None  # KernelModel (native) or None (numpy reference)
         self._programmed: reference.ProgrammedArray | None = None
+        #: Replaces the computed static phases of a programmed array with measured ones (a
+        #: twin of a calibrated chip, docs/calibration.md); such a chip programs through the
+        #: numpy reference's arrays instead of lk_program.
+        self.static_override: (
+            Callable[[reference.ProgrammedArray], reference.ProgrammedArray] | None
+        ) = None
 
     def __repr__(self) -> str:
         c = self.config
@@ -77,9 +84,12 @@ class TwinChip:
         if self.codes is None:
             return None
         if self._programmed is None:
-            self._programmed = reference.program_codes(
+            built = reference.program_codes(
                 self.codes, self.scale, self.physics, self.config.serial, self.array_shape
             )
+            if self.static_override is not None:
+                built = self.static_override(built)
+            self._programmed = built
         return self._programmed
 
     @property
@@ -202,6 +212,11 @@ class TwinChip:
             return None
         from lumina_hal.twin.kernel import KernelModel
 
+        if self.static_override is not None:
+            programmed = self.programmed
+            if programmed is None:
+                raise InputError("no weights are programmed on the chip")
+            return KernelModel.for_array(programmed, self.physics, self.scale)
         return KernelModel.for_codes(
             self._require_programmed(),
             self.scale,

@@ -33,6 +33,7 @@ DEVICE_PARAMS: tuple[Param, ...] = (
         f"engine: native C or numpy reference (default: ${KERNEL_ENV} or native)",
         choices=KERNELS,
     ),
+    Param("snapshot", str, None, "calibration snapshot file: a twin of the measured chip"),
     Param(
         "threads",
         int,
@@ -85,6 +86,7 @@ class TwinConfig:
     kernel: str
     threads: int
     physics: PhysicsParams
+    snapshot: str | None = None
 
     @classmethod
     def resolve(cls, **params: Any) -> TwinConfig:

@@ -8,6 +8,7 @@ reference with ``kernel=reference`` / ``LUMINA_KERNEL=reference``. docs/physics.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,8 @@ from lumina_hal.twin.chip import (
     snapshot_call_index,
 )
 from lumina_hal.twin.config import TEMPERATURE_RANGE_C, TWIN_PARAMS, TwinConfig
+from lumina_hal.twin.reference import ProgrammedArray
+from lumina_hal.twin.snapshot import CalibrationSnapshot, measured_static_phase, twin_params
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +49,22 @@ class MockDevice(PhotonicDevice):
     def __init__(self, **params: Any) -> None:
         super().__init__()
         typed = resolve_params(TWIN_PARAMS, params, context="MockDevice")
+        calibration: CalibrationSnapshot | None = None
+        if typed.get("snapshot") is not None:  # a twin of a measured chip (docs/calibration.md)
+            calibration = CalibrationSnapshot.load(typed["snapshot"])
+            typed = twin_params(calibration, typed)
         self.config = TwinConfig.resolve(**typed)
         self._backend_checks_finite = self.config.kernel == "native"  # LK_ENONFINITE
         #: The chip model: codes, temperature, noise streams and physics (twin/chip.py).
         self.chip = TwinChip(self.config)
+        if calibration is not None:
+            measured = calibration
+
+            def measured_phases(programmed: ProgrammedArray) -> ProgrammedArray:
+                phase, arm_um = measured_static_phase(measured, programmed.codes, self.physics)
+                return replace(programmed, phase_static=phase, arm_imbalance_um=arm_um)
+
+            self.chip.static_override = measured_phases
         self._counters = self._zero_counters()
 
     @staticmethod
@@ -126,6 +141,12 @@ class MockDevice(PhotonicDevice):
         if clipped:
             counters["clipped_outputs"] += clipped
             log.debug("%d output(s) clipped at ADC full scale", clipped)
+
+    @property
+    def loss_steps_db(self) -> tuple[float, float]:
+        """(k_row, k_col) dB per pitch that programming compensates (float32, as in HELLO)."""
+        k_row, k_col = physics.loss_steps_db(self.physics, self.config.rows, self.config.cols)
+        return float(np.float32(k_row)), float(np.float32(k_col))
 
     def _telemetry(self) -> Telemetry:
         return Telemetry(

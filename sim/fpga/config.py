@@ -17,7 +17,10 @@ from lumina_hal.sim.fpga.faults import FAULT_PARAMS, FaultConfig
 from lumina_hal.twin.config import TWIN_PARAMS, TwinConfig
 
 #: Every parameter an emulator accepts: the twin's (``kernel`` aside) and the faults'.
-EMULATOR_PARAMS = tuple(p for p in TWIN_PARAMS if p.name != "kernel") + FAULT_PARAMS
+# the firmware draws its own chip: a twin's engine choice and snapshot do not apply
+EMULATOR_PARAMS = (
+    tuple(p for p in TWIN_PARAMS if p.name not in ("kernel", "snapshot")) + FAULT_PARAMS
+)
 _FAULT_NAMES = {p.name for p in FAULT_PARAMS}
 
 

@@ -1,0 +1,129 @@
+"""TwinV2Device: a twin running physics v2 on the numpy reference (docs/physics.md §7).
+
+Opt-in and separate from ``mock://`` (which stays v1 until the native kernel implements v2):
+``TwinV2Device(preset="typical", temperature_c=25, calibration_temperature_c=25)``. It
+programs with its factory calibration state; ``set_temperature`` moves the chip away from it,
+``recalibrate()`` takes a fresh factory calibration at the present temperature.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry, weights_checksum
+from lumina_hal.errors import ConfigurationError, SafetyLimitError
+from lumina_hal.twin import physics, reference_v2
+from lumina_hal.twin.config import TEMPERATURE_RANGE_C
+from lumina_hal.twin.physics_v2 import PRESETS_V2, V2Params
+
+_V2_FIELDS = ("symbol_rate_hz", "shifter_bandwidth_hz", "calibration_residual",
+              "calibration_phase_residual_rad")  # fmt: skip
+
+
+class TwinV2Device(PhotonicDevice):
+    """A v2 twin; keyword arguments override the preset's v1 or v2 fields."""
+
+    summary = "digital twin with physics v2 (numpy reference; opt-in)"
+
+    def __init__(
+        self,
+        rows: int = 64,
+        cols: int = 64,
+        seed: int = 0,
+        preset: str = "typical",
+        serial: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__()
+        if preset not in PRESETS_V2:
+            raise ConfigurationError(f"preset {preset!r} is not one of {tuple(PRESETS_V2)}")
+        v = PRESETS_V2[preset]
+        v2 = {k: overrides.pop(k) for k in _V2_FIELDS if k in overrides}
+        try:
+            v = replace(v, base=replace(v.base, **overrides), **v2)
+        except TypeError as exc:
+            raise ConfigurationError(f"unknown TwinV2Device parameter: {exc}") from exc
+        self.params = v
+        self.rows, self.cols, self.seed, self.preset = rows, cols, seed, preset
+        self.serial = serial or f"TWIN-{seed:016X}"
+        self._chip = reference_v2.raw_chip(v, self.serial, rows, cols)
+        self._calibration = reference_v2.factory_calibration(v, self._chip, self.serial)
+        self._temperature_c = v.temperature_c
+        self._programmed: reference_v2.ProgrammedV2 | None = None
+        self._phase: np.ndarray | None = None
+        self._noise = reference_v2.PhaseNoiseState()
+        self._counters = {"matmul_calls": 0, "vectors": 0, "weight_loads": 0, "clipped_outputs": 0}
+
+    @property
+    def physics(self) -> V2Params:
+        return self.params.with_temperature(self._temperature_c)
+
+    @property
+    def loss_steps_db(self) -> tuple[float, float]:
+        k_row, k_col = physics.loss_steps_db(self.params.base, self.rows, self.cols)
+        return float(np.float32(k_row)), float(np.float32(k_col))
+
+    def recalibrate(self) -> None:
+        """A fresh factory calibration at the present temperature (reload weights after)."""
+        with self.lock:
+            v = self.params.with_base(calibration_temperature_c=self._temperature_c)
+            self._calibration = reference_v2.factory_calibration(v, self._chip, self.serial)
+
+    def _open(self) -> None:
+        self._reset()
+
+    def _close(self) -> None:
+        self._programmed = self._phase = None
+
+    def _info(self) -> DeviceInfo:
+        p = self.params.base
+        caps = {Capability.SET_TEMPERATURE, Capability.SEEDED, Capability.SIMULATED}
+        return DeviceInfo("Lumina", "PTC-twin-v2", self.serial, "twin-v2/reference",
+                          self.rows, self.cols, p.weight_bits, p.input_bits, p.output_bits,
+                          frozenset(c.value for c in caps))  # fmt: skip
+
+    def _load_weights(self, weights: np.ndarray) -> str:
+        shape = (self.rows, self.cols)
+        self._programmed = reference_v2.program(weights, self.physics, self._calibration, shape)
+        self._phase = reference_v2.static_phase(self._programmed, self._chip, self.physics)
+        self._counters["weight_loads"] += 1
+        return weights_checksum(self._programmed.codes)
+
+    def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
+        if self._programmed is None or self._phase is None:
+            raise ConfigurationError("no weights loaded")
+        y, clipped = reference_v2.forward(
+            x, self._programmed, self._phase, self.physics, self.seed, self._noise,
+            (self.rows, self.cols),
+        )  # fmt: skip
+        out[...] = y
+        self._counters["matmul_calls"] += 1
+        self._counters["vectors"] += x.shape[0]
+        self._counters["clipped_outputs"] += clipped
+
+    def _telemetry(self) -> Telemetry:
+        return Telemetry(
+            temperature_c=self._temperature_c,
+            optical_power_dbm=None,
+            weights_id=self.weights_id,
+            counters={**self._counters, "calibration_temperature_mk":
+                      round(self._calibration.temperature_c * 1000)},
+        )  # fmt: skip
+
+    def _set_temperature(self, temperature_c: float) -> None:
+        lo, hi = TEMPERATURE_RANGE_C
+        if not (math.isfinite(temperature_c) and lo <= temperature_c <= hi):
+            raise SafetyLimitError(f"temperature_c {temperature_c:g} °C outside [{lo}, {hi}] °C")
+        self._temperature_c = temperature_c
+        if self._programmed is not None:
+            self._phase = reference_v2.static_phase(self._programmed, self._chip, self.physics)
+
+    def _reset(self) -> None:
+        self._programmed = self._phase = None
+        self._noise = reference_v2.PhaseNoiseState()
+        self._counters = dict.fromkeys(self._counters, 0)
+        self._temperature_c = self.params.temperature_c

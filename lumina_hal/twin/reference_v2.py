@@ -1,0 +1,210 @@
+"""Numpy reference of physics v2 (docs/physics.md §7): the oracle for a future v2 kernel.
+
+Host side: the target phases are pre-compensated with the chip's calibration state taken at
+``calibration_temperature_c`` and quantised by a heater DAC spanning [0, 2π]. Chip side: the
+raw cell model at the present temperature (heater efficiency ∝ n_T, imbalance phase from
+the exact index integral). Per call: exact phase-noise statistics, AR(1)-correlated phase
+noise with the shifter's bandwidth, balanced detector noise, converters as in v1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lumina_hal.codes import envelopes_from_steps
+from lumina_hal.twin import physics, physics_v2
+from lumina_hal.twin.physics_v2 import V2Params
+from lumina_hal.twin.reference import (
+    adc,
+    cell_normals,
+    full_scale,
+    neighbour_sums,
+    quantize_inputs,
+    serial_key,
+)
+
+_FIXED_POINT_ITERATIONS = 50
+
+
+@dataclass(frozen=True)
+class RawChip:
+    """What fabrication made, drawn from the serial for the whole array (§7.1)."""
+
+    gain_error: np.ndarray  # ε
+    arm_imbalance_um: np.ndarray  # ΔL
+    crosstalk_edge: float
+    crosstalk_diagonal: float
+
+
+@dataclass(frozen=True)
+class CalibrationState:
+    """What the host knows, taken at ``temperature_c`` (§7.3)."""
+
+    temperature_c: float
+    gain_error: np.ndarray  # ε̂
+    phase_offset_rad: np.ndarray  # θ̂ = θ(T_c) + r_θ
+    crosstalk_edge: float
+    crosstalk_diagonal: float
+
+
+def raw_chip(v: V2Params, serial: str, rows: int, cols: int) -> RawChip:
+    p = v.base
+    key = serial_key(serial)
+    eps = p.fab_sigma * np.clip(cell_normals(key, 0, rows, cols), -3.0, 3.0)
+    arm = p.arm_imbalance_um * cell_normals(key, 1, rows, cols)
+    return RawChip(eps, arm, p.crosstalk, p.crosstalk * physics.CROSSTALK_DIAGONAL_RATIO)
+
+
+def factory_calibration(v: V2Params, chip: RawChip, serial: str) -> CalibrationState:
+    """The calibration state at T_c with residuals ρ and σ_θ,res drawn from the serial."""
+    p, rho = v.base, v.calibration_residual
+    key = serial_key(serial)
+    rows, cols = chip.gain_error.shape
+    t_c = p.calibration_temperature_c
+    r_eps = rho * p.fab_sigma * cell_normals(key, 2, rows, cols)
+    r_theta = v.calibration_phase_residual_rad * cell_normals(key, 3, rows, cols)
+    r_kappa = rho * float(cell_normals(key, 4, 1, 1)[0, 0])
+    theta = physics_v2.imbalance_phase_per_um(p, t_c) * chip.arm_imbalance_um
+    return CalibrationState(
+        t_c,
+        chip.gain_error + r_eps,
+        theta + r_theta,
+        chip.crosstalk_edge * (1.0 + r_kappa),
+        chip.crosstalk_diagonal * (1.0 + r_kappa),
+    )
+
+
+@dataclass(frozen=True)
+class ProgrammedV2:
+    codes: np.ndarray  # heater DAC codes | sign << bits (DAC spans [0, 2π])
+    scale: float
+    sign: np.ndarray
+    heater_phase: np.ndarray  # φ_q (rad, at 25 °C efficiency)
+    row_envelope: np.ndarray
+    col_envelope: np.ndarray
+    min_amplitude: float
+
+
+def program(
+    weights: np.ndarray, v: V2Params, cal: CalibrationState, array_shape: tuple[int, int]
+) -> ProgrammedV2:
+    """Host side (§7.3): targets, pre-compensation with ``cal``, heater DAC over [0, 2π]."""
+    p = v.base
+    w = np.asarray(weights, dtype=np.float64)
+    rows, cols = w.shape
+    scale = float(np.max(np.abs(w))) or 1.0
+    w_n = w / scale
+    k_row, k_col = (float(np.float32(k)) for k in physics.loss_steps_db(p, *array_shape))
+    row_env, col_env = envelopes_from_steps(rows, cols, k_row, k_col)
+    t = np.abs(w_n) / (row_env[:, None] * col_env[None, :])
+    target = 2.0 * np.arccos(np.clip(t, 0.0, 1.0))
+    offset = cal.phase_offset_rad[:rows, :cols]
+    heated = np.clip(target - offset, 0.0, 2.0 * math.pi)
+    for _ in range(_FIXED_POINT_ITERATIONS):
+        edge, diag = neighbour_sums(heated)
+        nxt = target - offset - cal.crosstalk_edge * edge - cal.crosstalk_diagonal * diag
+        nxt = np.clip(nxt, 0.0, 2.0 * math.pi)
+        done = np.max(np.abs(nxt - heated)) < 1e-9
+        heated = nxt
+        if done:
+            break
+    efficiency = physics_v2.heater_efficiency(p, cal.temperature_c)
+    command = heated / ((1.0 + cal.gain_error[:rows, :cols]) * efficiency)
+    command = np.clip(command, 0.0, 2.0 * math.pi)
+    dac_max = (1 << p.weight_bits) - 1
+    q = np.rint(np.sqrt(command / (2.0 * math.pi)) * dac_max).astype(np.int64)
+    phase_q = 2.0 * math.pi * (q / dac_max) ** 2
+    negative = (w_n < 0).astype(np.int64) << p.weight_bits
+    sign = np.where(w_n < 0, -1.0, 1.0)
+    a_min = physics.envelopes(p, rows, cols, *array_shape)[2]
+    codes = (q | negative).astype(np.int32)
+    return ProgrammedV2(codes, scale, sign, phase_q, row_env, col_env, a_min)
+
+
+def static_phase(prog: ProgrammedV2, chip: RawChip, v: V2Params) -> np.ndarray:
+    """Chip side at v's temperature: (1+ε) φ_q η(T) + crosstalk + θ(T) (§7.3)."""
+    p = v.base
+    rows, cols = prog.codes.shape
+    heated = (1.0 + chip.gain_error[:rows, :cols]) * prog.heater_phase
+    heated = heated * physics_v2.heater_efficiency(p, p.temperature_c)
+    edge, diag = neighbour_sums(heated)
+    theta = physics_v2.imbalance_phase_per_um(p, p.temperature_c) * chip.arm_imbalance_um
+    return (
+        heated + chip.crosstalk_edge * edge + chip.crosstalk_diagonal * diag + theta[:rows, :cols]
+    )
+
+
+@dataclass
+class PhaseNoiseState:
+    """AR(1) phase-noise state of the whole array and the vectors drawn since reset."""
+
+    values: np.ndarray | None = None
+    vectors: int = 0
+
+
+def _vector_rng(seed: int, vector: int) -> np.random.Generator:
+    """The stream of one vector (counter-based: independent of batching and threads)."""
+    return np.random.default_rng([seed, vector])
+
+
+def forward(
+    x: np.ndarray,
+    prog: ProgrammedV2,
+    phase: np.ndarray,
+    v: V2Params,
+    seed: int,
+    state: PhaseNoiseState,
+    array_shape: tuple[int, int],
+) -> tuple[np.ndarray, int]:
+    """One call (§7.5-7.6): returns (y float32 (batch, r), clipped count); advances ``state``."""
+    p = v.base
+    rows, cols = prog.codes.shape
+    fs = full_scale(p, cols)
+    x_n, s_x = quantize_inputs(x, p.input_bits)
+    x64 = x_n.astype(np.float64)
+    envelope = prog.row_envelope[:, None] * prog.col_envelope[None, :]
+    det = physics_v2.balanced_detector_noise(v, cols, prog.min_amplitude)
+    total = prog.row_envelope[None, :] * (np.abs(x64) @ prog.col_envelope)[:, None]
+    sigma = physics_v2.phase_noise_sigma_rad(p) if p.noise else 0.0
+    a = physics_v2.ar1_coefficient(v)
+    correlated = p.noise and sigma > 0 and v.shifter_bandwidth_hz < v.symbol_rate_hz / 2
+    out = np.empty((x.shape[0], rows))
+    for b in range(x.shape[0]):
+        rng = _vector_rng(seed, state.vectors)
+        if correlated:
+            xi = rng.standard_normal(array_shape)
+            if state.values is None:
+                state.values = sigma * xi
+            else:
+                state.values = a * state.values + math.sqrt(1.0 - a * a) * sigma * xi
+            cells = phase + state.values[:rows, :cols]
+            u = (prog.sign * envelope * np.cos(cells / 2.0)) @ x64[b]
+            var = np.zeros(rows)
+        else:
+            w_mean = prog.sign * envelope * np.cos(phase / 2.0)
+            u = phase_noise_mean(w_mean, sigma) @ x64[b]
+            big_a, big_b = physics_v2.phase_noise_variance_terms(sigma)
+            xsq = x64[b] ** 2
+            var = big_a * prog.row_envelope**2 * (xsq @ prog.col_envelope**2)
+            var -= big_b * (w_mean**2 @ xsq)
+            var = np.maximum(var, 0.0)
+        if p.noise:
+            tot = total[b]
+            var = var + det.c0 + det.c1 * tot + det.c2 * tot * tot
+            u = u + np.sqrt(var) * rng.standard_normal(rows)
+        out[b] = u
+        state.vectors += 1
+    codes, clipped = adc(out, p.output_bits, fs)
+    from_code = np.float32(fs) / np.float32((1 << (p.output_bits - 1)) - 1)
+    y = (codes * from_code) * s_x[:, None]
+    y = y * np.float32(prog.scale)
+    y[s_x == 0] = 0.0
+    return y.astype(np.float32), clipped
+
+
+def phase_noise_mean(w_mean: np.ndarray, sigma_rad: float) -> np.ndarray:
+    """E[W] under white phase noise: W e^{−σ²/8} (§7.6)."""
+    return w_mean * physics_v2.phase_noise_mean_factor(sigma_rad)
