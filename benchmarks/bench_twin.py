@@ -345,6 +345,11 @@ def _cpuinfo() -> tuple[str, list[str]]:
     return model, [name for name in ISA_FLAGS if name in flags]
 
 
+def _cpu_model() -> str:
+    """The CPU model name (other benchmarks print it beside their results)."""
+    return _cpuinfo()[0]
+
+
 def _blas_info() -> list[str]:
     from threadpoolctl import threadpool_info
 
