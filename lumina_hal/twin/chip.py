@@ -278,12 +278,17 @@ class TwinChip:
         """One call on integer input codes as a wire carries them (int32, each vector peaking
         at ±L_x or all zero): returns (int32 ADC codes (batch, r), clipped count).
 
-        The single place where the firmware path meets the engine. It still converts codes
-        to floats and back around the float engine; once the kernel's int32 entry
-        (``KernelModel.forward_codes`` / ``lk_forward_codes``) is on main, this body becomes
-        one call to it and the firmware path converts once.
+        The single place where the firmware path meets the engine: the native engine takes
+        the codes as they are (``lk_forward_codes``, one conversion each way, bit-identical to
+        the float path at the same seed and call index); the numpy reference goes through
+        floats.
         """
         rows = self._require_programmed().shape[0]
+        if self._engine is not None:
+            return self._engine.forward_codes(
+                x_codes, seed=self.config.seed, call_index=call_index,
+                threads=self.config.threads, first_vector=first_vector,
+            )  # fmt: skip
         p = self.physics
         x = (x_codes.astype(np.float32) / np.float32(levels(p.input_bits))).astype(np.float32)
         y = np.empty((x_codes.shape[0], rows), dtype=np.float32)
