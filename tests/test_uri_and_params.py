@@ -19,12 +19,12 @@ def test_parse_query_only_uri():
 def test_parse_device_path_and_host_port():
     serial = parse_uri("fpga:///dev/ttyUSB0?baudrate=3000000")
     assert (serial.scheme, serial.path, serial.host) == ("fpga", "/dev/ttyUSB0", "")
-    tcp = parse_uri("fpga+tcp://10.1.2.3:5025")
+    tcp = parse_uri("fpga+tcp://127.0.0.2:5025")
     assert (tcp.scheme, tcp.host, tcp.port, tcp.location) == (
         "fpga+tcp",
-        "10.1.2.3",
+        "127.0.0.2",
         5025,
-        "10.1.2.3:5025",
+        "127.0.0.2:5025",
     )
 
 
