@@ -228,7 +228,34 @@ class Instrument(ABC):
         return asdict(self.limits)
 
 
-class Laser(Instrument):
+class SwitchedInstrument(Instrument):
+    """A role with an output that switches on and off (laser emission, TEC drive).
+
+    Switching goes through the safety gate, which refuses "on" while a quantity named in the
+    role's interlocks (docs/safety.md §2) is outside its soft limit; "off" is never refused.
+    """
+
+    @property
+    def output(self) -> bool:
+        return bool(self._call(self._get_output))
+
+    @output.setter
+    def output(self, enabled: bool) -> None:
+        self._call(self._gated_write, "output", "bool", enabled, self._set_output)
+
+    def on(self) -> None:
+        self.output = True
+
+    def off(self) -> None:
+        self.output = False
+
+    @abstractmethod
+    def _get_output(self) -> bool: ...
+    @abstractmethod
+    def _set_output(self, enabled: bool) -> None: ...
+
+
+class Laser(SwitchedInstrument):
     """A tunable laser source: wavelength (nm), power (dBm or W), output on/off."""
 
     role = "laser"
@@ -263,21 +290,6 @@ class Laser(Instrument):
         self.power_dbm = w_to_dbm(watts)
 
     @property
-    def output(self) -> bool:
-        return bool(self._call(self._get_output))
-
-    @output.setter
-    def output(self, enabled: bool) -> None:
-        # The gate refuses "on" while the power or wavelength setpoint is outside its limit.
-        self._call(self._gated_write, "output", "bool", enabled, self._set_output)
-
-    def on(self) -> None:
-        self.output = True
-
-    def off(self) -> None:
-        self.output = False
-
-    @property
     def wavelength_range_nm(self) -> tuple[float, float]:
         return self._call(self._wavelength_range_nm)
 
@@ -305,10 +317,6 @@ class Laser(Instrument):
     def _get_power_dbm(self) -> float: ...
     @abstractmethod
     def _set_power_dbm(self, dbm: float) -> None: ...
-    @abstractmethod
-    def _get_output(self) -> bool: ...
-    @abstractmethod
-    def _set_output(self, enabled: bool) -> None: ...
     @abstractmethod
     def _wavelength_range_nm(self) -> tuple[float, float]: ...
     @abstractmethod
@@ -421,7 +429,7 @@ class PowerMeter(Instrument):
     def _sensor(self) -> SensorInfo | None: ...
 
 
-class TemperatureController(Instrument):
+class TemperatureController(SwitchedInstrument):
     """A TEC controller: setpoint and measured temperature (°C), output on/off, ramps."""
 
     role = "tec"
@@ -492,21 +500,6 @@ class TemperatureController(Instrument):
             self.sleep(poll_s)
 
     @property
-    def output(self) -> bool:
-        return bool(self._call(self._get_output))
-
-    @output.setter
-    def output(self, enabled: bool) -> None:
-        # The gate refuses "on" while the setpoint is outside the soft limits.
-        self._call(self._gated_write, "output", "bool", enabled, self._set_output)
-
-    def on(self) -> None:
-        self.output = True
-
-    def off(self) -> None:
-        self.output = False
-
-    @property
     def setpoint_range_c(self) -> tuple[float, float]:
         return self._call(self._setpoint_range_c)
 
@@ -543,10 +536,6 @@ class TemperatureController(Instrument):
     def _set_setpoint_c(self, celsius: float) -> None: ...
     @abstractmethod
     def _get_temperature_c(self) -> float: ...
-    @abstractmethod
-    def _get_output(self) -> bool: ...
-    @abstractmethod
-    def _set_output(self, enabled: bool) -> None: ...
     @abstractmethod
     def _setpoint_range_c(self) -> tuple[float, float]: ...
 
