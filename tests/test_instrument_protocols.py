@@ -127,6 +127,9 @@ def test_santec_power_output_and_monitor():
         *SANTEC_OPEN,
         *checked(":POW 5.25", SANTEC_OK),
         (":POW?", "+5.25000000E+000"),  # on(): the setpoint is checked against the limit first
+        (":POW:ATT:AUT?", "+1"),  # then the emitted power: automatic power control ...
+        (":POW?", "+5.25000000E+000"),  # ... emits the setpoint
+        (":SYST:LOCK?", "+0"),  # the interlock is closed: the laser may emit
         *checked(":POW:STAT 1", SANTEC_OK),
         (":POW:STAT?", "+1"),
         (":POW:ACT?", "+5.24000000E+000"),
