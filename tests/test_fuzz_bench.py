@@ -297,11 +297,14 @@ def test_tec_ramps_stay_inside_the_limits_and_the_step_count(data, start_c, low,
 
 @FUZZ
 @given(st.sampled_from(["wavelength_nm", "auto_range", "range_w", "averages", "_wavelength_nm",
-                        "_auto_range", "_range_w", "_averages"]), any_value)
+                        "_auto_range", "_range_w", "_averages", "beam_diameter_mm",
+                        "attenuation_db", "low_bandwidth", "_beam_diameter_mm", "_attenuation_db",
+                        "_low_bandwidth", "_operation_enable", "_questionable_enable"]),
+       any_value)
 def test_power_meter_setters_raise_only_lumina_errors(name, value):
     answers = {"*IDN?": "Thorlabs,PM100D,1,1", "SYST:SENS:IDN?": "S122C,1,1-JAN-2020,1,3,33",
                "SENS:CORR:WAV? MIN": "400", "SENS:CORR:WAV? MAX": "1100"}  # fmt: skip
-    resource = RecordingInstrument(answers, {}, "SYST:ERR?")
+    resource = RecordingInstrument(answers, {"SENS:AVER": "1"}, "SYST:ERR?")
     meter = ThorlabsPm100d("FAKE", resource=resource)
     meter.open()
     with contextlib.closing(meter):  # nothing left open for the exit hook

@@ -64,6 +64,7 @@ def pm100d_open(sensor: str = "S155C,220426071,26-APR-2022,1,18,289") -> list:
         ("*IDN?", "Thorlabs,PM100D,P0009368,2.4.0"),
         ("SYST:ERR?", THORLABS_OK),
         *checked("SENS:POW:UNIT W", THORLABS_OK),
+        ("SENS:AVER?", "1"),  # the read timeout grows with the averaging count
         ("SYST:SENS:IDN?", sensor),
     ]
     if sensor != "no sensor":

@@ -230,3 +230,13 @@ def test_driver_on_the_simulator_settings_round_trip() -> None:
         laser.power_unit = "dBm"
         assert laser.power_dbm == pytest.approx(3.0, abs=0.01)
 
+
+
+def test_a_power_in_the_other_unit_cannot_be_sent() -> None:
+    # A dBm number sent while the laser is in mW (or the reverse) would set another power:
+    # "5.00" in mW mode is 7 dBm. The private attribute of the other unit refuses it.
+    exchanges = [*OPEN, (":POW:UNIT 1", None), OK]
+    with expected_protocol(SantecTsl570, exchanges) as laser:
+        laser.power_unit = "mW"
+        with pytest.raises(InputError, match="power unit is mW"):
+            laser._power_dbm = 5.0

@@ -72,6 +72,22 @@ def _format_inverted(value: bool) -> str:
     return format_bool(not value)
 
 
+def _power_in(unit_mw: bool) -> Callable[..., float]:
+    """The power range, and only while the laser's power unit is the one this attribute sends
+    (a dBm number sent in mW mode, or the reverse, would set another power)."""
+    check_range = in_range("_power_min_dbm", "_power_max_dbm", "dBm")
+
+    def validate(instrument: Any, name: str, value: float) -> float:
+        if instrument._unit_is_mw != unit_mw:
+            raise InputError(
+                f"{name}: the laser's power unit is {'mW' if instrument._unit_is_mw else 'dBm'}; "
+                "set power_dbm instead; nothing was sent"
+            )
+        return float(check_range(instrument, name, value))
+
+    return validate
+
+
 def _one_of(allowed: tuple[int, ...], unit: str) -> Callable[..., float]:
     def validate(instrument: object, name: str, value: float) -> float:
         if value not in allowed:
@@ -106,7 +122,7 @@ class SantecTsl570(ScpiSwitchedSource, Laser):
         ":POW?",
         ":POW {:.2f}",
         "Output power setpoint (dBm).",
-        validate=in_range("_power_min_dbm", "_power_max_dbm", "dBm"),
+        validate=_power_in(unit_mw=False),
     )
     _power_mw = control(
         ":POW?",
@@ -114,7 +130,7 @@ class SantecTsl570(ScpiSwitchedSource, Laser):
         "Output power setpoint while the unit is mW (gated in dBm; sent and read in mW).",
         parse=mw_to_dbm,
         format=dbm_to_mw,
-        validate=in_range("_power_min_dbm", "_power_max_dbm", "dBm"),
+        validate=_power_in(unit_mw=True),
         gate="power_dbm",
     )
     _power_monitor = measurement(":POW:ACT?", "Monitored output power (in the power unit).",
