@@ -98,6 +98,7 @@ def test_driver_sends_the_manual_strings_for_each_setting() -> None:
     exchanges = [
         *OPEN,
         (":FREQ 1.93500000E+14", None), OK,
+        (":FREQ?", "+1.93500000E+014"),
         (":WAV:FIN -12.50", None), OK,
         (":WAV:FIN:DIS", None), OK,
         (":WAV:UNIT 1", None), OK,
@@ -109,6 +110,7 @@ def test_driver_sends_the_manual_strings_for_each_setting() -> None:
     ]  # fmt: skip
     with expected_protocol(SantecTsl570, exchanges) as laser:
         laser.frequency_thz = 193.5
+        assert laser.frequency_thz == pytest.approx(193.5, abs=1e-9)
         laser.fine_tuning = -12.5
         laser.disable_fine_tuning()
         laser.display_unit = "THz"

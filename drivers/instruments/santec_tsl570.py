@@ -294,7 +294,7 @@ class SantecTsl570(ScpiSwitchedSource, Laser):
     @property
     def frequency_thz(self) -> float:
         """Optical frequency (THz); setting it sets the wavelength c/f, gated by its window."""
-        return float(self._call(lambda: nm_to_hz(self._get_wavelength_nm()))) * 1e-12
+        return nm_to_hz(float(self._call(lambda: self._frequency_nm))) * 1e-12  # :FREQ?
 
     @frequency_thz.setter
     def frequency_thz(self, thz: float) -> None:
