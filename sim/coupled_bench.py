@@ -6,7 +6,8 @@ pyvisa-sim instruments cannot influence each other. Here they do:
   through a grating coupler with a Gaussian passband;
 - the TEC's measured temperature (first order, time constant ``tau_s`` on a simulated clock
   that runs ``speed`` times faster than the wall clock) is the chip's temperature;
-- the power meter reads the chip's optical output, through the output coupler.
+- the power meter reads the chip's optical output, through its MZIs' wavelength response and
+  the output coupler (docs/physics.md, "Passband").
 
 The chip is the FPGA firmware emulator on TCP (``fpga+tcp://``); the instruments are the SCPI
 models on TCP (``visa://TCPIP::127.0.0.1::PORT::SOCKET?...&backend=@py``). So the real drivers
@@ -16,7 +17,6 @@ run unchanged, through pyserial's socket code and pyvisa-py.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +31,7 @@ from lumina_hal.sim.scpi.pm100d import ThorlabsPm100d
 from lumina_hal.sim.scpi.server import ScpiTcpServer
 from lumina_hal.sim.scpi.ted4015 import ThorlabsTed4015
 from lumina_hal.sim.scpi.tsl570 import SantecTsl570
+from lumina_hal.twin.passband import coupler_passband_db, mzi_passband_db
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,7 @@ class Coupling:
     fwhm_nm: float = 40.0
 
     def passband_db(self, wavelength_nm: float) -> float:
-        x = (wavelength_nm - self.center_nm) / self.fwhm_nm
-        return -10.0 * math.log10(math.e) * 4.0 * math.log(2.0) * x * x
+        return coupler_passband_db(wavelength_nm, self.center_nm, self.fwhm_nm)
 
     def detector_dbm(self, laser_dbm: float | None, wavelength_nm: float) -> float:
         if laser_dbm is None:
@@ -143,16 +143,21 @@ class CoupledBench:
         return temperature_c, self.coupling.detector_dbm(laser_dbm, wavelength_nm)
 
     def chip_output_dbm(self) -> float | None:
-        """Optical power leaving the chip (dBm), as its telemetry reports it; None if dark."""
+        """Optical power leaving the chip towards the meter (dBm); None if dark."""
         laser_dbm, wavelength_nm = self._light()
         if laser_dbm is None:
             return None
         return self.chip_output_dbm_at(laser_dbm, wavelength_nm)
 
     def chip_output_dbm_at(self, laser_dbm: float, wavelength_nm: float) -> float:
-        """The chip's output (dBm) for light of ``laser_dbm`` at ``wavelength_nm``."""
+        """The chip's output (dBm) for light of ``laser_dbm`` at ``wavelength_nm``: its
+        telemetry power at the calibration wavelength plus the MZIs' passband M(λ)."""
+        chip = self.emulator.chip
         detector_dbm = self.coupling.detector_dbm(laser_dbm, wavelength_nm)
-        return self.emulator.chip.optical_output_dbm(laser_power_dbm=detector_dbm)
+        mzi_db = mzi_passband_db(
+            wavelength_nm, chip.physics.wavelength_nm, chip.physics.arm_imbalance_um
+        )
+        return chip.optical_output_dbm(laser_power_dbm=detector_dbm) + mzi_db
 
     def _meter_input_w(self) -> float:
         _, wavelength_nm = self._light()

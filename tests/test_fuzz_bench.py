@@ -174,7 +174,9 @@ def santec(limits: LaserLimits, setpoint_dbm: float) -> tuple[SantecTsl570, Reco
         "*IDN?": "SANTEC,TSL-570,1,1", ":WAV? MIN": "1.48E-06", ":WAV? MAX": "1.64E-06",
         ":POW? MIN": "-15", ":POW? MAX": "13",
     }  # fmt: skip
-    state = {":POW": f"{setpoint_dbm:.2f}", ":WAV": "1.55E-06", ":POW:STAT": "0"}
+    state = {":POW": f"{setpoint_dbm:.2f}", ":WAV": "1.55E-06", ":POW:STAT": "0",
+             ":POW:ATT": "0", ":POW:ATT:AUT": "1", ":POW:SHUT": "1", ":SYST:LOCK": "0",
+             ":POW:UNIT": "0"}  # fmt: skip
     resource = RecordingInstrument(answers, state, ":SYST:ERR?")
     laser = SantecTsl570("FAKE", resource=resource)
     laser.limits = limits
@@ -190,8 +192,12 @@ laser_limits = st.builds(
     st.floats(-15, 13), st.floats(1480, 1600), st.floats(0, 40),
 )  # fmt: skip
 LASER_PATHS = ["power_dbm", "power_w", "wavelength_nm", "output", "_power_dbm", "_wavelength_nm",
-               "_output", "on", "off", "hook_power", "hook_output"]  # fmt: skip
+               "_output", "on", "off", "hook_power", "hook_output", "attenuation_db",
+               "_attenuation_db", "auto_power_control", "_manual_attenuation", "shutter_open",
+               "_shutter_open", "frequency_thz", "_frequency_nm", "power_unit", "_power_mw",
+               "fine_tuning"]  # fmt: skip
 laser_values = st.one_of(st.floats(-30, 30), st.floats(1e-9, 1.0), st.floats(1450, 1700),
+                         st.floats(180, 205), st.sampled_from(["mW", "dBm"]), st.booleans(),
                          any_value)  # fmt: skip
 
 
@@ -221,16 +227,28 @@ def test_no_write_ever_leaves_the_laser_limits(limits, setpoint_dbm, operations)
             except LuminaError:
                 assert len(resource.writes) == before, "a refused call wrote something"
         power_dbm = float(f"{setpoint_dbm:.2f}")  # as the laser holds it
+        unit_mw, manual, attenuated_dbm = False, False, 13.0  # *RST state: APC, 0 dB
         for command in resource.writes:
             header, _, text = command.partition(" ")
+            emitted_dbm = attenuated_dbm if manual else power_dbm
             if header == ":POW":
-                power_dbm = float(text)
-                assert power_dbm <= limits.max_power_dbm  # as sent: rounding is checked too
-            elif header == ":WAV":
-                nm = float(text) * 1e9
-                assert limits.min_wavelength_nm <= nm <= limits.max_wavelength_nm
-            elif command == ":POW:STAT 1":
-                assert power_dbm <= limits.max_power_dbm, "output on above the power limit"
+                power_dbm = 10 * math.log10(float(text)) if unit_mw else float(text)
+                assert power_dbm <= limits.max_power_dbm + 1e-9  # as sent: rounding checked too
+            elif header == ":POW:UNIT":
+                unit_mw = text == "1"
+            elif header == ":POW:ATT":
+                attenuated_dbm = 13.0 - float(text)  # the laser's maximum minus attenuation
+                assert attenuated_dbm <= limits.max_power_dbm + 1e-9
+            elif command == ":POW:ATT:AUT 0":
+                manual = True
+                assert attenuated_dbm <= limits.max_power_dbm + 1e-9, "manual mode too bright"
+            elif command == ":POW:ATT:AUT 1":
+                manual = False
+            elif header in (":WAV", ":FREQ"):
+                nm = float(text) * 1e9 if header == ":WAV" else 299_792_458.0 / float(text) * 1e9
+                assert limits.min_wavelength_nm - 1e-9 <= nm <= limits.max_wavelength_nm + 1e-9
+            elif command in (":POW:STAT 1", ":POW:SHUT 0"):
+                assert emitted_dbm <= limits.max_power_dbm, f"{command} above the power limit"
 
 
 def ted(limits: TecLimits, setpoint_c: float) -> tuple[ThorlabsTed4015, RecordingInstrument]:
@@ -279,11 +297,14 @@ def test_tec_ramps_stay_inside_the_limits_and_the_step_count(data, start_c, low,
 
 @FUZZ
 @given(st.sampled_from(["wavelength_nm", "auto_range", "range_w", "averages", "_wavelength_nm",
-                        "_auto_range", "_range_w", "_averages"]), any_value)
+                        "_auto_range", "_range_w", "_averages", "beam_diameter_mm",
+                        "attenuation_db", "low_bandwidth", "_beam_diameter_mm", "_attenuation_db",
+                        "_low_bandwidth", "_operation_enable", "_questionable_enable"]),
+       any_value)
 def test_power_meter_setters_raise_only_lumina_errors(name, value):
     answers = {"*IDN?": "Thorlabs,PM100D,1,1", "SYST:SENS:IDN?": "S122C,1,1-JAN-2020,1,3,33",
                "SENS:CORR:WAV? MIN": "400", "SENS:CORR:WAV? MAX": "1100"}  # fmt: skip
-    resource = RecordingInstrument(answers, {}, "SYST:ERR?")
+    resource = RecordingInstrument(answers, {"SENS:AVER": "1"}, "SYST:ERR?")
     meter = ThorlabsPm100d("FAKE", resource=resource)
     meter.open()
     with contextlib.closing(meter):  # nothing left open for the exit hook

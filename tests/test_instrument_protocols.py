@@ -64,6 +64,7 @@ def pm100d_open(sensor: str = "S155C,220426071,26-APR-2022,1,18,289") -> list:
         ("*IDN?", "Thorlabs,PM100D,P0009368,2.4.0"),
         ("SYST:ERR?", THORLABS_OK),
         *checked("SENS:POW:UNIT W", THORLABS_OK),
+        ("SENS:AVER?", "1"),  # the read timeout grows with the averaging count
         ("SYST:SENS:IDN?", sensor),
     ]
     if sensor != "no sensor":
@@ -127,6 +128,9 @@ def test_santec_power_output_and_monitor():
         *SANTEC_OPEN,
         *checked(":POW 5.25", SANTEC_OK),
         (":POW?", "+5.25000000E+000"),  # on(): the setpoint is checked against the limit first
+        (":POW:ATT:AUT?", "+1"),  # then the emitted power: automatic power control ...
+        (":POW?", "+5.25000000E+000"),  # ... emits the setpoint
+        (":SYST:LOCK?", "+0"),  # the interlock is closed: the laser may emit
         *checked(":POW:STAT 1", SANTEC_OK),
         (":POW:STAT?", "+1"),
         (":POW:ACT?", "+5.24000000E+000"),

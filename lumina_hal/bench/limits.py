@@ -144,8 +144,13 @@ class LaserLimits(Limits):
 
     def bounds(self) -> dict[str, Bound]:
         window = Bound(self.min_wavelength_nm, self.max_wavelength_nm, "nm")
+        ceiling = Bound(None, self.max_power_dbm, "dBm")
         return {
-            "power_dbm": Bound(None, self.max_power_dbm, "dBm"),
+            "power_dbm": ceiling,
+            # what the laser emits when on (the setpoint, or its maximum minus a manual
+            # attenuation), and what a manual attenuation would emit: the same ceiling
+            "emitted_power_dbm": ceiling,
+            "attenuated_power_dbm": ceiling,
             "wavelength_nm": window,
             # a laser's own sweep travels between these: the same window applies
             "sweep_start_nm": window,
@@ -155,8 +160,13 @@ class LaserLimits(Limits):
     def interlocks(self) -> dict[str, tuple[str, ...]]:
         # A setpoint left above the limit (by *RST or before the limits existed) must not shine;
         # a sweep must not start towards ends stored outside the window.
+        # Opening a shutter lets light out like the output switch; switching to manual
+        # attenuation must not emit more than the ceiling.
+        light = ("power_dbm", "wavelength_nm", "emitted_power_dbm")
         return {
-            "output": ("power_dbm", "wavelength_nm"),
+            "output": light,
+            "shutter_open": light,
+            "manual_attenuation": ("attenuated_power_dbm",),
             "sweep": ("power_dbm", "sweep_start_nm", "sweep_stop_nm"),
         }
 

@@ -309,6 +309,11 @@ class Laser(SwitchedInstrument):
             "output": bool(self._get_output()),
         }
 
+    def _get_emitted_power_dbm(self) -> float:
+        """The power emitted when the output is on (dBm); drivers with a manual attenuator
+        override it (the output interlock checks it against ``max_power_dbm``)."""
+        return self._get_power_dbm()
+
     @abstractmethod
     def _get_wavelength_nm(self) -> float: ...
     @abstractmethod

@@ -36,6 +36,8 @@ FREQUENCY_STEP_HZ = 10e6
 POWER_STEP_DB = 0.01
 MONITOR_FLOOR_DBM = -60.0  # what :POW:ACT? reads with no light out (a simulator choice)
 ATTENUATION_DB = NumberSpec(0.0, 30.0, units={"DB": 1.0}, resolution=POWER_STEP_DB)
+FINE_TUNING = NumberSpec(-100.0, 100.0, resolution=0.01)  # arbitrary units (the manual's)
+FINE_TUNING_NM_PER_UNIT = 1e-4  # +-100 moves the light +-10 pm [sim]
 SECONDS_0_999 = NumberSpec(0.0, 999.9, units={"S": 1.0, "MS": 1e-3})
 SWEEP_STEP_MIN_NM = 1e-4
 TUNE_SETTLE_S = 0.05  # a :WAV step: settle time plus travel at the top sweep speed [sim]
@@ -105,6 +107,7 @@ class SantecTsl570(SimulatedInstrument):
         self.attenuation_db = 0.0
         self.auto_power_control = True  # :POW:ATT:AUT 1
         self.wavelength_display_thz = False  # :WAV:UNIT 1
+        self.fine_tuning = 0.0  # :WAV:FIN, arbitrary units; 0 when fine tuning is off
         self.sweep.stop()
         self.sweep.settings = SweepSettings()
 
@@ -130,7 +133,7 @@ class SantecTsl570(SimulatedInstrument):
             return swept
         if self.sweep.rest_nm is not None:  # a sweep ended: the laser rests at its end
             self.wavelength_nm, self.sweep.rest_nm = self.sweep.rest_nm, None
-        return self.wavelength_nm
+        return self.wavelength_nm + self.fine_tuning * FINE_TUNING_NM_PER_UNIT
 
     @property
     def frequency_hz(self) -> float:
@@ -165,6 +168,7 @@ class SantecTsl570(SimulatedInstrument):
         target = round(value / WAVELENGTH_STEP_NM) * WAVELENGTH_STEP_NM
         self.take_time(TUNE_SETTLE_S + abs(target - self.wavelength_nm) / TUNE_SPEED_NM_S)
         self.wavelength_nm = target
+        self.fine_tuning = 0.0  # a new wavelength ends fine tuning
 
     def _query_wavelength(self, params: list[str]) -> str:
         self.emitted_wavelength_nm  # noqa: B018 - a finished sweep leaves the setpoint at its end
@@ -188,6 +192,7 @@ class SantecTsl570(SimulatedInstrument):
         hz = round(hz / FREQUENCY_STEP_HZ) * FREQUENCY_STEP_HZ
         nm = C_M_PER_S / hz * 1e9
         self.wavelength_nm = min(max(nm, self.wavelength_min_nm), self.wavelength_max_nm)
+        self.fine_tuning = 0.0
 
     def _query_frequency(self, params: list[str]) -> str:
         current = self.frequency_hz / self._frequency_scale_hz()
@@ -229,6 +234,27 @@ class SantecTsl570(SimulatedInstrument):
 
     def _set_attenuation(self, params: list[str]) -> None:
         self.attenuation_db = ATTENUATION_DB.parse_params(params)
+
+    # -- fine tuning, output, interlock -------------------------------------------------------
+
+    def _set_fine_tuning(self, params: list[str]) -> None:
+        self._refuse_while_sweeping()
+        self.fine_tuning = FINE_TUNING.parse_params(params)
+
+    def _query_fine_tuning(self, params: list[str]) -> str:
+        return self._format_float(FINE_TUNING.query_value(params, self.fine_tuning), 2)
+
+    def _disable_fine_tuning(self, params: list[str]) -> None:
+        expect_params(params, 0, 0)
+        self.fine_tuning = 0.0
+
+    def _set_output(self, params: list[str]) -> None:
+        """``:POW:STAT``: switching on with the interlock open is refused (-221) [sim]."""
+        expect_params(params, 1, 1)
+        on = parse_bool(params[0])
+        if on and self.interlock_locked:
+            raise ScpiError(-221, "interlock open")
+        self.output_on = on
 
     def _query_attenuation(self, params: list[str]) -> str:
         return self._format_float(ATTENUATION_DB.query_value(params, self.attenuation_db), 2)
@@ -463,11 +489,14 @@ class SantecTsl570(SimulatedInstrument):
             else:
                 setattr(self, attribute, parse_bool(params[0]))
 
+        return Command(pattern, set=set_flag, query=self._flag_query(attribute))
+
+    def _flag_query(self, attribute: str) -> QueryHandler:
         def query_flag(params: list[str]) -> str:
             expect_params(params, 0, 0)
             return self._format_int(int(getattr(self, attribute)))
 
-        return Command(pattern, set=set_flag, query=query_flag)
+        return query_flag
 
     def _query_lock(self, params: list[str]) -> str:
         expect_params(params, 0, 0)
@@ -486,7 +515,12 @@ class SantecTsl570(SimulatedInstrument):
             ),
             Command(":POWer[:LEVel]", set=self._set_power, query=self._query_power),
             Command(":POWer:ACTual[:LEVel]?", query=self._query_actual_power),
-            self._flag(":POWer:STATe", "output_on"),
+            Command(":POWer:STATe", set=self._set_output, query=self._flag_query("output_on")),
+            Command(
+                ":WAVelength:FINetuning", set=self._set_fine_tuning,
+                query=self._query_fine_tuning,
+            ),
+            Command(":WAVelength:FINetuning:DISable", set=self._disable_fine_tuning),
             self._flag(":POWer:SHUTter", "shutter_closed"),
             self._flag(":POWer:UNIT", "power_unit_mw", enumerated=True),
             Command(":POWer:ATTenuation", set=self._set_attenuation, query=self._query_attenuation),
