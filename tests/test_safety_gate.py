@@ -60,6 +60,8 @@ TED_OPEN = [
     *checked("UNIT:TEMP CEL"),
     ("SOUR:TEMP? MIN", "-4.500000E+01"),
     ("SOUR:TEMP? MAX", "1.450000E+02"),
+    ("SOUR:CURR:LIM? MIN", "0.000000E+00"),
+    ("SOUR:CURR:LIM? MAX", "1.500000E+01"),
 ]
 LASER_LIMITS = LaserLimits(max_power_dbm=10.0, min_wavelength_nm=1500, max_wavelength_nm=1600)
 TEC_LIMITS = TecLimits(min_c=15, max_c=60, max_step_c=5.0)
