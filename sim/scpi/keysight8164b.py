@@ -81,6 +81,8 @@ class Keysight8164B(SimulatedInstrument):
         self.sensor_wavelength_nm = 1550.0
         self.sensor_unit_w = True
         self.averaging_time_s = ATIME_S.minimum
+        self.trigger_output = "DIS"  # TRIG0:OUTP
+        self.trigger_input = "IGN"  # TRIG0:INP
 
     # -- physics -----------------------------------------------------------------------------
 
@@ -215,6 +217,23 @@ class Keysight8164B(SimulatedInstrument):
         self.take_time(self.averaging_time_s)
         return self._fetch(params)
 
+    def _trigger(self, attribute: str, choices: tuple[str, ...]) -> Command:
+        """``TRIG0:OUTP DIS|STF|SWF|SWST`` / ``TRIG0:INP IGN|NEXT|SWS``: stored, answered as set
+        (short form) [sim: no trigger lines are modelled]."""
+
+        def set_value(params: list[str]) -> None:
+            expect_params(params, 1, 1)
+            long = parse_choice(params[0], choices)
+            short = {c.upper(): "".join(ch for ch in c if ch.isupper()) for c in choices}
+            setattr(self, attribute, short[long])
+
+        def query(params: list[str]) -> str:
+            expect_params(params, 0, 0)
+            return str(getattr(self, attribute))
+
+        node = "OUTPut" if attribute == "trigger_output" else "INPut"
+        return Command(f"TRIGger{{0}}[:CHANnel{{1}}]:{node}", set=set_value, query=query)
+
     def _slot_idn(self, module: str) -> Command:
         def query(params: list[str]) -> str:
             expect_params(params, 0, 0)
@@ -232,6 +251,8 @@ class Keysight8164B(SimulatedInstrument):
             Command(f"{TLS}:POWer:UNIT", set=self._set_power_unit, query=self._query_power_unit),
             Command(f"{TLS}:POWer:STATe", set=self._set_output, query=self._query_output),
             Command("LOCK", set=self._set_lock, query=self._query_lock),
+            self._trigger("trigger_output", ("DISabled", "STFinished", "SWFinished", "SWSTarted")),
+            self._trigger("trigger_input", ("IGNore", "NEXTstep", "SWStart")),
             self._slot_idn("81600B"),
             self._slot_idn("81634B"),
             Command(f"{SENSOR}:POWer:WAVelength", set=self._set_sensor_wavelength,
