@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import struct
 
 import pytest
 
@@ -122,3 +123,85 @@ def test_triggers_are_stored_in_short_form(mainframe: Keysight8164B) -> None:
     assert mainframe.process("TRIG0:OUTP?;INP?") == "STF;SWS"
     mainframe.process("TRIG0:OUTP BOGUS")
     assert drain(mainframe) == [-224]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _block_float64(reply: str) -> list[float]:
+    digits = int(reply[1])
+    length = int(reply[2 : 2 + digits])
+    payload = reply[2 + digits :].encode("latin-1")
+    assert len(payload) == length
+    return list(struct.unpack(f"<{length // 8}d", payload))
+
+
+def test_sweep_settings_check_codes_and_refusals() -> None:
+    mainframe = Keysight8164B(clock=FakeClock())
+    mainframe.process("SOUR0:WAV:SWE:STAR 1560NM;STOP 1550NM")
+    assert mainframe.process("SOUR0:WAV:SWE:CHEC?") == "368,End Wavelength <= Start Wavelength"
+    mainframe.process("SOUR0:WAV:SWE 1")  # refused: the check fails
+    assert mainframe.process("SOUR0:WAV:SWE?") == "+0"
+    mainframe.process("SOUR0:WAV:SWE:STAR 1540NM;LLOG 1;MODE STEP")
+    assert mainframe.process("SOUR0:WAV:SWE:CHEC?").startswith("376,")
+    mainframe.process("SOUR0:WAV:SWE:MODE CONT")
+    assert mainframe.process("SOUR0:WAV:SWE:CHEC?").startswith("375,")  # TRIG0:OUTP is DIS
+    mainframe.process("TRIG0:OUTP STF")
+    assert mainframe.process("SOUR0:WAV:SWE:CHEC?") == "0,OK"
+    mainframe.process("SOUR0:WAV:SWE:SPE 300NM/S")
+    mainframe.process("SOUR0:WAV:SWE:MODE FAST")
+    assert drain(mainframe) == [-221, -222, -224]
+    mainframe.process("SOUR0:WAV:SWE 1")
+    mainframe.process("SOUR0:WAV:SWE:STAR 1545NM")  # settings are frozen while it runs
+    mainframe.process("SOUR0:WAV 1555NM")
+    assert drain(mainframe) == [-221, -221]
+
+
+def test_continuous_sweep_moves_on_the_clock_and_logs_every_step() -> None:
+    clock = FakeClock()
+    mainframe = Keysight8164B(clock=clock)
+    mainframe.process(
+        "SOUR0:WAV:SWE:STAR 1550NM;STOP 1552NM;STEP 0.5NM;SPE 40NM/S;LLOG 1;:TRIG0:OUTP STF"
+    )
+    assert mainframe.process("SOUR0:WAV:SWE:EXP?") == "+5"
+    mainframe.process("SOUR0:WAV:SWE 1")
+    clock.now = 0.025  # 1 nm into a 2 nm, 50 ms sweep
+    assert mainframe.emitted_wavelength_nm == pytest.approx(1551.0)
+    assert mainframe.process("SOUR0:WAV:SWE?;:SOUR0:READ:POIN? LLOG") == "+1;+0"
+    mainframe.process("SOUR0:WAV:SWE 2")  # pause
+    clock.now = 10.0
+    assert mainframe.process("SOUR0:WAV:SWE?") == "+2"
+    assert mainframe.emitted_wavelength_nm == pytest.approx(1551.0)
+    mainframe.process("SOUR0:WAV:SWE 1")  # resume: 25 ms left
+    clock.now = 10.024
+    assert mainframe.process("SOUR0:WAV:SWE?") == "+1"
+    clock.now = 10.026
+    assert mainframe.process("SOUR0:WAV:SWE?;:SOUR0:READ:POIN? LLOG") == "+0;+5"
+    logged = _block_float64(mainframe.process("SOUR0:READ:DATA? LLOG"))
+    assert logged == pytest.approx([1550e-9, 1550.5e-9, 1551e-9, 1551.5e-9, 1552e-9])
+    assert mainframe.emitted_wavelength_nm == mainframe.wavelength_nm  # back to the setpoint
+
+
+def test_two_way_stepped_and_manual_sweeps() -> None:
+    clock = FakeClock()
+    mainframe = Keysight8164B(clock=clock)
+    mainframe.process("SOUR0:WAV:SWE:STAR 1550NM;STOP 1554NM;STEP 1NM;SPE 1NM/S;REP TWOW")
+    mainframe.process("SOUR0:WAV:SWE 1")
+    clock.now = 5.0  # one nm back from the stop
+    assert mainframe.emitted_wavelength_nm == pytest.approx(1553.0)
+    clock.now = 8.1
+    assert mainframe.process("SOUR0:WAV:SWE?") == "+0"
+    mainframe.process("SOUR0:WAV:SWE:REP ONEW;MODE STEP")
+    mainframe.process("SOUR0:WAV:SWE 1")
+    clock.now = 9.7  # 1.6 nm travelled: the stepped laser sits on the 1 nm step
+    assert mainframe.emitted_wavelength_nm == pytest.approx(1551.0)
+    mainframe.process("SOUR0:WAV:SWE 0;:SOUR0:WAV:SWE:MODE MAN;:SOUR0:WAV:SWE 1")
+    mainframe.process("SOUR0:WAV:SWE:STEP:NEXT;NEXT;PREV")  # the path stays at ...:STEP
+    assert mainframe.emitted_wavelength_nm == pytest.approx(1551.0)
+    assert mainframe.process("SOUR0:WAV:SWE?") == "+1"  # a manual sweep runs until stopped
+    assert drain(mainframe) == []

@@ -11,7 +11,15 @@ Floats are NR3 with 3-digit exponents, integers signed. docs/instrument-sim.md, 
 
 from __future__ import annotations
 
+import struct
+
 from lumina_hal.sim.scpi.engine import Clock, Command, ScpiEngine, SimulatedInstrument
+from lumina_hal.sim.scpi.keysight8164b_sweep import (
+    CHECK_TEXT,
+    RUNNING,
+    Sweep816x,
+    SweepSettings816x,
+)
 from lumina_hal.sim.scpi.params import (
     NumberSpec,
     ScpiError,
@@ -32,6 +40,7 @@ _WAVELENGTH_M = {"PM": 1e-12, "NM": 1e-9, "UM": 1e-6, "MM": 1e-3, "M": 1.0}
 _WATTS = {"PW": 1e-12, "NW": 1e-9, "UW": 1e-6, "MW": 1e-3, "W": 1.0, "WATT": 1.0}
 _DBM = {"DBM": 1.0, "MDBM": 1e-3}
 _SECONDS = {"S": 1.0, "MS": 1e-3, "US": 1e-6}
+SPEED_M_S = NumberSpec(0.5e-9, 200e-9, default=40e-9, units=_WAVELENGTH_M)  # [sim] range
 ATIME_S = NumberSpec(100e-6, 10.0, default=100e-6, units=_SECONDS)
 
 TLS = "SOURce{0}[:CHANnel{1}]"
@@ -63,6 +72,7 @@ class Keysight8164B(SimulatedInstrument):
         self.power_min_dbm, self.power_max_dbm = power_min_dbm, power_max_dbm
         self.locked = False  # LOCK is a mainframe setting: *RST does not change it
         self.input_power_w = 0.0  # light on the slot-2 sensor (a coupling layer sets it)
+        self.sweep = Sweep816x(self.clock)
         self.reset()
         self.engine = ScpiEngine(
             self._commands(), idn=self.idn, reset=self.reset, format_int=lambda v: f"{v:+d}",
@@ -83,6 +93,8 @@ class Keysight8164B(SimulatedInstrument):
         self.averaging_time_s = ATIME_S.minimum
         self.trigger_output = "DIS"  # TRIG0:OUTP
         self.trigger_input = "IGN"  # TRIG0:INP
+        self.sweep.stop()
+        self.sweep.settings = SweepSettings816x()
 
     # -- physics -----------------------------------------------------------------------------
 
@@ -91,11 +103,17 @@ class Keysight8164B(SimulatedInstrument):
         return self.power_max_dbm - ROLL_OFF_DB_PER_NM2 * (wavelength_nm - PEAK_NM) ** 2
 
     @property
+    def emitted_wavelength_nm(self) -> float:
+        """The light's wavelength: the sweep's position while one runs, else the setpoint."""
+        swept = self.sweep.emitted_nm()
+        return self.wavelength_nm if swept is None else swept
+
+    @property
     def emitted_power_dbm(self) -> float | None:
         """What leaves the fibre: None with the output off, else the setpoint, capped."""
         if not self.output_on:
             return None
-        return min(self.power_dbm, self.available_power_dbm(self.wavelength_nm))
+        return min(self.power_dbm, self.available_power_dbm(self.emitted_wavelength_nm))
 
     # -- formats and units -----------------------------------------------------------------------
 
@@ -129,6 +147,7 @@ class Keysight8164B(SimulatedInstrument):
     # -- handlers: laser (slot 0) ------------------------------------------------------------
 
     def _set_wavelength(self, params: list[str]) -> None:
+        self._refuse_while_sweeping()
         metres = self._wavelength_spec().parse_params(params)
         self.wavelength_nm = round(metres / WAVELENGTH_STEP_M) * WAVELENGTH_STEP_M * 1e9
 
@@ -217,15 +236,153 @@ class Keysight8164B(SimulatedInstrument):
         self.take_time(self.averaging_time_s)
         return self._fetch(params)
 
+    # -- handlers: the laser's sweep ------------------------------------------------------------
+
+    def _refuse_while_sweeping(self) -> None:
+        if self.sweep.state() != 0:
+            raise ScpiError(-221, "a sweep is running")
+
+    def _sweep_nm(self, attribute: str, low_nm: float, high_nm: float) -> Command:
+        """A sweep wavelength (start, stop, step): set with units (m default), read in m."""
+
+        def spec() -> NumberSpec:
+            return NumberSpec(low_nm * 1e-9, high_nm * 1e-9, units=_WAVELENGTH_M)
+
+        def set_value(params: list[str]) -> None:
+            self._refuse_while_sweeping()
+            setattr(self.sweep.settings, attribute, spec().parse_params(params) * 1e9)
+
+        def query(params: list[str]) -> str:
+            current = getattr(self.sweep.settings, attribute) * 1e-9
+            return format_nr3(spec().query_value(params, current))
+
+        node = {"start_nm": "STARt", "stop_nm": "STOP", "step_nm": "STEP[:WIDTh]"}[attribute]
+        return Command(f"{TLS}:WAVelength:SWEep:{node}", set=set_value, query=query)
+
+    def _set_speed(self, params: list[str]) -> None:
+        self._refuse_while_sweeping()
+        expect_params(params, 1, 1)
+        text = params[0].strip().upper()
+        text = text[:-2] if text.endswith("/S") else text  # "40nm/s": a speed's suffix
+        self.sweep.settings.speed_nm_s = SPEED_M_S.parse(text) * 1e9
+
+    def _query_speed(self, params: list[str]) -> str:
+        return format_nr3(SPEED_M_S.query_value(params, self.sweep.settings.speed_nm_s * 1e-9))
+
+    def _sweep_choice(self, attribute: str, choices: tuple[str, ...]) -> Command:
+        def set_value(params: list[str]) -> None:
+            self._refuse_while_sweeping()
+            expect_params(params, 1, 1)
+            value = _short_choice(params[0], choices)
+            if attribute == "two_way":
+                self.sweep.settings.two_way = value == "TWOW"
+            else:
+                self.sweep.settings.mode = value
+
+        def query(params: list[str]) -> str:
+            expect_params(params, 0, 0)
+            if attribute == "two_way":
+                return "TWOW" if self.sweep.settings.two_way else "ONEW"
+            return self.sweep.settings.mode
+
+        node = "REPeat" if attribute == "two_way" else "MODE"
+        return Command(f"{TLS}:WAVelength:SWEep:{node}", set=set_value, query=query)
+
+    def _set_llog(self, params: list[str]) -> None:
+        self._refuse_while_sweeping()
+        expect_params(params, 1, 1)
+        self.sweep.settings.lambda_logging = parse_bool(params[0])
+
+    def _query_llog(self, params: list[str]) -> str:
+        expect_params(params, 0, 0)
+        return f"{int(self.sweep.settings.lambda_logging):+d}"
+
+    def _query_check(self, params: list[str]) -> str:
+        expect_params(params, 0, 0)
+        code = self.sweep.settings.check(self.trigger_output)
+        return f"{code},{CHECK_TEXT[code]}"
+
+    def _set_sweep_state(self, params: list[str]) -> None:
+        expect_params(params, 1, 1)
+        value, suffix = split_number(params[0])
+        if suffix or value not in (0, 1, 2):
+            raise ScpiError(-224, params[0])
+        if value == 0:
+            self.sweep.stop()
+        elif value == 2:
+            self.sweep.pause()
+        else:
+            if self.sweep.state() == 0:
+                code = self.sweep.settings.check(self.trigger_output)
+                if code:
+                    raise ScpiError(-221, CHECK_TEXT[code])
+            self.sweep.start()
+
+    def _query_sweep_state(self, params: list[str]) -> str:
+        expect_params(params, 0, 0)
+        return f"{self.sweep.state():+d}"
+
+    def _manual_step(self, direction: int) -> Command:
+        def step(params: list[str]) -> None:
+            expect_params(params, 0, 0)
+            if self.sweep.state() == RUNNING and self.sweep.settings.mode == "CONT":
+                raise ScpiError(-221, "a continuous sweep is running")
+            self.sweep.step(direction)
+
+        node = "NEXT" if direction > 0 else "PREVious"
+        return Command(f"{TLS}:WAVelength:SWEep:STEP:{node}", set=step)
+
+    def _query_expected(self, params: list[str]) -> str:
+        expect_params(params, 0, 0)
+        return f"{self.sweep.settings.points():+d}"
+
+    def _llog_param(self, params: list[str]) -> None:
+        expect_params(params, 1, 1)
+        parse_choice(params[0], ("LLOG",))
+
+    def _query_points(self, params: list[str]) -> str:
+        self._llog_param(params)
+        self.sweep.state()
+        return f"{len(self.sweep.log_nm):+d}"
+
+    def _query_data(self, params: list[str]) -> str:
+        """IEEE 488.2 definite block of little-endian float64 wavelengths in m (latin-1)."""
+        self._llog_param(params)
+        self.sweep.state()
+        metres = [nm * 1e-9 for nm in self.sweep.log_nm]
+        payload = struct.pack(f"<{len(metres)}d", *metres)
+        length = str(len(payload))
+        return f"#{len(length)}{length}" + payload.decode("latin-1")
+
+    def _sweep_commands(self) -> list[Command]:
+        lo, hi = self.wavelength_min_nm, self.wavelength_max_nm
+        return [
+            self._sweep_nm("start_nm", lo, hi),
+            self._sweep_nm("stop_nm", lo, hi),
+            self._sweep_nm("step_nm", 1e-4, hi - lo),
+            Command(f"{TLS}:WAVelength:SWEep:SPEed", set=self._set_speed,
+                    query=self._query_speed),
+            self._sweep_choice("mode", ("STEPped", "MANual", "CONTinuous")),
+            self._sweep_choice("two_way", ("ONEWay", "TWOWay")),
+            Command(f"{TLS}:WAVelength:SWEep:LLOGging", set=self._set_llog,
+                    query=self._query_llog),
+            Command(f"{TLS}:WAVelength:SWEep:CHECkparams?", query=self._query_check),
+            Command(f"{TLS}:WAVelength:SWEep:EXPectedtriggers?", query=self._query_expected),
+            Command(f"{TLS}:WAVelength:SWEep[:STATe]", set=self._set_sweep_state,
+                    query=self._query_sweep_state),
+            self._manual_step(+1),
+            self._manual_step(-1),
+            Command(f"{TLS}:READout:POINts?", query=self._query_points),
+            Command(f"{TLS}:READout:DATA?", query=self._query_data),
+        ]  # fmt: skip
+
     def _trigger(self, attribute: str, choices: tuple[str, ...]) -> Command:
         """``TRIG0:OUTP DIS|STF|SWF|SWST`` / ``TRIG0:INP IGN|NEXT|SWS``: stored, answered as set
         (short form) [sim: no trigger lines are modelled]."""
 
         def set_value(params: list[str]) -> None:
             expect_params(params, 1, 1)
-            long = parse_choice(params[0], choices)
-            short = {c.upper(): "".join(ch for ch in c if ch.isupper()) for c in choices}
-            setattr(self, attribute, short[long])
+            setattr(self, attribute, _short_choice(params[0], choices))
 
         def query(params: list[str]) -> str:
             expect_params(params, 0, 0)
@@ -262,7 +419,14 @@ class Keysight8164B(SimulatedInstrument):
             Command(f"{SENSOR}:POWer:ATIMe", set=self._set_atime, query=self._query_atime),
             Command("FETCh{2}[:CHANnel{1}][:SCALar]:POWer[:DC]?", query=self._fetch),
             Command("READ{2}[:CHANnel{1}][:SCALar]:POWer[:DC]?", query=self._read),
+            *self._sweep_commands(),
         ]  # fmt: skip
+
+
+def _short_choice(text: str, choices: tuple[str, ...]) -> str:
+    """A mnemonic (short or long form) as its short form, e.g. ``STFinished`` → ``STF``."""
+    long = parse_choice(text, choices)
+    return next("".join(ch for ch in c if ch.isupper()) for c in choices if c.upper() == long)
 
 
 def _is_keyword(text: str) -> bool:
