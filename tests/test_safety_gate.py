@@ -285,6 +285,8 @@ def test_bench_file_laser_limits_are_validated(tmp_path, line, message):
         ("max_step_c = -1.0", "max_step_c must be > 0"),
         ("max_step_c = nan", "max_step_c must be finite"),
         ("step_interval_s = -0.5", r"step_interval_s must be in \[0, 3600\] s, got -0.5"),
+        ("max_current_a = -1.0", r"max_current_a must be >= 0 A, got -1.0"),
+        ('max_current_a = "2"', "max_current_a must be a number"),
         ("step_interval_s = inf", "step_interval_s must be finite"),
         ('step_interval_s = "1"', "step_interval_s must be a number"),
         ("min_c = 90\nmax_c = 10", "temperature minimum 90 is above maximum 10"),
