@@ -89,6 +89,9 @@ def test_keysight_driver_lock_setpoint_and_actual_power_over_tcp():
         laser.on()
         assert laser.power_dbm == pytest.approx(7.0)  # the setpoint
         assert laser.actual_power_dbm() == pytest.approx(10.0 - 0.002 * 80.0**2)  # band edge
+        settings = laser.snapshot()["settings"]
+        assert (settings["power_dbm"], settings["locked"]) == (7.0, False)
+        assert settings["actual_power_dbm"] == pytest.approx(laser.actual_power_dbm())
         laser.lock_laser()
         assert laser.locked and not laser.output and model.locked
         with pytest.raises(InstrumentError, match="locked"):

@@ -10,6 +10,7 @@ from the 8163A/B/8164A/B programming guide).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from lumina_hal.bench.roles import InstrumentIdentity, Laser
 from lumina_hal.drivers.instruments.scpi import (
@@ -97,6 +98,13 @@ class Keysight8164B(ScpiSwitchedSource, Laser):
         if not (isinstance(pin, str) and pin.isdigit() and len(pin) <= 8):
             raise InputError(f"the LOCK PIN must be up to 8 digits, got {pin!r}; nothing was sent")
         return lambda locked: self._write(f"LOCK {int(locked)},{pin}")
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            **super()._settings(),
+            "actual_power_dbm": float(self._actual_power_dbm),
+            "locked": bool(self._locked),
+        }
 
     def actual_power_dbm(self) -> float:
         """The power the laser emits now (dBm): not the setpoint (off, or beyond what the laser
