@@ -253,6 +253,7 @@ def test_no_write_ever_leaves_the_laser_limits(limits, setpoint_dbm, operations)
 
 def ted(limits: TecLimits, setpoint_c: float) -> tuple[ThorlabsTed4015, RecordingInstrument]:
     answers = {"*IDN?": "THORLABS,TED4015,1,1", "SOUR:TEMP? MIN": "-45", "SOUR:TEMP? MAX": "145",
+               "SOUR:CURR:LIM? MIN": "0", "SOUR:CURR:LIM? MAX": "15",
                "MEAS:TEMP?": "25"}  # fmt: skip
     resource = RecordingInstrument(answers, {"SOUR:TEMP": f"{setpoint_c:.3f}", "OUTP": "0"},
                                    "SYST:ERR?")  # fmt: skip

@@ -12,7 +12,7 @@ from lumina_hal.bench.roles import LaserLimits, TecLimits
 from lumina_hal.drivers.instruments.keysight_8164b import Keysight8164B
 from lumina_hal.drivers.instruments.santec_tsl570 import SantecTsl570
 from lumina_hal.drivers.instruments.thorlabs_pm100d import ThorlabsPm100d, parse_sensor
-from lumina_hal.drivers.instruments.thorlabs_ted4015 import ThorlabsTed4015
+from lumina_hal.drivers.instruments.thorlabs_ted4015 import PidSettings, ThorlabsTed4015
 from lumina_hal.errors import (
     DeviceClosedError,
     InputError,
@@ -78,6 +78,8 @@ TED_OPEN = [
     *checked("UNIT:TEMP CEL", THORLABS_OK),
     ("SOUR:TEMP? MIN", "-4.500000E+01"),
     ("SOUR:TEMP? MAX", "1.450000E+02"),
+    ("SOUR:CURR:LIM? MIN", "0.000000E+00"),
+    ("SOUR:CURR:LIM? MAX", "1.500000E+01"),
 ]
 
 
@@ -263,12 +265,40 @@ def test_keysight_sets_nm_with_suffix_and_reads_metres():
         *checked("SOUR0:WAV 1550.5000NM", THORLABS_OK),
         ("SOUR0:WAV?", "+1.55050000E-006"),
         *checked("SOUR0:POW -3.000DBM", THORLABS_OK),
+        ("LOCK?", "+0"),  # a locked laser is refused before anything is sent
         *checked("SOUR0:POW:STAT 1", THORLABS_OK),  # no limits: no interlock read
     ]
     with expected_protocol(Keysight8164B, exchanges) as laser:
         laser.wavelength_nm = 1550.5
         assert laser.wavelength_nm == pytest.approx(1550.5)
         laser.power_dbm = -3.0
+        laser.on()
+
+
+def test_keysight_setpoint_actual_power_and_lock():
+    """``SOUR0:POW?`` is the setpoint, ``SOUR0:POW:ACT?`` the emitted power; LOCK 1|0,<pin>;
+    a locked laser is refused before anything is sent (8163A/B/8164A/B programming guide)."""
+    exchanges = [
+        *KEYSIGHT_OPEN,
+        ("SOUR0:POW?", "+5.00000000E+000"),
+        ("SOUR0:POW:ACT?", "-6.20000000E+000"),
+        *checked("LOCK 1,1234", THORLABS_OK),
+        ("LOCK?", "+1"),
+        ("LOCK?", "+1"),
+        *checked("LOCK 0,4321", THORLABS_OK),
+        ("LOCK?", "+0"),
+        *checked("SOUR0:POW:STAT 1", THORLABS_OK),
+    ]
+    with expected_protocol(Keysight8164B, exchanges) as laser:
+        assert laser.power_dbm == pytest.approx(5.0)
+        assert laser.actual_power_dbm() == pytest.approx(-6.2)
+        laser.lock_laser()
+        assert laser.locked
+        with pytest.raises(InstrumentError, match="locked"):
+            laser.on()
+        with pytest.raises(InputError, match="PIN"):
+            laser.unlock_laser("12a4")
+        laser.unlock_laser("4321")
         laser.on()
 
 
@@ -359,6 +389,69 @@ def test_ted_ramps_in_steps_with_a_pause_between_writes():
         tec.setpoint_c = 37.5
         assert sleeps == [2.0, 2.0]
         assert tec.temperature_c == pytest.approx(26.12)
+
+
+def test_ted_pid_current_limit_window_and_autotune_strings():
+    """Series 4000 reference: SOUR:TEMP:LCON:GAIN|INT|DER|PER, SOUR:TEMP:ATUN:INIT|CANC and
+    ATUN:STAT? (state,phase,loop), SOUR:CURR:LIM, the window, STAT:MEAS:COND?, MEAS:CURR|VOLT?."""
+    exchanges = [
+        *TED_OPEN,
+        *checked("SOUR:TEMP:LCON:GAIN 2.5", THORLABS_OK),
+        *checked("SOUR:TEMP:LCON:INT 0.25", THORLABS_OK),
+        *checked("SOUR:TEMP:LCON:DER 0", THORLABS_OK),
+        *checked("SOUR:TEMP:LCON:PER 4", THORLABS_OK),
+        ("SOUR:TEMP:LCON:GAIN?", "2.500000E+00"),
+        ("SOUR:TEMP:LCON:INT?", "2.500000E-01"),
+        ("SOUR:TEMP:LCON:DER?", "0.000000E+00"),
+        ("SOUR:TEMP:LCON:PER?", "4.000000E+00"),
+        *checked("SOUR:CURR:LIM 2.0000", THORLABS_OK),
+        ("SOUR:CURR:LIM?", "2.000000E+00"),
+        *checked("SOUR:TEMP:ATUN:INIT", THORLABS_OK),
+        ("SOUR:TEMP:ATUN:STAT?", "1,0,0"),
+        *checked("SOUR:TEMP:ATUN:CANC", THORLABS_OK),
+        *checked("SOUR:TEMP:PROT:WIND 0.5000", THORLABS_OK),
+        *checked("SOUR:TEMP:PROT:DEL 2.000", THORLABS_OK),
+        *checked("SOUR:TEMP:PROT 1", THORLABS_OK),
+        ("STAT:MEAS:COND?", "512"),
+        ("MEAS:CURR?", "1.250000E+00"),
+        ("MEAS:VOLT?", "1.250000E+00"),
+        ("MEAS:RES?", "1.000000E+04"),
+    ]
+    with expected_protocol(ThorlabsTed4015, exchanges) as tec:
+        tec.configure_pid(2.5, 0.25, 0.0, period_s=4.0)
+        assert tec.pid == PidSettings(2.5, 0.25, 0.0, 4.0)
+        tec.current_limit_a = 2.0
+        assert tec.current_limit_a == 2.0
+        tec.start_autotune()
+        assert tec.autotune_state() == "running"
+        tec.cancel_autotune()
+        tec.configure_window(0.5, 2.0, protection=True)
+        condition = tec.condition
+        assert condition["window_failure"] and not condition["tec_open"]
+        assert (tec.tec_current_a, tec.tec_voltage_v) == (1.25, 1.25)
+        assert tec.sensor_resistance_ohm == 1e4
+
+
+def test_ted_current_limit_soft_limit_and_interlock():
+    """``max_current_a`` bounds the limit a driver sets, and a limit left above it (by *RST)
+    keeps the output from switching on; the instrument's own 0–15 A range is checked too."""
+    limits = TecLimits(max_current_a=3.0)
+    exchanges = [*TED_OPEN, ("SOUR:CURR:LIM?", "1.000000E+01")]
+    with expected_protocol(ThorlabsTed4015, exchanges, limits=limits) as tec:
+        with pytest.raises(SafetyLimitError, match="current_limit_a = 4 A is above the soft"):
+            tec.current_limit_a = 4.0
+        with pytest.raises(SafetyLimitError, match="cannot switch output on"):
+            tec.on()
+    with (
+        expected_protocol(ThorlabsTed4015, TED_OPEN) as tec,
+        pytest.raises(InputError, match="outside the range of this thorlabs-ted4015"),
+    ):
+        tec.current_limit_a = 16.0
+    with (
+        expected_protocol(ThorlabsTed4015, TED_OPEN) as tec,
+        pytest.raises(InputError, match="outside the range"),
+    ):
+        tec.configure_pid(-1.0, 0.1, 0.0)
 
 
 def test_ted_soft_limit_refuses_before_anything_is_sent():

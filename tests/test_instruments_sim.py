@@ -8,9 +8,10 @@ import lumina_hal
 from lumina_hal.bench.instruments import open_instrument
 from lumina_hal.bench.roles import Laser, PowerMeter, TemperatureController
 from lumina_hal.errors import ConfigurationError, InstrumentError, LinkError
+from lumina_hal.sim.scpi.keysight8164b import Keysight8164B as SimKeysight8164B
+from lumina_hal.sim.scpi.server import ScpiTcpServer
 
 LASER = "visa://TCPIP0::127.0.0.1::5000::SOCKET?model=santec-tsl570&backend=@sim"
-KEYSIGHT = "visa://GPIB0::20::INSTR?model=keysight-8164b&backend=@sim"
 METER = "visa://USB0::0x1313::0x8078::P0009368::INSTR?model=thorlabs-pm100d&backend=@sim"
 TEC = "visa://USB0::0x1313::0x8048::M00324477::INSTR?model=thorlabs-ted4015&backend=@sim"
 
@@ -29,12 +30,19 @@ def test_laser_round_trips(lumina_sim_visa):
         assert laser.wavelength_nm == pytest.approx(1561.25, abs=1e-6)
 
 
-def test_keysight_opens_and_switches(lumina_sim_visa):
-    with open_instrument(KEYSIGHT) as laser:
-        assert laser.identity.model == "8164B"
-        laser.power_dbm = 2.0
-        laser.on()
-        assert laser.output and laser.power_dbm == pytest.approx(2.0)
+def test_keysight_opens_and_switches_on_its_scpi_model():
+    """The 8164B has its own SCPI model (no pyvisa-sim definition): served on loopback TCP."""
+    model = SimKeysight8164B()
+    with ScpiTcpServer(model) as server:
+        uri = f"visa://{server.resource}?model=keysight-8164b&backend=@py"
+        with open_instrument(uri) as laser:
+            assert isinstance(laser, Laser) and laser.identity.model == "8164B"
+            laser.wavelength_nm = 1560.0  # the YAML read this back as 1550
+            assert laser.wavelength_nm == pytest.approx(1560.0)
+            laser.power_dbm = 2.0
+            laser.on()
+            assert laser.output and laser.power_dbm == pytest.approx(2.0)
+        assert not model.output_on  # close() switched it off
 
 
 def test_power_meter_reads_about_100_uW(lumina_sim_visa):

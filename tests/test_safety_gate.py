@@ -60,6 +60,8 @@ TED_OPEN = [
     *checked("UNIT:TEMP CEL"),
     ("SOUR:TEMP? MIN", "-4.500000E+01"),
     ("SOUR:TEMP? MAX", "1.450000E+02"),
+    ("SOUR:CURR:LIM? MIN", "0.000000E+00"),
+    ("SOUR:CURR:LIM? MAX", "1.500000E+01"),
 ]
 LASER_LIMITS = LaserLimits(max_power_dbm=10.0, min_wavelength_nm=1500, max_wavelength_nm=1600)
 TEC_LIMITS = TecLimits(min_c=15, max_c=60, max_step_c=5.0)
@@ -283,6 +285,8 @@ def test_bench_file_laser_limits_are_validated(tmp_path, line, message):
         ("max_step_c = -1.0", "max_step_c must be > 0"),
         ("max_step_c = nan", "max_step_c must be finite"),
         ("step_interval_s = -0.5", r"step_interval_s must be in \[0, 3600\] s, got -0.5"),
+        ("max_current_a = -1.0", r"max_current_a must be >= 0 A, got -1.0"),
+        ('max_current_a = "2"', "max_current_a must be a number"),
         ("step_interval_s = inf", "step_interval_s must be finite"),
         ('step_interval_s = "1"', "step_interval_s must be a number"),
         ("min_c = 90\nmax_c = 10", "temperature minimum 90 is above maximum 10"),

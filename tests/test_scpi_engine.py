@@ -119,6 +119,18 @@ def test_query_only_row_rejects_a_set(toy: Toy) -> None:
     assert toy.errors() == [-113]
 
 
+@pytest.mark.parametrize(
+    ("header", "matches"),
+    [("SOUR0:POW", True), ("SOUR:POW", True), ("source0:chan1:pow", True),
+     ("SOUR1:POW", False), ("SOUR0:CHAN2:POW", False),
+     ("SOUR0:CHAN0:POW", False)],
+)  # fmt: skip
+def test_slot_nodes_take_no_suffix_or_exactly_theirs(header: str, matches: bool) -> None:
+    """``NAME{N}`` (a mainframe slot, 0 included) accepts no suffix or exactly N."""
+    command = Command("SOURce{0}[:CHANnel{1}]:POWer", set=lambda params: None)
+    assert command.matches(header.split(":")) is matches
+
+
 def test_bad_patterns_are_refused() -> None:
     for pattern in ("", "SOUR::TEMP", "sour:temp", "[SOUR"):
         with pytest.raises(ValueError):

@@ -181,9 +181,13 @@ class TecLimits(Limits):
     step_interval_s: float = 0.0
     safe_state: str = "off"  # "off" or "setpoint"
     safe_setpoint_c: float | None = None
+    #: Ceiling of the TEC current limit a driver may set (A); the TEC's own drive stays below it.
+    max_current_a: float | None = None
     source: str = "TEC limits"
     role = "tec"
-    number_fields = ("min_c", "max_c", "max_step_c", "step_interval_s", "safe_setpoint_c")
+    number_fields = (
+        "min_c", "max_c", "max_step_c", "step_interval_s", "safe_setpoint_c", "max_current_a"
+    )
 
     def __post_init__(self) -> None:
         if self.step_interval_s is None:
@@ -210,6 +214,10 @@ class TecLimits(Limits):
                 f"{self.source}: step_interval_s must be in [0, {MAX_STEP_INTERVAL_S:g}] s, "
                 f"got {self.step_interval_s!r}"
             )
+        if self.max_current_a is not None and self.max_current_a < 0:
+            raise ConfigurationError(
+                f"{self.source}: max_current_a must be >= 0 A, got {self.max_current_a!r}"
+            )
         if self.safe_state not in ("off", "setpoint"):
             raise ConfigurationError(
                 f"{self.source}: safe_state must be 'off' or 'setpoint', got {self.safe_state!r}"
@@ -228,7 +236,12 @@ class TecLimits(Limits):
                 )
 
     def bounds(self) -> dict[str, Bound]:
-        return {"setpoint_c": Bound(self.min_c, self.max_c, "°C")}
+        return {
+            "setpoint_c": Bound(self.min_c, self.max_c, "°C"),
+            "current_limit_a": Bound(None, self.max_current_a, "A"),
+        }
 
     def interlocks(self) -> dict[str, tuple[str, ...]]:
-        return {"output": ("setpoint_c",)}
+        # A current limit left above the ceiling (by *RST, or before the limits existed) must
+        # not drive the TEC.
+        return {"output": ("setpoint_c", "current_limit_a")}

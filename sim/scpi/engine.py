@@ -32,8 +32,8 @@ ESR_OPC, ESR_QYE, ESR_DDE, ESR_EXE, ESR_CME = 1, 4, 8, 16, 32
 STB_EAV, STB_ESB, STB_MSS = 4, 32, 64
 
 _NODE = re.compile(
-    r":?(?:\[:?(?P<oname>[A-Za-z]+)(?:\[(?P<osuffix>\d+)\])?\]"
-    r"|(?P<name>[A-Za-z]+)(?:\[(?P<suffix>\d+)\])?)"
+    r":?(?:\[:?(?P<oname>[A-Za-z]+)(?:\[(?P<osuffix>\d+)\]|\{(?P<oslot>\d+)\})?\]"
+    r"|(?P<name>[A-Za-z]+)(?:\[(?P<suffix>\d+)\]|\{(?P<slot>\d+)\})?)"
 )
 _TOKEN = re.compile(r"([A-Za-z]+?)(\d*)")
 
@@ -44,6 +44,7 @@ class _Node:
     long: str
     optional: bool
     max_suffix: int  # 0: no numeric suffix accepted; N: suffixes 1..N accepted
+    slot: int | None = None  # NAME{N}: only suffix N (or none, the default slot) accepted
 
     def accepts(self, token: str) -> bool:
         m = _TOKEN.fullmatch(token)
@@ -52,12 +53,15 @@ class _Node:
         name, suffix = m.group(1).upper(), m.group(2)
         if name not in (self.short, self.long):
             return False
+        if self.slot is not None:
+            return not suffix or int(suffix) == self.slot
         return not suffix or 1 <= int(suffix) <= self.max_suffix
 
 
 def compile_header(pattern: str) -> tuple[_Node, ...]:
     """Nodes of a manual-style header: upper case is the short form, ``[...]`` is optional,
-    ``NAME[N]`` accepts no suffix or 1..N; a trailing ``?`` is allowed and ignored.
+    ``NAME[N]`` accepts no suffix or 1..N, ``NAME{N}`` no suffix or exactly N (a mainframe
+    slot, 0 included); a trailing ``?`` is allowed and ignored.
     """
     text = pattern.strip().rstrip("?")
     nodes: list[_Node] = []
@@ -69,10 +73,14 @@ def compile_header(pattern: str) -> tuple[_Node, ...]:
         optional = m.group("oname") is not None
         name = m.group("oname") or m.group("name")
         suffix = m.group("osuffix") or m.group("suffix")
+        slot = m.group("oslot") or m.group("slot")
         if not re.fullmatch(r"[A-Z]+[a-z]*", name):
             raise ValueError(f"node {name!r} in {pattern!r}: short form upper, then lower")
         short = "".join(c for c in name if c.isupper())
-        nodes.append(_Node(short, name.upper(), optional, int(suffix) if suffix else 0))
+        nodes.append(_Node(
+            short, name.upper(), optional, int(suffix) if suffix else 0,
+            int(slot) if slot is not None else None,
+        ))  # fmt: skip
         pos = m.end()
     if not nodes:
         raise ValueError(f"empty SCPI header pattern {pattern!r}")
