@@ -23,20 +23,7 @@ def workload_snr(dev) -> float:  # type: ignore[no-untyped-def]
     return snr_db(dev.matmul(WORK.inputs), WORK.ideal)
 
 
-# Known regression, named (issue 15 stays open): the v2 presets were fitted on the per-cell
-# random layout before TwinChip's one-hash layout (docs/physics.md §2) landed in the same
-# session; with the new draws the fitted knob hits its bound and typical/harsh read 52.8/45.1 dB.
-# strict: the moment a refit makes them pass, this marker must go.
-_REFIT_NEEDED = pytest.mark.xfail(strict=True, reason="v2 presets need a refit on the new RNG")
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=_REFIT_NEEDED) if n in ("typical", "harsh") else n
-        for n in TARGET_SNR_DB
-    ],
-)
+@pytest.mark.parametrize("name", list(TARGET_SNR_DB))
 def test_presets_are_fresh_chips_that_meet_the_snr_table(name: str) -> None:
     v = PRESETS_V2[name]
     assert v.base.calibration_temperature_c == v.base.temperature_c  # freshly calibrated
@@ -178,3 +165,38 @@ def test_temperature_laws() -> None:
         / physics_v2.balanced_detector_noise(cold, 64, 1.0).c0
     )
     assert ratio == pytest.approx(1.6)
+
+
+def test_calibration_residuals_are_drawn() -> None:
+    """r_ε and r_θ are real draws of the documented size (not a stream that reads zeros)."""
+    from lumina_hal.twin import reference_v2
+
+    v = PRESETS_V2["typical"]
+    chip = reference_v2.raw_chip(v, "TWIN-X", 64, 64)
+    cal = reference_v2.factory_calibration(v, chip, "TWIN-X")
+    r_eps = cal.gain_error - chip.gain_error
+    theta = physics_v2.imbalance_phase_per_um(v.base, 45.0) * chip.arm_imbalance_um
+    r_theta = cal.phase_offset_rad - theta
+    sigma_eps = v.calibration_residual * v.base.fab_sigma
+    assert r_eps.std() == pytest.approx(sigma_eps, rel=0.1)
+    assert r_theta.std() == pytest.approx(v.calibration_phase_residual_rad, rel=0.1)
+    assert abs(np.corrcoef(r_eps.ravel(), chip.gain_error.ravel())[0, 1]) < 0.1
+
+
+def test_fit_tool_rewrites_only_the_fitted_knobs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from importlib.resources import files
+
+    from lumina_hal.twin.preset_fit_v2 import write_knobs
+
+    source = files("lumina_hal.twin").joinpath("physics_v2.py").read_text(encoding="utf-8")
+    path = tmp_path / "physics_v2.py"
+    path.write_text(source, encoding="utf-8")
+    write_knobs(path, {"typical": 0.00123, "harsh": 0.0045})
+    new = path.read_text(encoding="utf-8")
+    assert '"typical": 0.00123,  # fitted' in new and '"harsh": 0.0045,  # fitted' in new
+    assert (
+        new.replace("0.00123", repr(physics_v2.FITTED_KNOBS["typical"])).replace(
+            "0.0045", repr(physics_v2.FITTED_KNOBS["harsh"])
+        )
+        == source
+    )

@@ -51,7 +51,20 @@ class V2Params:
         return replace(self, base=replace(self.base, **changes))  # type: ignore[arg-type]
 
 
-def _v2_preset(name: str, symbol_rate_hz: float, residual: float, raw: bool) -> V2Params:
+#: ρ of the raw presets: the scatter/crosstalk accuracy ``calibrate()`` reaches (§7.3)
+CALIBRATION_RESIDUAL = 0.02
+
+#: The one fitted knob per preset (§7.7): the ideal read-out's symbol rate (Hz), the phase
+#: accuracy σ_θ,res (rad) of typical and harsh. Written by
+#: ``python -m lumina_hal.twin.preset_fit_v2 --write lumina_hal/twin/physics_v2.py``.
+FITTED_KNOBS: dict[str, float] = {
+    "ideal": 11100.0,  # fitted
+    "typical": 0.000814,  # fitted
+    "harsh": 0.00302,  # fitted
+}
+
+
+def _v2_preset(name: str, symbol_rate_hz: float, raw: bool) -> V2Params:
     p = PRESETS[name]
     changes: dict[str, float] = {"calibration_temperature_c": p.temperature_c}
     if raw:
@@ -62,16 +75,16 @@ def _v2_preset(name: str, symbol_rate_hz: float, residual: float, raw: bool) -> 
         base=replace(p, **changes),  # type: ignore[arg-type]
         symbol_rate_hz=symbol_rate_hz,
         shifter_bandwidth_hz=130e3,
-        calibration_residual=residual,
-        calibration_phase_residual_rad=1e-3 if raw else 0.0,
+        calibration_residual=CALIBRATION_RESIDUAL if raw else 0.0,
+        calibration_phase_residual_rad=FITTED_KNOBS[name] if raw else 0.0,
     )
 
 
-#: Freshly calibrated chips (§7.7); ``calibration_residual`` is the fitted knob.
+#: Freshly calibrated chips (§7.7).
 PRESETS_V2: dict[str, V2Params] = {
-    "ideal": _v2_preset("ideal", 1.11e4, 0.0, raw=False),
-    "typical": _v2_preset("typical", 100e6, 0.000935, raw=True),
-    "harsh": _v2_preset("harsh", 100e6, 0.0112, raw=True),
+    "ideal": _v2_preset("ideal", FITTED_KNOBS["ideal"], raw=False),
+    "typical": _v2_preset("typical", 100e6, raw=True),
+    "harsh": _v2_preset("harsh", 100e6, raw=True),
 }
 
 

@@ -58,15 +58,21 @@ def raw_chip(v: V2Params, serial: str, rows: int, cols: int) -> RawChip:
     return RawChip(eps, arm, p.crosstalk, p.crosstalk * physics.CROSSTALK_DIAGONAL_RATIO)
 
 
+def calibration_keys(serial: str) -> tuple[int, int]:
+    """Keys of the calibration residual draws (§7.3): ``cell_normals`` has two streams
+    per key (the two 32-bit words of the cell hash), so the residuals use keys of their own."""
+    return serial_key(serial + "/calibration"), serial_key(serial + "/calibration-crosstalk")
+
+
 def factory_calibration(v: V2Params, chip: RawChip, serial: str) -> CalibrationState:
     """The calibration state at T_c with residuals ρ and σ_θ,res drawn from the serial."""
     p, rho = v.base, v.calibration_residual
-    key = serial_key(serial)
     rows, cols = chip.gain_error.shape
     t_c = p.calibration_temperature_c
-    r_eps = rho * p.fab_sigma * cell_normals(key, 2, rows, cols)
-    r_theta = v.calibration_phase_residual_rad * cell_normals(key, 3, rows, cols)
-    r_kappa = rho * float(cell_normals(key, 4, 1, 1)[0, 0])
+    cell_key, kappa_key = calibration_keys(serial)
+    r_eps = rho * p.fab_sigma * cell_normals(cell_key, 0, rows, cols)
+    r_theta = v.calibration_phase_residual_rad * cell_normals(cell_key, 1, rows, cols)
+    r_kappa = rho * float(cell_normals(kappa_key, 0, 1, 1)[0, 0])
     theta = physics_v2.imbalance_phase_per_um(p, t_c) * chip.arm_imbalance_um
     return CalibrationState(
         t_c,
