@@ -200,3 +200,32 @@ def test_fit_tool_rewrites_only_the_fitted_knobs(tmp_path) -> None:  # type: ign
         )
         == source
     )
+
+
+def test_mock_uri_selects_physics_v2() -> None:
+    """mock://?physics_model=v2 is the v2 twin, output for output; v1 stays the default."""
+    from lumina_hal import open_device
+    from lumina_hal.errors import ConfigurationError
+    from lumina_hal.twin.device import MockDevice
+
+    x = np.random.default_rng(0).uniform(-1, 1, (16, 8)).astype(np.float32)
+    w = np.random.default_rng(1).uniform(-1, 1, (8, 8))
+    uri = "mock://?physics_model=v2&rows=8&cols=8&seed=4&preset=harsh&temperature_c=60"
+    with (
+        open_device(uri) as dev,
+        TwinV2Device(rows=8, cols=8, seed=4, preset="harsh", temperature_c=60.0) as direct,
+    ):
+        assert isinstance(dev, TwinV2Device)
+        dev.load_weights(w)
+        direct.load_weights(w)
+        np.testing.assert_array_equal(dev.matmul(x), direct.matmul(x))
+    with open_device("mock://?rows=8&cols=8&physics_model=v1") as v1:
+        assert isinstance(v1, MockDevice)
+    for bad in (
+        "mock://?physics_model=v2&bandwidth_hz=1e6",  # §7.4: the symbol rate sets it
+        "mock://?physics_model=v2&kernel=native",
+        "mock://?shifter_bandwidth_hz=1e5",  # a v2 parameter without v2
+        "mock://?physics_model=v3",
+    ):
+        with pytest.raises(ConfigurationError):
+            open_device(bad)

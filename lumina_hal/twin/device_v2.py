@@ -1,6 +1,7 @@
 """TwinV2Device: a twin running physics v2 on the numpy reference (docs/physics.md §7).
 
-Opt-in and separate from ``mock://`` (which stays v1 until the native kernel implements v2):
+Opt-in: ``mock://?physics_model=v2&preset=typical`` (``open_device`` builds it through
+``from_twin_params``; ``mock://`` without it stays v1 on the native kernel), or
 ``TwinV2Device(preset="typical", temperature_c=25, calibration_temperature_c=25)``. It
 programs with its factory calibration state; ``set_temperature`` moves the chip away from it,
 ``recalibrate()`` takes a fresh factory calibration at the present temperature.
@@ -127,3 +128,24 @@ class TwinV2Device(PhotonicDevice):
         self._noise = reference_v2.PhaseNoiseState()
         self._counters = dict.fromkeys(self._counters, 0)
         self._temperature_c = self.params.temperature_c
+
+
+def from_twin_params(params: dict[str, Any]) -> TwinV2Device:
+    """A TwinV2Device from ``mock://``'s typed parameters with ``physics_model=v2`` (§7.9).
+
+    v2 runs on the numpy reference (``kernel=native`` is refused), its results do not depend
+    on ``threads`` (ignored), it has no snapshot twin yet, and its detector bandwidth is the
+    symbol rate's (giving ``bandwidth_hz`` is a ConfigurationError, §7.4).
+    """
+    given = {k: v for k, v in params.items() if v is not None}
+    given.pop("physics_model", None)
+    given.pop("threads", None)
+    if given.pop("kernel", "reference") != "reference":
+        raise ConfigurationError("physics_model=v2 runs on kernel=reference only (no C engine)")
+    if "snapshot" in given:
+        raise ConfigurationError("physics_model=v2 has no snapshot twin yet; use physics v1")
+    if "bandwidth_hz" in given:
+        raise ConfigurationError(
+            "physics_model=v2 takes symbol_rate_hz; its detector bandwidth is symbol_rate_hz / 2"
+        )
+    return TwinV2Device(**given)

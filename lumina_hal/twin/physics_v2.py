@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from lumina_hal.params import Param
 from lumina_hal.twin import physics
 from lumina_hal.twin.physics import (
     ELEMENTARY_CHARGE_C,
@@ -86,6 +87,23 @@ PRESETS_V2: dict[str, V2Params] = {
     "typical": _v2_preset("typical", 100e6, raw=True),
     "harsh": _v2_preset("harsh", 100e6, raw=True),
 }
+
+
+#: ``physics_model`` of ``mock://`` (docs/physics.md §7.9)
+PHYSICS_MODELS = ("v1", "v2")
+#: What v2 adds to the twin's URI parameters; default None means "the preset's".
+V2_URI_PARAMS: tuple[Param, ...] = (
+    Param("physics_model", str, None, "chip model: v1 (sections 1-6, native kernel) or v2 "
+          "(section 7, numpy reference); default v1", choices=PHYSICS_MODELS),
+    Param("symbol_rate_hz", float, None, "v2: symbol rate f_s; the detector bandwidth is f_s/2",
+          unit="Hz", minimum=1.0, maximum=1e11),
+    Param("shifter_bandwidth_hz", float, None, "v2: phase shifter bandwidth f_phi (AR(1) noise)",
+          unit="Hz", minimum=1.0, maximum=1e9),
+    Param("calibration_residual", float, None, "v2: rho, fraction of scatter/crosstalk left "
+          "by the factory calibration", minimum=0.0, maximum=1.0),
+    Param("calibration_phase_residual_rad", float, None, "v2: rms phase error of the factory "
+          "calibration", unit="rad", minimum=0.0, maximum=math.pi),
+)  # fmt: skip
 
 
 def heater_efficiency(p: PhysicsParams, temperature_c: float) -> float:
