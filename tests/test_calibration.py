@@ -333,3 +333,38 @@ def test_snapshot_of_the_fpga_emulator_makes_a_matching_twin(tmp_path) -> None: 
         assert workload_snr(twin) == pytest.approx(measured, abs=0.5)
     with pytest.raises(ConfigurationError):  # the emulator draws its own chip
         open_device(f"fpga+sim://?snapshot={path}")
+
+
+@pytest.mark.parametrize("scheme", ["mock", "fpga+sim"])
+def test_heated_chip_loses_6_db_and_recalibration_restores_it(scheme: str) -> None:
+    """Issue 15 on the v1 twin and through PHL1: a snapshot taken at 25 °C is ≥ 6 dB off at
+    65 °C; calibrate() at 65 °C (heater codes, docs/calibration.md §8) comes within 0.5 dB
+    of the same chip calibrated at 65 °C without ever having been calibrated at 25 °C."""
+    uri = f"{scheme}://?{RAW}&calibration_temperature_c=25"
+    with open_device(f"{uri}&temperature_c=25") as dev:
+        snap_25 = calibrate(dev, mode="full")
+        assert snap_25.heater_range_rad == pytest.approx(math.pi)
+        with CalibratedDevice(dev, snap_25) as chip:
+            fresh_25 = workload_snr(chip)
+            chip.set_temperature(65.0)
+            stale = workload_snr(chip)
+            chip.recalibrated(calibrate(dev, mode="full"))
+            recalibrated = workload_snr(chip)
+    with open_device(f"{uri}&temperature_c=65") as dev:
+        with CalibratedDevice(dev, calibrate(dev, mode="full")) as chip:
+            fresh_65 = workload_snr(chip)
+    assert stale <= fresh_25 - 6.0
+    assert recalibrated == pytest.approx(fresh_65, abs=0.5)
+
+
+def test_heater_codes_need_the_capability() -> None:
+    from lumina_hal.device import Capability
+    from lumina_hal.errors import UnsupportedOperationError
+    from lumina_hal.tiling import TiledDevice
+
+    with open_device("mock://?rows=8&cols=8") as dev:
+        tiled = TiledDevice(dev)
+        with tiled:
+            assert Capability.HEATER_CODES.value not in tiled.info.capabilities
+            with pytest.raises(UnsupportedOperationError):
+                tiled.load_heater_codes(np.zeros((2, 2), np.int32))

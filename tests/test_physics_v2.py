@@ -32,23 +32,26 @@ def test_presets_are_fresh_chips_that_meet_the_snr_table(name: str) -> None:
 
 
 def test_stale_calibration_loses_6_db_and_calibrate_restores_it() -> None:
-    at_25 = dict(preset="typical", seed=1, temperature_c=25.0, calibration_temperature_c=25.0)
-    with TwinV2Device(**at_25) as dev:  # type: ignore[arg-type]
-        fresh_25 = workload_snr(dev)
-        dev.set_temperature(65.0)
-        stale = workload_snr(dev)
-        snap = calibrate(dev, mode="full")
-        assert snap.temperature_c == 65.0
-        with CalibratedDevice(dev, snap) as chip:
+    """Issue 15: calibrated at 25 °C, heated to 65 °C: ≥ 6 dB lost; calibrate() again
+    (through heater codes, docs/calibration.md §8) comes within 0.5 dB of a fresh chip."""
+    from lumina_hal import open_device
+
+    uri = "mock://?physics_model=v2&preset=typical&seed=1"
+    with open_device(f"{uri}&temperature_c=25&calibration_temperature_c=25") as dev:
+        snap_25 = calibrate(dev, mode="full")
+        assert snap_25.heater_range_rad == pytest.approx(2 * math.pi)
+        with CalibratedDevice(dev, snap_25) as chip:
+            fresh_25 = workload_snr(chip)
+            chip.set_temperature(65.0)
+            stale = workload_snr(chip)
+            snap_65 = calibrate(dev, mode="full")
+            assert snap_65.temperature_c == 65.0
+            chip.recalibrated(snap_65)
             recalibrated = workload_snr(chip)
-    with TwinV2Device(preset="typical", seed=1, temperature_c=65.0,
-                      calibration_temperature_c=65.0) as fresh:  # fmt: skip
-        fresh_65 = workload_snr(fresh)
+    with open_device(f"{uri}&temperature_c=65&calibration_temperature_c=65") as fresh:
+        fresh_65 = workload_snr(fresh)  # factory-calibrated at 65 °C, never heated
     assert stale <= fresh_25 - 6.0
-    # The issue asks for 0.5 dB; calibrate() reaches ~2 dB of a factory-fresh chip on this
-    # preset (its fitted factory residual is tighter than calibrate's accuracy), see report.
-    assert recalibrated >= fresh_65 - 2.5
-    assert recalibrated >= stale + 30.0
+    assert recalibrated >= fresh_65 - 0.5
 
 
 def _phase_noise_only(**extra: object) -> TwinV2Device:
@@ -229,3 +232,31 @@ def test_mock_uri_selects_physics_v2() -> None:
     ):
         with pytest.raises(ConfigurationError):
             open_device(bad)
+
+
+def test_heater_codes_load_as_given() -> None:
+    """load_heater_codes bypasses the factory compensation: φ = η(T) 2π (q/q_max)²."""
+    from lumina_hal.errors import InputError
+
+    with TwinV2Device(rows=4, cols=4, seed=1, noise=False, fab_sigma=0.0, crosstalk=0.0,
+                      arm_imbalance_um=0.0, weight_bits=12, input_bits=16,
+                      output_bits=20) as dev:  # fmt: skip
+        q_max = (1 << 12) - 1
+        phi = np.array([0.5, 2.0, 3.5, 5.0])  # past π: cos(φ/2) < 0
+        q = np.rint(np.sqrt(phi / (2 * math.pi)) * q_max).astype(np.int32)
+        codes = np.tile(q, (4, 1))
+        codes[1] |= 1 << 12  # sign bit
+        dev.load_heater_codes(codes, weight_scale=2.0)
+        y = dev.matmul(np.eye(4, dtype=np.float32))  # column j of W_eff
+        prog = dev._programmed
+        env = prog.row_envelope[:, None] * prog.col_envelope[None, :]
+        eta = physics_v2.heater_efficiency(dev.physics.base, 45.0)  # typical runs at 45 °C
+        phase_q = eta * 2 * math.pi * (q / q_max) ** 2
+        sign = np.where(np.arange(4) == 1, -1.0, 1.0)[:, None]
+        expected = 2.0 * sign * env * np.cos(phase_q / 2)[None, :]
+        np.testing.assert_allclose(y.T, expected, atol=2e-4)
+        for bad in (codes.astype(np.float64), codes | (1 << 13), np.zeros((5, 4), np.int32)):
+            with pytest.raises(InputError):
+                dev.load_heater_codes(bad)
+        with pytest.raises(InputError):
+            dev.load_heater_codes(codes, weight_scale=0.0)

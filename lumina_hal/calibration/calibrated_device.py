@@ -16,7 +16,7 @@ from lumina_hal.device import DeviceInfo, PhotonicDevice, Telemetry
 from lumina_hal.errors import ConfigurationError
 from lumina_hal.twin.snapshot import CalibrationSnapshot
 
-from .compensate import compensated_weights
+from .compensate import compensated_codes, compensated_weights
 from .procedure import ProgressCallback, calibrate
 
 CALIBRATED = "calibrated"  # capability added to the wrapped device's
@@ -70,9 +70,16 @@ class CalibratedDevice(PhotonicDevice):
         return replace(info, capabilities=info.capabilities | {CALIBRATED})
 
     def _load_weights(self, weights: np.ndarray) -> str:
+        if self.calibration.heater_range_rad is not None:  # measured through heater codes
+            codes, self._scale = compensated_codes(weights, self.calibration)
+            return self.inner.load_heater_codes(codes, self._scale)
         compensated = compensated_weights(weights, self.calibration)
         self._scale = float(np.max(np.abs(compensated))) or 1.0
         return self.inner.load_weights(compensated)
+
+    def _load_heater_codes(self, codes: np.ndarray, weight_scale: float) -> str:
+        self._scale = weight_scale  # codes go as they are: no compensation
+        return self.inner.load_heater_codes(codes, weight_scale)
 
     def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         y = self.inner.matmul(x)

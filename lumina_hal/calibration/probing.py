@@ -17,6 +17,9 @@ import numpy as np
 from lumina_hal.device import PhotonicDevice
 
 GROUP_COLS = 32
+#: Heater-code probes drive cells up to the full envelope R C (not |w_n| <= 1): smaller
+#: groups keep their outputs inside the ADC range (same vectors for power-of-two sizes).
+GROUP_COLS_CODES = 8
 
 
 def hadamard(order: int) -> np.ndarray:
@@ -27,9 +30,9 @@ def hadamard(order: int) -> np.ndarray:
     return h
 
 
-def column_groups(cols: int) -> list[range]:
-    """Consecutive column groups of at most GROUP_COLS columns."""
-    return [range(start, min(start + GROUP_COLS, cols)) for start in range(0, cols, GROUP_COLS)]
+def column_groups(cols: int, group_cols: int = GROUP_COLS) -> list[range]:
+    """Consecutive column groups of at most ``group_cols`` columns."""
+    return [range(start, min(start + group_cols, cols)) for start in range(0, cols, group_cols)]
 
 
 def probe_order(group_cols: int) -> int:
@@ -40,10 +43,12 @@ def probe_order(group_cols: int) -> int:
     return order
 
 
-def probe_batch(cols: int) -> tuple[np.ndarray, list[tuple[range, np.ndarray]]]:
+def probe_batch(
+    cols: int, group_cols: int = GROUP_COLS
+) -> tuple[np.ndarray, list[tuple[range, np.ndarray]]]:
     """The probe inputs (float32, one matmul call) and, per group, its Hadamard matrix."""
     blocks, groups = [], []
-    for group in column_groups(cols):
+    for group in column_groups(cols, group_cols):
         h = hadamard(probe_order(len(group)))
         x = np.zeros((h.shape[0], cols), dtype=np.float32)
         x[:, group.start : group.stop] = h[:, 1 : len(group) + 1]
@@ -64,10 +69,23 @@ class Measurement:
 
 def measure(device: PhotonicDevice, weights: np.ndarray, repeats: int = 1) -> Measurement:
     """Load ``weights`` and measure W_eff / s_w with Hadamard probes (``repeats`` >= 1 runs)."""
-    scale = float(np.max(np.abs(weights))) or 1.0
-    rows, cols = weights.shape
     device.load_weights(weights)
-    x, groups = probe_batch(cols)
+    scale = float(np.max(np.abs(weights))) or 1.0
+    return measure_loaded(device, weights.shape, scale, repeats, GROUP_COLS)
+
+
+def measure_codes(device: PhotonicDevice, codes: np.ndarray, repeats: int = 1) -> Measurement:
+    """Load heater ``codes`` (weight scale 1) and measure W_eff with Hadamard probes."""
+    device.load_heater_codes(codes, 1.0)
+    return measure_loaded(device, codes.shape, 1.0, repeats, GROUP_COLS_CODES)
+
+
+def measure_loaded(
+    device: PhotonicDevice, shape: tuple[int, ...], scale: float, repeats: int, group_cols: int
+) -> Measurement:
+    """Measure the loaded block of ``shape`` (weight scale ``scale``) with Hadamard probes."""
+    rows, cols = shape
+    x, groups = probe_batch(cols, group_cols)
     runs = [np.asarray(device.matmul(x), dtype=np.float64) / scale for _ in range(repeats)]
     y = np.mean(runs, axis=0)
     noise = float("nan")

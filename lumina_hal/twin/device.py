@@ -38,6 +38,7 @@ _CAPABILITIES = frozenset(
         Capability.SEEDED.value,
         Capability.SIMULATED.value,
         Capability.OPTICAL_POWER.value,
+        Capability.HEATER_CODES.value,
     }
 )
 
@@ -124,6 +125,12 @@ class MockDevice(PhotonicDevice):
 
     def _load_weights(self, weights: np.ndarray) -> str:
         codes = self.chip.load_weights(weights)
+        self._fast_matmul = self._fast_native if self.chip.engine is not None else None
+        self._counters["weight_loads"] += 1
+        return weights_checksum(codes)
+
+    def _load_heater_codes(self, codes: np.ndarray, weight_scale: float) -> str:
+        self.chip.program(codes, weight_scale)
         self._fast_matmul = self._fast_native if self.chip.engine is not None else None
         self._counters["weight_loads"] += 1
         return weights_checksum(codes)

@@ -82,7 +82,8 @@ class TwinV2Device(PhotonicDevice):
 
     def _info(self) -> DeviceInfo:
         p = self.params.base
-        caps = {Capability.SET_TEMPERATURE, Capability.SEEDED, Capability.SIMULATED}
+        caps = {Capability.SET_TEMPERATURE, Capability.SEEDED, Capability.SIMULATED,
+                Capability.HEATER_CODES}  # fmt: skip
         return DeviceInfo("Lumina", "PTC-twin-v2", self.serial, "twin-v2/reference",
                           self.rows, self.cols, p.weight_bits, p.input_bits, p.output_bits,
                           frozenset(c.value for c in caps))  # fmt: skip
@@ -93,6 +94,15 @@ class TwinV2Device(PhotonicDevice):
         self._phase = reference_v2.static_phase(self._programmed, self._chip, self.physics)
         self._counters["weight_loads"] += 1
         return weights_checksum(self._programmed.codes)
+
+    heater_range_rad = reference_v2.HEATER_RANGE_RAD
+
+    def _load_heater_codes(self, codes: np.ndarray, weight_scale: float) -> str:
+        prog = reference_v2.program_codes(codes, weight_scale, self.physics, (self.rows, self.cols))
+        self._programmed = prog
+        self._phase = reference_v2.static_phase(prog, self._chip, self.physics)
+        self._counters["weight_loads"] += 1
+        return weights_checksum(codes)
 
     def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         if self._programmed is None or self._phase is None:
