@@ -19,7 +19,7 @@ from lumina_hal.device import PhotonicDevice
 GROUP_COLS = 32
 #: Heater-code probes drive cells up to the full envelope R C (not |w_n| <= 1): smaller
 #: groups keep their outputs inside the ADC range (same vectors for power-of-two sizes).
-GROUP_COLS_CODES = 8
+GROUP_COLS_CODES = 16
 
 
 def hadamard(order: int) -> np.ndarray:

@@ -129,18 +129,19 @@ CODE_PATTERN_MAX_PHASE_RAD = 5.3  # below 2π by more than heater gain, crosstal
 def code_patterns(
     rows: int, cols: int, count: int, seed: int, weight_bits: int, range_rad: float
 ) -> list[np.ndarray]:
-    """Random heater-code patterns: φ_q uniform in [0.05 range, min(0.97 range, 5.3 rad)],
+    """Random heater-code patterns: φ_q uniform in [0.15 range, min(0.97 range, 5.3 rad)],
     random sign bits.
 
     With a 2π DAC the phases reach past π (the fit recovers φ in [0, 2π] from cos(φ/2)) but
     stay clear of 2π, where the light's phase would fold back; the ends, where sin(φ/2)
-    vanishes, carry no phase information."""
+    vanishes, carry no phase information, and the low end keeps the probe outputs (amplitude
+    up to R C, not |w_n| <= 1) inside the ADC range."""
     rng = np.random.default_rng(seed)
     dac_max = (1 << weight_bits) - 1
     top = min(0.97, CODE_PATTERN_MAX_PHASE_RAD / range_rad)
     out = []
     for _ in range(count):
-        q = np.rint(np.sqrt(rng.uniform(0.05, top, (rows, cols))) * dac_max).astype(np.int64)
+        q = np.rint(np.sqrt(rng.uniform(0.15, top, (rows, cols))) * dac_max).astype(np.int64)
         negative = rng.integers(0, 2, (rows, cols)) << weight_bits
         out.append((q | negative).astype(np.int32))
     return out
