@@ -30,9 +30,24 @@ from lumina_hal.errors import (
     UnsupportedOperationError,
 )
 from lumina_hal.params import Param
+from lumina_hal.plugin_table import EntryPointTable
 from lumina_hal.uri import DeviceURI
 
 log = logging.getLogger(__name__)
+
+
+def _check_operation(name: str, operation: Any) -> None:
+    if not callable(operation):
+        raise ConfigurationError(f"device operation {name!r} must be callable, got {operation!r}")
+
+
+#: Operations an upper room provides on every device, by name, so that the core offers them
+#: without importing that room: entry-point group ``lumina_hal.device_operations`` (the
+#: package declares ``calibrate = lumina_hal.calibration.procedure:calibrate``) plus
+#: run-time registrations (``OPERATIONS.register(name, fn)``). Called as ``fn(device, **kw)``.
+OPERATIONS = EntryPointTable(
+    "lumina_hal.device_operations", "device operation", _check_operation
+)
 
 
 class Capability(str, Enum):
@@ -46,6 +61,9 @@ class Capability(str, Enum):
     # Several resident tiles sum on the detectors before one ADC conversion:
     # matmul_accumulate(weights_ids, x_blocks) (docs/tiling.md#analog-accumulation).
     ANALOG_ACCUMULATION = "analog_accumulation"
+    # calibrate(): this is one chip whose cell model lumina_hal.calibration can measure
+    # (docs/calibration.md); composites (tiled, pools) do not have it.
+    CALIBRATE = "calibrate"
     # load_heater_codes(codes, weight_scale): program heater DAC codes directly, bypassing the
     # backend's weights-to-codes mapping (docs/calibration.md §8); ``heater_range_rad`` says
     # what phase the full-scale code gives.
@@ -298,6 +316,20 @@ class PhotonicDevice(ABC):
             if not math.isfinite(value):
                 raise InputError(f"temperature_c must be finite, got {temperature_c!r}")
             self._set_temperature(value)
+
+    def calibrate(self, mode: str = "quick", progress: Any = None, **options: Any) -> Any:
+        """Measure this chip and return its ``CalibrationSnapshot`` (docs/calibration.md).
+
+        The ``calibrate`` device operation (``lumina_hal.calibration``), for backends with
+        the CALIBRATE capability; ``mode`` "quick" or "full", ``progress(done, total, stage)``.
+        The loaded weights are replaced by test patterns; reload yours afterwards.
+        """
+        with self._lock:
+            self._require_open()
+            if Capability.CALIBRATE.value not in self._info().capabilities:
+                raise UnsupportedOperationError(f"{type(self).__name__} cannot be calibrated")
+            operation = OPERATIONS.get("calibrate")
+            return operation(self, mode=mode, progress=progress, **options)
 
     #: Heater phase of the full-scale DAC code at 25 °C (φ_q = range (q / q_max)²), rad.
     heater_range_rad: float = math.pi

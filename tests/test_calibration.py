@@ -348,10 +348,11 @@ def test_heated_chip_loses_6_db_and_recalibration_restores_it(scheme: str) -> No
             fresh_25 = workload_snr(chip)
             chip.set_temperature(65.0)
             stale = workload_snr(chip)
-            chip.recalibrated(calibrate(dev, mode="full"))
+            chip.calibrate(mode="full")  # measures the chip again and applies it
             recalibrated = workload_snr(chip)
     with open_device(f"{uri}&temperature_c=65") as dev:
-        with CalibratedDevice(dev, calibrate(dev, mode="full")) as chip:
+        snap_65 = dev.calibrate(mode="full")  # the device operation (docs/calibration.md §9)
+        with CalibratedDevice(dev, snap_65) as chip:
             fresh_65 = workload_snr(chip)
     assert stale <= fresh_25 - 6.0
     assert recalibrated == pytest.approx(fresh_65, abs=0.5)
@@ -368,3 +369,31 @@ def test_heater_codes_need_the_capability() -> None:
             assert Capability.HEATER_CODES.value not in tiled.info.capabilities
             with pytest.raises(UnsupportedOperationError):
                 tiled.load_heater_codes(np.zeros((2, 2), np.int32))
+
+
+def test_calibrate_is_a_device_operation() -> None:
+    """device.calibrate() on every backend with the capability, via the operations table."""
+    from lumina_hal.device import OPERATIONS, Capability
+    from lumina_hal.errors import UnsupportedOperationError
+    from lumina_hal.tiling import TiledDevice
+
+    calls: list[tuple[str, object]] = []
+
+    def fake(device, mode, progress):  # type: ignore[no-untyped-def]
+        calls.append((mode, progress))
+        return "snapshot"
+
+    with open_device("mock://?rows=8&cols=8&seed=2") as dev:
+        snap = dev.calibrate(mode="quick")
+        assert isinstance(snap, CalibrationSnapshot) and snap.serial == dev.info.serial
+        OPERATIONS.register("calibrate", fake)
+        try:
+            assert dev.calibrate(mode="full") == "snapshot" and calls == [("full", None)]
+        finally:
+            OPERATIONS.unregister("calibrate")
+        with TiledDevice(dev) as tiled:
+            assert Capability.CALIBRATE.value not in tiled.info.capabilities
+            with pytest.raises(UnsupportedOperationError):
+                tiled.calibrate()
+    with pytest.raises(ConfigurationError):
+        OPERATIONS.register("calibrate", 42)

@@ -137,6 +137,7 @@ class FpgaDevice(PhotonicDevice):
                 Capability.HARDWARE.value,
                 Capability.OPTICAL_POWER.value,
                 Capability.HEATER_CODES.value,  # W_CHUNK carries heater codes as they are
+                Capability.CALIBRATE.value,
             }
         )
 

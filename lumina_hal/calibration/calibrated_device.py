@@ -9,6 +9,7 @@ temperature in millikelvin above 0 °C, an integer like every counter).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,14 @@ class CalibratedDevice(PhotonicDevice):
 
     def __repr__(self) -> str:
         return f"CalibratedDevice({self.inner!r})"
+
+    def calibrate(
+        self, mode: str = "quick", progress: Any = None, **options: Any
+    ) -> CalibrationSnapshot:
+        """Measure the inner chip again and apply the new snapshot (reload weights after)."""
+        snapshot = calibrate(self.inner, mode=mode, progress=progress, **options)
+        self.recalibrated(snapshot)
+        return snapshot
 
     def recalibrated(self, snapshot: CalibrationSnapshot) -> None:
         """Use a new snapshot from now on (reload the weights to apply it)."""

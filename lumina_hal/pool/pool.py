@@ -108,7 +108,7 @@ class DevicePool(PhotonicDevice):
             input_bits=min(i.input_bits for i in infos),
             output_bits=min(i.output_bits for i in infos),
             capabilities=frozenset.intersection(*(i.capabilities for i in infos))
-            - {Capability.HEATER_CODES.value},  # codes are per chip; a pool tiles weights
+            - {Capability.HEATER_CODES.value, Capability.CALIBRATE.value},  # per chip
         )
 
     def _telemetry(self) -> Telemetry:

@@ -194,6 +194,7 @@ class TiledDevice(PhotonicDevice):
         infos = [d.info for d in self.devices]
         caps = frozenset.intersection(*(i.capabilities for i in infos))
         caps -= {Capability.ANALOG_ACCUMULATION.value, Capability.HEATER_CODES.value}
+        caps -= {Capability.CALIBRATE.value}  # calibrate the chips, not the composite
         first = infos[0]
         return DeviceInfo(
             vendor=first.vendor,

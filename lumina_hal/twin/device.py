@@ -39,6 +39,7 @@ _CAPABILITIES = frozenset(
         Capability.SIMULATED.value,
         Capability.OPTICAL_POWER.value,
         Capability.HEATER_CODES.value,
+        Capability.CALIBRATE.value,
     }
 )
 

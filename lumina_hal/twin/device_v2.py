@@ -83,7 +83,7 @@ class TwinV2Device(PhotonicDevice):
     def _info(self) -> DeviceInfo:
         p = self.params.base
         caps = {Capability.SET_TEMPERATURE, Capability.SEEDED, Capability.SIMULATED,
-                Capability.HEATER_CODES}  # fmt: skip
+                Capability.HEATER_CODES, Capability.CALIBRATE}  # fmt: skip
         return DeviceInfo("Lumina", "PTC-twin-v2", self.serial, "twin-v2/reference",
                           self.rows, self.cols, p.weight_bits, p.input_bits, p.output_bits,
                           frozenset(c.value for c in caps))  # fmt: skip

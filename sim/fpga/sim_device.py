@@ -55,6 +55,7 @@ class FpgaSimDevice(FpgaDevice):
                 Capability.SEEDED.value,
                 Capability.OPTICAL_POWER.value,
                 Capability.HEATER_CODES.value,
+                Capability.CALIBRATE.value,
             }
         )
 
