@@ -397,3 +397,15 @@ def test_calibrate_is_a_device_operation() -> None:
                 tiled.calibrate()
     with pytest.raises(ConfigurationError):
         OPERATIONS.register("calibrate", 42)
+
+
+def test_a_v2_snapshot_has_no_v1_twin(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A snapshot measured with the v2 heater range (2π) is refused by mock://?snapshot=."""
+    with open_device("mock://?physics_model=v2&rows=8&cols=8&seed=1") as dev:
+        path = dev.calibrate(mode="quick").save(tmp_path / "v2.lcal.npz")
+    back = CalibrationSnapshot.load(path)
+    assert back.heater_range_rad == pytest.approx(2 * math.pi)
+    with pytest.raises(SnapshotFormatError, match="heater range"):
+        open_device(f"mock://?snapshot={path}")
+    with pytest.raises(ConfigurationError):
+        open_device(f"mock://?physics_model=v2&snapshot={path}")

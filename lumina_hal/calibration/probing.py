@@ -17,9 +17,17 @@ import numpy as np
 from lumina_hal.device import PhotonicDevice
 
 GROUP_COLS = 32
-#: Heater-code probes drive cells up to the full envelope R C (not |w_n| <= 1): smaller
-#: groups keep their outputs inside the ADC range (same vectors for power-of-two sizes).
-GROUP_COLS_CODES = 16
+
+
+def group_cols_for_codes(cols: int) -> int:
+    """Group size of heater-code probes: cols / 4, in [2, GROUP_COLS].
+
+    A code drives a cell up to its full envelope R C (not |w_n| <= 1). A group's output rms
+    grows as sqrt(group) and the ADC full scale as sqrt(cols) (docs/physics.md §3), so a
+    fixed fraction of cols keeps the probes inside the ADC range on any array size
+    (16 columns on a 64-column chip: measured without clipping on the v1 and v2 twins).
+    """
+    return max(2, min(GROUP_COLS, cols // 4))
 
 
 def hadamard(order: int) -> np.ndarray:
@@ -77,7 +85,7 @@ def measure(device: PhotonicDevice, weights: np.ndarray, repeats: int = 1) -> Me
 def measure_codes(device: PhotonicDevice, codes: np.ndarray, repeats: int = 1) -> Measurement:
     """Load heater ``codes`` (weight scale 1) and measure W_eff with Hadamard probes."""
     device.load_heater_codes(codes, 1.0)
-    return measure_loaded(device, codes.shape, 1.0, repeats, GROUP_COLS_CODES)
+    return measure_loaded(device, codes.shape, 1.0, repeats, group_cols_for_codes(codes.shape[1]))
 
 
 def measure_loaded(

@@ -26,8 +26,8 @@ from lumina_hal.twin.snapshot import MODES, CalibrationSnapshot, heater_phase_of
 from .fit import CellFit, PhaseObservation, fit_cells, observe
 from .probing import (
     GROUP_COLS,
-    GROUP_COLS_CODES,
     column_groups,
+    group_cols_for_codes,
     measure,
     measure_codes,
     probe_order,
@@ -61,8 +61,8 @@ PLANS: dict[str, Plan] = {
 
 def probe_vectors(cols: int, heater_codes: bool = False) -> int:
     """Vectors in one probe run of a chip with ``cols`` inputs (probing by heater codes:
-    groups of GROUP_COLS_CODES columns)."""
-    group_cols = GROUP_COLS_CODES if heater_codes else GROUP_COLS
+    groups of ``group_cols_for_codes(cols)`` columns)."""
+    group_cols = group_cols_for_codes(cols) if heater_codes else GROUP_COLS
     return sum(probe_order(len(g)) for g in column_groups(cols, group_cols))
 
 
