@@ -409,3 +409,24 @@ def test_a_v2_snapshot_has_no_v1_twin(tmp_path) -> None:  # type: ignore[no-unty
         open_device(f"mock://?snapshot={path}")
     with pytest.raises(ConfigurationError):
         open_device(f"mock://?physics_model=v2&snapshot={path}")
+
+
+@pytest.mark.parametrize("scheme", ["mock", "fpga+sim"])
+def test_heater_codes_of_the_weights_mapping_equal_load_weights(scheme: str) -> None:
+    """With π range, loading heater_codes(W) and s_w is load_weights(W), output for output."""
+    from lumina_hal.codes import heater_codes
+
+    w = np.random.default_rng(4).uniform(-1, 1, (12, 16))
+    x = np.random.default_rng(5).uniform(-1, 1, (32, 16)).astype(np.float32)
+    outs, ids = [], []
+    for by_codes in (False, True):
+        with open_device(f"{scheme}://?rows=16&cols=16&seed=7") as dev:
+            assert dev.heater_range_rad == math.pi
+            if by_codes:
+                codes, scale = heater_codes(w, dev.info.weight_bits, dev.loss_steps_db)
+                ids.append(dev.load_heater_codes(codes, scale))
+            else:
+                ids.append(dev.load_weights(w))
+            outs.append(dev.matmul(x))
+    assert ids[0] == ids[1]
+    np.testing.assert_array_equal(outs[0], outs[1])
