@@ -25,10 +25,12 @@ def workload_snr(dev) -> float:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("name", list(TARGET_SNR_DB))
 def test_presets_are_fresh_chips_that_meet_the_snr_table(name: str) -> None:
+    """Every serial (seeds 0-3; the fit used seed 1) meets the table within ±0.5 dB."""
     v = PRESETS_V2[name]
     assert v.base.calibration_temperature_c == v.base.temperature_c  # freshly calibrated
     assert v.bandwidth_hz == v.symbol_rate_hz / 2
-    assert measure_snr_db(v) == pytest.approx(TARGET_SNR_DB[name], abs=0.5)
+    for seed in range(4):
+        assert measure_snr_db(v, seed=seed) == pytest.approx(TARGET_SNR_DB[name], abs=0.5), seed
 
 
 def test_stale_calibration_loses_6_db_and_calibrate_restores_it() -> None:

@@ -60,8 +60,8 @@ CALIBRATION_RESIDUAL = 0.02
 #: ``python -m lumina_hal.twin.preset_fit_v2 --write lumina_hal/twin/physics_v2.py``.
 FITTED_KNOBS: dict[str, float] = {
     "ideal": 11100.0,  # fitted
-    "typical": 0.000814,  # fitted
-    "harsh": 0.00302,  # fitted
+    "typical": 0.000909,  # fitted
+    "harsh": 0.00311,  # fitted
 }
 
 

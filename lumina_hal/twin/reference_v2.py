@@ -73,7 +73,8 @@ def factory_calibration(v: V2Params, chip: RawChip, serial: str) -> CalibrationS
     cell_key, kappa_key = calibration_keys(serial)
     r_eps = rho * p.fab_sigma * cell_normals(cell_key, 0, rows, cols)
     r_theta = v.calibration_phase_residual_rad * cell_normals(cell_key, 1, rows, cols)
-    r_kappa = rho * float(cell_normals(kappa_key, 0, 1, 1)[0, 0])
+    # κ is one number fitted over every cell: its relative error is ρ / sqrt(cells) (§7.3)
+    r_kappa = rho / math.sqrt(rows * cols) * float(cell_normals(kappa_key, 0, 1, 1)[0, 0])
     theta = physics_v2.imbalance_phase_per_um(p, t_c) * chip.arm_imbalance_um
     return CalibrationState(
         t_c,
