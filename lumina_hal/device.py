@@ -30,9 +30,24 @@ from lumina_hal.errors import (
     UnsupportedOperationError,
 )
 from lumina_hal.params import Param
+from lumina_hal.plugin_table import EntryPointTable
 from lumina_hal.uri import DeviceURI
 
 log = logging.getLogger(__name__)
+
+
+def _check_operation(name: str, operation: Any) -> None:
+    if not callable(operation):
+        raise ConfigurationError(f"device operation {name!r} must be callable, got {operation!r}")
+
+
+#: Operations an upper room provides on every device, by name, so that the core offers them
+#: without importing that room: entry-point group ``lumina_hal.device_operations`` (the
+#: package declares ``calibrate = lumina_hal.calibration.procedure:calibrate``) plus
+#: run-time registrations (``OPERATIONS.register(name, fn)``). Called as ``fn(device, **kw)``.
+OPERATIONS = EntryPointTable(
+    "lumina_hal.device_operations", "device operation", _check_operation
+)
 
 
 class Capability(str, Enum):
@@ -46,6 +61,13 @@ class Capability(str, Enum):
     # Several resident tiles sum on the detectors before one ADC conversion:
     # matmul_accumulate(weights_ids, x_blocks) (docs/tiling.md#analog-accumulation).
     ANALOG_ACCUMULATION = "analog_accumulation"
+    # calibrate(): this is one chip whose cell model lumina_hal.calibration can measure
+    # (docs/calibration.md); composites (tiled, pools) do not have it.
+    CALIBRATE = "calibrate"
+    # load_heater_codes(codes, weight_scale): program heater DAC codes directly, bypassing the
+    # backend's weights-to-codes mapping (docs/calibration.md §8); ``heater_range_rad`` says
+    # what phase the full-scale code gives.
+    HEATER_CODES = "heater_codes"
 
 
 @dataclass(frozen=True)
@@ -295,6 +317,53 @@ class PhotonicDevice(ABC):
                 raise InputError(f"temperature_c must be finite, got {temperature_c!r}")
             self._set_temperature(value)
 
+    def calibrate(self, mode: str = "quick", progress: Any = None, **options: Any) -> Any:
+        """Measure this chip and return its ``CalibrationSnapshot`` (docs/calibration.md).
+
+        The ``calibrate`` device operation (``lumina_hal.calibration``), for backends with
+        the CALIBRATE capability; ``mode`` "quick" or "full", ``progress(done, total, stage)``.
+        The loaded weights are replaced by test patterns; reload yours afterwards.
+        """
+        with self._lock:
+            self._require_open()
+            if Capability.CALIBRATE.value not in self._info().capabilities:
+                raise UnsupportedOperationError(f"{type(self).__name__} cannot be calibrated")
+            operation = OPERATIONS.get("calibrate")
+            return operation(self, mode=mode, progress=progress, **options)
+
+    #: Heater phase of the full-scale DAC code at 25 °C (φ_q = range (q / q_max)²), rad.
+    heater_range_rad: float = math.pi
+
+    def load_heater_codes(self, codes: Any, weight_scale: float = 1.0) -> str:
+        """Program heater DAC codes ``dac_code | negative << weight_bits`` (int, at most
+        rows x cols) as they are; outputs are scaled by ``weight_scale`` as if a matrix of
+        largest entry ``weight_scale`` were loaded. Backends with HEATER_CODES only.
+        """
+        c = np.asarray(codes)
+        with self._lock:
+            self._require_open()
+            info = self._info()
+            if Capability.HEATER_CODES.value not in info.capabilities:
+                raise UnsupportedOperationError(f"{type(self).__name__} cannot load heater codes")
+            if c.ndim != 2 or c.dtype.kind not in "iu" or min(c.shape) < 1:
+                raise InputError(
+                    f"heater codes must be a 2-D integer array, got {c.dtype} {c.shape}"
+                )
+            if c.shape[0] > info.rows or c.shape[1] > info.cols:
+                raise InputError(
+                    f"codes of shape {c.shape} do not fit the {info.rows}x{info.cols} array"
+                )
+            if c.min() < 0 or c.max() >= 1 << (info.weight_bits + 1):
+                raise InputError(f"heater codes outside [0, 2^{info.weight_bits + 1})")
+            scale = float(weight_scale)
+            if not (math.isfinite(scale) and scale > 0):
+                raise InputError(f"weight_scale must be finite and > 0, got {weight_scale!r}")
+            self._fast_matmul = None
+            weights_id = self._load_heater_codes(np.ascontiguousarray(c, dtype=np.int32), scale)
+            self._weights_shape = (int(c.shape[0]), int(c.shape[1]))
+            self._weights_id = weights_id
+            return weights_id
+
     def reset(self) -> None:
         """Return to the state just after open: no weights, counters zeroed."""
         with self._lock:
@@ -334,6 +403,9 @@ class PhotonicDevice(ABC):
 
     def _set_temperature(self, temperature_c: float) -> None:
         raise UnsupportedOperationError(f"{type(self).__name__} cannot set its temperature")
+
+    def _load_heater_codes(self, codes: np.ndarray, weight_scale: float) -> str:
+        raise UnsupportedOperationError(f"{type(self).__name__} cannot load heater codes")
 
     def _require_open(self) -> None:
         if not self._is_open:

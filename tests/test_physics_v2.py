@@ -23,45 +23,37 @@ def workload_snr(dev) -> float:  # type: ignore[no-untyped-def]
     return snr_db(dev.matmul(WORK.inputs), WORK.ideal)
 
 
-# Known regression, named (issue 15 stays open): the v2 presets were fitted on the per-cell
-# random layout before TwinChip's one-hash layout (docs/physics.md §2) landed in the same
-# session; with the new draws the fitted knob hits its bound and typical/harsh read 52.8/45.1 dB.
-# strict: the moment a refit makes them pass, this marker must go.
-_REFIT_NEEDED = pytest.mark.xfail(strict=True, reason="v2 presets need a refit on the new RNG")
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=_REFIT_NEEDED) if n in ("typical", "harsh") else n
-        for n in TARGET_SNR_DB
-    ],
-)
+@pytest.mark.parametrize("name", list(TARGET_SNR_DB))
 def test_presets_are_fresh_chips_that_meet_the_snr_table(name: str) -> None:
+    """Every serial (seeds 0-3; the fit used seed 1) meets the table within ±0.5 dB."""
     v = PRESETS_V2[name]
     assert v.base.calibration_temperature_c == v.base.temperature_c  # freshly calibrated
     assert v.bandwidth_hz == v.symbol_rate_hz / 2
-    assert measure_snr_db(v) == pytest.approx(TARGET_SNR_DB[name], abs=0.5)
+    for seed in range(4):
+        assert measure_snr_db(v, seed=seed) == pytest.approx(TARGET_SNR_DB[name], abs=0.5), seed
 
 
 def test_stale_calibration_loses_6_db_and_calibrate_restores_it() -> None:
-    at_25 = dict(preset="typical", seed=1, temperature_c=25.0, calibration_temperature_c=25.0)
-    with TwinV2Device(**at_25) as dev:  # type: ignore[arg-type]
-        fresh_25 = workload_snr(dev)
-        dev.set_temperature(65.0)
-        stale = workload_snr(dev)
-        snap = calibrate(dev, mode="full")
-        assert snap.temperature_c == 65.0
-        with CalibratedDevice(dev, snap) as chip:
+    """Issue 15: calibrated at 25 °C, heated to 65 °C: ≥ 6 dB lost; calibrate() again
+    (through heater codes, docs/calibration.md §8) comes within 0.5 dB of a fresh chip."""
+    from lumina_hal import open_device
+
+    uri = "mock://?physics_model=v2&preset=typical&seed=1"
+    with open_device(f"{uri}&temperature_c=25&calibration_temperature_c=25") as dev:
+        snap_25 = calibrate(dev, mode="full")
+        assert snap_25.heater_range_rad == pytest.approx(2 * math.pi)
+        with CalibratedDevice(dev, snap_25) as chip:
+            fresh_25 = workload_snr(chip)
+            chip.set_temperature(65.0)
+            stale = workload_snr(chip)
+            snap_65 = calibrate(dev, mode="full")
+            assert snap_65.temperature_c == 65.0
+            chip.recalibrated(snap_65)
             recalibrated = workload_snr(chip)
-    with TwinV2Device(preset="typical", seed=1, temperature_c=65.0,
-                      calibration_temperature_c=65.0) as fresh:  # fmt: skip
-        fresh_65 = workload_snr(fresh)
+    with open_device(f"{uri}&temperature_c=65&calibration_temperature_c=65") as fresh:
+        fresh_65 = workload_snr(fresh)  # factory-calibrated at 65 °C, never heated
     assert stale <= fresh_25 - 6.0
-    # The issue asks for 0.5 dB; calibrate() reaches ~2 dB of a factory-fresh chip on this
-    # preset (its fitted factory residual is tighter than calibrate's accuracy), see report.
-    assert recalibrated >= fresh_65 - 2.5
-    assert recalibrated >= stale + 30.0
+    assert recalibrated >= fresh_65 - 0.5
 
 
 def _phase_noise_only(**extra: object) -> TwinV2Device:
@@ -178,3 +170,113 @@ def test_temperature_laws() -> None:
         / physics_v2.balanced_detector_noise(cold, 64, 1.0).c0
     )
     assert ratio == pytest.approx(1.6)
+
+
+def test_calibration_residuals_are_drawn() -> None:
+    """r_ε and r_θ are real draws of the documented size (not a stream that reads zeros)."""
+    from lumina_hal.twin import reference_v2
+
+    v = PRESETS_V2["typical"]
+    chip = reference_v2.raw_chip(v, "TWIN-X", 64, 64)
+    cal = reference_v2.factory_calibration(v, chip, "TWIN-X")
+    r_eps = cal.gain_error - chip.gain_error
+    theta = physics_v2.imbalance_phase_per_um(v.base, 45.0) * chip.arm_imbalance_um
+    r_theta = cal.phase_offset_rad - theta
+    sigma_eps = v.calibration_residual * v.base.fab_sigma
+    assert r_eps.std() == pytest.approx(sigma_eps, rel=0.1)
+    assert r_theta.std() == pytest.approx(v.calibration_phase_residual_rad, rel=0.1)
+    assert abs(np.corrcoef(r_eps.ravel(), chip.gain_error.ravel())[0, 1]) < 0.1
+
+
+def test_fit_tool_rewrites_only_the_fitted_knobs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from importlib.resources import files
+
+    from lumina_hal.twin.preset_fit_v2 import write_knobs
+
+    source = files("lumina_hal.twin").joinpath("physics_v2.py").read_text(encoding="utf-8")
+    path = tmp_path / "physics_v2.py"
+    path.write_text(source, encoding="utf-8")
+    write_knobs(path, {"typical": 0.00123, "harsh": 0.0045})
+    new = path.read_text(encoding="utf-8")
+    assert '"typical": 0.00123,  # fitted' in new and '"harsh": 0.0045,  # fitted' in new
+    assert (
+        new.replace("0.00123", repr(physics_v2.FITTED_KNOBS["typical"])).replace(
+            "0.0045", repr(physics_v2.FITTED_KNOBS["harsh"])
+        )
+        == source
+    )
+
+
+def test_mock_uri_selects_physics_v2() -> None:
+    """mock://?physics_model=v2 is the v2 twin, output for output; v1 stays the default."""
+    from lumina_hal import open_device
+    from lumina_hal.errors import ConfigurationError
+    from lumina_hal.twin.device import MockDevice
+
+    x = np.random.default_rng(0).uniform(-1, 1, (16, 8)).astype(np.float32)
+    w = np.random.default_rng(1).uniform(-1, 1, (8, 8))
+    uri = "mock://?physics_model=v2&rows=8&cols=8&seed=4&preset=harsh&temperature_c=60"
+    with (
+        open_device(uri) as dev,
+        TwinV2Device(rows=8, cols=8, seed=4, preset="harsh", temperature_c=60.0) as direct,
+    ):
+        assert isinstance(dev, TwinV2Device)
+        dev.load_weights(w)
+        direct.load_weights(w)
+        np.testing.assert_array_equal(dev.matmul(x), direct.matmul(x))
+    with open_device("mock://?rows=8&cols=8&physics_model=v1") as v1:
+        assert isinstance(v1, MockDevice)
+    for bad in (
+        "mock://?physics_model=v2&bandwidth_hz=1e6",  # §7.4: the symbol rate sets it
+        "mock://?physics_model=v2&kernel=native",
+        "mock://?shifter_bandwidth_hz=1e5",  # a v2 parameter without v2
+        "mock://?physics_model=v3",
+    ):
+        with pytest.raises(ConfigurationError):
+            open_device(bad)
+
+
+def test_heater_codes_load_as_given() -> None:
+    """load_heater_codes bypasses the factory compensation: φ = η(T) 2π (q/q_max)²."""
+    from lumina_hal.errors import InputError
+
+    with TwinV2Device(rows=4, cols=4, seed=1, noise=False, fab_sigma=0.0, crosstalk=0.0,
+                      arm_imbalance_um=0.0, weight_bits=12, input_bits=16,
+                      output_bits=20) as dev:  # fmt: skip
+        q_max = (1 << 12) - 1
+        phi = np.array([0.5, 2.0, 3.5, 5.0])  # past π: cos(φ/2) < 0
+        q = np.rint(np.sqrt(phi / (2 * math.pi)) * q_max).astype(np.int32)
+        codes = np.tile(q, (4, 1))
+        codes[1] |= 1 << 12  # sign bit
+        dev.load_heater_codes(codes, weight_scale=2.0)
+        y = dev.matmul(np.eye(4, dtype=np.float32))  # column j of W_eff
+        prog = dev._programmed
+        env = prog.row_envelope[:, None] * prog.col_envelope[None, :]
+        eta = physics_v2.heater_efficiency(dev.physics.base, 45.0)  # typical runs at 45 °C
+        phase_q = eta * 2 * math.pi * (q / q_max) ** 2
+        sign = np.where(np.arange(4) == 1, -1.0, 1.0)[:, None]
+        expected = 2.0 * sign * env * np.cos(phase_q / 2)[None, :]
+        np.testing.assert_allclose(y.T, expected, atol=2e-4)
+        for bad in (codes.astype(np.float64), codes | (1 << 13), np.zeros((5, 4), np.int32)):
+            with pytest.raises(InputError):
+                dev.load_heater_codes(bad)
+        with pytest.raises(InputError):
+            dev.load_heater_codes(codes, weight_scale=0.0)
+
+
+def test_calibrate_recovers_the_v2_chip_within_10_percent() -> None:
+    """Hidden fabrication scatter (times the heater efficiency n_T(T)/n_T(25)) and crosstalk
+    of the v2 twin, drawn independently from the spec (§7.1-7.2), recovered within 10 %."""
+    from lumina_hal import open_device
+    from lumina_hal.twin.reference import cell_normals, serial_key
+
+    with open_device("mock://?physics_model=v2&preset=typical&seed=1") as dev:
+        snap = dev.calibrate(mode="full")
+        serial = dev.info.serial
+    g = np.clip(cell_normals(serial_key(serial), 0, 64, 64), -3.0, 3.0)
+    eta = 1.0 + 1.7e-3 * (45.0 - 25.0)
+    truth = (1.0 + 0.01 * g) * eta - 1.0
+    error = snap.gain_error - truth
+    assert float(np.sqrt(np.mean(error**2))) <= 0.10 * 0.01  # 10 % of the scatter σ_γ
+    assert snap.crosstalk_edge == pytest.approx(0.01, rel=0.10)
+    assert snap.crosstalk_diagonal == pytest.approx(0.01 * math.exp(-(math.sqrt(2) - 1)), rel=0.10)

@@ -136,6 +136,8 @@ class FpgaDevice(PhotonicDevice):
                 Capability.SET_TEMPERATURE.value,
                 Capability.HARDWARE.value,
                 Capability.OPTICAL_POWER.value,
+                Capability.HEATER_CODES.value,  # W_CHUNK carries heater codes as they are
+                Capability.CALIBRATE.value,
             }
         )
 
@@ -145,6 +147,7 @@ class FpgaDevice(PhotonicDevice):
         hello = dataclasses.asdict(self._require_hello())
         hello["firmware"] = list(hello["firmware"])
         return {"hello": hello, "call_index": self._call_index}
+
     @property
     def loss_steps_db(self) -> tuple[float, float]:
         """(k_row, k_col) dB per pitch that programming compensates, as HELLO reported them."""
@@ -163,6 +166,12 @@ class FpgaDevice(PhotonicDevice):
         )
         self._weight_id = self._upload(codes)
         self._scale, self._lost = scale, ""
+        return weights_checksum(codes)
+
+    def _load_heater_codes(self, codes: np.ndarray, weight_scale: float) -> str:
+        """The weight transaction with the caller's codes (docs/protocol.md W_CHUNK)."""
+        self._weight_id = self._upload(codes)
+        self._scale, self._lost = weight_scale, ""
         return weights_checksum(codes)
 
     def _upload(self, codes: np.ndarray) -> int:

@@ -9,6 +9,7 @@ temperature in millikelvin above 0 °C, an integer like every counter).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from lumina_hal.device import DeviceInfo, PhotonicDevice, Telemetry
 from lumina_hal.errors import ConfigurationError
 from lumina_hal.twin.snapshot import CalibrationSnapshot
 
-from .compensate import compensated_weights
+from .compensate import compensated_codes, compensated_weights
 from .procedure import ProgressCallback, calibrate
 
 CALIBRATED = "calibrated"  # capability added to the wrapped device's
@@ -36,6 +37,14 @@ class CalibratedDevice(PhotonicDevice):
 
     def __repr__(self) -> str:
         return f"CalibratedDevice({self.inner!r})"
+
+    def calibrate(
+        self, mode: str = "quick", progress: Any = None, **options: Any
+    ) -> CalibrationSnapshot:
+        """Measure the inner chip again and apply the new snapshot (reload weights after)."""
+        snapshot = calibrate(self.inner, mode=mode, progress=progress, **options)
+        self.recalibrated(snapshot)
+        return snapshot
 
     def recalibrated(self, snapshot: CalibrationSnapshot) -> None:
         """Use a new snapshot from now on (reload the weights to apply it)."""
@@ -70,9 +79,16 @@ class CalibratedDevice(PhotonicDevice):
         return replace(info, capabilities=info.capabilities | {CALIBRATED})
 
     def _load_weights(self, weights: np.ndarray) -> str:
+        if self.calibration.heater_range_rad is not None:  # measured through heater codes
+            codes, self._scale = compensated_codes(weights, self.calibration)
+            return self.inner.load_heater_codes(codes, self._scale)
         compensated = compensated_weights(weights, self.calibration)
         self._scale = float(np.max(np.abs(compensated))) or 1.0
         return self.inner.load_weights(compensated)
+
+    def _load_heater_codes(self, codes: np.ndarray, weight_scale: float) -> str:
+        self._scale = weight_scale  # codes go as they are: no compensation
+        return self.inner.load_heater_codes(codes, weight_scale)
 
     def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         y = self.inner.matmul(x)

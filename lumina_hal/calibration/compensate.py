@@ -76,3 +76,45 @@ def compensated_weights(
     amplitude, _ = realized(extra)
     # max|W'| = s' (to the bisection's precision): the device programs t = cos(φ_q / 2)
     return sign * np.minimum(amplitude, 1.0) * (scale * extra)
+
+
+def compensated_codes(
+    weights: np.ndarray, snapshot: CalibrationSnapshot
+) -> tuple[np.ndarray, float]:
+    """Heater codes and weight scale that make the measured chip compute ``weights`` (§8).
+
+    For a snapshot measured through heater codes (``heater_range_rad`` set). The cell
+    targets are ``Φ = 2 arccos(|w_n| / (R C))`` with no extra scale; the heater phases solve
+    ``h = Φ' − θ̂ − κ̂1 E(h) − κ̂2 D(h)`` (fixed point, ``0 ≤ h``), where ``Φ' = Φ``, or
+    ``2π − Φ`` with the sign bit flipped for a cell whose ``h`` would be negative when the
+    range reaches 2π (cos(φ/2) changes sign there: the same amplitude, opposite sign).
+    """
+    if snapshot.heater_range_rad is None:
+        raise InputError("this snapshot was measured through load_weights; use compensated_weights")
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2 or w.shape[0] > snapshot.rows or w.shape[1] > snapshot.cols:
+        raise InputError(
+            f"weights of shape {w.shape} do not fit the {snapshot.rows}x{snapshot.cols} snapshot"
+        )
+    rows, cols = w.shape
+    span = snapshot.heater_range_rad
+    scale = float(np.max(np.abs(w))) or 1.0
+    row_env, col_env = envelopes_from_steps(rows, cols, *snapshot.loss_steps_db)
+    envelope = row_env[:, None] * col_env[None, :]
+    target = 2.0 * np.arccos(np.clip(np.abs(w) / scale / envelope, 0.0, 1.0))
+    gain = snapshot.gain_error[:rows, :cols]
+    offset = snapshot.phase_offset_rad[:rows, :cols]
+    flip = np.zeros(w.shape, dtype=bool)
+    can_flip = span >= 2.0 * math.pi
+    heated = np.clip(target - offset, 0.0, None)
+    for _ in range(FIXED_POINT_ITERATIONS):
+        edge, diag = neighbour_sums(heated)
+        rest = offset + snapshot.crosstalk_edge * edge + snapshot.crosstalk_diagonal * diag
+        if can_flip:
+            flip |= target - rest < 0.0
+        heated = np.clip(np.where(flip, 2.0 * math.pi - target, target) - rest, 0.0, None)
+    dac_max = (1 << snapshot.weight_bits) - 1
+    phase_q = np.clip(heated / (1.0 + gain), 0.0, span)
+    q = np.rint(np.sqrt(phase_q / span) * dac_max).astype(np.int64)
+    negative = ((w < 0) ^ flip).astype(np.int64) << snapshot.weight_bits
+    return (q | negative).astype(np.int32), scale

@@ -24,7 +24,14 @@ from lumina_hal.twin.physics import DN_DT_SLOPE_PER_K, PhysicsParams
 from lumina_hal.twin.snapshot import MODES, CalibrationSnapshot, heater_phase_of_codes
 
 from .fit import CellFit, PhaseObservation, fit_cells, observe
-from .probing import column_groups, measure, probe_order
+from .probing import (
+    GROUP_COLS,
+    column_groups,
+    group_cols_for_codes,
+    measure,
+    measure_codes,
+    probe_order,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +59,11 @@ PLANS: dict[str, Plan] = {
 }
 
 
-def probe_vectors(cols: int) -> int:
-    """Vectors in one probe run of a chip with ``cols`` inputs."""
-    return sum(probe_order(len(g)) for g in column_groups(cols))
+def probe_vectors(cols: int, heater_codes: bool = False) -> int:
+    """Vectors in one probe run of a chip with ``cols`` inputs (probing by heater codes:
+    groups of ``group_cols_for_codes(cols)`` columns)."""
+    group_cols = group_cols_for_codes(cols) if heater_codes else GROUP_COLS
+    return sum(probe_order(len(g)) for g in column_groups(cols, group_cols))
 
 
 def probe_runs(mode: str, set_temperature: bool = True) -> int:
@@ -114,6 +123,35 @@ class _Runner:
             self.progress(self.done, self.total, stage)
 
 
+CODE_PATTERN_MAX_PHASE_RAD = 5.3  # below 2π by more than heater gain, crosstalk and θ add
+
+
+def code_patterns(
+    rows: int, cols: int, count: int, seed: int, weight_bits: int, range_rad: float
+) -> list[np.ndarray]:
+    """Random heater-code patterns: φ_q uniform in [0.15 range, min(0.97 range, 5.3 rad)],
+    random sign bits.
+
+    With a 2π DAC the phases reach past π (the fit recovers φ in [0, 2π] from cos(φ/2)) but
+    stay clear of 2π, where the light's phase would fold back; the ends, where sin(φ/2)
+    vanishes, carry no phase information, and the low end keeps the probe outputs (amplitude
+    up to R C, not |w_n| <= 1) inside the ADC range."""
+    rng = np.random.default_rng(seed)
+    dac_max = (1 << weight_bits) - 1
+    top = min(0.97, CODE_PATTERN_MAX_PHASE_RAD / range_rad)
+    out = []
+    for _ in range(count):
+        q = np.rint(np.sqrt(rng.uniform(0.15, top, (rows, cols))) * dac_max).astype(np.int64)
+        negative = rng.integers(0, 2, (rows, cols)) << weight_bits
+        out.append((q | negative).astype(np.int32))
+    return out
+
+
+def uses_heater_codes(device: PhotonicDevice) -> bool:
+    """Whether calibrate() probes and CalibratedDevice programs through heater codes."""
+    return Capability.HEATER_CODES.value in device.info.capabilities
+
+
 def _observe_patterns(
     device: PhotonicDevice,
     patterns: list[np.ndarray],
@@ -122,6 +160,7 @@ def _observe_patterns(
     runner: _Runner,
     stage: str,
 ) -> tuple[list[PhaseObservation], list[np.ndarray], list[float]]:
+    """Patterns are weight matrices, or heater codes (int) on a HEATER_CODES device."""
     bits = device.info.weight_bits
     rows, cols = patterns[0].shape
     row_env, col_env = envelopes_from_steps(rows, cols, *loss)
@@ -129,11 +168,17 @@ def _observe_patterns(
     observations, offsets, noises = [], [], []
     for k, w in enumerate(patterns):
         reps = max(repeats, 2) if k == 0 else repeats  # the first pattern measures noise
-        m = measure(device, w, reps)
+        if w.dtype.kind == "i":  # heater codes, loaded as they are
+            m = measure_codes(device, w, reps)
+            codes, range_rad = w, float(device.heater_range_rad)
+            sign = np.where((w >> bits) & 1, -1.0, 1.0)
+        else:
+            m = measure(device, w, reps)
+            (codes, _), range_rad = heater_codes(w, bits, loss), math.pi
+            sign = np.where(w < 0, -1.0, 1.0)
         runner.tick(m.runs, stage)
-        codes, _ = heater_codes(w, bits, loss)
-        sign = np.where(w < 0, -1.0, 1.0)
-        observations.append(observe(m.matrix, sign, envelope, heater_phase_of_codes(codes, bits)))
+        phase_q = heater_phase_of_codes(codes, bits, range_rad)
+        observations.append(observe(m.matrix, sign, envelope, phase_q))
         offsets.append(m.offset)
         if math.isfinite(m.noise_rms):
             noises.append(m.noise_rms)
@@ -164,12 +209,17 @@ def calibrate(
     can_heat = Capability.SET_TEMPERATURE.value in info.capabilities
     runner = _Runner(probe_runs(mode, can_heat), progress)
     temperature_c = device.telemetry().temperature_c
-    patterns = test_patterns(rows, cols, plan.patterns, seed)
+    by_codes = uses_heater_codes(device)
+    if by_codes:
+        span = float(device.heater_range_rad)
+        patterns = code_patterns(rows, cols, plan.patterns, seed, info.weight_bits, span)
+    else:
+        patterns = test_patterns(rows, cols, plan.patterns, seed)
     obs, offsets, noises = _observe_patterns(device, patterns, plan.repeats, loss, runner, "cells")
     fit = fit_cells(obs)
     noise_rms = float(np.mean(noises)) if noises else 0.0
     offset = np.mean(offsets, axis=0)
-    vectors = probe_vectors(cols) * len(obs) * plan.repeats
+    vectors = probe_vectors(cols, by_codes) * len(obs) * plan.repeats
     stderr = noise_rms / math.sqrt(max(vectors, 1))
     threshold = max(OFFSET_SIGNIFICANCE * stderr, OFFSET_FLOOR)
     offset = np.where(np.abs(offset) > threshold, offset, 0.0)
@@ -194,6 +244,7 @@ def calibrate(
         probe_noise_rms=noise_rms,
         arm_imbalance_um=arm,
         physics=declared_physics(device),
+        heater_range_rad=float(device.heater_range_rad) if by_codes else None,
     )
     log.info(
         "calibrated %s (%s, %d probe runs): gain error rms %.2e, crosstalk %.2e",

@@ -193,7 +193,8 @@ class TiledDevice(PhotonicDevice):
     def _info(self) -> DeviceInfo:
         infos = [d.info for d in self.devices]
         caps = frozenset.intersection(*(i.capabilities for i in infos))
-        caps -= {Capability.ANALOG_ACCUMULATION.value}
+        caps -= {Capability.ANALOG_ACCUMULATION.value, Capability.HEATER_CODES.value}
+        caps -= {Capability.CALIBRATE.value}  # calibrate the chips, not the composite
         first = infos[0]
         return DeviceInfo(
             vendor=first.vendor,

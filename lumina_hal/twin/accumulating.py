@@ -60,7 +60,13 @@ class AccumulatingTwin(MockDevice):
         return replace(info, capabilities=caps)
 
     def _load_weights(self, weights: np.ndarray) -> str:
-        weights_id = super()._load_weights(weights)
+        return self._make_resident(super()._load_weights(weights))
+
+    def _load_heater_codes(self, codes: np.ndarray, weight_scale: float) -> str:
+        return self._make_resident(super()._load_heater_codes(codes, weight_scale))
+
+    def _make_resident(self, weights_id: str) -> str:
+        """The block just programmed becomes the most recent resident tile."""
         programmed = self.chip.programmed
         if programmed is None:  # pragma: no cover - set by the load above
             raise InputError("programming failed")

@@ -13,6 +13,7 @@ from typing import Any
 from lumina_hal.errors import ConfigurationError
 from lumina_hal.params import Param
 from lumina_hal.twin.physics import PRESETS, PhysicsParams, physics_uri_params
+from lumina_hal.twin.physics_v2 import V2_URI_PARAMS
 
 MAX_ARRAY_SIZE = 8192
 KERNEL_ENV = "LUMINA_KERNEL"
@@ -44,7 +45,7 @@ DEVICE_PARAMS: tuple[Param, ...] = (
     ),
 )
 
-TWIN_PARAMS: tuple[Param, ...] = DEVICE_PARAMS + physics_uri_params()
+TWIN_PARAMS: tuple[Param, ...] = DEVICE_PARAMS + physics_uri_params() + V2_URI_PARAMS
 _PHYSICS_NAMES = {f.name for f in fields(PhysicsParams)}
 
 

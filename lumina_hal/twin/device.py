@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry, weights_checksum
-from lumina_hal.errors import SafetyLimitError
+from lumina_hal.errors import ConfigurationError, SafetyLimitError
 from lumina_hal.params import resolve_params
 from lumina_hal.twin import physics
 from lumina_hal.twin.chip import (
@@ -24,8 +24,10 @@ from lumina_hal.twin.chip import (
     snapshot_call_index,
 )
 from lumina_hal.twin.config import TEMPERATURE_RANGE_C, TWIN_PARAMS, TwinConfig
+from lumina_hal.twin.physics_v2 import V2_URI_PARAMS
 from lumina_hal.twin.reference import ProgrammedArray
 from lumina_hal.twin.snapshot import CalibrationSnapshot, measured_static_phase, twin_params
+from lumina_hal.uri import DeviceURI
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ _CAPABILITIES = frozenset(
         Capability.SEEDED.value,
         Capability.SIMULATED.value,
         Capability.OPTICAL_POWER.value,
+        Capability.HEATER_CODES.value,
+        Capability.CALIBRATE.value,
     }
 )
 
@@ -46,9 +50,27 @@ class MockDevice(PhotonicDevice):
     uri_params = TWIN_PARAMS
     summary = "digital twin: fused C kernel with the documented photonic model, no hardware"
 
+    @classmethod
+    def from_uri(cls, uri: DeviceURI, **params: Any) -> PhotonicDevice:
+        """``physics_model=v2`` builds a TwinV2Device (docs/physics.md §7.9); else a MockDevice."""
+        if params.get("physics_model") != "v2":
+            return super().from_uri(uri, **params)
+        from lumina_hal.twin.device_v2 import from_twin_params  # the v2 engine, only if asked
+
+        if uri.location:
+            raise ConfigurationError(f"mock:// takes no host or path, got {uri.location!r}")
+        return from_twin_params(params)
+
     def __init__(self, **params: Any) -> None:
         super().__init__()
         typed = resolve_params(TWIN_PARAMS, params, context="MockDevice")
+        model = typed.pop("physics_model", None)
+        v2_only = sorted(p.name for p in V2_URI_PARAMS if typed.pop(p.name, None) is not None)
+        if model == "v2" or v2_only:
+            raise ConfigurationError(
+                "MockDevice computes physics v1; physics v2 parameters "
+                f"{v2_only or ['physics_model']} need open_device('mock://?physics_model=v2')"
+            )
         calibration: CalibrationSnapshot | None = None
         if typed.get("snapshot") is not None:  # a twin of a measured chip (docs/calibration.md)
             calibration = CalibrationSnapshot.load(typed["snapshot"])
@@ -104,6 +126,12 @@ class MockDevice(PhotonicDevice):
 
     def _load_weights(self, weights: np.ndarray) -> str:
         codes = self.chip.load_weights(weights)
+        self._fast_matmul = self._fast_native if self.chip.engine is not None else None
+        self._counters["weight_loads"] += 1
+        return weights_checksum(codes)
+
+    def _load_heater_codes(self, codes: np.ndarray, weight_scale: float) -> str:
+        self.chip.program(codes, weight_scale)
         self._fast_matmul = self._fast_native if self.chip.engine is not None else None
         self._counters["weight_loads"] += 1
         return weights_checksum(codes)

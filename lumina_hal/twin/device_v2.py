@@ -1,6 +1,7 @@
 """TwinV2Device: a twin running physics v2 on the numpy reference (docs/physics.md §7).
 
-Opt-in and separate from ``mock://`` (which stays v1 until the native kernel implements v2):
+Opt-in: ``mock://?physics_model=v2&preset=typical`` (``open_device`` builds it through
+``from_twin_params``; ``mock://`` without it stays v1 on the native kernel), or
 ``TwinV2Device(preset="typical", temperature_c=25, calibration_temperature_c=25)``. It
 programs with its factory calibration state; ``set_temperature`` moves the chip away from it,
 ``recalibrate()`` takes a fresh factory calibration at the present temperature.
@@ -81,7 +82,8 @@ class TwinV2Device(PhotonicDevice):
 
     def _info(self) -> DeviceInfo:
         p = self.params.base
-        caps = {Capability.SET_TEMPERATURE, Capability.SEEDED, Capability.SIMULATED}
+        caps = {Capability.SET_TEMPERATURE, Capability.SEEDED, Capability.SIMULATED,
+                Capability.HEATER_CODES, Capability.CALIBRATE}  # fmt: skip
         return DeviceInfo("Lumina", "PTC-twin-v2", self.serial, "twin-v2/reference",
                           self.rows, self.cols, p.weight_bits, p.input_bits, p.output_bits,
                           frozenset(c.value for c in caps))  # fmt: skip
@@ -92,6 +94,15 @@ class TwinV2Device(PhotonicDevice):
         self._phase = reference_v2.static_phase(self._programmed, self._chip, self.physics)
         self._counters["weight_loads"] += 1
         return weights_checksum(self._programmed.codes)
+
+    heater_range_rad = reference_v2.HEATER_RANGE_RAD
+
+    def _load_heater_codes(self, codes: np.ndarray, weight_scale: float) -> str:
+        prog = reference_v2.program_codes(codes, weight_scale, self.physics, (self.rows, self.cols))
+        self._programmed = prog
+        self._phase = reference_v2.static_phase(prog, self._chip, self.physics)
+        self._counters["weight_loads"] += 1
+        return weights_checksum(codes)
 
     def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         if self._programmed is None or self._phase is None:
@@ -127,3 +138,24 @@ class TwinV2Device(PhotonicDevice):
         self._noise = reference_v2.PhaseNoiseState()
         self._counters = dict.fromkeys(self._counters, 0)
         self._temperature_c = self.params.temperature_c
+
+
+def from_twin_params(params: dict[str, Any]) -> TwinV2Device:
+    """A TwinV2Device from ``mock://``'s typed parameters with ``physics_model=v2`` (§7.9).
+
+    v2 runs on the numpy reference (``kernel=native`` is refused), its results do not depend
+    on ``threads`` (ignored), it has no snapshot twin yet, and its detector bandwidth is the
+    symbol rate's (giving ``bandwidth_hz`` is a ConfigurationError, §7.4).
+    """
+    given = {k: v for k, v in params.items() if v is not None}
+    given.pop("physics_model", None)
+    given.pop("threads", None)
+    if given.pop("kernel", "reference") != "reference":
+        raise ConfigurationError("physics_model=v2 runs on kernel=reference only (no C engine)")
+    if "snapshot" in given:
+        raise ConfigurationError("physics_model=v2 has no snapshot twin yet; use physics v1")
+    if "bandwidth_hz" in given:
+        raise ConfigurationError(
+            "physics_model=v2 takes symbol_rate_hz; its detector bandwidth is symbol_rate_hz / 2"
+        )
+    return TwinV2Device(**given)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from lumina_hal.params import Param
 from lumina_hal.twin import physics
 from lumina_hal.twin.physics import (
     ELEMENTARY_CHARGE_C,
@@ -51,7 +52,20 @@ class V2Params:
         return replace(self, base=replace(self.base, **changes))  # type: ignore[arg-type]
 
 
-def _v2_preset(name: str, symbol_rate_hz: float, residual: float, raw: bool) -> V2Params:
+#: ρ of the raw presets: the scatter/crosstalk accuracy ``calibrate()`` reaches (§7.3)
+CALIBRATION_RESIDUAL = 0.02
+
+#: The one fitted knob per preset (§7.7): the ideal read-out's symbol rate (Hz), the phase
+#: accuracy σ_θ,res (rad) of typical and harsh. Written by
+#: ``python -m lumina_hal.twin.preset_fit_v2 --write lumina_hal/twin/physics_v2.py``.
+FITTED_KNOBS: dict[str, float] = {
+    "ideal": 11100.0,  # fitted
+    "typical": 0.000909,  # fitted
+    "harsh": 0.00311,  # fitted
+}
+
+
+def _v2_preset(name: str, symbol_rate_hz: float, raw: bool) -> V2Params:
     p = PRESETS[name]
     changes: dict[str, float] = {"calibration_temperature_c": p.temperature_c}
     if raw:
@@ -62,17 +76,34 @@ def _v2_preset(name: str, symbol_rate_hz: float, residual: float, raw: bool) -> 
         base=replace(p, **changes),  # type: ignore[arg-type]
         symbol_rate_hz=symbol_rate_hz,
         shifter_bandwidth_hz=130e3,
-        calibration_residual=residual,
-        calibration_phase_residual_rad=1e-3 if raw else 0.0,
+        calibration_residual=CALIBRATION_RESIDUAL if raw else 0.0,
+        calibration_phase_residual_rad=FITTED_KNOBS[name] if raw else 0.0,
     )
 
 
-#: Freshly calibrated chips (§7.7); ``calibration_residual`` is the fitted knob.
+#: Freshly calibrated chips (§7.7).
 PRESETS_V2: dict[str, V2Params] = {
-    "ideal": _v2_preset("ideal", 1.11e4, 0.0, raw=False),
-    "typical": _v2_preset("typical", 100e6, 0.000935, raw=True),
-    "harsh": _v2_preset("harsh", 100e6, 0.0112, raw=True),
+    "ideal": _v2_preset("ideal", FITTED_KNOBS["ideal"], raw=False),
+    "typical": _v2_preset("typical", 100e6, raw=True),
+    "harsh": _v2_preset("harsh", 100e6, raw=True),
 }
+
+
+#: ``physics_model`` of ``mock://`` (docs/physics.md §7.9)
+PHYSICS_MODELS = ("v1", "v2")
+#: What v2 adds to the twin's URI parameters; default None means "the preset's".
+V2_URI_PARAMS: tuple[Param, ...] = (
+    Param("physics_model", str, None, "chip model: v1 (sections 1-6, native kernel) or v2 "
+          "(section 7, numpy reference); default v1", choices=PHYSICS_MODELS),
+    Param("symbol_rate_hz", float, None, "v2: symbol rate f_s; the detector bandwidth is f_s/2",
+          unit="Hz", minimum=1.0, maximum=1e11),
+    Param("shifter_bandwidth_hz", float, None, "v2: phase shifter bandwidth f_phi (AR(1) noise)",
+          unit="Hz", minimum=1.0, maximum=1e9),
+    Param("calibration_residual", float, None, "v2: rho, fraction of scatter/crosstalk left "
+          "by the factory calibration", minimum=0.0, maximum=1.0),
+    Param("calibration_phase_residual_rad", float, None, "v2: rms phase error of the factory "
+          "calibration", unit="rad", minimum=0.0, maximum=math.pi),
+)  # fmt: skip
 
 
 def heater_efficiency(p: PhysicsParams, temperature_c: float) -> float:

@@ -27,6 +27,7 @@ from lumina_hal.twin.reference import (
 )
 
 _FIXED_POINT_ITERATIONS = 50
+HEATER_RANGE_RAD = 2.0 * math.pi  # v2 heater DAC full scale (§7.3)
 
 
 @dataclass(frozen=True)
@@ -58,15 +59,22 @@ def raw_chip(v: V2Params, serial: str, rows: int, cols: int) -> RawChip:
     return RawChip(eps, arm, p.crosstalk, p.crosstalk * physics.CROSSTALK_DIAGONAL_RATIO)
 
 
+def calibration_keys(serial: str) -> tuple[int, int]:
+    """Keys of the calibration residual draws (§7.3): ``cell_normals`` has two streams
+    per key (the two 32-bit words of the cell hash), so the residuals use keys of their own."""
+    return serial_key(serial + "/calibration"), serial_key(serial + "/calibration-crosstalk")
+
+
 def factory_calibration(v: V2Params, chip: RawChip, serial: str) -> CalibrationState:
     """The calibration state at T_c with residuals ρ and σ_θ,res drawn from the serial."""
     p, rho = v.base, v.calibration_residual
-    key = serial_key(serial)
     rows, cols = chip.gain_error.shape
     t_c = p.calibration_temperature_c
-    r_eps = rho * p.fab_sigma * cell_normals(key, 2, rows, cols)
-    r_theta = v.calibration_phase_residual_rad * cell_normals(key, 3, rows, cols)
-    r_kappa = rho * float(cell_normals(key, 4, 1, 1)[0, 0])
+    cell_key, kappa_key = calibration_keys(serial)
+    r_eps = rho * p.fab_sigma * cell_normals(cell_key, 0, rows, cols)
+    r_theta = v.calibration_phase_residual_rad * cell_normals(cell_key, 1, rows, cols)
+    # κ is one number fitted over every cell: its relative error is ρ / sqrt(cells) (§7.3)
+    r_kappa = rho / math.sqrt(rows * cols) * float(cell_normals(kappa_key, 0, 1, 1)[0, 0])
     theta = physics_v2.imbalance_phase_per_um(p, t_c) * chip.arm_imbalance_um
     return CalibrationState(
         t_c,
@@ -115,13 +123,26 @@ def program(
     command = heated / ((1.0 + cal.gain_error[:rows, :cols]) * efficiency)
     command = np.clip(command, 0.0, 2.0 * math.pi)
     dac_max = (1 << p.weight_bits) - 1
-    q = np.rint(np.sqrt(command / (2.0 * math.pi)) * dac_max).astype(np.int64)
-    phase_q = 2.0 * math.pi * (q / dac_max) ** 2
+    q = np.rint(np.sqrt(command / HEATER_RANGE_RAD) * dac_max).astype(np.int64)
     negative = (w_n < 0).astype(np.int64) << p.weight_bits
-    sign = np.where(w_n < 0, -1.0, 1.0)
+    return program_codes((q | negative).astype(np.int32), scale, v, array_shape)
+
+
+def program_codes(
+    codes: np.ndarray, scale: float, v: V2Params, array_shape: tuple[int, int]
+) -> ProgrammedV2:
+    """Heater codes as loaded (``load_heater_codes``, or the end of ``program``): φ_q =
+    2π (q / q_max)², σ from the sign bit, the nominal envelopes of the loss steps."""
+    p = v.base
+    rows, cols = codes.shape
+    dac_max = (1 << p.weight_bits) - 1
+    q = codes.astype(np.int64) & dac_max
+    phase_q = HEATER_RANGE_RAD * (q / dac_max) ** 2
+    sign = np.where((codes.astype(np.int64) >> p.weight_bits) & 1, -1.0, 1.0)
+    k_row, k_col = (float(np.float32(k)) for k in physics.loss_steps_db(p, *array_shape))
+    row_env, col_env = envelopes_from_steps(rows, cols, k_row, k_col)
     a_min = physics.envelopes(p, rows, cols, *array_shape)[2]
-    codes = (q | negative).astype(np.int32)
-    return ProgrammedV2(codes, scale, sign, phase_q, row_env, col_env, a_min)
+    return ProgrammedV2(codes.astype(np.int32), scale, sign, phase_q, row_env, col_env, a_min)
 
 
 def static_phase(prog: ProgrammedV2, chip: RawChip, v: V2Params) -> np.ndarray:

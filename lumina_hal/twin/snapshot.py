@@ -66,7 +66,10 @@ class CalibrationSnapshot:
     normalized units (per unit of weight scale and input scale); ``arm_imbalance_um``
     (rows, cols) or None where not measured; ``probe_noise_rms``: output noise measured on the
     probes (normalized units); ``physics``: the parameters the device declares about itself
-    (twins only; None for hardware), used by snapshot twins for what is not measured.
+    (twins only; None for hardware), used by snapshot twins for what is not measured;
+    ``heater_range_rad``: None when measured through ``load_weights`` (φ_q of the v1 wire
+    mapping, range π), else the range of the heater codes it was measured with
+    (``load_heater_codes``; optional header key, absent = None).
     """
 
     serial: str
@@ -87,6 +90,7 @@ class CalibrationSnapshot:
     arm_imbalance_um: np.ndarray | None = None
     physics: dict[str, Any] | None = None
     version: int = field(default=FORMAT_VERSION)
+    heater_range_rad: float | None = None  # set: measured through load_heater_codes (§8)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -115,6 +119,8 @@ class CalibrationSnapshot:
             "probe_noise_rms": self.probe_noise_rms,
             "physics": self.physics,
         }
+        if self.heater_range_rad is not None:
+            header["heater_range_rad"] = self.heater_range_rad
         arrays = {
             "gain_error": self.gain_error,
             "phase_offset_rad": self.phase_offset_rad,
@@ -182,9 +188,18 @@ class CalibrationSnapshot:
                 arm_imbalance_um=arrays.get("arm_imbalance_um"),
                 physics=header["physics"],
                 version=header["version"],
+                heater_range_rad=_optional_range(header.get("heater_range_rad"), source),
             )
         except SnapshotFormatError as exc:
             raise SnapshotFormatError(f"{source}: {exc}") from exc
+
+
+def _optional_range(value: Any, source: str) -> float | None:
+    if value is None:
+        return None
+    if not _is_number(value):
+        raise SnapshotFormatError(f"{source}: header field 'heater_range_rad' is mistyped")
+    return float(value)
 
 
 def _is_number(value: Any) -> bool:
@@ -253,6 +268,8 @@ def _validate(s: CalibrationSnapshot) -> None:
         raise SnapshotFormatError("crosstalk must be below 1/8 (the phase model diverges)")
     if s.probe_noise_rms < 0:
         raise SnapshotFormatError("probe_noise_rms is negative")
+    if s.heater_range_rad is not None and not 0 < s.heater_range_rad <= 4 * math.pi:
+        raise SnapshotFormatError(f"heater_range_rad {s.heater_range_rad} outside (0, 4π]")
     cells = (s.rows, s.cols)
     expected = {
         "gain_error": (s.gain_error, cells),
@@ -298,6 +315,11 @@ def twin_params(snapshot: CalibrationSnapshot, given: dict[str, Any]) -> dict[st
     those are set to zero; noise parameters come from the physics the device declared
     (twins), else from the preset.
     """
+    if snapshot.heater_range_rad not in (None, math.pi):
+        raise SnapshotFormatError(
+            f"a snapshot measured with heater range {snapshot.heater_range_rad:.4g} rad "
+            "(physics v2) has no twin yet; the v1 twin's heater range is π"
+        )
     out = dict(given)
     defaults: dict[str, Any] = dict(snapshot.physics or {})
     defaults.setdefault("calibration_temperature_c", snapshot.temperature_c)
@@ -317,10 +339,12 @@ def twin_params(snapshot: CalibrationSnapshot, given: dict[str, Any]) -> dict[st
     return out
 
 
-def heater_phase_of_codes(codes: np.ndarray, weight_bits: int) -> np.ndarray:
-    """φ_q = π (q / (2^b - 1))² of wire codes (docs/physics.md §2 step 4)."""
+def heater_phase_of_codes(
+    codes: np.ndarray, weight_bits: int, range_rad: float = math.pi
+) -> np.ndarray:
+    """φ_q = range (q / (2^b - 1))² of wire codes (docs/physics.md §2 step 4: range π)."""
     dac_max = (1 << weight_bits) - 1
-    return math.pi * ((np.asarray(codes) & dac_max) / dac_max) ** 2
+    return range_rad * ((np.asarray(codes) & dac_max) / dac_max) ** 2
 
 
 def measured_static_phase(

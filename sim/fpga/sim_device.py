@@ -54,6 +54,8 @@ class FpgaSimDevice(FpgaDevice):
                 Capability.SIMULATED.value,
                 Capability.SEEDED.value,
                 Capability.OPTICAL_POWER.value,
+                Capability.HEATER_CODES.value,
+                Capability.CALIBRATE.value,
             }
         )
 
