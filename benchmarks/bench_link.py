@@ -34,12 +34,12 @@ SERVER = r"""
 import os, select, socket, sys, threading, time, tty
 kind, what = sys.argv[1], sys.argv[2]
 if what == "phl1":
-    from lumina_hal.sim.fpga.faults import FaultInjector
+    from lumina_hal.sim.fpga.faults import FaultInjector, FaultRates
     from lumina_hal.sim.fpga.firmware import FirmwareEmulator
     from lumina_hal.sim.fpga.server import PtyServer, TcpServer
     side = int(sys.argv[3])
     emulator = FirmwareEmulator(rows=side, cols=side, seed=1)
-    faults = FaultInjector.from_params({})
+    faults = FaultInjector(FaultRates())
     if kind == "pty":
         server = PtyServer(emulator, faults).start()
         print(server.path, flush=True)

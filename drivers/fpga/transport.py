@@ -17,6 +17,9 @@ import termios
 class SocketPort:
     """``write``, ``read``, ``in_waiting``, ``timeout``, ``reset_input_buffer``, ``close``."""
 
+    #: ``read`` returns whatever has arrived whatever its ``size``: no need to ask first
+    reads_available = True
+
     def __init__(self, host: str, port: int, connect_timeout_s: float = 5.0) -> None:
         self._sock = socket.create_connection((host, port), timeout=connect_timeout_s)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -38,13 +41,18 @@ class SocketPort:
         return len(data)
 
     def read(self, size: int = 1) -> bytes:
-        """Whatever has arrived (up to ``size``), waiting up to ``timeout`` for the first byte."""
-        if not select.select([self._sock], [], [], self.timeout)[0]:
-            return b""
+        """Whatever has arrived (at least up to ``size``, more if there is), waiting up to
+        ``timeout`` for the first byte. Tries the read first: in a pipelined window the
+        bytes are usually there already, and then no ``select`` is needed."""
         try:
-            data = self._sock.recv(max(size, 65536))
+            data = self._sock.recv(max(size, 262144))
         except BlockingIOError:
-            return b""
+            if not select.select([self._sock], [], [], self.timeout)[0]:
+                return b""
+            try:
+                data = self._sock.recv(max(size, 262144))
+            except BlockingIOError:
+                return b""
         if not data:
             raise ConnectionError("the FPGA closed the TCP connection")
         return data
