@@ -83,8 +83,8 @@ def frame_bytes(frame: Frame) -> bytes:
             size + 4,
             frame.session & 0xFFFFFFFF,
         )
-    body = head + frame.payload
-    return body + CRC.pack(zlib.crc32(body))
+    crc = zlib.crc32(frame.payload, zlib.crc32(head))  # over header and payload, no concat
+    return b"".join((head, frame.payload, CRC.pack(crc)))
 
 
 def encode_frame(frame: Frame) -> bytes:
