@@ -41,16 +41,16 @@ class SocketPort:
         return len(data)
 
     def read(self, size: int = 1) -> bytes:
-        """Whatever has arrived (at least up to ``size``, more if there is), waiting up to
-        ``timeout`` for the first byte. Tries the read first: in a pipelined window the
-        bytes are usually there already, and then no ``select`` is needed."""
+        """Whatever has arrived (up to 64 kB, or ``size`` if larger), waiting up to ``timeout``
+        for the first byte. Tries the read first: in a pipelined window the bytes are
+        usually there already, and then no ``select`` is needed."""
         try:
-            data = self._sock.recv(max(size, 262144))
+            data = self._sock.recv(max(size, 65536))
         except BlockingIOError:
             if not select.select([self._sock], [], [], self.timeout)[0]:
                 return b""
             try:
-                data = self._sock.recv(max(size, 262144))
+                data = self._sock.recv(max(size, 65536))
             except BlockingIOError:
                 return b""
         if not data:
