@@ -24,7 +24,7 @@ from lumina_hal import codes as chip_codes
 from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry, weights_checksum
 from lumina_hal.drivers.fpga import messages as msg
 from lumina_hal.drivers.fpga.link import SUPPORTED_FIRMWARE_MAJOR, LinkTiming, PhlLink
-from lumina_hal.drivers.fpga.transport import SocketPort
+from lumina_hal.drivers.fpga.transport import SerialPort, SocketPort
 from lumina_hal.errors import ConfigurationError, DeviceError, LinkError, SafetyLimitError
 from lumina_hal.params import Param
 from lumina_hal.uri import DeviceURI
@@ -459,7 +459,7 @@ class FpgaSerialDevice(FpgaDevice):
         timing = LinkTiming(baud, 0.02, params.get("timeout", 0.05), params.get("retries", 4))
 
         def factory() -> Any:
-            return serial.Serial(uri.path, baudrate=baud, timeout=0.05)
+            return SerialPort(uri.path, baudrate=baud, timeout=0.05)
 
         return cls(factory, timing, uri.path)
 
