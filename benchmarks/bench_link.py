@@ -357,8 +357,8 @@ def _bound(goal: str, cpu: tuple[tuple[float, ...], ...]) -> str:
         return (
             f"a RUN costs {uh * 1e6:.0f} us of CPU here and {up * 1e6:.0f} us in the emulator, "
             f"a raw echo {(rh + rp) * 1e6:.0f} us on both ends; request and reply run one "
-            f"after the other, so RUN - raw is about the difference, "
-            f"{(uh + up - rh - rp) * 1e6:.0f} us of Python and syscalls per RUN"
+            f"after the other, so the difference, {(uh + up - rh - rp) * 1e6:.0f} us of "
+            "Python and syscalls per RUN, is what RUN - raw tends to on an idle machine"
         )
     return (
         f"an {size / 1e3:.1f} kB frame costs {dh * 1e6:.0f} us of CPU here and "
