@@ -45,13 +45,20 @@ class Wire:
         port.write, port.read = self.write, self.read
 
     def write(self, data: bytes) -> int:
+        """One write may carry several whole frames (a window's refill): each is logged and
+        may be damaged on its own."""
         frames = FrameDecoder().feed(bytes(data))
-        if frames and self.damage(frames[0], self.sent):
-            raw = bytearray(frame_bytes(frames[0]))
-            raw[8] ^= 0x10
-            data = cobs.encode(bytes(raw)) + b"\x00"
-        self.sent += frames
-        return self._write(data)
+        if not frames:  # a flush (0x00 0x00)
+            return self._write(data)
+        wire = []
+        for frame in frames:
+            raw = bytearray(frame_bytes(frame))
+            if self.damage(frame, self.sent):
+                raw[8] ^= 0x10
+            self.sent.append(frame)
+            wire.append(cobs.encode(bytes(raw)) + b"\x00")
+        self._write(b"".join(wire))
+        return len(data)
 
     def read(self, size: int = 1) -> bytes:
         data = self._read(size)

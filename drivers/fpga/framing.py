@@ -83,8 +83,8 @@ def frame_bytes(frame: Frame) -> bytes:
             size + 4,
             frame.session & 0xFFFFFFFF,
         )
-    body = head + frame.payload
-    return body + CRC.pack(zlib.crc32(body))
+    crc = zlib.crc32(frame.payload, zlib.crc32(head))  # over header and payload, no concat
+    return b"".join((head, frame.payload, CRC.pack(crc)))
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -176,15 +176,19 @@ class FrameDecoder:
         """As ``feed``, plus a BadCrc in stream order for each whole frame with a bad CRC."""
         frames: list[Frame | BadCrc] = []
         start = 0
+        find, limit = data.find, self.MAX_ENCODED
         while True:
-            end = data.find(0, start)
+            end = find(0, start)
             if end < 0:
                 self._append(data[start:])
                 return frames
-            self._append(data[start:end])
-            piece, discarding = bytes(self._buffer), self._discarding
-            self._buffer.clear()
-            self._discarding = False
+            if self._buffer or self._discarding:
+                self._append(data[start:end])
+                piece, discarding = bytes(self._buffer), self._discarding
+                self._buffer.clear()
+                self._discarding = False
+            else:  # the common case: a whole piece inside ``data``, sliced once
+                piece, discarding = data[start:end], end - start > limit
             start = end + 1
             if discarding:
                 self.dropped += 1

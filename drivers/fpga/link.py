@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +120,7 @@ class PhlLink:
         self._seq = 0
         self._sent = 0
         self._lock = threading.RLock()
+        self._reads_available = bool(getattr(port, "reads_available", False))
         self._closed = ""
         self.retransmissions = 0
         self.busy_retries = 0
@@ -297,8 +298,8 @@ class PhlLink:
             raise self._fail(f"{text} (another host holds the device)")
         raise DeviceError(text, code=error.code)
 
-    def _write(self, wire: bytes) -> None:
-        self._sent += 1
+    def _write(self, wire: bytes, frames: int = 1) -> None:
+        self._sent += frames
         if log.isEnabledFor(logging.DEBUG):
             log.debug("tx %s", wire.hex(" "))
         try:
@@ -326,18 +327,24 @@ class PhlLink:
         """
         results: list[bytes] = [b""] * len(payloads)
         window = max(1, window)
+        total = len(payloads)
         with self._lock:
             self._check_open()
             pending: dict[int, _Pending] = {}
+            frames = _FramesOf(pending)
             next_index = 0
             escalated = False
-            while next_index < len(payloads) or pending:
-                while next_index < len(payloads) and len(pending) < window:
-                    entry = self._send_new(opcode, payloads[next_index], next_index, response_bytes)
-                    pending[entry.frame.seq] = entry
-                    next_index += 1
+            while next_index < total or pending:
+                # Refill the window once every reply already read is handled, so that the
+                # frames freed by one read leave in one write (one syscall, one wake-up).
+                if next_index < total and len(pending) < window and not (pending and self._inbox):
+                    count = min(window - len(pending), total - next_index)
+                    batch = range(next_index, next_index + count)
+                    items = [(payloads[i], i) for i in batch]
+                    self._send_new(opcode, items, response_bytes, pending)
+                    next_index += count
                 earliest = min(entry.deadline_s for entry in pending.values())
-                reply = self._await({s: e.frame for s, e in pending.items()}, earliest)
+                reply = self._await(frames, earliest)
                 if isinstance(reply, Frame):
                     entry = pending[reply.seq]
                     code = _error_code(reply)
@@ -385,16 +392,32 @@ class PhlLink:
         """After a re-HELLO: every pending request again, as a fresh one (§9 step 4)."""
         again = sorted(pending.values(), key=lambda e: e.index)
         pending.clear()
-        for old in again:
-            entry = self._send_new(opcode, old.frame.payload, old.index, response_bytes)
-            pending[entry.frame.seq] = entry
+        items = [(old.frame.payload, old.index) for old in again]
+        self._send_new(opcode, items, response_bytes, pending)
 
-    def _send_new(self, opcode: int, payload: bytes, index: int, response_bytes: int) -> _Pending:
-        frame = Frame(opcode, self._next_seq(), payload, session=self.session)
-        wire = encode_frame(frame)
-        timeout = self.timing.attempt_timeout_s(len(wire), response_bytes, self.op_s)
-        self._write(wire)
-        return _Pending(frame, index, 0, time.monotonic() + timeout, self._sent, timeout)
+    def _send_new(
+        self,
+        opcode: int,
+        items: Sequence[tuple[bytes, int]],
+        response_bytes: int,
+        pending: dict[int, _Pending],
+    ) -> None:
+        """Fresh requests for (payload, index) ``items``, written in one call, into ``pending``.
+
+        Whole frames only, back to back: no frame is ever split over two writes (§1).
+        """
+        session, wires, entries = self.session, [], []
+        for payload, index in items:
+            frame = Frame(opcode, self._next_seq(), payload, session=session)
+            wire = encode_frame(frame)
+            timeout = self.timing.attempt_timeout_s(len(wire), response_bytes, self.op_s)
+            wires.append(wire)
+            entries.append(_Pending(frame, index, 0, 0.0, self._sent + len(wires), timeout))
+        self._write(wires[0] if len(wires) == 1 else b"".join(wires), frames=len(wires))
+        now = time.monotonic()
+        for entry in entries:
+            entry.deadline_s = now + entry.timeout_s
+            pending[entry.frame.seq] = entry
 
     def _resend(self, entry: _Pending, *, backoff: bool, count: bool = True) -> None:
         """Retransmit one windowed request with RETX (one of its ``retries`` if ``count``)."""
@@ -407,7 +430,7 @@ class PhlLink:
         entry.deadline_s = time.monotonic() + entry.timeout_s * factor
 
     # ---- receiving -----------------------------------------------------------------------
-    def _await(self, outstanding: dict[int, Frame], deadline_s: float) -> Frame | _NoReply:
+    def _await(self, outstanding: Mapping[int, Frame], deadline_s: float) -> Frame | _NoReply:
         """The next answer to one of ``outstanding`` (by seq), or why none came (§4).
 
         Frames are handled in arrival order; events are dispatched, stale frames dropped,
@@ -448,7 +471,7 @@ class PhlLink:
             if self.port.timeout != wait:  # pyserial reconfigures the tty on every change
                 self.port.timeout = wait
             try:
-                data = self.port.read(max(1, self.port.in_waiting))
+                data = self.port.read(1 if self._reads_available else max(1, self.port.in_waiting))
             except Exception as exc:
                 raise self._fail(f"reading from the FPGA link failed: {exc}") from exc
             if data:
@@ -490,6 +513,26 @@ class PhlLink:
         log.info("escalation PING %s", "answered" if alive else "unanswered")
         if self._hello(1) is None:
             raise self._fail(f"{why}; PING and HELLO unanswered: the device is unreachable")
+
+
+class _FramesOf(Mapping[int, Frame]):
+    """The request frames of a window's pending entries, by seq (a live view, no copy)."""
+
+    def __init__(self, pending: dict[int, _Pending]) -> None:
+        self._pending = pending
+
+    def __getitem__(self, seq: int) -> Frame:
+        return self._pending[seq].frame
+
+    def get(self, seq: int, default: Any = None) -> Any:
+        entry = self._pending.get(seq)
+        return default if entry is None else entry.frame
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._pending)
+
+    def __len__(self) -> int:
+        return len(self._pending)
 
 
 def _retx(frame: Frame) -> Frame:

@@ -92,11 +92,16 @@ class FaultConfig:
         return cls(rates, typed.get("fault_delay_s", 0.02), typed.get("fault_seed", 0))
 
 
+def _any_rate(rates: FaultRates) -> bool:
+    return any(getattr(rates, f.name) > 0 for f in fields(FaultRates))
+
+
 class FaultInjector:
     """Applies FaultRates to frames crossing the link, in either direction."""
 
     def __init__(self, rates: FaultRates, delay_s: float = 0.02, seed: int = 0) -> None:
-        self.rates = rates
+        self._rates = rates
+        self._any_rate = _any_rate(rates)
         self.delay_s = delay_s
         self.seed = seed
         self._rng = np.random.default_rng(seed)
@@ -108,8 +113,17 @@ class FaultInjector:
         return cls(config.rates, config.delay_s, config.seed)
 
     @property
+    def rates(self) -> FaultRates:
+        return self._rates
+
+    @rates.setter
+    def rates(self, rates: FaultRates) -> None:
+        self._rates, self._any_rate = rates, _any_rate(rates)
+
+    @property
     def active(self) -> bool:
-        return self.hung or any(getattr(self.rates, f.name) > 0 for f in fields(FaultRates))
+        """Whether any fault can happen (checked per received chunk: kept cheap)."""
+        return self.hung or self._any_rate
 
     def _hit(self, name: str) -> bool:
         rate = getattr(self.rates, name)
