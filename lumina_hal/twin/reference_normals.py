@@ -1,0 +1,116 @@
+"""Per-call noise normals of docs/physics.md section 4, in numpy: the kernel's oracle.
+
+Written from the spec, independently of native/lk_rng.c: splitmix64 words on uint64, then
+the float32 inverse-error-function transform. numpy has no fused multiply-add, so `_fma32`
+computes one exactly (the float64 sum rounded to odd, then to float32; Boldo and Melquiond
+2008), and every other step is a numpy float32 operation, which rounds like the kernel's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+F32 = np.float32
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M64 = (1 << 64) - 1
+
+_A = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+      -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)  # fmt: skip
+_B = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+      -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)  # fmt: skip
+_LN = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
+       1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
+       3.3333331174e-1)  # fmt: skip
+_SQRT2 = F32(1.41421354)
+
+
+def _sm_int(z: int) -> int:
+    z = (z + int(_GOLDEN)) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def vector_key(seed: int, call_index: int, vector: int) -> int:
+    """K_b = sm(sm(sm(seed) ^ call_index) ^ b)."""
+    return _sm_int(_sm_int(_sm_int(seed & _M64) ^ (call_index & _M64)) ^ (vector & _M64))
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        z = z + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def words(key: int, first_output: int, n: int) -> np.ndarray:
+    """The 32-bit words u_i, i = first_output .. first_output + n - 1, of vector key `key`."""
+    i = np.arange(first_output, first_output + n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        h = _splitmix64(np.uint64(key) + (i >> np.uint64(1)) * _GOLDEN)
+    return ((h >> ((i & np.uint64(1)) * np.uint64(32))) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+
+
+def _fma32(a: np.ndarray, b: np.ndarray | float, c: np.ndarray | float) -> np.ndarray:
+    """fma(a, b, c) of float32 operands, rounded once to float32."""
+    a64 = np.asarray(a, np.float32).astype(np.float64)
+    b64 = np.asarray(F32(b) if isinstance(b, float) else b, np.float32).astype(np.float64)
+    c64 = np.asarray(F32(c) if isinstance(c, float) else c, np.float32).astype(np.float64)
+    p = a64 * b64  # exact: 24 + 24 bits
+    s = p + c64
+    bb = s - p
+    err = (p - (s - bb)) + (c64 - bb)  # TwoSum: s + err == p + c exactly
+    bits = s.view(np.uint64)
+    even = (bits & np.uint64(1)) == 0
+    fix = (err != 0) & even  # inexact and even: step to the odd neighbour toward err
+    s = np.where(fix, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
+    return s.astype(np.float32)
+
+
+def _horner(v: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
+    p = np.full(v.shape, F32(coefficients[0]), np.float32)
+    for c in coefficients[1:]:
+        p = _fma32(p, v, c)
+    return p
+
+
+def lnf(t: np.ndarray) -> np.ndarray:
+    """The specified float32 natural log of normal positive float32 t (Cephes logf)."""
+    t = np.asarray(t, np.float32)
+    bits = t.view(np.uint32)
+    e = (bits >> np.uint32(23)).astype(np.int32) - 127
+    f = ((bits & np.uint32(0x007FFFFF)) | np.uint32(0x3F800000)).view(np.float32)
+    big = f > F32(1.41421354)
+    f = np.where(big, f * F32(0.5), f)
+    e = e + big.astype(np.int32)
+    y = f - F32(1)
+    y2 = y * y
+    r = (y * y2) * _horner(y, _LN)
+    ef = e.astype(np.float32)
+    r = _fma32(ef, -2.12194440e-4, r)
+    r = _fma32(y2, -0.5, r)
+    r = y + r
+    return _fma32(ef, 0.693359375, r)
+
+
+def normals_from_words(u: np.ndarray) -> np.ndarray:
+    """Standard normals (float32) from 32-bit words, docs/physics.md section 4 steps 1-6."""
+    u = np.asarray(u, np.uint32)
+    negative = (u >> np.uint32(31)) != 0
+    m = (u & np.uint32(0x7FFFFFFF)).astype(np.float32)  # rounded to nearest-even
+    q = _fma32(m, 2.0**-31, 2.0**-32)
+    t = q * (F32(2) - q)
+    w = -lnf(t)
+    low = w < F32(5)
+    p = np.empty_like(w)
+    p[low] = _horner(w[low] - F32(2.5), _A)
+    p[~low] = _horner(np.sqrt(w[~low]) - F32(3), _B)
+    z = (p * (F32(1) - q)) * _SQRT2
+    return np.where(negative, -z, z).astype(np.float32)
+
+
+def call_normals(seed: int, call_index: int, vector: int, first_output: int, n: int) -> np.ndarray:
+    """The normals of outputs first_output .. first_output + n - 1 of vector `vector` of call
+    (seed, call_index): what the kernel adds, scaled, to those outputs."""
+    return normals_from_words(words(vector_key(seed, call_index, vector), first_output, n))
