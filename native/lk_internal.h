@@ -158,6 +158,50 @@ static LK_ALWAYS_INLINE void lk_rng_fill(lk_rng *g, float *z, int64_t n) {
     g->buf = buf, g->have = have;
 }
 
+/* Per-call normals (docs/physics.md section 4): the normals of outputs i0 .. i0 + n - 1 of
+ * the vector whose key is `key` (lk_rng_vector_key), into z. Counter-based: output i takes
+ * half (low for even i) of sm(key + (i / 2) * golden), through the float32 inverse-erf
+ * transform. Every path computes the same bits (explicit FMAs, IEEE operations only). */
+typedef void (*lk_normals_fn)(uint64_t key, int64_t i0, int64_t n, float *z);
+void lk_normals_scalar(uint64_t key, int64_t i0, int64_t n, float *z);
+#if LK_X86
+void lk_normals_avx2(uint64_t key, int64_t i0, int64_t n, float *z);
+void lk_normals_avx512(uint64_t key, int64_t i0, int64_t n, float *z);
+#endif
+
+/* Constants of the transform (docs/physics.md section 4), shared by every path. */
+#define LK_NZ_A0 2.81022636e-08f
+#define LK_NZ_A1 3.43273939e-07f
+#define LK_NZ_A2 -3.5233877e-06f
+#define LK_NZ_A3 -4.39150654e-06f
+#define LK_NZ_A4 0.00021858087f
+#define LK_NZ_A5 -0.00125372503f
+#define LK_NZ_A6 -0.00417768164f
+#define LK_NZ_A7 0.246640727f
+#define LK_NZ_A8 1.50140941f
+#define LK_NZ_B0 -0.000200214257f
+#define LK_NZ_B1 0.000100950558f
+#define LK_NZ_B2 0.00134934322f
+#define LK_NZ_B3 -0.00367342844f
+#define LK_NZ_B4 0.00573950773f
+#define LK_NZ_B5 -0.0076224613f
+#define LK_NZ_B6 0.00943887047f
+#define LK_NZ_B7 1.00167406f
+#define LK_NZ_B8 2.83297682f
+#define LK_LN_P0 7.0376836292e-2f
+#define LK_LN_P1 -1.1514610310e-1f
+#define LK_LN_P2 1.1676998740e-1f
+#define LK_LN_P3 -1.2420140846e-1f
+#define LK_LN_P4 1.4249322787e-1f
+#define LK_LN_P5 -1.6668057665e-1f
+#define LK_LN_P6 2.0000714765e-1f
+#define LK_LN_P7 -2.4999993993e-1f
+#define LK_LN_P8 3.3333331174e-1f
+#define LK_LN_Q1 -2.12194440e-4f
+#define LK_LN_Q2 0.693359375f
+#define LK_SQRT2F 1.41421354f
+#define LK_GOLDEN_RATIO64 UINT64_C(0x9E3779B97F4A7C15)
+
 /* ------------------------------------------------------------------------------------ */
 /* Thread pool (lk_pool.c)                                                                */
 /* ------------------------------------------------------------------------------------ */

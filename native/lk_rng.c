@@ -122,3 +122,90 @@ float lk_zig_slow(lk_rng *g, uint32_t w) {
         w = lk_next32(g); /* rejected: start over with a fresh word */
     }
 }
+
+/* ------------------------------------------------------------------------------------ */
+/* Per-call normals, scalar: the exact definition every SIMD path reproduces              */
+/* ------------------------------------------------------------------------------------ */
+
+static inline float f32_from_bits(uint32_t b) {
+    float f;
+    __builtin_memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+static inline uint32_t bits_of_f32(float f) {
+    uint32_t b;
+    __builtin_memcpy(&b, &f, sizeof b);
+    return b;
+}
+
+/* lnf of docs/physics.md section 4 (Cephes logf) for a normal float t > 0. */
+static float spec_lnf(float t) {
+    const uint32_t bits = bits_of_f32(t);
+    int32_t e = (int32_t)(bits >> 23) - 127;
+    float f = f32_from_bits((bits & 0x007FFFFFu) | 0x3F800000u);
+    if (f > LK_SQRT2F) {
+        f = f * 0.5f;
+        e = e + 1;
+    }
+    const float y = f - 1.0f;
+    const float y2 = y * y;
+    float p = LK_LN_P0;
+    p = fmaf(p, y, LK_LN_P1);
+    p = fmaf(p, y, LK_LN_P2);
+    p = fmaf(p, y, LK_LN_P3);
+    p = fmaf(p, y, LK_LN_P4);
+    p = fmaf(p, y, LK_LN_P5);
+    p = fmaf(p, y, LK_LN_P6);
+    p = fmaf(p, y, LK_LN_P7);
+    p = fmaf(p, y, LK_LN_P8);
+    float r = (y * y2) * p;
+    const float ef = (float)e;
+    r = fmaf(ef, LK_LN_Q1, r);
+    r = fmaf(y2, -0.5f, r);
+    r = y + r;
+    return fmaf(ef, LK_LN_Q2, r);
+}
+
+/* One standard normal from a 32-bit word (docs/physics.md section 4, steps 1-6). */
+static float spec_normal(uint32_t u) {
+    const uint32_t sign = u & 0x80000000u;
+    const float m = (float)(int32_t)(u & 0x7FFFFFFFu);
+    const float q = fmaf(m, 0x1p-31f, 0x1p-32f);
+    const float t = q * (2.0f - q);
+    const float w = -spec_lnf(t);
+    float p;
+    if (w < 5.0f) {
+        const float v = w - 2.5f;
+        p = LK_NZ_A0;
+        p = fmaf(p, v, LK_NZ_A1);
+        p = fmaf(p, v, LK_NZ_A2);
+        p = fmaf(p, v, LK_NZ_A3);
+        p = fmaf(p, v, LK_NZ_A4);
+        p = fmaf(p, v, LK_NZ_A5);
+        p = fmaf(p, v, LK_NZ_A6);
+        p = fmaf(p, v, LK_NZ_A7);
+        p = fmaf(p, v, LK_NZ_A8);
+    } else {
+        const float v = sqrtf(w) - 3.0f;
+        p = LK_NZ_B0;
+        p = fmaf(p, v, LK_NZ_B1);
+        p = fmaf(p, v, LK_NZ_B2);
+        p = fmaf(p, v, LK_NZ_B3);
+        p = fmaf(p, v, LK_NZ_B4);
+        p = fmaf(p, v, LK_NZ_B5);
+        p = fmaf(p, v, LK_NZ_B6);
+        p = fmaf(p, v, LK_NZ_B7);
+        p = fmaf(p, v, LK_NZ_B8);
+    }
+    const float z = (p * (1.0f - q)) * LK_SQRT2F;
+    return f32_from_bits(bits_of_f32(z) ^ sign);
+}
+
+void lk_normals_scalar(uint64_t key, int64_t i0, int64_t n, float *z) {
+    for (int64_t k = 0; k < n; k++) {
+        const uint64_t i = (uint64_t)(i0 + k);
+        const uint64_t h = sm(key + (i >> 1) * LK_GOLDEN);
+        z[k] = spec_normal((uint32_t)(h >> (32 * (i & 1))));
+    }
+}

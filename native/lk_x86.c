@@ -651,4 +651,180 @@ LK_T256 int lk_nonfinite_avx2(const float *a, int64_t n) {
     return found;
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* Per-call normals (docs/physics.md section 4): the operations of lk_normals_scalar on      */
+/* 16 (AVX-512) or 8 (AVX2) lanes. 64-bit words are 8 or 4 splitmix64 outputs, read as 16 or  */
+/* 8 32-bit lanes: lane 2t is the low half of word t, i.e. output order.                      */
+/* ------------------------------------------------------------------------------------ */
+
+#define LK_SM_M1 UINT64_C(0xBF58476D1CE4E5B9)
+#define LK_SM_M2 UINT64_C(0x94D049BB133111EB)
+
+/* z * c mod 2^64 per 64-bit lane from 32 x 32 -> 64 products (no AVX-512DQ needed). */
+static LK_T512 LK_ALWAYS_INLINE __m512i mul64_512(__m512i z, uint64_t c) {
+    const __m512i lo = _mm512_set1_epi64((long long)(c & 0xFFFFFFFFu));
+    const __m512i hi = _mm512_set1_epi64((long long)(c >> 32));
+    const __m512i cross = _mm512_add_epi64(_mm512_mul_epu32(_mm512_srli_epi64(z, 32), lo),
+                                           _mm512_mul_epu32(z, hi));
+    return _mm512_add_epi64(_mm512_mul_epu32(z, lo), _mm512_slli_epi64(cross, 32));
+}
+
+/* splitmix64's mixing (after its += golden) on 8 lanes. */
+static LK_T512 LK_ALWAYS_INLINE __m512i mix_512(__m512i z) {
+    z = mul64_512(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), LK_SM_M1);
+    z = mul64_512(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), LK_SM_M2);
+    return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+}
+
+#define LK_HORNER9(FMA, SET, p, v, C)                                                       \
+    do {                                                                                     \
+        p = SET(C##0);                                                                       \
+        p = FMA(p, v, SET(C##1));                                                            \
+        p = FMA(p, v, SET(C##2));                                                            \
+        p = FMA(p, v, SET(C##3));                                                            \
+        p = FMA(p, v, SET(C##4));                                                            \
+        p = FMA(p, v, SET(C##5));                                                            \
+        p = FMA(p, v, SET(C##6));                                                            \
+        p = FMA(p, v, SET(C##7));                                                            \
+        p = FMA(p, v, SET(C##8));                                                            \
+    } while (0)
+
+/* The transform of 16 words (spec_normal in lk_rng.c). */
+static LK_T512 LK_ALWAYS_INLINE __m512 normal_512(__m512i u) {
+    const __m512i sign = _mm512_and_si512(u, _mm512_set1_epi32((int)0x80000000u));
+    const __m512 m = _mm512_cvtepi32_ps(_mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)));
+    const __m512 q = _mm512_fmadd_ps(m, _mm512_set1_ps(0x1p-31f), _mm512_set1_ps(0x1p-32f));
+    const __m512 t = _mm512_mul_ps(q, _mm512_sub_ps(_mm512_set1_ps(2.0f), q));
+    /* lnf(t) */
+    const __m512i bits = _mm512_castps_si512(t);
+    __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127));
+    __m512 f = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(bits,
+                                   _mm512_set1_epi32(0x007FFFFF)), _mm512_set1_epi32(0x3F800000)));
+    const __mmask16 big = _mm512_cmp_ps_mask(f, _mm512_set1_ps(LK_SQRT2F), _CMP_GT_OQ);
+    f = _mm512_mask_mul_ps(f, big, f, _mm512_set1_ps(0.5f));
+    e = _mm512_mask_add_epi32(e, big, e, _mm512_set1_epi32(1));
+    const __m512 y = _mm512_sub_ps(f, _mm512_set1_ps(1.0f));
+    const __m512 y2 = _mm512_mul_ps(y, y);
+    __m512 p;
+    LK_HORNER9(_mm512_fmadd_ps, _mm512_set1_ps, p, y, LK_LN_P);
+    __m512 r = _mm512_mul_ps(_mm512_mul_ps(y, y2), p);
+    const __m512 ef = _mm512_cvtepi32_ps(e);
+    r = _mm512_fmadd_ps(ef, _mm512_set1_ps(LK_LN_Q1), r);
+    r = _mm512_fmadd_ps(y2, _mm512_set1_ps(-0.5f), r);
+    r = _mm512_add_ps(y, r);
+    r = _mm512_fmadd_ps(ef, _mm512_set1_ps(LK_LN_Q2), r);
+    const __m512 w = _mm512_castsi512_ps(
+        _mm512_xor_si512(_mm512_castps_si512(r), _mm512_set1_epi32((int)0x80000000u)));
+    /* erfinv polynomial: the central one everywhere, the tail one only if a lane needs it */
+    const __mmask16 low = _mm512_cmp_ps_mask(w, _mm512_set1_ps(5.0f), _CMP_LT_OQ);
+    const __m512 va = _mm512_sub_ps(w, _mm512_set1_ps(2.5f));
+    LK_HORNER9(_mm512_fmadd_ps, _mm512_set1_ps, p, va, LK_NZ_A);
+    if (__builtin_expect(low != 0xFFFF, 0)) {
+        const __m512 vb = _mm512_sub_ps(_mm512_sqrt_ps(w), _mm512_set1_ps(3.0f));
+        __m512 pb;
+        LK_HORNER9(_mm512_fmadd_ps, _mm512_set1_ps, pb, vb, LK_NZ_B);
+        p = _mm512_mask_mov_ps(pb, low, p);
+    }
+    const __m512 z = _mm512_mul_ps(_mm512_mul_ps(p, _mm512_sub_ps(_mm512_set1_ps(1.0f), q)),
+                                   _mm512_set1_ps(LK_SQRT2F));
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(z), sign));
+}
+
+LK_T512 void lk_normals_avx512(uint64_t key, int64_t i0, int64_t n, float *z) {
+    if (n > 0 && (i0 & 1)) { /* odd start: one scalar draw, then whole words */
+        lk_normals_scalar(key, i0, 1, z);
+        i0++, z++, n--;
+    }
+    const __m512i lanes = _mm512_set_epi64(
+        (long long)(7 * LK_GOLDEN_RATIO64), (long long)(6 * LK_GOLDEN_RATIO64),
+        (long long)(5 * LK_GOLDEN_RATIO64), (long long)(4 * LK_GOLDEN_RATIO64),
+        (long long)(3 * LK_GOLDEN_RATIO64), (long long)(2 * LK_GOLDEN_RATIO64),
+        (long long)LK_GOLDEN_RATIO64, 0);
+    for (; n > 0; i0 += 16, z += 16, n -= 16) {
+        /* word t = i0/2 + lane: sm(key + t G) = mix(key + (t + 1) G) */
+        const uint64_t base = key + ((uint64_t)i0 / 2 + 1) * LK_GOLDEN_RATIO64;
+        const __m512i h = mix_512(_mm512_add_epi64(_mm512_set1_epi64((long long)base), lanes));
+        const __m512 r = normal_512(h);
+        if (n >= 16) {
+            _mm512_storeu_ps(z, r);
+        } else {
+            _mm512_mask_storeu_ps(z, (__mmask16)((1u << n) - 1u), r);
+        }
+    }
+}
+
+/* AVX2 versions: 4 words, 8 lanes. */
+static LK_T256 LK_ALWAYS_INLINE __m256i mul64_256(__m256i z, uint64_t c) {
+    const __m256i lo = _mm256_set1_epi64x((long long)(c & 0xFFFFFFFFu));
+    const __m256i hi = _mm256_set1_epi64x((long long)(c >> 32));
+    const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(z, 32), lo),
+                                           _mm256_mul_epu32(z, hi));
+    return _mm256_add_epi64(_mm256_mul_epu32(z, lo), _mm256_slli_epi64(cross, 32));
+}
+
+static LK_T256 LK_ALWAYS_INLINE __m256i mix_256(__m256i z) {
+    z = mul64_256(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), LK_SM_M1);
+    z = mul64_256(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), LK_SM_M2);
+    return _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+}
+
+static LK_T256 LK_ALWAYS_INLINE __m256 normal_256(__m256i u) {
+    const __m256i sign = _mm256_and_si256(u, _mm256_set1_epi32((int)0x80000000u));
+    const __m256 m = _mm256_cvtepi32_ps(_mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF)));
+    const __m256 q = _mm256_fmadd_ps(m, _mm256_set1_ps(0x1p-31f), _mm256_set1_ps(0x1p-32f));
+    const __m256 t = _mm256_mul_ps(q, _mm256_sub_ps(_mm256_set1_ps(2.0f), q));
+    const __m256i bits = _mm256_castps_si256(t);
+    __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127));
+    __m256 f = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits,
+                                   _mm256_set1_epi32(0x007FFFFF)), _mm256_set1_epi32(0x3F800000)));
+    const __m256 big = _mm256_cmp_ps(f, _mm256_set1_ps(LK_SQRT2F), _CMP_GT_OQ);
+    f = _mm256_blendv_ps(f, _mm256_mul_ps(f, _mm256_set1_ps(0.5f)), big);
+    e = _mm256_sub_epi32(e, _mm256_castps_si256(big)); /* true lanes are -1 */
+    const __m256 y = _mm256_sub_ps(f, _mm256_set1_ps(1.0f));
+    const __m256 y2 = _mm256_mul_ps(y, y);
+    __m256 p;
+    LK_HORNER9(_mm256_fmadd_ps, _mm256_set1_ps, p, y, LK_LN_P);
+    __m256 r = _mm256_mul_ps(_mm256_mul_ps(y, y2), p);
+    const __m256 ef = _mm256_cvtepi32_ps(e);
+    r = _mm256_fmadd_ps(ef, _mm256_set1_ps(LK_LN_Q1), r);
+    r = _mm256_fmadd_ps(y2, _mm256_set1_ps(-0.5f), r);
+    r = _mm256_add_ps(y, r);
+    r = _mm256_fmadd_ps(ef, _mm256_set1_ps(LK_LN_Q2), r);
+    const __m256 w = _mm256_xor_ps(r, _mm256_set1_ps(-0.0f));
+    const __m256 low = _mm256_cmp_ps(w, _mm256_set1_ps(5.0f), _CMP_LT_OQ);
+    const __m256 va = _mm256_sub_ps(w, _mm256_set1_ps(2.5f));
+    LK_HORNER9(_mm256_fmadd_ps, _mm256_set1_ps, p, va, LK_NZ_A);
+    if (__builtin_expect(_mm256_movemask_ps(low) != 0xFF, 0)) {
+        const __m256 vb = _mm256_sub_ps(_mm256_sqrt_ps(w), _mm256_set1_ps(3.0f));
+        __m256 pb;
+        LK_HORNER9(_mm256_fmadd_ps, _mm256_set1_ps, pb, vb, LK_NZ_B);
+        p = _mm256_blendv_ps(pb, p, low);
+    }
+    const __m256 z = _mm256_mul_ps(_mm256_mul_ps(p, _mm256_sub_ps(_mm256_set1_ps(1.0f), q)),
+                                   _mm256_set1_ps(LK_SQRT2F));
+    return _mm256_xor_ps(z, _mm256_castsi256_ps(sign));
+}
+
+LK_T256 void lk_normals_avx2(uint64_t key, int64_t i0, int64_t n, float *z) {
+    if (n > 0 && (i0 & 1)) {
+        lk_normals_scalar(key, i0, 1, z);
+        i0++, z++, n--;
+    }
+    const __m256i lanes = _mm256_set_epi64x((long long)(3 * LK_GOLDEN_RATIO64),
+                                            (long long)(2 * LK_GOLDEN_RATIO64),
+                                            (long long)LK_GOLDEN_RATIO64, 0);
+    for (; n > 0; i0 += 8, z += 8, n -= 8) {
+        const uint64_t base = key + ((uint64_t)i0 / 2 + 1) * LK_GOLDEN_RATIO64;
+        const __m256 r = normal_256(
+            mix_256(_mm256_add_epi64(_mm256_set1_epi64x((long long)base), lanes)));
+        if (n >= 8) {
+            _mm256_storeu_ps(z, r);
+        } else {
+            _Alignas(32) float tmp[8];
+            _mm256_store_ps(tmp, r);
+            memcpy(z, tmp, (size_t)n * sizeof(float));
+        }
+    }
+}
+
 #endif

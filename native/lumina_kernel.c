@@ -17,7 +17,8 @@
 #include "lk_internal.h"
 #include "lumina_kernel.h"
 
-#define LK_VERSION 4 /* 3: per-cell draws from one hash (lk_program.c); 4: + 8-bit variance codes */
+#define LK_VERSION 5 /* 3: per-cell draws from one hash (lk_program.c); 4: + 8-bit variance
+                       * codes; 5: counter-based per-call normals (inverse erf, SIMD) */
 
 /* Rows of x per batch block (the unit of input quantization and of per-thread scratch):
  * 48, or fewer (down to 12) for very wide inputs so that a block's (x_n, x_n^2) pairs stay
@@ -59,23 +60,24 @@ typedef struct lk_isa_desc {
     int narrow_rows; /* blocks with at most this many rows use np_narrow panels per tile */
     int np_narrow;
     int amx; /* wide blocks: u by the tile, s by AMX tile products (lk_amx_block) */
+    lk_normals_fn normals;
 } lk_isa_desc;
 
 #define LK_SCALAR_DESC                                                                      \
     {lk_tile_scalar, NULL, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_x2_scalar,       \
-     lk_nonfinite_scalar, 4, 1, 1, 2, 0}
+     lk_nonfinite_scalar, 4, 1, 1, 2, 0, lk_normals_scalar}
 
 static const lk_isa_desc lk_isa_table[5] = {
     LK_SCALAR_DESC,
 #if LK_X86
     {lk_tile_avx2, NULL, lk_epi_avx2, lk_adc_avx2, lk_dac_avx2, lk_x2_scalar, lk_nonfinite_avx2,
-     2, 1, 1, 2, 0},
+     2, 1, 1, 2, 0, lk_normals_avx2},
     {lk_tile_avx512, lk_tile_avx512_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0},
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0, lk_normals_avx512},
     {lk_tile_avx512vnni, lk_tile_avx512_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0},
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0, lk_normals_avx512},
     {lk_tile_avx512vnni, lk_tile_avx512_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 1},
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 1, lk_normals_avx512},
 #else /* never selected: lk_best_isa stays scalar */
     LK_SCALAR_DESC,
     LK_SCALAR_DESC,
@@ -234,7 +236,8 @@ static void prepare_block(worker *w, int64_t k) {
     w->block = k;
 }
 
-/* Epilogue of one (vector b, panel p): draws the panel's normals (noise on), then runs
+/* Epilogue of one (vector b, panel p): draws the panel's normals (noise on: outputs
+ * 16 p .. 16 p + n - 1 of the vector's counter-based stream), then runs
  * the ISA's epilogue (lk_epi_fn) into y. Returns the number of outputs at full scale. */
 static int epilogue(const fwd_ctx *c, int64_t b, int64_t p, const float *u, const int32_t *s,
                     float sx, uint64_t key) {
@@ -249,9 +252,7 @@ static int epilogue(const fwd_ctx *c, int64_t b, int64_t p, const float *u, cons
     _Alignas(64) float vspad[LK_PANEL] = {0};
     const float *vs = vspad;
     if (c->epi.noise) {
-        lk_rng g;
-        lk_rng_panel_key(&g, key, (uint64_t)p);
-        lk_rng_fill(&g, z, n);
+        c->isa->normals(key, i0, n, z);
         if (n == LK_PANEL) {
             vs = c->vscale + i0;
         } else {
@@ -464,7 +465,6 @@ static int forward(const lk_model *model, const float *x, const int32_t *xc, int
         c.epi.c0 = model->det_c0;
         c.epi.c1 = model->det_c1;
         c.epi.c2 = model->det_c2;
-        lk_ziggurat_init();
     }
     c.isa = isa;
     c.fly = c.epi.noise && isa->fly != NULL && rows * cols * 4 > LK_FLY_BYTES;
@@ -696,12 +696,11 @@ int lk_adc(const float *u, int64_t n, int32_t bits, float full_scale, float *cod
     return LK_OK;
 }
 
-int lk_normals(uint64_t seed, uint64_t call_index, int64_t vector, int64_t panel, int64_t n,
-               float *out) {
-    if (out == NULL || n <= 0 || vector < 0 || panel < 0) return LK_EINVAL;
-    lk_ziggurat_init();
-    lk_rng g;
-    lk_rng_key(&g, seed, call_index, (uint64_t)vector, (uint64_t)panel);
-    lk_rng_fill(&g, out, n);
+int lk_normals(uint64_t seed, uint64_t call_index, int64_t vector, int64_t first_output,
+               int64_t n, float *out) {
+    if (out == NULL || n <= 0 || vector < 0 || first_output < 0) return LK_EINVAL;
+    if (first_output > INT64_MAX - n) return LK_EINVAL;
+    const uint64_t key = lk_rng_vector_key(seed, call_index, (uint64_t)vector);
+    lk_isa_table[lk_isa()].normals(key, first_output, n, out);
     return LK_OK;
 }

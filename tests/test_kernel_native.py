@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from lumina_hal._lumina_kernel import ffi, lib
+from lumina_hal.twin import reference_normals
 
 PANEL = 16
 F32 = np.float32
@@ -194,7 +195,7 @@ def np_x2_codes(xn: np.ndarray) -> np.ndarray:
 
 def exact_reference(m: Model, x, *, seed=0, call=0):
     """Bit-exact float32 emulation of docs/physics.md section 3 as the kernel evaluates it
-    (docs/kernel.md), with the normals taken from lk_normals for (seed, call, b, p).
+    (docs/kernel.md), with the normals from the numpy reference of docs/physics.md section 4.
     Returns (y, clipped count, v before the ADC)."""
     s = m.s
     x = np.asarray(x, dtype=F32)
@@ -208,15 +209,7 @@ def exact_reference(m: Model, x, *, seed=0, call=0):
     if s.noise:
         dq, _, vscale = np_var_codes(m)
         s_int = np_x2_codes(xn) @ dq.T  # exact integers
-        npan = -(-rows // PANEL)
-        z = np.zeros((batch, npan * PANEL), F32)
-        buf = np.zeros(PANEL, F32)
-        for b in range(batch):
-            for p in range(npan):
-                n = min(PANEL, rows - p * PANEL)
-                assert lib.lk_normals(seed, call, b, p, n, fptr(buf)) == lib.LK_OK
-                z[b, p * PANEL : p * PANEL + n] = buf[:n]
-        z = z[:, :rows]
+        z = np.stack([reference_normals.call_normals(seed, call, b, 0, rows) for b in range(batch)])
         vphi = vscale[None, :] * s_int.astype(F32)
         det = (F32(s.det_c0) + F32(s.det_c1) * np.abs(u)) + F32(s.det_c2) * (u * u)
         v = u + np.sqrt(vphi + det) * z
@@ -559,8 +552,46 @@ def test_normals_stream_keying():
     base = draw(1, 2, 3, 4)
     np.testing.assert_array_equal(base, draw(1, 2, 3, 4))
     np.testing.assert_array_equal(base[:10], draw(1, 2, 3, 4, n=10))  # a prefix is a prefix
-    for key in [(2, 2, 3, 4), (1, 3, 3, 4), (1, 2, 4, 4), (1, 2, 3, 5), (2**64 - 1, 0, 0, 0)]:
+    # counter-based: output i is the same normal whatever the first output drawn
+    np.testing.assert_array_equal(base[1:], draw(1, 2, 3, 5, n=63))
+    np.testing.assert_array_equal(base[16:], draw(1, 2, 3, 20, n=48))
+    for key in [(2, 2, 3, 4), (1, 3, 3, 4), (1, 2, 4, 4), (2**64 - 1, 0, 0, 4)]:
         assert np.count_nonzero(draw(*key) == base) <= 1, key
+
+
+@pytest.mark.parametrize(
+    ("seed", "call", "vector", "first", "n"),
+    [
+        (0, 0, 0, 0, 4096),
+        (12345, 7, 3, 5, 333),
+        (2**64 - 1, 2**64 - 1, 2**40, 16, 17),
+        (1, 2, 3, 1, 1),
+        (9, 9, 9, 2**40 + 3, 70),
+    ],
+)
+def test_normals_are_the_spec_on_every_isa(restore_isa, seed, call, vector, first, n):
+    """Every path (scalar, AVX2, AVX-512) gives the bits of the numpy reference written from
+    docs/physics.md section 4, for odd and even starts and lengths not a multiple of 16."""
+    want = reference_normals.call_normals(seed, call, vector, first, n)
+    out = np.empty(n, F32)
+    for isa in available_isas():
+        lib.lk_select_isa(isa)
+        assert lib.lk_normals(seed, call, vector, first, n, fptr(out)) == lib.LK_OK
+        np.testing.assert_array_equal(out.view(np.uint32), want.view(np.uint32), err_msg=str(isa))
+
+
+def test_normal_transform_edges_follow_the_spec():
+    """Words at the ends of the range: m = 0 gives the largest |z| (q = 2^-32), the top of
+    the range gives q = 1 and z = +-0; the sign is bit 31. Values recomputed from the
+    formulas (mpmath-free: z = sqrt(2) erfinv(1 - q), checked against math.erf)."""
+    z = reference_normals.normals_from_words(
+        np.array([0, 0x80000000, 0x7FFFFFFF, 0xFFFFFFFF, 0x40000000], np.uint32)
+    ).astype(np.float64)
+    assert z[0] == -z[1] and 6.3 < z[0] < 6.4  # Phi^-1(1 - 2^-33) = 6.338
+    assert z[2] == 0.0 and z[3] == 0.0
+    # m = 2^30: q = 0.5 + 2^-32, |z| = Phi^-1(0.75) = 0.6744897...
+    assert abs(z[4] - 0.6744897501960817) < 1e-6
+    assert abs(math.erfc(z[4] / math.sqrt(2)) - 0.5) < 1e-6
 
 
 # ----------------------------------------------------------------------------------------
@@ -601,7 +632,7 @@ def test_normals_moments_ks_chi_square_and_tails():
     ecdf_hi = np.arange(1, n + 1) / n
     d = max(np.max(ecdf_hi - cdf), np.max(cdf - (ecdf_hi - 1.0 / n)))
     assert d < 1.95 / math.sqrt(n), d
-    # chi-square on 256 equiprobable bins (catches local defects, e.g. in the wedges)
+    # chi-square on 256 equiprobable bins (catches local defects, e.g. at the branch seam)
     nbins = 256
     edges = np.array([normal_ppf(i / nbins) for i in range(1, nbins)])
     counts = np.bincount(np.searchsorted(edges, z), minlength=nbins)
@@ -609,22 +640,23 @@ def test_normals_moments_ks_chi_square_and_tails():
     chi2 = float(np.sum((counts - expected) ** 2) / expected)
     dof = nbins - 1
     assert chi2 < dof + k * math.sqrt(2 * dof), chi2
-    # tails: beyond 3.5 (layers and tail) and beyond 3.8 (only the tail algorithm, r = 3.654)
-    for t in (3.5, 3.8, 4.5):
+    # tails: around the seam of the two polynomials (|z| = 2.93) and beyond
+    for t in (2.5, 2.93, 3.5, 4.5):
         p = math.erfc(t / math.sqrt(2))
         seen = int(np.count_nonzero(np.abs(z) > t))
         assert abs(seen - n * p) < k * math.sqrt(n * p) + 1, (t, seen, n * p)
     assert np.abs(z).max() > 4.8  # the tail is reached
 
 
-def test_normals_tail_beyond_the_base_layer_follows_the_normal_tail():
-    """The ziggurat's tail algorithm (|z| > r = 3.654): how often, and with what shape."""
-    r = 3.6541528853610088
+def test_normals_tail_branch_follows_the_normal_tail():
+    """The transform's tail polynomial (w = -ln(q (2 - q)) >= 5, i.e. |z| > r = 2.93): how
+    often, and with what shape."""
+    r = normal_ppf(1.0 - (1.0 - math.sqrt(1.0 - math.exp(-5.0))) / 2.0)
     n_per, streams = 1_000_000, 20
     buf = np.empty(n_per, F32)
     tails = []
     for p in range(streams):
-        assert lib.lk_normals(777, 0, 0, p, n_per, fptr(buf)) == lib.LK_OK
+        assert lib.lk_normals(777, 0, p, 0, n_per, fptr(buf)) == lib.LK_OK
         a = np.abs(buf.astype(np.float64))
         tails.append(a[a > r])
     t = np.concatenate(tails)
@@ -651,7 +683,7 @@ def test_normals_are_independent_between_neighbouring_streams():
     a = np.empty(n, F32)
     b = np.empty(n, F32)
     lib.lk_normals(0, 0, 0, 0, n, fptr(a))
-    lib.lk_normals(0, 0, 0, 1, n, fptr(b))
+    lib.lk_normals(0, 0, 1, 0, n, fptr(b))
     corr = np.corrcoef(a, b)[0, 1]
     lag1 = np.corrcoef(a[:-1], a[1:])[0, 1]
     assert abs(corr) < 5 / math.sqrt(n) and abs(lag1) < 5 / math.sqrt(n)
