@@ -159,9 +159,8 @@ static LK_ALWAYS_INLINE void lk_rng_fill(lk_rng *g, float *z, int64_t n) {
 }
 
 /* Per-call normals (docs/physics.md section 4): the normals of outputs i0 .. i0 + n - 1 of
- * the vector whose key is `key` (lk_rng_vector_key), into z. Counter-based: output i takes
- * half (low for even i) of sm(key + (i / 2) * golden), through the float32 inverse-erf
- * transform. Every path computes the same bits (explicit FMAs, IEEE operations only). */
+ * the vector whose key is `key` (lk_rng_vector_key), into z. Counter-based: outputs 2t and
+ * 2t + 1 come from the word sm(key + t * golden) through a float32 Box-Muller transform. Every path computes the same bits (explicit FMAs, IEEE operations only). */
 typedef void (*lk_normals_fn)(uint64_t key, int64_t i0, int64_t n, float *z);
 void lk_normals_scalar(uint64_t key, int64_t i0, int64_t n, float *z);
 #if LK_X86
@@ -169,25 +168,20 @@ void lk_normals_avx2(uint64_t key, int64_t i0, int64_t n, float *z);
 void lk_normals_avx512(uint64_t key, int64_t i0, int64_t n, float *z);
 #endif
 
-/* Constants of the transform (docs/physics.md section 4), shared by every path. */
-#define LK_NZ_A0 2.81022636e-08f
-#define LK_NZ_A1 3.43273939e-07f
-#define LK_NZ_A2 -3.5233877e-06f
-#define LK_NZ_A3 -4.39150654e-06f
-#define LK_NZ_A4 0.00021858087f
-#define LK_NZ_A5 -0.00125372503f
-#define LK_NZ_A6 -0.00417768164f
-#define LK_NZ_A7 0.246640727f
-#define LK_NZ_A8 1.50140941f
-#define LK_NZ_B0 -0.000200214257f
-#define LK_NZ_B1 0.000100950558f
-#define LK_NZ_B2 0.00134934322f
-#define LK_NZ_B3 -0.00367342844f
-#define LK_NZ_B4 0.00573950773f
-#define LK_NZ_B5 -0.0076224613f
-#define LK_NZ_B6 0.00943887047f
-#define LK_NZ_B7 1.00167406f
-#define LK_NZ_B8 2.83297682f
+/* Constants of the transform (docs/physics.md section 4), shared by every path: Cephes
+ * logf, and the Taylor coefficients (-1)^.. / k! of sine and cosine rounded to float. */
+#define LK_SIN3 (float)(-1.0 / 6.0)
+#define LK_SIN5 (float)(1.0 / 120.0)
+#define LK_SIN7 (float)(-1.0 / 5040.0)
+#define LK_SIN9 (float)(1.0 / 362880.0)
+#define LK_SIN11 (float)(-1.0 / 39916800.0)
+#define LK_COS2 (-0.5f)
+#define LK_COS4 (float)(1.0 / 24.0)
+#define LK_COS6 (float)(-1.0 / 720.0)
+#define LK_COS8 (float)(1.0 / 40320.0)
+#define LK_COS10 (float)(-1.0 / 3628800.0)
+#define LK_COS12 (float)(1.0 / 479001600.0)
+#define LK_ANGLE 0x1.921fb6p-30f /* pi / 2^31 rounded to float (0x30C90FDB) */
 #define LK_LN_P0 7.0376836292e-2f
 #define LK_LN_P1 -1.1514610310e-1f
 #define LK_LN_P2 1.1676998740e-1f
@@ -199,7 +193,7 @@ void lk_normals_avx512(uint64_t key, int64_t i0, int64_t n, float *z);
 #define LK_LN_P8 3.3333331174e-1f
 #define LK_LN_Q1 -2.12194440e-4f
 #define LK_LN_Q2 0.693359375f
-#define LK_SQRT2F 1.41421354f
+#define LK_SQRT2F 1.41421354f /* lnf range split */
 #define LK_GOLDEN_RATIO64 UINT64_C(0x9E3779B97F4A7C15)
 
 /* ------------------------------------------------------------------------------------ */

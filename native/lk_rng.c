@@ -167,45 +167,39 @@ static float spec_lnf(float t) {
     return fmaf(ef, LK_LN_Q2, r);
 }
 
-/* One standard normal from a 32-bit word (docs/physics.md section 4, steps 1-6). */
-static float spec_normal(uint32_t u) {
-    const uint32_t sign = u & 0x80000000u;
-    const float m = (float)(int32_t)(u & 0x7FFFFFFFu);
-    const float q = fmaf(m, 0x1p-31f, 0x1p-32f);
-    const float t = q * (2.0f - q);
-    const float w = -spec_lnf(t);
-    float p;
-    if (w < 5.0f) {
-        const float v = w - 2.5f;
-        p = LK_NZ_A0;
-        p = fmaf(p, v, LK_NZ_A1);
-        p = fmaf(p, v, LK_NZ_A2);
-        p = fmaf(p, v, LK_NZ_A3);
-        p = fmaf(p, v, LK_NZ_A4);
-        p = fmaf(p, v, LK_NZ_A5);
-        p = fmaf(p, v, LK_NZ_A6);
-        p = fmaf(p, v, LK_NZ_A7);
-        p = fmaf(p, v, LK_NZ_A8);
-    } else {
-        const float v = sqrtf(w) - 3.0f;
-        p = LK_NZ_B0;
-        p = fmaf(p, v, LK_NZ_B1);
-        p = fmaf(p, v, LK_NZ_B2);
-        p = fmaf(p, v, LK_NZ_B3);
-        p = fmaf(p, v, LK_NZ_B4);
-        p = fmaf(p, v, LK_NZ_B5);
-        p = fmaf(p, v, LK_NZ_B6);
-        p = fmaf(p, v, LK_NZ_B7);
-        p = fmaf(p, v, LK_NZ_B8);
-    }
-    const float z = (p * (1.0f - q)) * LK_SQRT2F;
-    return f32_from_bits(bits_of_f32(z) ^ sign);
+/* The two standard normals of word h (docs/physics.md section 4, steps 1-5). */
+static void spec_pair(uint64_t h, float *z0, float *z1) {
+    const uint32_t lo = (uint32_t)h, hi = (uint32_t)(h >> 32);
+    const float q = fmaf((float)(int32_t)(lo >> 1), 0x1p-31f, 0x1p-32f);
+    const float rho = sqrtf(spec_lnf(q) * -2.0f);
+    const float a = (float)(int32_t)(hi & 0x3FFFFFFFu) * LK_ANGLE;
+    const float a2 = a * a, a3 = a * a2;
+    float p = LK_SIN11;
+    p = fmaf(p, a2, LK_SIN9);
+    p = fmaf(p, a2, LK_SIN7);
+    p = fmaf(p, a2, LK_SIN5);
+    p = fmaf(p, a2, LK_SIN3);
+    const float sine = fmaf(a3, p, a);
+    p = LK_COS12;
+    p = fmaf(p, a2, LK_COS10);
+    p = fmaf(p, a2, LK_COS8);
+    p = fmaf(p, a2, LK_COS6);
+    p = fmaf(p, a2, LK_COS4);
+    p = fmaf(p, a2, LK_COS2);
+    const float cosine = fmaf(a2, p, 1.0f);
+    const int swap = (hi >> 30) & 1u;
+    const float c = swap ? sine : cosine, s = swap ? cosine : sine;
+    const uint32_t csign = (hi ^ (hi << 1)) & 0x80000000u, ssign = hi & 0x80000000u;
+    *z0 = rho * f32_from_bits(bits_of_f32(c) ^ csign);
+    *z1 = rho * f32_from_bits(bits_of_f32(s) ^ ssign);
 }
 
 void lk_normals_scalar(uint64_t key, int64_t i0, int64_t n, float *z) {
-    for (int64_t k = 0; k < n; k++) {
+    for (int64_t k = 0; k < n;) {
         const uint64_t i = (uint64_t)(i0 + k);
-        const uint64_t h = sm(key + (i >> 1) * LK_GOLDEN);
-        z[k] = spec_normal((uint32_t)(h >> (32 * (i & 1))));
+        float pair[2];
+        spec_pair(sm(key + (i >> 1) * LK_GOLDEN), &pair[0], &pair[1]);
+        z[k++] = pair[i & 1];
+        if (!(i & 1) && k < n) z[k++] = pair[1];
     }
 }

@@ -236,11 +236,12 @@ static void prepare_block(worker *w, int64_t k) {
     w->block = k;
 }
 
-/* Epilogue of one (vector b, panel p): draws the panel's normals (noise on: outputs
- * 16 p .. 16 p + n - 1 of the vector's counter-based stream), then runs
- * the ISA's epilogue (lk_epi_fn) into y. Returns the number of outputs at full scale. */
+/* Epilogue of one (vector b, panel p) with its normals z (noise on; outputs 16 p ..
+ * 16 p + n - 1 of the vector's counter-based stream, drawn by the caller for the whole
+ * panel group): runs the ISA's epilogue (lk_epi_fn) into y. Returns the number of outputs
+ * at full scale. */
 static int epilogue(const fwd_ctx *c, int64_t b, int64_t p, const float *u, const int32_t *s,
-                    float sx, uint64_t key) {
+                    float sx, const float *z) {
     const int64_t i0 = p * LK_PANEL;
     const int n = c->rows - i0 < LK_PANEL ? (int)(c->rows - i0) : LK_PANEL;
     float *y = c->y + b * c->rows + i0;
@@ -248,11 +249,9 @@ static int epilogue(const fwd_ctx *c, int64_t b, int64_t p, const float *u, cons
         for (int l = 0; l < n; l++) y[l] = 0.0f; /* +0.0f and int32 0 share their bits */
         return 0;
     }
-    _Alignas(64) float z[LK_PANEL] = {0};
     _Alignas(64) float vspad[LK_PANEL] = {0};
     const float *vs = vspad;
     if (c->epi.noise) {
-        c->isa->normals(key, i0, n, z);
         if (n == LK_PANEL) {
             vs = c->vscale + i0;
         } else {
@@ -283,6 +282,7 @@ static void process_unit(worker *w, int64_t unit) {
     _Alignas(64) int32_t sb[LK_BLOCK_ROWS * LK_TILE_LD];
     _Alignas(64) float r2pad[LK_NP_MAX * LK_PANEL];
     _Alignas(64) float vipad[LK_NP_MAX * LK_PANEL];
+    _Alignas(64) float zb[LK_NP_MAX * LK_PANEL] = {0}; /* normals of one row's panel group */
     for (int64_t pg = p0; pg < p1; pg += npg) {
         const int np = p1 - pg < npg ? (int)(p1 - pg) : npg;
         lk_tile_args a;
@@ -322,10 +322,14 @@ static void process_unit(worker *w, int64_t unit) {
                          sb);
         }
 #endif
+        const int64_t gi0 = pg * LK_PANEL; /* the group's first output */
+        const int64_t gn = c->rows - gi0 < np * LK_PANEL ? c->rows - gi0 : np * LK_PANEL;
         for (int64_t r = 0; r < nb; r++) {
+            if (c->epi.noise && w->sx[r] != 0.0f) c->isa->normals(w->key[r], gi0, gn, zb);
             for (int p = 0; p < np; p++) {
                 w->clipped += epilogue(c, b0 + r, pg + p, ub + r * LK_TILE_LD + p * LK_PANEL,
-                                       sb + r * LK_TILE_LD + p * LK_PANEL, w->sx[r], w->key[r]);
+                                       sb + r * LK_TILE_LD + p * LK_PANEL, w->sx[r],
+                                       zb + p * LK_PANEL);
             }
         }
     }

@@ -1,12 +1,14 @@
 """Per-call noise normals of docs/physics.md section 4, in numpy: the kernel's oracle.
 
 Written from the spec, independently of native/lk_rng.c: splitmix64 words on uint64, then
-the float32 inverse-error-function transform. numpy has no fused multiply-add, so `_fma32`
+the float32 Box-Muller transform (Cephes logf, Taylor sine and cosine). numpy has no fused multiply-add, so `_fma32`
 computes one exactly (the float64 sum rounded to odd, then to float32; Boldo and Melquiond
 2008), and every other step is a numpy float32 operation, which rounds like the kernel's.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -14,14 +16,12 @@ F32 = np.float32
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M64 = (1 << 64) - 1
 
-_A = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
-      -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)  # fmt: skip
-_B = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
-      -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)  # fmt: skip
 _LN = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
        1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
        3.3333331174e-1)  # fmt: skip
-_SQRT2 = F32(1.41421354)
+_SIN = tuple((-1) ** ((k - 1) // 2) / math.factorial(k) for k in (11, 9, 7, 5, 3))
+_COS = tuple((-1) ** (k // 2) / math.factorial(k) for k in (12, 10, 8, 6, 4, 2))
+_ANGLE = F32(math.pi / 2**31)  # binary32 0x30C90FDB
 
 
 def _sm_int(z: int) -> int:
@@ -44,12 +44,11 @@ def _splitmix64(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def words(key: int, first_output: int, n: int) -> np.ndarray:
-    """The 32-bit words u_i, i = first_output .. first_output + n - 1, of vector key `key`."""
-    i = np.arange(first_output, first_output + n, dtype=np.uint64)
+def words(key: int, first: int, n: int) -> np.ndarray:
+    """The 64-bit words H_t = sm(key + t G), t = first .. first + n - 1."""
+    t = np.arange(first, first + n, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        h = _splitmix64(np.uint64(key) + (i >> np.uint64(1)) * _GOLDEN)
-    return ((h >> ((i & np.uint64(1)) * np.uint64(32))) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        return _splitmix64(np.uint64(key) + t * _GOLDEN)
 
 
 def _fma32(a: np.ndarray, b: np.ndarray | float, c: np.ndarray | float) -> np.ndarray:
@@ -94,23 +93,34 @@ def lnf(t: np.ndarray) -> np.ndarray:
     return _fma32(ef, 0.693359375, r)
 
 
-def normals_from_words(u: np.ndarray) -> np.ndarray:
-    """Standard normals (float32) from 32-bit words, docs/physics.md section 4 steps 1-6."""
-    u = np.asarray(u, np.uint32)
-    negative = (u >> np.uint32(31)) != 0
-    m = (u & np.uint32(0x7FFFFFFF)).astype(np.float32)  # rounded to nearest-even
-    q = _fma32(m, 2.0**-31, 2.0**-32)
-    t = q * (F32(2) - q)
-    w = -lnf(t)
-    low = w < F32(5)
-    p = np.empty_like(w)
-    p[low] = _horner(w[low] - F32(2.5), _A)
-    p[~low] = _horner(np.sqrt(w[~low]) - F32(3), _B)
-    z = (p * (F32(1) - q)) * _SQRT2
-    return np.where(negative, -z, z).astype(np.float32)
+def normals_from_words(h: np.ndarray) -> np.ndarray:
+    """Standard normals (float32), two per 64-bit word: out[2t], out[2t + 1] from h[t]
+    (docs/physics.md section 4, steps 1-5)."""
+    h = np.asarray(h, np.uint64)
+    lo = (h & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    hi = (h >> np.uint64(32)).astype(np.uint32)
+    q = _fma32((lo >> np.uint32(1)).astype(np.float32), 2.0**-31, 2.0**-32)  # 1. radius
+    rho = np.sqrt(lnf(q) * F32(-2))
+    a = (hi & np.uint32(0x3FFFFFFF)).astype(np.float32) * _ANGLE  # 2. angle in [0, pi/2)
+    a2 = a * a  # 3. sine and cosine
+    a3 = a * a2
+    sine = _fma32(a3, _horner(a2, _SIN), a)
+    cosine = _fma32(a2, _horner(a2, _COS), 1.0)
+    swap = (hi & np.uint32(1 << 30)) != 0  # 4. quadrant
+    c = np.where(swap, sine, cosine)
+    s = np.where(swap, cosine, sine)
+    c = np.where(((hi >> np.uint32(31)) ^ (hi >> np.uint32(30) & np.uint32(1))) != 0, -c, c)
+    s = np.where((hi >> np.uint32(31)) != 0, -s, s)
+    out = np.empty(2 * h.size, np.float32)  # 5. the pair, in output order
+    out[0::2] = rho * c
+    out[1::2] = rho * s
+    return out
 
 
 def call_normals(seed: int, call_index: int, vector: int, first_output: int, n: int) -> np.ndarray:
     """The normals of outputs first_output .. first_output + n - 1 of vector `vector` of call
     (seed, call_index): what the kernel adds, scaled, to those outputs."""
-    return normals_from_words(words(vector_key(seed, call_index, vector), first_output, n))
+    t0 = first_output // 2
+    t1 = (first_output + n + 1) // 2
+    z = normals_from_words(words(vector_key(seed, call_index, vector), t0, t1 - t0))
+    return z[first_output - 2 * t0 : first_output - 2 * t0 + n]
