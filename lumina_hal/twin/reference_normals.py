@@ -1,9 +1,10 @@
 """Per-call noise normals of docs/physics.md section 4, in numpy: the kernel's oracle.
 
 Written from the spec, independently of native/lk_rng.c: splitmix64 words on uint64, then
-the float32 Box-Muller transform (Cephes logf, Taylor sine and cosine). numpy has no fused multiply-add, so `_fma32`
-computes one exactly (the float64 sum rounded to odd, then to float32; Boldo and Melquiond
-2008), and every other step is a numpy float32 operation, which rounds like the kernel's.
+the float32 Box-Muller transform (Cephes logf, Taylor sine and cosine). numpy has no fused
+multiply-add, so `_fma32` computes one exactly (the float64 sum rounded to odd, then to
+float32; Boldo and Melquiond 2008), and every other step is a numpy float32 operation,
+which rounds like the kernel's.
 """
 
 from __future__ import annotations
