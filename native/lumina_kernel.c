@@ -42,6 +42,7 @@
  * the fly (memory-bound GEMV: the codes would be 25 % more traffic). */
 #define LK_FLY_BYTES (INT64_C(8) << 20)
 #define LK_MAX_COLS_NOISE 65536 /* s_i = sum dq x2q < 2^31 */
+#define LK_AMX_MIN_COLS 512     /* narrower rows: variance sums in the tile (VNNI), not AMX */
 
 /* ------------------------------------------------------------------------------------ */
 /* ISA dispatch                                                                          */
@@ -276,7 +277,9 @@ static void process_unit(worker *w, int64_t unit) {
     const int mr = c->isa->mr;
     const int npg = narrow ? c->isa->np_narrow : c->isa->np;
     const lk_tile_fn tile = narrow && c->fly ? c->isa->fly : c->isa->tile;
-    const int amx = c->isa->amx && c->epi.noise && !narrow; /* s by tile products */
+    /* s by AMX tile products: only for wide rows, where they pay for the tile set-up and the
+     * second pass over the codes (at 64-256 columns the in-tile VNNI sums are faster) */
+    const int amx = c->isa->amx && c->epi.noise && !narrow && c->cols >= LK_AMX_MIN_COLS;
     const int64_t kc = narrow && c->fly ? c->cols : LK_KC;
     _Alignas(64) float ub[LK_BLOCK_ROWS * LK_TILE_LD];
     _Alignas(64) int32_t sb[LK_BLOCK_ROWS * LK_TILE_LD];
