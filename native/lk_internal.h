@@ -69,10 +69,10 @@ typedef struct lk_rng {
     int have; /* 1 if the high half of buf is still unused */
 } lk_rng;
 
-/* Key the stream of (seed, call, vector, panel) as docs/physics.md section 4 says:
- * k = sm(sm(sm(sm(seed) ^ call) ^ vector) ^ panel), state = sm(k + i * golden), i = 0..3.
- * lk_rng_vector_key computes the first three steps once per vector for lk_rng_panel_key. */
-void lk_rng_key(lk_rng *g, uint64_t seed, uint64_t call_index, uint64_t vector, uint64_t panel);
+/* Keys (docs/physics.md section 4): lk_rng_vector_key is K_b = sm(sm(sm(seed) ^ call) ^ b),
+ * the per-call normals' key; lk_rng_panel_key keys a xoshiro256++ stream from a key h and
+ * a panel p: k = sm(h ^ p), state = sm(k + i * golden), i = 0..3 (the per-cell ziggurat's
+ * slow path, lk_program.c). */
 uint64_t lk_rng_vector_key(uint64_t seed, uint64_t call_index, uint64_t vector);
 void lk_rng_panel_key(lk_rng *g, uint64_t vector_key, uint64_t panel);
 
@@ -129,38 +129,10 @@ static LK_ALWAYS_INLINE int lk_zig_fast(uint32_t w, float *out) {
     return m < lk_zig_k[i];
 }
 
-/* The next n standard normals of the stream into z (float ziggurat, 256 layers; see
- * docs/kernel.md "Ziggurat"). The stream state lives in local variables (registers) and
- * goes back to *g only around the rare slow path. */
-static LK_ALWAYS_INLINE void lk_rng_fill(lk_rng *g, float *z, int64_t n) {
-    uint64_t s[4] = {g->s[0], g->s[1], g->s[2], g->s[3]};
-    uint64_t buf = g->buf;
-    int have = g->have;
-    for (int64_t l = 0; l < n; l++) {
-        uint32_t w;
-        if (have) {
-            w = (uint32_t)(buf >> 32);
-            have = 0;
-        } else {
-            buf = lk_xoshiro(s);
-            w = (uint32_t)buf;
-            have = 1;
-        }
-        if (__builtin_expect(!lk_zig_fast(w, &z[l]), 0)) {
-            for (int i = 0; i < 4; i++) g->s[i] = s[i];
-            g->buf = buf, g->have = have;
-            z[l] = lk_zig_slow(g, w);
-            for (int i = 0; i < 4; i++) s[i] = g->s[i];
-            buf = g->buf, have = g->have;
-        }
-    }
-    for (int i = 0; i < 4; i++) g->s[i] = s[i];
-    g->buf = buf, g->have = have;
-}
-
 /* Per-call normals (docs/physics.md section 4): the normals of outputs i0 .. i0 + n - 1 of
  * the vector whose key is `key` (lk_rng_vector_key), into z. Counter-based: outputs 2t and
- * 2t + 1 come from the word sm(key + t * golden) through a float32 Box-Muller transform. Every path computes the same bits (explicit FMAs, IEEE operations only). */
+ * 2t + 1 come from the word sm(key + t * golden) through a float32 Box-Muller transform.
+ * Every path computes the same bits (explicit FMAs, IEEE operations only). */
 typedef void (*lk_normals_fn)(uint64_t key, int64_t i0, int64_t n, float *z);
 void lk_normals_scalar(uint64_t key, int64_t i0, int64_t n, float *z);
 #if LK_X86

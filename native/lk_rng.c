@@ -1,10 +1,12 @@
 /* Lumina HAL twin kernel: random numbers.
  *
- * xoshiro256++ streams keyed with splitmix64 (docs/physics.md section 4) and a float32
- * ziggurat with 256 layers whose tables are computed at first use from the Marsaglia-Tsang
- * construction in double precision. The generator and the ziggurat's fast path are inline
- * in lk_internal.h; this file holds the keying, the tables and the rare slow path.
- * docs/kernel.md, section "Ziggurat", documents exactly which bits of which word go where.
+ * Per-call normals (docs/physics.md section 4): counter-based splitmix64 words through a
+ * float32 Box-Muller transform; lk_normals_scalar below is the definition the SIMD paths
+ * (lk_x86.c) reproduce bit for bit. Per-cell draws of programming (lk_program.c): a float32
+ * ziggurat with 256 layers, tables computed at first use from the Marsaglia-Tsang
+ * construction in double precision, whose rare slow path continues on a xoshiro256++
+ * stream keyed with splitmix64; its fast path is inline in lk_internal.h. docs/kernel.md,
+ * section "Ziggurat", documents exactly which bits of which word go where.
  */
 #include <math.h>
 #include <pthread.h>
@@ -40,9 +42,6 @@ void lk_rng_panel_key(lk_rng *g, uint64_t vector_key, uint64_t panel) {
     g->have = 0;
 }
 
-void lk_rng_key(lk_rng *g, uint64_t seed, uint64_t call_index, uint64_t vector, uint64_t panel) {
-    lk_rng_panel_key(g, lk_rng_vector_key(seed, call_index, vector), panel);
-}
 
 /* ------------------------------------------------------------------------------------ */
 /* Ziggurat                                                                              */

@@ -764,7 +764,8 @@ LK_T512 void lk_normals_avx512(uint64_t key, int64_t i0, int64_t n, float *z) {
         (long long)(3 * LK_GOLDEN_RATIO64), (long long)(2 * LK_GOLDEN_RATIO64),
         (long long)LK_GOLDEN_RATIO64, 0);
     const __m512i eight = _mm512_set1_epi64((long long)(8 * LK_GOLDEN_RATIO64));
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i even =
+        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     const __m512i inter0 = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i inter1 =
