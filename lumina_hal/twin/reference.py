@@ -283,11 +283,10 @@ class KernelNoise:
     first_vector: int = 0
 
     def normals(self, batch: int, rows: int) -> np.ndarray:
-        z = np.zeros((batch, rows))
-        for b in range(batch):
-            vector = self.first_vector + b
-            z[b] = reference_normals.call_normals(self.seed, self.call_index, vector, 0, rows)
-        return z
+        z = reference_normals.batch_normals(
+            self.seed, self.call_index, self.first_vector, batch, rows
+        )
+        return z.astype(np.float64)
 
 
 def forward(

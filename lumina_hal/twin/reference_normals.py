@@ -125,3 +125,17 @@ def call_normals(seed: int, call_index: int, vector: int, first_output: int, n: 
     t1 = (first_output + n + 1) // 2
     z = normals_from_words(words(vector_key(seed, call_index, vector), t0, t1 - t0))
     return z[first_output - 2 * t0 : first_output - 2 * t0 + n]
+
+
+def batch_normals(
+    seed: int, call_index: int, first_vector: int, batch: int, rows: int
+) -> np.ndarray:
+    """The normals (batch, rows) of vectors first_vector .. first_vector + batch - 1 of a call,
+    all outputs from 0: call_normals row by row, in one numpy pass."""
+    keys = np.array(
+        [vector_key(seed, call_index, first_vector + b) for b in range(batch)], np.uint64
+    )
+    t = np.arange((rows + 1) // 2, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        h = _splitmix64(keys[:, None] + t[None, :] * _GOLDEN)
+    return normals_from_words(h.ravel()).reshape(batch, 2 * t.size)[:, :rows]
