@@ -69,10 +69,10 @@ typedef struct lk_rng {
     int have; /* 1 if the high half of buf is still unused */
 } lk_rng;
 
-/* Key the stream of (seed, call, vector, panel) as docs/physics.md section 4 says:
- * k = sm(sm(sm(sm(seed) ^ call) ^ vector) ^ panel), state = sm(k + i * golden), i = 0..3.
- * lk_rng_vector_key computes the first three steps once per vector for lk_rng_panel_key. */
-void lk_rng_key(lk_rng *g, uint64_t seed, uint64_t call_index, uint64_t vector, uint64_t panel);
+/* Keys (docs/physics.md section 4): lk_rng_vector_key is K_b = sm(sm(sm(seed) ^ call) ^ b),
+ * the per-call normals' key; lk_rng_panel_key keys a xoshiro256++ stream from a key h and
+ * a panel p: k = sm(h ^ p), state = sm(k + i * golden), i = 0..3 (the per-cell ziggurat's
+ * slow path, lk_program.c). */
 uint64_t lk_rng_vector_key(uint64_t seed, uint64_t call_index, uint64_t vector);
 void lk_rng_panel_key(lk_rng *g, uint64_t vector_key, uint64_t panel);
 
@@ -129,34 +129,44 @@ static LK_ALWAYS_INLINE int lk_zig_fast(uint32_t w, float *out) {
     return m < lk_zig_k[i];
 }
 
-/* The next n standard normals of the stream into z (float ziggurat, 256 layers; see
- * docs/kernel.md "Ziggurat"). The stream state lives in local variables (registers) and
- * goes back to *g only around the rare slow path. */
-static LK_ALWAYS_INLINE void lk_rng_fill(lk_rng *g, float *z, int64_t n) {
-    uint64_t s[4] = {g->s[0], g->s[1], g->s[2], g->s[3]};
-    uint64_t buf = g->buf;
-    int have = g->have;
-    for (int64_t l = 0; l < n; l++) {
-        uint32_t w;
-        if (have) {
-            w = (uint32_t)(buf >> 32);
-            have = 0;
-        } else {
-            buf = lk_xoshiro(s);
-            w = (uint32_t)buf;
-            have = 1;
-        }
-        if (__builtin_expect(!lk_zig_fast(w, &z[l]), 0)) {
-            for (int i = 0; i < 4; i++) g->s[i] = s[i];
-            g->buf = buf, g->have = have;
-            z[l] = lk_zig_slow(g, w);
-            for (int i = 0; i < 4; i++) s[i] = g->s[i];
-            buf = g->buf, have = g->have;
-        }
-    }
-    for (int i = 0; i < 4; i++) g->s[i] = s[i];
-    g->buf = buf, g->have = have;
-}
+/* Per-call normals (docs/physics.md section 4): the normals of outputs i0 .. i0 + n - 1 of
+ * the vector whose key is `key` (lk_rng_vector_key), into z. Counter-based: outputs 2t and
+ * 2t + 1 come from the word sm(key + t * golden) through a float32 Box-Muller transform.
+ * Every path computes the same bits (explicit FMAs, IEEE operations only). */
+typedef void (*lk_normals_fn)(uint64_t key, int64_t i0, int64_t n, float *z);
+void lk_normals_scalar(uint64_t key, int64_t i0, int64_t n, float *z);
+#if LK_X86
+void lk_normals_avx2(uint64_t key, int64_t i0, int64_t n, float *z);
+void lk_normals_avx512(uint64_t key, int64_t i0, int64_t n, float *z);
+#endif
+
+/* Constants of the transform (docs/physics.md section 4), shared by every path: Cephes
+ * logf, and the Taylor coefficients (-1)^.. / k! of sine and cosine rounded to float. */
+#define LK_SIN3 (float)(-1.0 / 6.0)
+#define LK_SIN5 (float)(1.0 / 120.0)
+#define LK_SIN7 (float)(-1.0 / 5040.0)
+#define LK_SIN9 (float)(1.0 / 362880.0)
+#define LK_SIN11 (float)(-1.0 / 39916800.0)
+#define LK_COS2 (-0.5f)
+#define LK_COS4 (float)(1.0 / 24.0)
+#define LK_COS6 (float)(-1.0 / 720.0)
+#define LK_COS8 (float)(1.0 / 40320.0)
+#define LK_COS10 (float)(-1.0 / 3628800.0)
+#define LK_COS12 (float)(1.0 / 479001600.0)
+#define LK_ANGLE 0x1.921fb6p-30f /* pi / 2^31 rounded to float (0x30C90FDB) */
+#define LK_LN_P0 7.0376836292e-2f
+#define LK_LN_P1 -1.1514610310e-1f
+#define LK_LN_P2 1.1676998740e-1f
+#define LK_LN_P3 -1.2420140846e-1f
+#define LK_LN_P4 1.4249322787e-1f
+#define LK_LN_P5 -1.6668057665e-1f
+#define LK_LN_P6 2.0000714765e-1f
+#define LK_LN_P7 -2.4999993993e-1f
+#define LK_LN_P8 3.3333331174e-1f
+#define LK_LN_Q1 -2.12194440e-4f
+#define LK_LN_Q2 0.693359375f
+#define LK_SQRT2F 1.41421354f /* lnf range split */
+#define LK_GOLDEN_RATIO64 UINT64_C(0x9E3779B97F4A7C15)
 
 /* ------------------------------------------------------------------------------------ */
 /* Thread pool (lk_pool.c)                                                                */

@@ -1,10 +1,12 @@
 /* Lumina HAL twin kernel: random numbers.
  *
- * xoshiro256++ streams keyed with splitmix64 (docs/physics.md section 4) and a float32
- * ziggurat with 256 layers whose tables are computed at first use from the Marsaglia-Tsang
- * construction in double precision. The generator and the ziggurat's fast path are inline
- * in lk_internal.h; this file holds the keying, the tables and the rare slow path.
- * docs/kernel.md, section "Ziggurat", documents exactly which bits of which word go where.
+ * Per-call normals (docs/physics.md section 4): counter-based splitmix64 words through a
+ * float32 Box-Muller transform; lk_normals_scalar below is the definition the SIMD paths
+ * (lk_x86.c) reproduce bit for bit. Per-cell draws of programming (lk_program.c): a float32
+ * ziggurat with 256 layers, tables computed at first use from the Marsaglia-Tsang
+ * construction in double precision, whose rare slow path continues on a xoshiro256++
+ * stream keyed with splitmix64; its fast path is inline in lk_internal.h. docs/kernel.md,
+ * section "Ziggurat", documents exactly which bits of which word go where.
  */
 #include <math.h>
 #include <pthread.h>
@@ -40,9 +42,6 @@ void lk_rng_panel_key(lk_rng *g, uint64_t vector_key, uint64_t panel) {
     g->have = 0;
 }
 
-void lk_rng_key(lk_rng *g, uint64_t seed, uint64_t call_index, uint64_t vector, uint64_t panel) {
-    lk_rng_panel_key(g, lk_rng_vector_key(seed, call_index, vector), panel);
-}
 
 /* ------------------------------------------------------------------------------------ */
 /* Ziggurat                                                                              */
@@ -120,5 +119,86 @@ float lk_zig_slow(lk_rng *g, uint32_t w) {
         const double y = zig_f[i] + u01_closed_open(lk_next32(g)) * (zig_f[i + 1] - zig_f[i]);
         if (y < density((double)x)) return neg ? -x : x;
         w = lk_next32(g); /* rejected: start over with a fresh word */
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Per-call normals, scalar: the exact definition every SIMD path reproduces              */
+/* ------------------------------------------------------------------------------------ */
+
+static inline float f32_from_bits(uint32_t b) {
+    float f;
+    __builtin_memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+static inline uint32_t bits_of_f32(float f) {
+    uint32_t b;
+    __builtin_memcpy(&b, &f, sizeof b);
+    return b;
+}
+
+/* lnf of docs/physics.md section 4 (Cephes logf) for a normal float t > 0. */
+static float spec_lnf(float t) {
+    const uint32_t bits = bits_of_f32(t);
+    int32_t e = (int32_t)(bits >> 23) - 127;
+    float f = f32_from_bits((bits & 0x007FFFFFu) | 0x3F800000u);
+    if (f > LK_SQRT2F) {
+        f = f * 0.5f;
+        e = e + 1;
+    }
+    const float y = f - 1.0f;
+    const float y2 = y * y;
+    float p = LK_LN_P0;
+    p = fmaf(p, y, LK_LN_P1);
+    p = fmaf(p, y, LK_LN_P2);
+    p = fmaf(p, y, LK_LN_P3);
+    p = fmaf(p, y, LK_LN_P4);
+    p = fmaf(p, y, LK_LN_P5);
+    p = fmaf(p, y, LK_LN_P6);
+    p = fmaf(p, y, LK_LN_P7);
+    p = fmaf(p, y, LK_LN_P8);
+    float r = (y * y2) * p;
+    const float ef = (float)e;
+    r = fmaf(ef, LK_LN_Q1, r);
+    r = fmaf(y2, -0.5f, r);
+    r = y + r;
+    return fmaf(ef, LK_LN_Q2, r);
+}
+
+/* The two standard normals of word h (docs/physics.md section 4, steps 1-5). */
+static void spec_pair(uint64_t h, float *z0, float *z1) {
+    const uint32_t lo = (uint32_t)h, hi = (uint32_t)(h >> 32);
+    const float q = fmaf((float)(int32_t)(lo >> 1), 0x1p-31f, 0x1p-32f);
+    const float rho = sqrtf(spec_lnf(q) * -2.0f);
+    const float a = (float)(int32_t)(hi & 0x3FFFFFFFu) * LK_ANGLE;
+    const float a2 = a * a, a3 = a * a2;
+    float p = LK_SIN11;
+    p = fmaf(p, a2, LK_SIN9);
+    p = fmaf(p, a2, LK_SIN7);
+    p = fmaf(p, a2, LK_SIN5);
+    p = fmaf(p, a2, LK_SIN3);
+    const float sine = fmaf(a3, p, a);
+    p = LK_COS12;
+    p = fmaf(p, a2, LK_COS10);
+    p = fmaf(p, a2, LK_COS8);
+    p = fmaf(p, a2, LK_COS6);
+    p = fmaf(p, a2, LK_COS4);
+    p = fmaf(p, a2, LK_COS2);
+    const float cosine = fmaf(a2, p, 1.0f);
+    const int swap = (hi >> 30) & 1u;
+    const float c = swap ? sine : cosine, s = swap ? cosine : sine;
+    const uint32_t csign = (hi ^ (hi << 1)) & 0x80000000u, ssign = hi & 0x80000000u;
+    *z0 = rho * f32_from_bits(bits_of_f32(c) ^ csign);
+    *z1 = rho * f32_from_bits(bits_of_f32(s) ^ ssign);
+}
+
+void lk_normals_scalar(uint64_t key, int64_t i0, int64_t n, float *z) {
+    for (int64_t k = 0; k < n;) {
+        const uint64_t i = (uint64_t)(i0 + k);
+        float pair[2];
+        spec_pair(sm(key + (i >> 1) * LK_GOLDEN), &pair[0], &pair[1]);
+        z[k++] = pair[i & 1];
+        if (!(i & 1) && k < n) z[k++] = pair[1];
     }
 }

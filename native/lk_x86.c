@@ -651,4 +651,232 @@ LK_T256 int lk_nonfinite_avx2(const float *a, int64_t n) {
     return found;
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* Per-call normals (docs/physics.md section 4): the operations of lk_normals_scalar on      */
+/* 16 (AVX-512) or 8 (AVX2) lanes. 64-bit words are 8 or 4 splitmix64 outputs, read as 16 or  */
+/* 8 32-bit lanes: lane 2t is the low half of word t, i.e. output order.                      */
+/* ------------------------------------------------------------------------------------ */
+
+#define LK_SM_M1 UINT64_C(0xBF58476D1CE4E5B9)
+#define LK_SM_M2 UINT64_C(0x94D049BB133111EB)
+
+/* z * c mod 2^64 per 64-bit lane from 32 x 32 -> 64 products (no AVX-512DQ needed). */
+static LK_T512 LK_ALWAYS_INLINE __m512i mul64_512(__m512i z, uint64_t c) {
+    const __m512i lo = _mm512_set1_epi64((long long)(c & 0xFFFFFFFFu));
+    const __m512i hi = _mm512_set1_epi64((long long)(c >> 32));
+    const __m512i cross = _mm512_add_epi64(_mm512_mul_epu32(_mm512_srli_epi64(z, 32), lo),
+                                           _mm512_mul_epu32(z, hi));
+    return _mm512_add_epi64(_mm512_mul_epu32(z, lo), _mm512_slli_epi64(cross, 32));
+}
+
+/* splitmix64's mixing (after its += golden) on 8 lanes. */
+static LK_T512 LK_ALWAYS_INLINE __m512i mix_512(__m512i z) {
+    z = mul64_512(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), LK_SM_M1);
+    z = mul64_512(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), LK_SM_M2);
+    return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+}
+
+/* Horner steps p = fma(p, a2, c) over the listed coefficients. */
+#define LK_SIN_POLY(FMA, SET, p, a2)                                                         \
+    do {                                                                                     \
+        p = SET(LK_SIN11);                                                                   \
+        p = FMA(p, a2, SET(LK_SIN9));                                                        \
+        p = FMA(p, a2, SET(LK_SIN7));                                                        \
+        p = FMA(p, a2, SET(LK_SIN5));                                                        \
+        p = FMA(p, a2, SET(LK_SIN3));                                                        \
+    } while (0)
+#define LK_COS_POLY(FMA, SET, p, a2)                                                         \
+    do {                                                                                     \
+        p = SET(LK_COS12);                                                                   \
+        p = FMA(p, a2, SET(LK_COS10));                                                       \
+        p = FMA(p, a2, SET(LK_COS8));                                                        \
+        p = FMA(p, a2, SET(LK_COS6));                                                        \
+        p = FMA(p, a2, SET(LK_COS4));                                                        \
+        p = FMA(p, a2, SET(LK_COS2));                                                        \
+    } while (0)
+#define LK_LN_POLY(FMA, SET, p, y)                                                           \
+    do {                                                                                     \
+        p = SET(LK_LN_P0);                                                                   \
+        p = FMA(p, y, SET(LK_LN_P1));                                                        \
+        p = FMA(p, y, SET(LK_LN_P2));                                                        \
+        p = FMA(p, y, SET(LK_LN_P3));                                                        \
+        p = FMA(p, y, SET(LK_LN_P4));                                                        \
+        p = FMA(p, y, SET(LK_LN_P5));                                                        \
+        p = FMA(p, y, SET(LK_LN_P6));                                                        \
+        p = FMA(p, y, SET(LK_LN_P7));                                                        \
+        p = FMA(p, y, SET(LK_LN_P8));                                                        \
+    } while (0)
+
+/* spec_lnf (lk_rng.c) on 16 lanes. */
+static LK_T512 LK_ALWAYS_INLINE __m512 lnf_512(__m512 t) {
+    const __m512i bits = _mm512_castps_si512(t);
+    __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127));
+    __m512 f = _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_and_si512(bits, _mm512_set1_epi32(0x007FFFFF)), _mm512_set1_epi32(0x3F800000)));
+    const __mmask16 big = _mm512_cmp_ps_mask(f, _mm512_set1_ps(LK_SQRT2F), _CMP_GT_OQ);
+    f = _mm512_mask_mul_ps(f, big, f, _mm512_set1_ps(0.5f));
+    e = _mm512_mask_add_epi32(e, big, e, _mm512_set1_epi32(1));
+    const __m512 y = _mm512_sub_ps(f, _mm512_set1_ps(1.0f));
+    const __m512 y2 = _mm512_mul_ps(y, y);
+    __m512 p;
+    LK_LN_POLY(_mm512_fmadd_ps, _mm512_set1_ps, p, y);
+    __m512 r = _mm512_mul_ps(_mm512_mul_ps(y, y2), p);
+    const __m512 ef = _mm512_cvtepi32_ps(e);
+    r = _mm512_fmadd_ps(ef, _mm512_set1_ps(LK_LN_Q1), r);
+    r = _mm512_fmadd_ps(y2, _mm512_set1_ps(-0.5f), r);
+    r = _mm512_add_ps(y, r);
+    return _mm512_fmadd_ps(ef, _mm512_set1_ps(LK_LN_Q2), r);
+}
+
+/* spec_pair (lk_rng.c) on 16 words given as their low and high halves: *zc the even
+ * outputs, *zs the odd ones. */
+static LK_T512 LK_ALWAYS_INLINE void pair_512(__m512i lo, __m512i hi, __m512 *zc, __m512 *zs) {
+    const __m512 q = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(lo, 1)),
+                                     _mm512_set1_ps(0x1p-31f), _mm512_set1_ps(0x1p-32f));
+    const __m512 rho = _mm512_sqrt_ps(_mm512_mul_ps(lnf_512(q), _mm512_set1_ps(-2.0f)));
+    const __m512 a = _mm512_mul_ps(
+        _mm512_cvtepi32_ps(_mm512_and_si512(hi, _mm512_set1_epi32(0x3FFFFFFF))),
+        _mm512_set1_ps(LK_ANGLE));
+    const __m512 a2 = _mm512_mul_ps(a, a), a3 = _mm512_mul_ps(a, a2);
+    __m512 p;
+    LK_SIN_POLY(_mm512_fmadd_ps, _mm512_set1_ps, p, a2);
+    const __m512 sine = _mm512_fmadd_ps(a3, p, a);
+    LK_COS_POLY(_mm512_fmadd_ps, _mm512_set1_ps, p, a2);
+    const __m512 cosine = _mm512_fmadd_ps(a2, p, _mm512_set1_ps(1.0f));
+    const __mmask16 swap = _mm512_test_epi32_mask(hi, _mm512_set1_epi32(0x40000000));
+    const __m512 c = _mm512_mask_mov_ps(cosine, swap, sine);
+    const __m512 s = _mm512_mask_mov_ps(sine, swap, cosine);
+    const __m512i top = _mm512_set1_epi32((int)0x80000000u);
+    const __m512i csign = _mm512_and_si512(_mm512_xor_si512(hi, _mm512_slli_epi32(hi, 1)), top);
+    const __m512i ssign = _mm512_and_si512(hi, top);
+    *zc = _mm512_mul_ps(rho, _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(c), csign)));
+    *zs = _mm512_mul_ps(rho, _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(s), ssign)));
+}
+
+LK_T512 void lk_normals_avx512(uint64_t key, int64_t i0, int64_t n, float *z) {
+    if (n > 0 && (i0 & 1)) { /* odd start: one scalar draw, then whole words */
+        lk_normals_scalar(key, i0, 1, z);
+        i0++, z++, n--;
+    }
+    const __m512i lanes = _mm512_set_epi64(
+        (long long)(7 * LK_GOLDEN_RATIO64), (long long)(6 * LK_GOLDEN_RATIO64),
+        (long long)(5 * LK_GOLDEN_RATIO64), (long long)(4 * LK_GOLDEN_RATIO64),
+        (long long)(3 * LK_GOLDEN_RATIO64), (long long)(2 * LK_GOLDEN_RATIO64),
+        (long long)LK_GOLDEN_RATIO64, 0);
+    const __m512i eight = _mm512_set1_epi64((long long)(8 * LK_GOLDEN_RATIO64));
+    const __m512i even =
+        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const __m512i inter0 = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i inter1 =
+        _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    for (; n > 0; i0 += 32, z += 32, n -= 32) {
+        /* words t = i0/2 .. i0/2 + 15: sm(key + t G) = mix(key + (t + 1) G) */
+        const uint64_t base = key + ((uint64_t)i0 / 2 + 1) * LK_GOLDEN_RATIO64;
+        const __m512i w0 = _mm512_add_epi64(_mm512_set1_epi64((long long)base), lanes);
+        const __m512i h0 = mix_512(w0), h1 = mix_512(_mm512_add_epi64(w0, eight));
+        __m512 zc, zs;
+        pair_512(_mm512_permutex2var_epi32(h0, even, h1), _mm512_permutex2var_epi32(h0, odd, h1),
+                 &zc, &zs);
+        const __m512 out0 = _mm512_permutex2var_ps(zc, inter0, zs);
+        const __m512 out1 = _mm512_permutex2var_ps(zc, inter1, zs);
+        if (n >= 32) {
+            _mm512_storeu_ps(z, out0);
+            _mm512_storeu_ps(z + 16, out1);
+        } else {
+            const int n0 = n < 16 ? (int)n : 16, n1 = (int)n - n0;
+            _mm512_mask_storeu_ps(z, (__mmask16)((1u << n0) - 1u), out0);
+            _mm512_mask_storeu_ps(z + 16, (__mmask16)((1u << n1) - 1u), out1);
+        }
+    }
+}
+
+/* AVX2 versions: 8 words (two groups of 4), 8 lanes. */
+static LK_T256 LK_ALWAYS_INLINE __m256i mul64_256(__m256i z, uint64_t c) {
+    const __m256i lo = _mm256_set1_epi64x((long long)(c & 0xFFFFFFFFu));
+    const __m256i hi = _mm256_set1_epi64x((long long)(c >> 32));
+    const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(z, 32), lo),
+                                           _mm256_mul_epu32(z, hi));
+    return _mm256_add_epi64(_mm256_mul_epu32(z, lo), _mm256_slli_epi64(cross, 32));
+}
+
+static LK_T256 LK_ALWAYS_INLINE __m256i mix_256(__m256i z) {
+    z = mul64_256(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), LK_SM_M1);
+    z = mul64_256(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), LK_SM_M2);
+    return _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+}
+
+static LK_T256 LK_ALWAYS_INLINE __m256 lnf_256(__m256 t) {
+    const __m256i bits = _mm256_castps_si256(t);
+    __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127));
+    __m256 f = _mm256_castsi256_ps(_mm256_or_si256(
+        _mm256_and_si256(bits, _mm256_set1_epi32(0x007FFFFF)), _mm256_set1_epi32(0x3F800000)));
+    const __m256 big = _mm256_cmp_ps(f, _mm256_set1_ps(LK_SQRT2F), _CMP_GT_OQ);
+    f = _mm256_blendv_ps(f, _mm256_mul_ps(f, _mm256_set1_ps(0.5f)), big);
+    e = _mm256_sub_epi32(e, _mm256_castps_si256(big)); /* true lanes are -1 */
+    const __m256 y = _mm256_sub_ps(f, _mm256_set1_ps(1.0f));
+    const __m256 y2 = _mm256_mul_ps(y, y);
+    __m256 p;
+    LK_LN_POLY(_mm256_fmadd_ps, _mm256_set1_ps, p, y);
+    __m256 r = _mm256_mul_ps(_mm256_mul_ps(y, y2), p);
+    const __m256 ef = _mm256_cvtepi32_ps(e);
+    r = _mm256_fmadd_ps(ef, _mm256_set1_ps(LK_LN_Q1), r);
+    r = _mm256_fmadd_ps(y2, _mm256_set1_ps(-0.5f), r);
+    r = _mm256_add_ps(y, r);
+    return _mm256_fmadd_ps(ef, _mm256_set1_ps(LK_LN_Q2), r);
+}
+
+static LK_T256 LK_ALWAYS_INLINE void pair_256(__m256i lo, __m256i hi, __m256 *zc, __m256 *zs) {
+    const __m256 q = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(lo, 1)),
+                                     _mm256_set1_ps(0x1p-31f), _mm256_set1_ps(0x1p-32f));
+    const __m256 rho = _mm256_sqrt_ps(_mm256_mul_ps(lnf_256(q), _mm256_set1_ps(-2.0f)));
+    const __m256 a = _mm256_mul_ps(
+        _mm256_cvtepi32_ps(_mm256_and_si256(hi, _mm256_set1_epi32(0x3FFFFFFF))),
+        _mm256_set1_ps(LK_ANGLE));
+    const __m256 a2 = _mm256_mul_ps(a, a), a3 = _mm256_mul_ps(a, a2);
+    __m256 p;
+    LK_SIN_POLY(_mm256_fmadd_ps, _mm256_set1_ps, p, a2);
+    const __m256 sine = _mm256_fmadd_ps(a3, p, a);
+    LK_COS_POLY(_mm256_fmadd_ps, _mm256_set1_ps, p, a2);
+    const __m256 cosine = _mm256_fmadd_ps(a2, p, _mm256_set1_ps(1.0f));
+    const __m256 swap = _mm256_castsi256_ps(_mm256_slli_epi32(hi, 1)); /* bit 30 as sign */
+    const __m256 c = _mm256_blendv_ps(cosine, sine, swap);
+    const __m256 s = _mm256_blendv_ps(sine, cosine, swap);
+    const __m256i top = _mm256_set1_epi32((int)0x80000000u);
+    const __m256 csign = _mm256_castsi256_ps(
+        _mm256_and_si256(_mm256_xor_si256(hi, _mm256_slli_epi32(hi, 1)), top));
+    const __m256 ssign = _mm256_castsi256_ps(_mm256_and_si256(hi, top));
+    *zc = _mm256_mul_ps(rho, _mm256_xor_ps(c, csign));
+    *zs = _mm256_mul_ps(rho, _mm256_xor_ps(s, ssign));
+}
+
+LK_T256 void lk_normals_avx2(uint64_t key, int64_t i0, int64_t n, float *z) {
+    if (n > 0 && (i0 & 1)) {
+        lk_normals_scalar(key, i0, 1, z);
+        i0++, z++, n--;
+    }
+    const __m256i lanes = _mm256_set_epi64x((long long)(3 * LK_GOLDEN_RATIO64),
+                                            (long long)(2 * LK_GOLDEN_RATIO64),
+                                            (long long)LK_GOLDEN_RATIO64, 0);
+    const __m256i four = _mm256_set1_epi64x((long long)(4 * LK_GOLDEN_RATIO64));
+    const __m256i pick = _mm256_set_epi32(7, 5, 3, 1, 6, 4, 2, 0); /* lo halves, hi halves */
+    for (; n > 0; i0 += 16, z += 16, n -= 16) {
+        const uint64_t base = key + ((uint64_t)i0 / 2 + 1) * LK_GOLDEN_RATIO64;
+        const __m256i w0 = _mm256_add_epi64(_mm256_set1_epi64x((long long)base), lanes);
+        /* words 0-3 and 4-7, each as [lo0 lo1 lo2 lo3 | hi0 hi1 hi2 hi3] */
+        const __m256i g0 = _mm256_permutevar8x32_epi32(mix_256(w0), pick);
+        const __m256i g1 = _mm256_permutevar8x32_epi32(mix_256(_mm256_add_epi64(w0, four)), pick);
+        const __m256i lo = _mm256_permute2x128_si256(g0, g1, 0x20);
+        const __m256i hi = _mm256_permute2x128_si256(g0, g1, 0x31);
+        __m256 zc, zs;
+        pair_256(lo, hi, &zc, &zs);
+        /* interleave back: zc[j], zs[j] -> outputs 2j, 2j + 1 */
+        const __m256 l = _mm256_unpacklo_ps(zc, zs), h = _mm256_unpackhi_ps(zc, zs);
+        _Alignas(32) float tmp[16];
+        _mm256_store_ps(tmp, _mm256_permute2f128_ps(l, h, 0x20));
+        _mm256_store_ps(tmp + 8, _mm256_permute2f128_ps(l, h, 0x31));
+        memcpy(z, tmp, (size_t)(n < 16 ? n : 16) * sizeof(float));
+    }
+}
+
 #endif

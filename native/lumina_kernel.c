@@ -17,7 +17,8 @@
 #include "lk_internal.h"
 #include "lumina_kernel.h"
 
-#define LK_VERSION 4 /* 3: per-cell draws from one hash (lk_program.c); 4: + 8-bit variance codes */
+#define LK_VERSION 5 /* 3: per-cell draws from one hash (lk_program.c); 4: + 8-bit variance
+                       * codes; 5: counter-based per-call normals (inverse erf, SIMD) */
 
 /* Rows of x per batch block (the unit of input quantization and of per-thread scratch):
  * 48, or fewer (down to 12) for very wide inputs so that a block's (x_n, x_n^2) pairs stay
@@ -41,6 +42,7 @@
  * the fly (memory-bound GEMV: the codes would be 25 % more traffic). */
 #define LK_FLY_BYTES (INT64_C(8) << 20)
 #define LK_MAX_COLS_NOISE 65536 /* s_i = sum dq x2q < 2^31 */
+#define LK_AMX_MIN_COLS 512     /* narrower rows: variance sums in the tile (VNNI), not AMX */
 
 /* ------------------------------------------------------------------------------------ */
 /* ISA dispatch                                                                          */
@@ -59,23 +61,24 @@ typedef struct lk_isa_desc {
     int narrow_rows; /* blocks with at most this many rows use np_narrow panels per tile */
     int np_narrow;
     int amx; /* wide blocks: u by the tile, s by AMX tile products (lk_amx_block) */
+    lk_normals_fn normals;
 } lk_isa_desc;
 
 #define LK_SCALAR_DESC                                                                      \
     {lk_tile_scalar, NULL, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_x2_scalar,       \
-     lk_nonfinite_scalar, 4, 1, 1, 2, 0}
+     lk_nonfinite_scalar, 4, 1, 1, 2, 0, lk_normals_scalar}
 
 static const lk_isa_desc lk_isa_table[5] = {
     LK_SCALAR_DESC,
 #if LK_X86
     {lk_tile_avx2, NULL, lk_epi_avx2, lk_adc_avx2, lk_dac_avx2, lk_x2_scalar, lk_nonfinite_avx2,
-     2, 1, 1, 2, 0},
+     2, 1, 1, 2, 0, lk_normals_avx2},
     {lk_tile_avx512, lk_tile_avx512_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0},
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0, lk_normals_avx512},
     {lk_tile_avx512vnni, lk_tile_avx512_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0},
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0, lk_normals_avx512},
     {lk_tile_avx512vnni, lk_tile_avx512_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 1},
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 1, lk_normals_avx512},
 #else /* never selected: lk_best_isa stays scalar */
     LK_SCALAR_DESC,
     LK_SCALAR_DESC,
@@ -234,10 +237,12 @@ static void prepare_block(worker *w, int64_t k) {
     w->block = k;
 }
 
-/* Epilogue of one (vector b, panel p): draws the panel's normals (noise on), then runs
- * the ISA's epilogue (lk_epi_fn) into y. Returns the number of outputs at full scale. */
+/* Epilogue of one (vector b, panel p) with its normals z (noise on; outputs 16 p ..
+ * 16 p + n - 1 of the vector's counter-based stream, drawn by the caller for the whole
+ * panel group): runs the ISA's epilogue (lk_epi_fn) into y. Returns the number of outputs
+ * at full scale. */
 static int epilogue(const fwd_ctx *c, int64_t b, int64_t p, const float *u, const int32_t *s,
-                    float sx, uint64_t key) {
+                    float sx, const float *z) {
     const int64_t i0 = p * LK_PANEL;
     const int n = c->rows - i0 < LK_PANEL ? (int)(c->rows - i0) : LK_PANEL;
     float *y = c->y + b * c->rows + i0;
@@ -245,13 +250,9 @@ static int epilogue(const fwd_ctx *c, int64_t b, int64_t p, const float *u, cons
         for (int l = 0; l < n; l++) y[l] = 0.0f; /* +0.0f and int32 0 share their bits */
         return 0;
     }
-    _Alignas(64) float z[LK_PANEL] = {0};
     _Alignas(64) float vspad[LK_PANEL] = {0};
     const float *vs = vspad;
     if (c->epi.noise) {
-        lk_rng g;
-        lk_rng_panel_key(&g, key, (uint64_t)p);
-        lk_rng_fill(&g, z, n);
         if (n == LK_PANEL) {
             vs = c->vscale + i0;
         } else {
@@ -276,12 +277,15 @@ static void process_unit(worker *w, int64_t unit) {
     const int mr = c->isa->mr;
     const int npg = narrow ? c->isa->np_narrow : c->isa->np;
     const lk_tile_fn tile = narrow && c->fly ? c->isa->fly : c->isa->tile;
-    const int amx = c->isa->amx && c->epi.noise && !narrow; /* s by tile products */
+    /* s by AMX tile products: only for wide rows, where they pay for the tile set-up and the
+     * second pass over the codes (at 64-256 columns the in-tile VNNI sums are faster) */
+    const int amx = c->isa->amx && c->epi.noise && !narrow && c->cols >= LK_AMX_MIN_COLS;
     const int64_t kc = narrow && c->fly ? c->cols : LK_KC;
     _Alignas(64) float ub[LK_BLOCK_ROWS * LK_TILE_LD];
     _Alignas(64) int32_t sb[LK_BLOCK_ROWS * LK_TILE_LD];
     _Alignas(64) float r2pad[LK_NP_MAX * LK_PANEL];
     _Alignas(64) float vipad[LK_NP_MAX * LK_PANEL];
+    _Alignas(64) float zb[LK_NP_MAX * LK_PANEL] = {0}; /* normals of one row's panel group */
     for (int64_t pg = p0; pg < p1; pg += npg) {
         const int np = p1 - pg < npg ? (int)(p1 - pg) : npg;
         lk_tile_args a;
@@ -321,10 +325,14 @@ static void process_unit(worker *w, int64_t unit) {
                          sb);
         }
 #endif
+        const int64_t gi0 = pg * LK_PANEL; /* the group's first output */
+        const int64_t gn = c->rows - gi0 < np * LK_PANEL ? c->rows - gi0 : np * LK_PANEL;
         for (int64_t r = 0; r < nb; r++) {
+            if (c->epi.noise && w->sx[r] != 0.0f) c->isa->normals(w->key[r], gi0, gn, zb);
             for (int p = 0; p < np; p++) {
                 w->clipped += epilogue(c, b0 + r, pg + p, ub + r * LK_TILE_LD + p * LK_PANEL,
-                                       sb + r * LK_TILE_LD + p * LK_PANEL, w->sx[r], w->key[r]);
+                                       sb + r * LK_TILE_LD + p * LK_PANEL, w->sx[r],
+                                       zb + p * LK_PANEL);
             }
         }
     }
@@ -464,7 +472,6 @@ static int forward(const lk_model *model, const float *x, const int32_t *xc, int
         c.epi.c0 = model->det_c0;
         c.epi.c1 = model->det_c1;
         c.epi.c2 = model->det_c2;
-        lk_ziggurat_init();
     }
     c.isa = isa;
     c.fly = c.epi.noise && isa->fly != NULL && rows * cols * 4 > LK_FLY_BYTES;
@@ -696,12 +703,11 @@ int lk_adc(const float *u, int64_t n, int32_t bits, float full_scale, float *cod
     return LK_OK;
 }
 
-int lk_normals(uint64_t seed, uint64_t call_index, int64_t vector, int64_t panel, int64_t n,
-               float *out) {
-    if (out == NULL || n <= 0 || vector < 0 || panel < 0) return LK_EINVAL;
-    lk_ziggurat_init();
-    lk_rng g;
-    lk_rng_key(&g, seed, call_index, (uint64_t)vector, (uint64_t)panel);
-    lk_rng_fill(&g, out, n);
+int lk_normals(uint64_t seed, uint64_t call_index, int64_t vector, int64_t first_output,
+               int64_t n, float *out) {
+    if (out == NULL || n <= 0 || vector < 0 || first_output < 0) return LK_EINVAL;
+    if (first_output > INT64_MAX - n) return LK_EINVAL;
+    const uint64_t key = lk_rng_vector_key(seed, call_index, (uint64_t)vector);
+    lk_isa_table[lk_isa()].normals(key, first_output, n, out);
     return LK_OK;
 }

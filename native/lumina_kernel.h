@@ -73,10 +73,11 @@ int lk_quantize_inputs(const float *x, int64_t batch, int64_t cols, int32_t bits
 int lk_adc(const float *u, int64_t n, int32_t bits, float full_scale, float *codes,
            int64_t *clipped);
 
-/* n standard normals from the stream keyed (seed, call_index, vector, panel), exactly as the
- * forward pass draws them. For statistical tests of the generator. */
-int lk_normals(uint64_t seed, uint64_t call_index, int64_t vector, int64_t panel, int64_t n,
-               float *out);
+/* The standard normals of outputs first_output .. first_output + n - 1 of vector `vector` of
+ * call (seed, call_index), exactly as the forward pass draws them (docs/physics.md section
+ * 4), on the selected ISA path. For tests of the generator. */
+int lk_normals(uint64_t seed, uint64_t call_index, int64_t vector, int64_t first_output,
+               int64_t n, float *out);
 
 /* ---- Programming (lk_program.c): docs/physics.md section 2, the numpy reference's arithmetic.
  * Work is split by rows over `threads` (>= 1); the bits do not depend on the thread count. */

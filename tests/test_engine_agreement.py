@@ -286,3 +286,30 @@ def test_kernel_model_forward_codes_matches_the_float_path():
             model.forward_codes(codes, seed=3, call_index=7, threads=1)
         with pytest.raises(InputError, match="shape"):
             model.forward_codes(codes[:, 1:], seed=3, call_index=7, threads=1)
+
+
+def test_noise_on_engines_draw_the_same_normals():
+    """With noise on, the reference draws the kernel's normals (docs/physics.md section 4,
+    reference.KernelNoise), so the engines differ only by arithmetic (float64 sums, the
+    variance in 8-bit codes): far less than the noise itself, which independent draws
+    would double instead. Also for a batch split (first_vector)."""
+    rows, cols, batch = 64, 48, 12
+    rng = np.random.default_rng(11)
+    weights = rng.uniform(-1, 1, (rows, cols))
+    x = rng.uniform(-1, 1, (batch, cols)).astype(np.float32)
+    y = {}
+    for engine in ("native", "reference"):
+        for noise in ("true", "false"):
+            uri = f"mock://?rows={rows}&cols={cols}&preset=typical&noise={noise}&kernel={engine}"
+            with lumina_hal.open_device(uri) as chip:
+                chip.load_weights(weights)
+                whole = np.array(chip.matmul(x))
+                if noise == "true":
+                    part = np.empty((batch - 5, rows), np.float32)
+                    chip.chip.forward(x[5:], part, call_index=0, first_vector=5)
+                    np.testing.assert_array_equal(part, whole[5:])
+                y[engine, noise] = whole
+    noise_rms = float(np.sqrt(np.mean((y["native", "true"] - y["native", "false"]) ** 2)))
+    gap_rms = float(np.sqrt(np.mean((y["native", "true"] - y["reference", "true"]) ** 2)))
+    assert noise_rms > 0
+    assert gap_rms < 0.1 * noise_rms, (gap_rms, noise_rms)

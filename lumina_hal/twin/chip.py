@@ -260,13 +260,11 @@ class TwinChip:
                 )
             )
         else:
-            if first_vector:
-                raise ConfigurationError("the reference engine runs whole calls only")
             programmed = self.programmed
             if programmed is None:  # cannot happen after _require_programmed
                 raise InputError("no weights are programmed on the chip")
-            rng = np.random.default_rng([self.config.seed, index])
-            y, clipped = reference.forward(x, programmed, self.physics, rng)
+            noise = reference.KernelNoise(self.config.seed, index, first_vector)
+            y, clipped = reference.forward(x, programmed, self.physics, noise)
             out[...] = y
         if call_index is None:
             self.call_index = index + 1

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lumina_hal.codes import heater_codes, input_codes, levels
-from lumina_hal.twin import physics
+from lumina_hal.twin import physics, reference_normals
 from lumina_hal.twin.physics import PhysicsParams
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -273,13 +273,30 @@ def full_scale(p: PhysicsParams, cols: int) -> float:
     return float(np.float32(p.adc_full_scale * math.sqrt(cols)))
 
 
+@dataclass(frozen=True)
+class KernelNoise:
+    """The kernel's own normals for one call (docs/physics.md section 4): with it the
+    reference draws what the native engine draws, so the two differ only by arithmetic."""
+
+    seed: int
+    call_index: int
+    first_vector: int = 0
+
+    def normals(self, batch: int, rows: int) -> np.ndarray:
+        z = reference_normals.batch_normals(
+            self.seed, self.call_index, self.first_vector, batch, rows
+        )
+        return z.astype(np.float64)
+
+
 def forward(
     x: np.ndarray,
     programmed: ProgrammedArray,
     p: PhysicsParams,
-    rng: np.random.Generator | None,
+    rng: np.random.Generator | KernelNoise | None,
 ) -> tuple[np.ndarray, int]:
-    """One call for a batch x (batch, c): returns (y (batch, r) float32, clipped count)."""
+    """One call for a batch x (batch, c): returns (y (batch, r) float32, clipped count).
+    Normals come from `rng`: a numpy generator, or the kernel's streams (KernelNoise)."""
     cols = programmed.shape[1]
     w_eff = programmed.effective(p)
     fs = full_scale(p, cols)
@@ -296,7 +313,8 @@ def forward(
         det = physics.detector_noise(p, cols, programmed.min_amplitude)  # 4. detector
         var_det = det.c0 + det.c1 * np.abs(u) + det.c2 * u * u
         assert rng is not None, "noise on needs a generator"
-        v = u + np.sqrt(var_phase + var_det) * rng.standard_normal(u.shape)  # 5. draw
+        z = rng.normals(*u.shape) if isinstance(rng, KernelNoise) else rng.standard_normal(u.shape)
+        v = u + np.sqrt(var_phase + var_det) * z  # 5. draw
     codes, clipped = adc(v, p.output_bits, fs)  # 6. ADC
     from_code = np.float32(fs) / np.float32(levels(p.output_bits))
     y = (codes * from_code) * s_x[:, None]  # 7. float units
