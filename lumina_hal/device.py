@@ -7,6 +7,7 @@ on every backend, and a backend only deals with well-formed, float32, C-contiguo
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -418,7 +419,9 @@ _F32_MAX = float(np.finfo(np.float32).max)
 _F32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32
 
 
+@functools.lru_cache(maxsize=1)
 def _physical_memory_bytes() -> int | None:
+    """The machine's physical memory, read once (two sysconf calls cost ~1 µs per matmul)."""
     try:
         return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
