@@ -82,7 +82,7 @@ class LuminaLinear(nn.Module):
     a device or TiledDevice (shared; tiles re-programmed when another layer used it), or a
     list of them (tiles spread over them); None: ``$LUMINA_DEVICE`` or ``mock://``.
     ``mode``: ``chip`` | ``noise_model`` | ``ideal`` (docs/torch.md section 1).
-    ``noise_serial``: ``random`` draws fabrication scatter afresh every forward (train for
+    ``noise_serial``: ``random`` draws fabrication scatter afresh at every refresh (train for
     chips not seen), ``chip`` uses the chip's serial. ``physics``/``array`` override what is
     derived from the chip (needed for hardware URIs). ``noise_refresh_every``: forwards between
     two draws of the noise model's static errors (docs/torch.md section 3).
