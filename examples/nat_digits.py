@@ -3,13 +3,17 @@
 1. Train a small MLP (64 -> 256 -> 10, ReLU, pixels in [0, 1]) in float32.
 2. Deploy it on a harsh twin (4-bit converters, 10 % fabrication scatter, 0.3 rad phase noise)
    with serial CHIP-A: the accuracy drops.
-3. Fine-tune it in ``noise_model`` mode (the twin's physics in torch, fabrication drawn afresh
-   every step: the model does not know any chip's serial).
+3. Fine-tune it with NAT: every linear layer in ``noise_model`` mode (the twin's physics in
+   torch, fabrication drawn afresh at every refresh of the static errors, so the model never
+   sees a serial), Adam with a cosine learning-rate decay, and every weight matrix clipped to
+   ``±clip`` standard deviations after each step (so that outliers do not set the per-tile
+   weight scale: the 4-bit converters then resolve the bulk of the weights).
 4. Measure on CHIP-A and on CHIP-B, a chip it never saw (another serial).
 
-Run: ``python examples/nat_digits.py [--epochs 60] [--nat-epochs 80] [--hidden 256] [--signed]``
-(``--signed``: pixels in [-1, 1] and tanh, which use both halves of the symmetric converters).
-docs/torch.md section 5 has the numbers.
+Run: ``python examples/nat_digits.py [--seeds 0,1,2] [--nat-epochs 40] [--clip 2] [--signed]``
+(``--signed``: pixels in [-1, 1] and tanh, which use both halves of the symmetric converters;
+``--clip 0``: no clipping; ``--nat-mode ideal``: the same recipe without the noise model,
+the ablation of docs/torch.md section 5). docs/torch.md section 5 has the numbers.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,10 +64,33 @@ def mlp(hidden: int = 256, signed: bool = False) -> nn.Sequential:
     )
 
 
-def train(model: nn.Module, d: Digits, epochs: int, lr: float, seed: int) -> None:
-    """Adam on cross-entropy, batch 32, shuffled by ``seed``."""
+def clip_weights_(model: nn.Module, sigmas: float) -> None:
+    """Clamp every weight matrix to ±``sigmas`` of its own standard deviation (in place)."""
+    with torch.no_grad():
+        for module in model.modules():
+            weight = getattr(module, "weight", None)
+            if isinstance(weight, torch.Tensor) and weight.dim() == 2:
+                bound = sigmas * float(weight.std())
+                weight.clamp_(-bound, bound)
+
+
+def train(
+    model: nn.Module,
+    d: Digits,
+    epochs: int,
+    lr: float,
+    seed: int,
+    clip: float = 0.0,
+    cosine: bool = False,
+) -> None:
+    """Adam on cross-entropy, batch 32, shuffled by ``seed``; ``cosine``: the learning rate
+    decays to 0 along a half cosine; ``clip`` > 0: clip_weights_ after every step."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * -(-len(d.x_train) // 32)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
+    if clip > 0:
+        clip_weights_(model, clip)
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(d.x_train), generator=gen)
@@ -71,6 +99,10 @@ def train(model: nn.Module, d: Digits, epochs: int, lr: float, seed: int) -> Non
             opt.zero_grad()
             nn.functional.cross_entropy(model(d.x_train[idx]), d.y_train[idx]).backward()
             opt.step()
+            if schedule is not None:
+                schedule.step()
+            if clip > 0:
+                clip_weights_(model, clip)
 
 
 def accuracy(model: nn.Module, d: Digits, repeats: int = 1) -> float:
@@ -88,15 +120,27 @@ def on_chip(model: nn.Module, serial: str, seed: int = 1) -> tuple[nn.Module, ob
     return replace_linear_layers(copy.deepcopy(model), chip=HARSH.format(seed=seed, serial=serial))
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """The NAT fine-tuning recipe (docs/torch.md section 5)."""
+
+    epochs: int = 40
+    lr: float = 3e-3
+    clip: float = 2.0
+    cosine: bool = True
+    refresh_every: int = 16
+    mode: str = "noise_model"
+
+
 def run(
     epochs: int = 60,
-    nat_epochs: int = 80,
     seed: int = 0,
     repeats: int = 5,
-    nat_lr: float = 3e-3,
     hidden: int = 256,
     signed: bool = False,
+    recipe: Recipe = Recipe(),
 ) -> dict[str, float]:
+    """Float, plain-on-chip and NAT accuracies for one seed (data split, init, shuffling)."""
     torch.manual_seed(seed)
     d = load(seed, signed)
     model = mlp(hidden, signed)
@@ -107,9 +151,12 @@ def run(
         result[f"plain_{serial}"] = accuracy(chip_model, d, repeats)
         replacement()
     nat_model, replacement = replace_linear_layers(
-        copy.deepcopy(model), chip=HARSH.format(seed=seed, serial="CHIP-A"), mode="noise_model"
+        copy.deepcopy(model),
+        chip=HARSH.format(seed=seed, serial="CHIP-A"),
+        mode=recipe.mode,
+        noise_refresh_every=recipe.refresh_every,
     )
-    train(nat_model, d, nat_epochs, nat_lr, seed + 1)
+    train(nat_model, d, recipe.epochs, recipe.lr, seed + 1, recipe.clip, recipe.cosine)
     result["nat_noise_model"] = accuracy(nat_model, d, repeats)
     trained = replacement()  # plain nn.Linear again, with the NAT weights
     for serial in ("CHIP-A", "CHIP-B"):
@@ -121,26 +168,40 @@ def run(
     return result
 
 
+def run_seeds(seeds: list[int], **kwargs: Any) -> dict[str, tuple[float, float]]:
+    """Mean and standard deviation over ``seeds`` of every number ``run`` returns."""
+    runs = [run(seed=seed, **kwargs) for seed in seeds]
+    return {
+        key: (float(np.mean([r[key] for r in runs])), float(np.std([r[key] for r in runs])))
+        for key in runs[0]
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--nat-epochs", type=int, default=80)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--nat-lr", type=float, default=3e-3)
+    parser.add_argument("--epochs", type=int, default=60, help="float training epochs")
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds")
+    parser.add_argument("--nat-epochs", type=int, default=Recipe.epochs)
+    parser.add_argument("--nat-lr", type=float, default=Recipe.lr)
+    parser.add_argument("--clip", type=float, default=Recipe.clip, help="sigmas; 0: off")
+    parser.add_argument("--no-cosine", action="store_true", help="constant learning rate")
+    parser.add_argument("--refresh-every", type=int, default=Recipe.refresh_every)
+    parser.add_argument("--nat-mode", default=Recipe.mode, choices=("noise_model", "ideal"))
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--signed", action="store_true", help="[-1, 1] inputs and tanh")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    result = run(
-        args.epochs,
-        args.nat_epochs,
-        args.seed,
-        nat_lr=args.nat_lr,
-        hidden=args.hidden,
-        signed=args.signed,
+    recipe = Recipe(
+        args.nat_epochs, args.nat_lr, args.clip, not args.no_cosine, args.refresh_every,
+        args.nat_mode,
+    )  # fmt: skip
+    seeds = [int(s) for s in args.seeds.split(",")]
+    result = run_seeds(
+        seeds, epochs=args.epochs, hidden=args.hidden, signed=args.signed, recipe=recipe
     )
-    for key, value in result.items():
-        print(f"{key:28s} {value:.3f}")
+    print(f"{recipe}, seeds {seeds} (mean ± std)")
+    for key, (mean, std) in result.items():
+        print(f"{key:28s} {mean:.3f} ± {std:.3f}")
 
 
 if __name__ == "__main__":

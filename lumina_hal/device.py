@@ -456,8 +456,8 @@ def _as_weight_matrix(weights: Any) -> np.ndarray:
     if w.shape[0] == 0 or w.shape[1] == 0:
         raise InputError(f"weights must not be empty, got shape {w.shape}")
     _check_real_numeric(w, "weights")
+    scale = max(float(w.max()), -float(w.min()))  # max |w| without a temporary |w| array
     w64 = np.ascontiguousarray(w, dtype=np.float64)
-    scale = float(np.max(np.abs(w64)))
     if scale > _F32_MAX or 0.0 < scale < _F32_TINY:
         raise InputError(
             f"weights' largest magnitude {scale:g} is outside the float32 range the chip "

@@ -45,7 +45,7 @@ def tinyllama(monkeypatch):
 
 def test_nat_example_reports_every_accuracy(nat):
     torch.set_num_threads(1)
-    result = nat.run(epochs=8, nat_epochs=2, hidden=32, repeats=1)
+    result = nat.run(epochs=8, hidden=32, repeats=1, recipe=nat.Recipe(epochs=2))
     assert result["float"] > 0.85
     for key in ("plain_CHIP-A", "plain_CHIP-B", "nat_noise_model", "nat_CHIP-A", "nat_CHIP-B"):
         assert 0.0 <= result[key] <= 1.0
@@ -74,7 +74,7 @@ def test_plain_ops_baseline_is_the_same_chip_model(bench_nat, nat):
 
 def test_nat_benchmark_times_every_contender(bench_nat):
     times = bench_nat.step_times(hidden=16, rounds=1, n=2, with_compile=False)
-    assert set(times) == {"float", "noise_model", "plain_ops"}
+    assert set(times) == {"float", "noise_model", "noise_model_exact", "plain_ops"}
     assert all(np.isfinite(t) and t > 0 for t in times.values())
 
 

@@ -255,3 +255,42 @@ def test_tiling_benchmark_reports_every_row(monkeypatch):
     assert all(float(r.split("|")[5]) > 45 for r in rows)
     timing = module.timing_rows(8, 4, 1)
     assert "16 devices" in timing[1] and "ratios" in timing[-1]
+
+
+class _TiledTypical8(TiledDevice):
+    """A TiledDevice over an 8 x 8 twin, openable by URI (the conformance suite builds its own)."""
+
+    @classmethod
+    def from_uri(cls, uri, **params):
+        return cls("mock://?rows=8&cols=8&preset=typical&seed=1")
+
+
+@pytest.fixture
+def tiled_uri():
+    lumina_hal.register_driver("tiledtypical8", _TiledTypical8)
+    yield "tiledtypical8://"
+    lumina_hal.unregister_driver("tiledtypical8")
+
+
+def test_tiled_device_passes_the_conformance_suite(tiled_uri):
+    """Every check of docs/conformance.md on a 32 x 32 work shape tiled over an 8 x 8 array,
+    except bad_input, whose one divergence (docs/tiling.md section 1) the next test pins."""
+    from lumina_hal.testing.conformance import CHECKS
+
+    for check in CHECKS:
+        if check.name != "bad_input":
+            check(tiled_uri)
+
+
+def test_tiled_device_refuses_every_bad_call_of_the_suite_but_leading_dimensions(tiled_uri):
+    from lumina_hal.testing.conformance.compute import _bad_calls
+
+    with lumina_hal.open_device(tiled_uri) as device:
+        device.load_weights(np.ones((32, 32)))
+        calls = _bad_calls(device, 32, 32)
+        assert device.matmul(np.ones((2, 2, 32))).shape == (2, 2, 32)  # the extension
+        del calls["3-D input"]
+        for what, call in calls.items():
+            with pytest.raises(InputError):
+                call()
+            assert device.weights_shape == (32, 32), what

@@ -169,6 +169,54 @@ def test_noise_model_weight_gradient_is_the_derivative_at_fixed_errors():
     )
 
 
+def test_noise_model_slope_is_the_autograd_derivative_of_the_heater_law():
+    """linearize's closed-form slope G = dW~/dW equals autograd through effective_weights."""
+    uri = "mock://?rows=16&cols=8&preset=harsh&weight_bits=4&fab_sigma=0.1&serial=S1"
+    physics, geometry = chip_model(uri)
+    model = NoiseModel(20, 12, physics, geometry)  # 2 x 2 tiles, padded
+    torch.manual_seed(11)
+    w = torch.randn(20, 12, requires_grad=True)
+    w_tilde, _, _ = model.effective_weights(w)
+    w_tilde[:20, :12].sum().backward()
+    lin = model.linearize(w.detach())
+    torch.testing.assert_close(lin.slope, w.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        torch.addcmul(lin.offset, lin.slope, w.detach()), w_tilde.detach()[:20, :12]
+    )
+
+
+def test_noise_model_gradient_is_slope_times_the_linear_gradient():
+    """dL/dW = (gᵀ x~) ⊙ G and dL/dx = g W~ at the drawn errors (docs/torch.md section 3)."""
+    uri = "mock://?rows=16&cols=8&preset=harsh&weight_bits=4&input_bits=4&serial=S2"
+    physics, geometry = chip_model(uri)
+    model = NoiseModel(20, 12, physics, geometry)
+    torch.manual_seed(12)
+    w = torch.randn(20, 12, requires_grad=True)
+    x = torch.randn(5, 12, requires_grad=True)
+    g = torch.randn(5, 20)
+    model(x, w).backward(g)
+    lin = model.linearize(w.detach())
+    w_tilde = torch.addcmul(lin.offset, lin.slope, w.detach())
+    _, x_q = model.chip_output(x.detach(), w_tilde, lin)
+    torch.testing.assert_close(w.grad, (g.T @ x_q) * lin.slope)
+    torch.testing.assert_close(x.grad, g @ w_tilde)
+
+
+def test_noise_model_draws_static_errors_every_refresh_every_calls():
+    uri = "mock://?rows=16&cols=16&preset=harsh&noise=false"
+    physics, geometry = chip_model(uri)
+    model = NoiseModel(16, 16, physics, dataclasses.replace(geometry, serial=None),
+                       generator=torch.Generator().manual_seed(3), refresh_every=3)  # fmt: skip
+    torch.manual_seed(13)
+    w, x = torch.randn(16, 16), torch.randn(8, 16)
+    outputs = [model(x, w) for _ in range(4)]
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    torch.testing.assert_close(outputs[0], outputs[2], rtol=0, atol=0)
+    assert not torch.equal(outputs[0], outputs[3])  # a new chip drawn at the 4th call
+    with pytest.raises(ConfigurationError):
+        NoiseModel(16, 16, physics, geometry, refresh_every=0)
+
+
 def test_noise_model_gradient_equals_nn_linear_on_an_ideal_chip():
     torch.manual_seed(8)
     layer = LuminaLinear(

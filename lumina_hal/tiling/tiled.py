@@ -227,6 +227,11 @@ class TiledDevice(PhotonicDevice):
     def load_weights(self, weights: Any) -> str:
         """Plan the tiling of ``weights`` (any 2-D size) and program every tile once."""
         w = _as_float_matrix(weights)
+        if max(w.shape) > MAX_LOGICAL_SIZE:
+            raise InputError(
+                f"weights of shape {w.shape} exceed the {MAX_LOGICAL_SIZE} rows and columns "
+                "a TiledDevice takes (its info.rows and info.cols)"
+            )
         with self._lock:
             self._require_open()
             plan = plan_tiles(w.shape[0], w.shape[1], self.slots(), **self._plan_options)

@@ -82,9 +82,10 @@ class LuminaLinear(nn.Module):
     a device or TiledDevice (shared; tiles re-programmed when another layer used it), or a
     list of them (tiles spread over them); None: ``$LUMINA_DEVICE`` or ``mock://``.
     ``mode``: ``chip`` | ``noise_model`` | ``ideal`` (docs/torch.md section 1).
-    ``noise_serial``: ``random`` draws fabrication scatter afresh every forward (train for
+    ``noise_serial``: ``random`` draws fabrication scatter afresh at every refresh (train for
     chips not seen), ``chip`` uses the chip's serial. ``physics``/``array`` override what is
-    derived from the chip (needed for hardware URIs).
+    derived from the chip (needed for hardware URIs). ``noise_refresh_every``: forwards between
+    two draws of the noise model's static errors (docs/torch.md section 3).
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class LuminaLinear(nn.Module):
         physics: PhysicsParams | None = None,
         array: tuple[int, int] | None = None,
         generator: torch.Generator | None = None,
+        noise_refresh_every: int = 1,
     ) -> None:
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
@@ -120,6 +122,7 @@ class LuminaLinear(nn.Module):
         self.physics_override = physics
         self.array_override = array
         self.generator = generator
+        self.noise_refresh_every = noise_refresh_every
         self._runner: ChipRunner | None = None
         self._noise: NoiseModel | None = None
         self._handle = self.chip_runner().handle  # built now: forward stays traceable
@@ -176,10 +179,11 @@ class LuminaLinear(nn.Module):
             bias = None if self.bias is None else self.bias.to(x.dtype)
             return F.linear(x, self.weight.to(x.dtype), bias)
         if self._mode == "noise_model":
-            flat = x.reshape(-1, self.in_features).float()
-            y = self.noise_model()(flat, self.weight).reshape(*x.shape[:-1], self.out_features)
-        else:
-            y = chip_linear(x, self.weight, self._handle).float()
+            flat = x.reshape(-1, self.in_features)
+            bias = None if self.bias is None else self.bias.float()
+            y = self.noise_model()(flat, self.weight, bias)
+            return y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+        y = chip_linear(x, self.weight, self._handle).float()
         if self.bias is not None:
             y = y + self.bias.float()
         return y.to(x.dtype)
@@ -210,7 +214,12 @@ class LuminaLinear(nn.Module):
             if self.noise_serial == "random":
                 geometry = ChipGeometry(geometry.rows, geometry.cols, None)
             self._noise = NoiseModel(
-                self.out_features, self.in_features, physics, geometry, self.generator
+                self.out_features,
+                self.in_features,
+                physics,
+                geometry,
+                self.generator,
+                self.noise_refresh_every,
             )
         return self._noise
 

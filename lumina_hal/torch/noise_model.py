@@ -8,26 +8,31 @@ Forward: the chip's output for a (possibly tiled) layer: heater DAC, fabrication
 crosstalk, drift, per-tile input DAC, per-output phase and detector noise, ADC, scales.
 Gradient: the model writes the output as ``y = x~ @ W~.T + e`` where ``x~`` are the inputs after
 the input DAC, ``W~(W)`` the effective weights in float units with the static phase errors
-``δ`` of this forward held fixed, and ``e`` the readout error (noise, ADC rounding and
-clipping) of this forward. Its gradient is the exact derivative of that expression at the
-drawn errors: through ``W~`` exactly (``cos``/``sqrt`` of the heater law), through every
-rounding as the identity (straight-through), with the per-tile scales held fixed.
-"""
+``δ`` held fixed, and ``e`` the readout error (noise, ADC rounding and clipping) of this
+forward. The static part is refreshed every ``refresh_every`` calls; in between, ``W~`` is its
+first-order expansion ``W~(W0) + G(W0) (W - W0)`` around the weights ``W0`` of the last
+refresh (exact at a refresh). The gradient is the exact derivative of that expression at the
+drawn errors: ``G`` elementwise for the weights, through every rounding as the identity
+(straight-through), with the per-tile scales held fixed. A custom autograd Function computes
+the forward without building a graph and the backward as two matmuls (docs/torch.md §3)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from lumina_hal.codes import levels
+from lumina_hal.errors import ConfigurationError
 from lumina_hal.twin import physics, reference
 from lumina_hal.twin.physics import PhysicsParams
 
 _EPS = 1e-12
+_TINY = 1e-30  # guards an all-zero input vector (its codes are 0 anyway)
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,13 @@ class ChipGeometry:
     serial: str | None = None
 
 
-def _shift_sum(n: int) -> torch.Tensor:
-    """(n, n) matrix S with S[i, i±1] = 1: S @ a sums each element's two neighbours."""
-    ones = torch.ones(n - 1)
-    return torch.diag(ones, 1) + torch.diag(ones, -1)
+def _neighbour_sum(a: torch.Tensor, dim: int) -> torch.Tensor:
+    """a[i-1] + a[i+1] along ``dim`` (cells beyond the edge contribute 0)."""
+    out = torch.zeros_like(a)
+    n = a.shape[dim]
+    out.narrow(dim, 1, n - 1).add_(a.narrow(dim, 0, n - 1))
+    out.narrow(dim, 0, n - 1).add_(a.narrow(dim, 1, n - 1))
+    return out
 
 
 class _Blocks:
@@ -86,13 +94,64 @@ class _Blocks:
         return F.pad(x, (0, self.K * self.C - self.N)).view(x.shape[0], self.K, self.C)
 
 
+@dataclass
+class Linearization:
+    """The static part of one refresh: ``W~ = slope ⊙ W + offset`` (M, N) and what the
+    per-call side needs, in the (K, batch, M_pad) layout of ``chip_output``.
+
+    ``scale`` (Rb, 1, K, 1): the per-tile weight scales ``s_w``. ``to_adc`` (K, 1, M_pad):
+    ``levels_y / (FS s_w levels_x)``, from the product of input codes and ``W~`` to ADC units;
+    ``from_adc``: ``FS s_w / levels_y``, from ADC codes back to float units (times ``s_x``).
+    ``variance``: (K, C, M_pad) such that ``x_codes² @ variance`` is the phase-noise variance
+    in ADC units² (``σφ²/4 (R² q - s2)`` with ``W_eff`` of the refresh), and ``c0``, ``c1``
+    (K, 1, M_pad) the detector coefficients in ADC units (``c2`` is unit-free).
+    """
+
+    slope: torch.Tensor
+    offset: torch.Tensor
+    scale: torch.Tensor
+    to_adc: torch.Tensor
+    from_adc: torch.Tensor
+    variance: torch.Tensor | None
+    c0: torch.Tensor
+    c1: torch.Tensor
+
+
+class _NoisyProduct(torch.autograd.Function):
+    """y = chip output + b; dy/dx~ = W~, dy/dW = (gᵀ x~) ⊙ G (docs/torch.md section 3)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        model: NoiseModel,
+        lin: Linearization,
+    ) -> torch.Tensor:
+        w_tilde = torch.addcmul(lin.offset, lin.slope, weight)
+        y, x_q = model.chip_output(x, w_tilde, lin, bias)
+        ctx.save_for_backward(x_q, w_tilde, lin.slope)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x_q, w_tilde, slope = ctx.saved_tensors
+        grad_x = grad @ w_tilde if ctx.needs_input_grad[0] else None
+        grad_w = (grad.T @ x_q).mul_(slope) if ctx.needs_input_grad[1] else None
+        grad_b = grad.sum(0) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b, None, None
+
+
 class NoiseModel:
     """The chip model for one (out_features, in_features) layer (docs/torch.md section 3).
 
     ``physics``: the twin's parameters (a preset or a chip's). ``geometry``: the array shape
     that tiles the layer and the serial of the chip whose fabrication scatter and arm
-    imbalance to reproduce, or None to draw fresh ones every forward (training for chips not
-    yet seen). ``generator``: torch generator for the draws (None: torch's default).
+    imbalance to reproduce, or None to draw fresh ones at every refresh (training for chips
+    not yet seen). ``generator``: torch generator for the draws (None: torch's default).
+    ``refresh_every``: calls between two derivations of the static errors (1: every call,
+    exact; more: the first-order expansion in between, docs/torch.md section 3).
     """
 
     def __init__(
@@ -102,10 +161,16 @@ class NoiseModel:
         physics_params: PhysicsParams,
         geometry: ChipGeometry,
         generator: torch.Generator | None = None,
+        refresh_every: int = 1,
     ) -> None:
+        if isinstance(refresh_every, bool) or not isinstance(refresh_every, int):
+            raise ConfigurationError(f"refresh_every must be an int >= 1, got {refresh_every!r}")
+        if refresh_every < 1:
+            raise ConfigurationError(f"refresh_every must be an int >= 1, got {refresh_every!r}")
         self.p = physics_params
         self.geometry = geometry
         self.generator = generator
+        self.refresh_every = refresh_every
         self.blocks = _Blocks(out_features, in_features, physics_params, geometry)
         b = self.blocks
         self.dac_max = (1 << physics_params.weight_bits) - 1
@@ -115,9 +180,13 @@ class NoiseModel:
         self.drift_per_um = physics.drift_phase_per_um(physics_params)
         k1 = physics_params.crosstalk
         k2 = k1 * physics.CROSSTALK_DIAGONAL_RATIO
-        self.edge_rows, self.edge_cols = _shift_sum(b.R), _shift_sum(b.C)
         self.k1, self.k2 = k1, k2
         self.envelope = (b.row_env[:, None] * b.col_env[None, :]).view(1, b.R, 1, b.C)
+        # per-call constants in the (K, batch, M_pad) layout of chip_output
+        self._fs_k = b.full_scale.view(b.K, 1, 1)
+        self._adc_gain = self.output_levels / self._fs_k
+        self._c = [c.permute(2, 0, 1).contiguous() for c in (b.c0, b.c1, b.c2)]  # (K, 1, M_pad)
+        self._phase_var = self.sigma_phi**2 / 4.0
         if geometry.serial is not None:
             key = reference.serial_key(geometry.serial)
             scatter = np.clip(reference.cell_normals(key, 0, b.R, b.C), -3.0, 3.0)
@@ -126,6 +195,8 @@ class NoiseModel:
             self._arm: torch.Tensor | None = torch.tensor(arm, dtype=torch.float32)
         else:
             self._scatter = self._arm = None
+        self._lin: Linearization | None = None
+        self._calls = 0
 
     # ---- static part: effective weights ------------------------------------------------
     def _cell_draws(self, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,8 +206,8 @@ class NoiseModel:
         z = torch.randn((2, *shape), generator=self.generator)
         return z[0].clamp_(-3.0, 3.0), z[1]
 
-    def static_errors(self, w4: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """No-grad part of programming: (scale, cos δ/2, σ R C sin δ/2, W_eff normalized)."""
+    def _phase_errors(self, w4: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(scale, cos δ/2, sin δ/2, σ R C sin δ/2, W_eff normalized), all without gradient."""
         p, b = self.p, self.blocks
         with torch.no_grad():
             w4 = w4.float()
@@ -149,9 +220,9 @@ class NoiseModel:
             scatter, arm = self._cell_draws(tuple(w4.shape))
             phi_f = phi_q * (1.0 + p.fab_sigma * scatter) * b.mask  # 5. fabrication
             if p.crosstalk:  # 6. crosstalk inside each tile (cells outside are unpowered)
-                down = torch.einsum("ir,brkc->bikc", self.edge_rows, phi_f)  # rows i±1
-                across = torch.einsum("brkc,cj->brkj", phi_f, self.edge_cols)  # cols j±1
-                diagonal = torch.einsum("brkc,cj->brkj", down, self.edge_cols)
+                down = _neighbour_sum(phi_f, 1)  # rows i±1
+                across = _neighbour_sum(phi_f, 3)  # cols j±1
+                diagonal = _neighbour_sum(down, 3)
                 phi_f = phi_f + self.k1 * (down + across) + self.k2 * diagonal
             phi_t = phi_f + self.drift_per_um * p.arm_imbalance_um * arm  # 7. drift
             delta = (phi_t - phi) * b.mask
@@ -159,13 +230,18 @@ class NoiseModel:
             sign = torch.where(w4 < 0, -1.0, 1.0)
             side = sign * self.envelope * sin_half  # σ R C sin(δ/2)
             w_eff = (w_n * cos_half - side * torch.sqrt((1.0 - t * t).clamp_min(0.0))) * b.mask
+        return scale, cos_half, sin_half, side, w_eff
+
+    def static_errors(self, w4: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """No-grad part of programming: (scale, cos δ/2, σ R C sin δ/2, W_eff normalized)."""
+        scale, cos_half, _, side, w_eff = self._phase_errors(w4)
         return scale, cos_half, side, w_eff
 
     def effective_weights(
         self, weight: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """W~ in float units (M_pad, N_pad) with gradient; W_eff normalized and the per-tile
-        scales (Rb, 1, K, 1), both without."""
+        """W~ in float units (M_pad, N_pad) with gradient (autograd through the heater law);
+        W_eff normalized and the per-tile scales (Rb, 1, K, 1), both without."""
         b = self.blocks
         w4 = b.pad_weights(weight.float())
         scale, cos_half, side, w_eff = self.static_errors(w4)
@@ -174,42 +250,102 @@ class NoiseModel:
         w_tilde = (w4 * cos_half - scale * side * root) * b.mask  # 8. W_eff·s_w, exact in W
         return w_tilde.reshape(b.Rb * b.R, b.K * b.C), w_eff, scale
 
-    # ---- per call ------------------------------------------------------------------------
-    def __call__(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """x (batch, in_features) float32 -> (batch, out_features) as the chip computes it."""
-        b, p = self.blocks, self.p
-        w_tilde, w_eff, scale = self.effective_weights(weight)
-        x = x.float()
-        x3 = b.pad_inputs(x)
-        with torch.no_grad():
-            s_x = x3.abs().amax(dim=2, keepdim=True)  # 1. input DAC per tile and vector
-            to_code = self.input_levels / torch.where(s_x > 0, s_x, torch.ones_like(s_x))
-            x_n = torch.round(x3 * to_code) / self.input_levels
-            x_q = x_n * s_x
-            u = torch.einsum("bkc,mkc->bmk", x_n, w_eff.view(b.Rb * b.R, b.K, b.C))  # 2.
-            v = u
-            if p.noise:
-                var = self._variance(x_n, w_eff, u)
-                v = u + torch.sqrt(var) * torch.randn(u.shape, generator=self.generator)
-            fs = b.full_scale
-            codes = torch.clamp(
-                torch.round(v * (self.output_levels / fs)), -self.output_levels, self.output_levels
-            )  # 6. ADC
-            err = codes * (fs / self.output_levels) - u  # readout error, normalized units
-            tile_scale = s_x.view(-1, 1, 1, b.K) * scale.view(1, b.Rb, 1, b.K)  # 7.
-            err = (err.view(-1, b.Rb, b.R, b.K) * tile_scale).sum(dim=3)
-            err = err.reshape(x.shape[0], b.Rb * b.R)
-        x_tilde = (x3 + (x_q - x3).detach()).reshape(x.shape[0], b.K * b.C)
-        y = x_tilde @ w_tilde.T + err  # 7. float units
-        return y[:, : b.M]
+    def linearize(self, weight: torch.Tensor) -> Linearization:
+        """Draw the static errors for ``weight`` and expand ``W~`` to first order around it.
 
-    def _variance(self, x_n: torch.Tensor, w_eff: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Phase-noise plus detector variance per (vector, output, tile), normalized units²."""
+        ``slope = dW~/dW = cos(δ/2) + sin(δ/2) t / sqrt(1 - t²)`` (0 for the second term where
+        ``t >= 1``, as the clamped square root gives), ``offset = W~(W) - slope ⊙ W``.
+        """
         b = self.blocks
-        x2 = x_n * x_n
-        var = torch.zeros_like(u)
-        if self.sigma_phi > 0:
-            s2 = torch.einsum("bkc,mkc->bmk", x2, (w_eff * w_eff).view(b.Rb * b.R, b.K, b.C))
-            q = x2 @ b.col_sq  # (batch, K)
-            var = (self.sigma_phi**2 / 4.0) * (b.row_sq * q[:, None, :] - s2).clamp_min(0.0)
-        return var + b.c0 + b.c1 * u.abs() + b.c2 * u * u
+        with torch.no_grad():
+            w4 = b.pad_weights(weight.detach().float())
+            scale, cos_half, sin_half, side, w_eff = self._phase_errors(w4)
+            t = w4.abs() / (scale * self.envelope)
+            one_minus = 1.0 - t * t
+            root = torch.sqrt(one_minus.clamp_min(_EPS))
+            w_tilde = (w4 * cos_half - scale * side * root) * b.mask
+            bend = torch.where(one_minus > _EPS, sin_half * t / root, 0.0)
+            slope = (cos_half + bend) * b.mask
+            offset = w_tilde - slope * w4
+
+            def layer_view(a: torch.Tensor) -> torch.Tensor:
+                return a.reshape(b.Rb * b.R, b.K * b.C)[: b.M, : b.N].contiguous()
+
+            per_row = scale.view(b.Rb, b.K).repeat_interleave(b.R, dim=0).T.unsqueeze(1)
+            to_adc = self._adc_gain / (per_row * self.input_levels)  # (K, 1, M_pad)
+            variance = None
+            if self.sigma_phi > 0:  # σφ²/4 Σ_c x_n² (σ² R² C² - W_eff²), in ADC units²
+                env2 = (self.envelope * self.envelope).expand_as(w_eff)
+                free = (env2 - w_eff * w_eff).clamp_min_(0.0) * b.mask
+                free = free.reshape(b.Rb * b.R, b.K, b.C).permute(1, 2, 0)
+                gain = self._adc_gain / self.input_levels
+                variance = (free * (self._phase_var * gain * gain)).contiguous()
+            return Linearization(
+                slope=layer_view(slope),
+                offset=layer_view(offset),
+                scale=scale,
+                to_adc=to_adc,
+                from_adc=per_row * (self._fs_k / self.output_levels),
+                variance=variance,
+                c0=self._c[0] * self._adc_gain**2,
+                c1=self._c[1] * self._adc_gain,
+            )
+
+    def refresh(self, weight: torch.Tensor) -> Linearization:
+        """Derive the static errors now (fresh fabrication draws unless a serial is set)."""
+        self._lin = self.linearize(weight)
+        self._calls = 0
+        return self._lin
+
+    # ---- per call ------------------------------------------------------------------------
+    def __call__(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (batch, in_features) -> (batch, out_features) as the chip computes it, + bias."""
+        lin = self._lin
+        if lin is None or self._calls >= self.refresh_every:
+            lin = self.refresh(weight)
+        self._calls += 1
+        return cast(torch.Tensor, _NoisyProduct.apply(x.float(), weight.float(), bias, self, lin))
+
+    def chip_output(
+        self,
+        x: torch.Tensor,
+        w_tilde: torch.Tensor,
+        lin: Linearization,
+        bias: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(y, x~): the chip's output (+ ``bias``) for inputs x (batch, N) and weights W~ (M, N)
+        in float units, and the inputs after the input DAC; no gradient (docs/physics.md).
+
+        Works in ADC units (``z = u levels_y / FS``): detector variance ``c0 + c1|z| + c2 z²``,
+        phase-noise variance from the refresh's ``W_eff``, one normal per (vector, output,
+        tile), rounding and clipping, then ``codes FS s_w s_x / levels_y`` summed over tiles.
+        """
+        b = self.blocks
+        batch = x.shape[0]
+        pad_n, pad_m = b.K * b.C - b.N, b.Rb * b.R - b.M
+        x3 = (F.pad(x, (0, pad_n)) if pad_n else x).view(batch, b.K, b.C).transpose(0, 1)
+        s_x = x3.abs().amax(dim=2, keepdim=True)  # 1. input DAC per tile and vector (K, B, 1)
+        x_codes = torch.round(x3 * (self.input_levels / s_x.clamp_min(_TINY)))  # (K, B, C)
+        x_q = (x_codes * (s_x / self.input_levels)).transpose(0, 1).reshape(batch, -1)
+        w = F.pad(w_tilde, (0, pad_n, 0, pad_m)) if pad_n or pad_m else w_tilde
+        w3 = w.view(-1, b.K, b.C).permute(1, 2, 0)  # (K, C, M_pad)
+        z = torch.bmm(x_codes, w3).mul_(lin.to_adc)  # 2. analog sums in ADC units (K, B, M_pad)
+        if self.p.noise:
+            a = z.abs()
+            if lin.variance is not None:
+                var = torch.baddbmm(lin.c0, x_codes * x_codes, lin.variance)
+            else:
+                var = lin.c0.expand_as(z).clone()
+            var.addcmul_(a, torch.addcmul(lin.c1, a, self._c[2]))  # c0 + c1|z| + c2 z²
+            z.addcmul_(var.sqrt_(), torch.randn(z.shape, generator=self.generator))
+        codes = torch.round_(z).clamp_(-self.output_levels, self.output_levels)  # 6. ADC
+        codes = codes.mul_(s_x)  # 7. float units, summed over column tiles, + bias
+        if b.K == 1:
+            y = torch.addcmul(bias, codes[0], lin.from_adc[0]) if bias is not None else None
+            y = codes[0].mul_(lin.from_adc[0]) if y is None else y
+        else:
+            y = codes.mul_(lin.from_adc).sum(dim=0)
+            y = y if bias is None else y.add_(F.pad(bias, (0, pad_m)) if pad_m else bias)
+        return y[:, : b.M], x_q[:, : b.N]
