@@ -180,6 +180,12 @@ class _HangingTwin(PhotonicDevice):
     def _telemetry(self) -> Telemetry:
         return self._twin.telemetry()
 
+    def _read_call_index(self) -> int:
+        return self._twin.call_index
+
+    def _seek_call_index(self, call_index: int) -> None:
+        self._twin.seek_call_index(call_index)
+
     def _reset(self) -> None:
         self._twin.reset()
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from lumina_hal.device import DeviceInfo, PhotonicDevice, Telemetry
+from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry
 from lumina_hal.errors import ConfigurationError, InputError
 from lumina_hal.pool.handle import ChipHandle
 from lumina_hal.pool.proxy import ChipProxy
@@ -107,7 +107,9 @@ class DevicePool(PhotonicDevice):
             weight_bits=min(i.weight_bits for i in infos),
             input_bits=min(i.input_bits for i in infos),
             output_bits=min(i.output_bits for i in infos),
-            capabilities=frozenset.intersection(*(i.capabilities for i in infos)),
+            # every chip keeps its own noise stream: the pool has no one position
+            capabilities=frozenset.intersection(*(i.capabilities for i in infos))
+            - {Capability.NOISE_POSITION.value},
         )
 
     def _telemetry(self) -> Telemetry:

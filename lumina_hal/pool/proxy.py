@@ -78,6 +78,12 @@ class ChipProxy(PhotonicDevice):
         self.handle.run(self._key, call_index, x, out)
         self._next_call = call_index + 1  # only after success: a retry repeats the position
 
+    def _read_call_index(self) -> int:
+        return self._next_call
+
+    def _seek_call_index(self, call_index: int) -> None:
+        self._next_call = call_index  # the chip is moved there with the next shard
+
     def _telemetry(self) -> Telemetry:
         return self.handle.telemetry()
 

@@ -193,7 +193,8 @@ class TiledDevice(PhotonicDevice):
     def _info(self) -> DeviceInfo:
         infos = [d.info for d in self.devices]
         caps = frozenset.intersection(*(i.capabilities for i in infos))
-        caps -= {Capability.ANALOG_ACCUMULATION.value}
+        # each tile has its own noise stream: the tiled device has no one position
+        caps -= {Capability.ANALOG_ACCUMULATION.value, Capability.NOISE_POSITION.value}
         first = infos[0]
         return DeviceInfo(
             vendor=first.vendor,

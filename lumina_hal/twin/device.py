@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from lumina_hal.board_timing import TIMING_NAMES, TIMING_PARAMS, BoardClock, BoardTiming
 from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry, weights_checksum
 from lumina_hal.errors import SafetyLimitError
 from lumina_hal.params import resolve_params
@@ -36,6 +37,7 @@ _CAPABILITIES = frozenset(
         Capability.SEEDED.value,
         Capability.SIMULATED.value,
         Capability.OPTICAL_POWER.value,
+        Capability.NOISE_POSITION.value,
     }
 )
 
@@ -43,11 +45,14 @@ _CAPABILITIES = frozenset(
 class MockDevice(PhotonicDevice):
     """The digital twin. Accepts the parameters of ``mock://`` (see ``lumina-hal drivers``)."""
 
-    uri_params = TWIN_PARAMS
+    uri_params = TWIN_PARAMS + TIMING_PARAMS
     summary = "digital twin: fused C kernel with the documented photonic model, no hardware"
 
     def __init__(self, **params: Any) -> None:
         super().__init__()
+        #: A real board's time per RUN, off by default (lumina_hal.board_timing).
+        self.board = BoardClock(BoardTiming.from_params(params, context="MockDevice"))
+        params = {k: v for k, v in params.items() if k not in TIMING_NAMES}
         typed = resolve_params(TWIN_PARAMS, params, context="MockDevice")
         calibration: CalibrationSnapshot | None = None
         if typed.get("snapshot") is not None:  # a twin of a measured chip (docs/calibration.md)
@@ -122,6 +127,7 @@ class MockDevice(PhotonicDevice):
         counters = self._counters
         counters["matmul_calls"] += 1
         counters["vectors"] += x.shape[0] if x.ndim == 2 else 1
+        self.board.run(x.shape[0] if x.ndim == 2 else 1, self.chip.shape)
         if clipped:
             counters["clipped_outputs"] += clipped
             log.debug("%d output(s) clipped at ADC full scale", clipped)
@@ -138,6 +144,7 @@ class MockDevice(PhotonicDevice):
         counters = self._counters
         counters["matmul_calls"] += 1
         counters["vectors"] += x.shape[0]
+        self.board.run(x.shape[0], self.chip.shape)
         if clipped:
             counters["clipped_outputs"] += clipped
             log.debug("%d output(s) clipped at ADC full scale", clipped)
@@ -153,7 +160,11 @@ class MockDevice(PhotonicDevice):
             temperature_c=self.chip.temperature_c,
             optical_power_dbm=self.chip.optical_output_dbm(),
             weights_id=self.weights_id,
-            counters={**self._counters, "call_index": self.chip.call_index},
+            counters={
+                **self._counters,
+                **self.board.counters(),
+                "call_index": self.chip.call_index,
+            },
         )
 
     def _set_temperature(self, temperature_c: float) -> None:
@@ -165,9 +176,16 @@ class MockDevice(PhotonicDevice):
             )
         self.chip.set_environment(temperature_c=temperature_c)
 
+    def _read_call_index(self) -> int:
+        return self.chip.call_index
+
+    def _seek_call_index(self, call_index: int) -> None:
+        self.chip.call_index = call_index
+
     def _reset(self) -> None:
         self.chip.reset()
         self._counters = self._zero_counters()
+        self.board.reset()
 
     def _snapshot(self) -> dict[str, Any]:
         return {"chip": self.chip.snapshot()}

@@ -54,6 +54,7 @@ class FpgaSimDevice(FpgaDevice):
                 Capability.SIMULATED.value,
                 Capability.SEEDED.value,
                 Capability.OPTICAL_POWER.value,
+                Capability.NOISE_POSITION.value,
             }
         )
 
