@@ -9,8 +9,9 @@ take a board's time from this one model (docs/scale-out.md section 4):
 - RUN latency: ``run_latency_s`` for every RUN the chip executes.
 
 The FPGA emulator (``sim/fpga/timing.py``) charges the bytes it actually moved; the twin
-(``mock://?baudrate=...&run_latency_s=...``) charges the bytes the same RUN would move on a
-PHL1 link (``run_wire_bytes``, docs/protocol.md sections 2 and 6). The wait is a
+(``mock://?baudrate=...&run_latency_s=...``) charges the bytes the same RUN or weight upload
+would move on a PHL1 link (``run_wire_bytes``, ``upload_wire_bytes``; docs/protocol.md
+sections 2 and 6). The wait is a
 ``time.sleep`` in the caller's thread (it releases the GIL), so chips served by different
 threads or processes wait concurrently, as separate boards do. Lives in the core so that
 both ``lumina_hal.twin`` and ``lumina_hal.sim`` may import it.
@@ -35,6 +36,11 @@ PHL_MAX_PAYLOAD = 8192
 PHL_FRAME_OVERHEAD = 16
 RUN_REQUEST_HEAD = 20
 RUN_REPLY_HEAD = 8
+#: A weight upload (docs/protocol.md section 6): W_BEGIN (16 bytes, 4 back), W_CHUNKs of an
+#: 8-byte head and codes (12 bytes back each), W_COMMIT (8 bytes, 8 back).
+W_BEGIN_BYTES, W_BEGIN_REPLY = 16, 4
+W_CHUNK_HEAD, W_CHUNK_REPLY = 8, 12
+W_COMMIT_BYTES, W_COMMIT_REPLY = 8, 8
 #: Most vectors one RUN carries (its u16 count).
 RUN_MAX_COUNT = 0xFFFF
 
@@ -92,6 +98,20 @@ def run_wire_bytes(
     return request, reply, runs
 
 
+def upload_wire_bytes(rows: int, cols: int, max_payload: int = PHL_MAX_PAYLOAD) -> tuple[int, int]:
+    """(request bytes, reply bytes) of programming a ``rows x cols`` matrix on a PHL1 link:
+    its int32 codes in W_CHUNKs of at most one payload, between W_BEGIN and W_COMMIT."""
+    data = 4 * rows * cols
+    room = max_payload - W_CHUNK_HEAD
+    chunks, rest = divmod(data, room)
+    request = frame_wire_bytes(W_BEGIN_BYTES) + frame_wire_bytes(W_COMMIT_BYTES)
+    request += chunks * frame_wire_bytes(max_payload)
+    request += frame_wire_bytes(W_CHUNK_HEAD + rest) if rest else 0
+    replies = chunks + (1 if rest else 0)
+    reply = frame_wire_bytes(W_BEGIN_REPLY) + frame_wire_bytes(W_COMMIT_REPLY)
+    return request, reply + replies * frame_wire_bytes(W_CHUNK_REPLY)
+
+
 def _frames_wire_bytes(payload_bytes: int, max_payload: int) -> int:
     full, rest = divmod(payload_bytes, max_payload)
     return full * frame_wire_bytes(max_payload) + (frame_wire_bytes(rest) if rest else 0)
@@ -130,6 +150,10 @@ class BoardTiming:
         """Seconds a board takes to run ``batch`` vectors through ``rows x cols`` weights."""
         return self.exchange_s(*run_wire_bytes(batch, rows, cols))
 
+    def upload_s(self, rows: int, cols: int) -> float:
+        """Seconds a board's link takes to program a ``rows x cols`` matrix (wire only)."""
+        return self.exchange_s(*upload_wire_bytes(rows, cols), 0)
+
     def wait(self, seconds: float) -> None:
         """Take ``seconds`` of the caller's thread, as the board would (no-op if none)."""
         if seconds > 0:
@@ -147,9 +171,16 @@ class BoardClock:
         """Wait what a board takes to RUN ``batch`` vectors through weights of ``shape``
         (rows, cols; None: nothing programmed, no RUN)."""
         if self.timing.active and shape is not None:
-            seconds = self.timing.run_s(batch, *shape)
-            self.waited_s += seconds
-            self.timing.wait(seconds)
+            self._take(self.timing.run_s(batch, *shape))
+
+    def load(self, shape: tuple[int, int] | None) -> None:
+        """Wait what a board's link takes to upload weights of ``shape`` (rows, cols)."""
+        if self.timing.active and shape is not None:
+            self._take(self.timing.upload_s(*shape))
+
+    def _take(self, seconds: float) -> None:
+        self.waited_s += seconds
+        self.timing.wait(seconds)
 
     def counters(self) -> dict[str, int]:
         """``{"board_time_us": ...}``, the modelled time so far, when timing is on; else {}."""

@@ -44,7 +44,20 @@ def test_the_twins_link_time_matches_the_bytes_the_emulator_moves(sleeps, batch,
             waited[uri.split(":")[0]] = sum(sleeps)
     # the twin counts COBS's worst case; the emulator's frames hold zero bytes (< 0.5 % less)
     assert waited["fpga+sim"] > 0
-    assert waited["fpga+sim"] <= waited["mock"] <= 1.005 * waited["fpga+sim"]
+    assert waited["fpga+sim"] <= waited["mock"] * (1 + 1e-12) <= 1.005 * waited["fpga+sim"]
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(64, 64), (5, 3), (100, 90)])
+def test_the_twins_upload_time_matches_the_bytes_the_emulator_moves(sleeps, rows, cols):
+    w, _ = _data(1, rows, cols)
+    waited = {}
+    for uri in (f"mock://?seed=1&baudrate={BAUD}", f"fpga+sim://?seed=1&baudrate={BAUD}"):
+        with open_device(f"{uri}&rows={rows}&cols={cols}") as device:
+            sleeps.clear()
+            device.load_weights(w)
+            waited[uri.split(":")[0]] = sum(sleeps)
+    assert waited["fpga+sim"] > 0
+    assert waited["fpga+sim"] <= waited["mock"] * (1 + 1e-12) <= 1.005 * waited["fpga+sim"]
 
 
 def test_the_twin_waits_the_run_latency_per_run_and_accounts_it(sleeps):
@@ -55,7 +68,7 @@ def test_the_twin_waits_the_run_latency_per_run_and_accounts_it(sleeps):
         assert "board_time_us" not in plain.telemetry().counters
         for device in (plain, timed):
             device.load_weights(w)
-        assert sleeps == []  # the model charges RUNs only
+        assert sleeps == []  # no baud rate: uploads take no time, RUNs their latency
         y_plain, y_timed = plain.matmul(x), timed.matmul(x)
         assert np.array_equal(y_plain, y_timed)  # timing changes no result
         assert sleeps == [pytest.approx(4 * 0.002)]
@@ -91,10 +104,14 @@ def test_timing_parameters_out_of_range_are_refused(query):
 def test_a_pool_of_timed_twins_waits_once_per_chip_shard(sleeps):
     w, x = _data(62)
     boards = [f"mock://?seed={i}&run_latency_s=0.002&baudrate={BAUD}" for i in (1, 2)]
+    timing = board_timing.BoardTiming(BAUD, 0.002)
     with open_pool(boards) as pool:
-        pool.load_weights(w)
+        pool.load_weights(w)  # each chip programmed once
+        assert sleeps == [pytest.approx(timing.upload_s(64, 64))] * 2
+        sleeps.clear()
         pool.matmul(x)  # 31 vectors per chip: one RUN frame each
         counters = pool.telemetry().counters
-    one = board_timing.BoardTiming(BAUD, 0.002).run_s(31, 64, 64)
-    assert sorted(sleeps) == [pytest.approx(one)] * 2
-    assert counters["chip0_board_time_us"] == counters["chip1_board_time_us"] == round(one * 1e6)
+    one = timing.run_s(31, 64, 64)
+    assert sleeps == [pytest.approx(one)] * 2
+    total_us = round((one + timing.upload_s(64, 64)) * 1e6)
+    assert counters["chip0_board_time_us"] == counters["chip1_board_time_us"] == total_us

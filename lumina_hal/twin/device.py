@@ -109,6 +109,7 @@ class MockDevice(PhotonicDevice):
 
     def _load_weights(self, weights: np.ndarray) -> str:
         codes = self.chip.load_weights(weights)
+        self.board.load(self.chip.shape)
         self._fast_matmul = self._fast_native if self.chip.engine is not None else None
         self._counters["weight_loads"] += 1
         return weights_checksum(codes)
