@@ -154,10 +154,17 @@ class BoardTiming:
         """Seconds a board's link takes to program a ``rows x cols`` matrix (wire only)."""
         return self.exchange_s(*upload_wire_bytes(rows, cols), 0)
 
-    def wait(self, seconds: float) -> None:
-        """Take ``seconds`` of the caller's thread, as the board would (no-op if none)."""
-        if seconds > 0:
-            time.sleep(seconds)
+    def wait(self, seconds: float, elapsed_s: float = 0.0) -> None:
+        """Take ``seconds`` of the caller's thread, as the board would, of which
+        ``elapsed_s`` (the emulation's own computing) were already spent (no-op if none)."""
+        remaining = seconds - elapsed_s
+        if remaining > 0:
+            time.sleep(remaining)
+
+    @staticmethod
+    def now_s() -> float:
+        """The monotonic clock ``elapsed_s`` is measured on."""
+        return time.perf_counter()
 
 
 class BoardClock:

@@ -23,7 +23,8 @@ BAUD = 12_000_000
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     """Every wait the board model takes, in order, instead of sleeping."""
     recorded: list[float] = []
-    monkeypatch.setattr(board_timing, "time", types.SimpleNamespace(sleep=recorded.append))
+    fake = types.SimpleNamespace(sleep=recorded.append, perf_counter=lambda: 0.0)
+    monkeypatch.setattr(board_timing, "time", fake)
     yield recorded
 
 

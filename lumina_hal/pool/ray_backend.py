@@ -75,12 +75,16 @@ class ChipActor:
         return self._worker.load(key, ray.get(box[0]))
 
     def run(
-        self, key: str, call_index: int, x: np.ndarray, box: list[Any] | None = None
-    ) -> np.ndarray:
+        self, key: str, call_index: int, x_bytes: bytes, batch: int, box: list[Any] | None = None
+    ) -> bytes:
+        """The shard's result as float32 bytes; ``x_bytes``: ``batch`` float32 rows (plain
+        bytes cross Ray without pickling, a quarter less driver time than arrays)."""
         if box is not None:
             self._refs = {key: box[0]}  # the chip holds one matrix
+        x = np.frombuffer(x_bytes, dtype=np.float32).reshape(batch, -1)
         # The weights are fetched from the object store only if the chip lost them.
-        return self._worker.run(key, call_index, x, lambda: self._fetch(key))
+        y = self._worker.run(key, call_index, x, lambda: self._fetch(key))
+        return y.tobytes()
 
     def _fetch(self, key: str) -> np.ndarray:
         import ray
@@ -156,12 +160,13 @@ class RayHandle:
         """Start a run on the actor and return at once; ``finish_run`` waits for it."""
         if self.actor is None:
             raise LinkError(f"chip {self.label} is not open")
-        args = (key, call_index, x)
+        args = (key, call_index, np.ascontiguousarray(x, dtype=np.float32).tobytes(), len(x))
         return PendingRun(args, self.actor.run.remote(*args))
 
     def finish_run(self, pending: PendingRun, out: np.ndarray) -> None:
         """Write the result of a submitted run into ``out`` (retried as ``_call`` does)."""
-        out[...] = self._result("run", pending.args, pending.ref, self.timeout_s)
+        reply = self._result("run", pending.args, pending.ref, self.timeout_s)
+        out[...] = np.frombuffer(reply, dtype=np.float32).reshape(out.shape)
 
     def process_id(self) -> int:
         """The actor's process id now (waits for a restarting actor)."""
@@ -219,7 +224,7 @@ class RayHandle:
                 ) from None
             except ray.exceptions.RayTaskError as exc:
                 cause = exc.cause
-                if isinstance(cause, WeightsNeeded) and method == "run" and len(args) == 3:
+                if isinstance(cause, WeightsNeeded) and method == "run" and len(args) == 4:
                     key = args[0]
                     log.info("chip %s: actor lacks %s; sending it", self.label, key)
                     args = (*args, [self._refs[key]])  # counts as an attempt

@@ -5,7 +5,9 @@ The emulator answers at memory speed, so by itself it cannot show what a pool of
 of ``lumina_hal.board_timing`` (shared with the twin's timing option; docs/scale-out.md
 section 4): wire time for every byte the exchange actually moved in both directions, plus
 ``run_latency_s`` for every RUN the emulator executed (answers from the response cache for
-a retransmission are not executed, so they cost only wire time).
+a retransmission are not executed, so they cost only wire time). The emulator's own
+computing counts within that time, as a board's FPGA and optics work within theirs: an
+exchange takes the modelled time, or the computing time if that is longer.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ class TimedEndpoint:
         return self.endpoint.faults
 
     def handle(self, data: bytes) -> bytes:
+        start_s = self.timing.now_s()
         counters = self.endpoint.emulator.counters
         runs_before = counters["runs"]
         reply: bytes = self.endpoint.handle(data)
         # A reboot replaces the counters: count runs on whichever dict is current now.
         runs = self.endpoint.emulator.counters["runs"]
         executed = runs - runs_before if self.endpoint.emulator.counters is counters else runs
-        self.timing.wait(self.timing.exchange_s(len(data), len(reply), executed))
+        modelled_s = self.timing.exchange_s(len(data), len(reply), executed)
+        self.timing.wait(modelled_s, self.timing.now_s() - start_s)
         return reply
