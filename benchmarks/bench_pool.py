@@ -84,7 +84,7 @@ def overhead(repeats: int) -> list[str]:
 
 
 def throughput(
-    backend: str, n_chips: int, latency_s: float, calls: int, frames: int, boards: str
+    backend: str, n_chips: int, latency_s: float, calls: int, frames: int, boards: str = "fpga+sim"
 ) -> float:
     """Vectors per second of a pool of ``n_chips`` boards on a batch of ``frames`` RUN frames."""
     rng = np.random.default_rng(1)
@@ -112,7 +112,7 @@ def _seed_task(args: tuple[str, np.ndarray, np.ndarray]) -> np.ndarray:
 
 
 def seed_pattern_throughput(
-    n_chips: int, latency_s: float, calls: int, frames: int, boards: str
+    n_chips: int, latency_s: float, calls: int, frames: int, boards: str = "fpga+sim"
 ) -> float:
     rng = np.random.default_rng(1)
     w = rng.uniform(-1, 1, (ROWS, COLS))
