@@ -8,7 +8,9 @@
 3. A model larger than one chip's array, tiled over the pool, against the single big twin
    (SNR against float64, and the tiling plan's predicted cost, docs/tiling.md).
 
-Run: ``python benchmarks/bench_pool.py [--quick] [--no-ray] [--run-latency-s 0.002]``.
+Run: ``python benchmarks/bench_pool.py [--quick] [--no-ray] [--run-latency-s 0.002]
+[--boards fpga+sim|mock] [--sections 1,2,2b,3]``; ``--boards mock`` measures scale-out on
+twins with the same board timing (lumina_hal.board_timing) instead of the emulator.
 It reports; it never fails on a number.
 """
 
@@ -33,10 +35,13 @@ ROWS = COLS = 64
 VECTORS_PER_FRAME = 31
 
 
-def board_uri(seed: int, latency_s: float) -> str:
+def board_uri(seed: int, latency_s: float, boards: str = "fpga+sim") -> str:
+    """An emulated board (``fpga+sim``) or a twin (``mock``, one kernel thread) with a real
+    board's timing."""
+    threads = "&threads=1" if boards == "mock" else ""
     return (
-        f"fpga+sim://?rows={ROWS}&cols={COLS}&preset=typical&seed={seed}"
-        f"&run_latency_s={latency_s}&baudrate={BAUDRATE}"
+        f"{boards}://?rows={ROWS}&cols={COLS}&preset=typical&seed={seed}"
+        f"&run_latency_s={latency_s}&baudrate={BAUDRATE}{threads}"
     )
 
 
@@ -78,12 +83,14 @@ def overhead(repeats: int) -> list[str]:
     return lines
 
 
-def throughput(backend: str, n_chips: int, latency_s: float, calls: int, frames: int) -> float:
+def throughput(
+    backend: str, n_chips: int, latency_s: float, calls: int, frames: int, boards: str = "fpga+sim"
+) -> float:
     """Vectors per second of a pool of ``n_chips`` boards on a batch of ``frames`` RUN frames."""
     rng = np.random.default_rng(1)
     w = rng.uniform(-1, 1, (ROWS, COLS))
     x = rng.uniform(-1, 1, (frames * VECTORS_PER_FRAME, COLS)).astype(np.float32)
-    devices = [board_uri(i + 1, latency_s) for i in range(n_chips)]
+    devices = [board_uri(i + 1, latency_s, boards) for i in range(n_chips)]
     with lumina_hal.open_pool(devices, backend=backend) as pool:
         pool.load_weights(w)
         pool.matmul(x)  # warm
@@ -104,12 +111,14 @@ def _seed_task(args: tuple[str, np.ndarray, np.ndarray]) -> np.ndarray:
     return device.matmul(x)  # type: ignore[attr-defined]
 
 
-def seed_pattern_throughput(n_chips: int, latency_s: float, calls: int, frames: int) -> float:
+def seed_pattern_throughput(
+    n_chips: int, latency_s: float, calls: int, frames: int, boards: str = "fpga+sim"
+) -> float:
     rng = np.random.default_rng(1)
     w = rng.uniform(-1, 1, (ROWS, COLS))
     x = rng.uniform(-1, 1, (frames * VECTORS_PER_FRAME, COLS)).astype(np.float32)
     shards = np.array_split(x, n_chips)
-    devices = [board_uri(i + 1, latency_s) for i in range(n_chips)]
+    devices = [board_uri(i + 1, latency_s, boards) for i in range(n_chips)]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(n_chips) as procs:
         tasks = list(zip(devices, [w] * n_chips, shards, strict=True))
@@ -188,7 +197,17 @@ def main() -> None:
     parser.add_argument(
         "--frames", type=int, default=64, help="RUN frames per batch (a multiple of 8)"
     )
+    parser.add_argument(
+        "--boards",
+        choices=("fpga+sim", "mock"),
+        default="fpga+sim",
+        help="scale-out on the FPGA emulator or on twins, both with a board's timing",
+    )
+    parser.add_argument(
+        "--sections", default="1,2,2b,3", help="comma-separated sections to run (1,2,2b,3)"
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
     repeats = 3 if args.quick else 9
     try:
         usable = len(os.sched_getaffinity(0))
@@ -196,45 +215,63 @@ def main() -> None:
         usable = os.cpu_count() or 1
     print(f"CPU: {_cpu_model()}; {usable} usable core(s); twin SIMD path: {simd_path()}")
 
-    print("\n## 1. Overhead of a one-chip local pool (median ms per matmul)\n")
-    print("| device | batch | device ms | pool ms | added µs | pool / device |")
-    print("|---|---|---|---|---|---|")
-    for line in overhead(repeats):
-        print(line)
+    if "1" in sections:
+        print("\n## 1. Overhead of a one-chip local pool (median ms per matmul)\n")
+        print("| device | batch | device ms | pool ms | added µs | pool / device |")
+        print("|---|---|---|---|---|---|")
+        for line in overhead(repeats):
+            print(line)
 
     backends = ["local"] + ([] if args.no_ray or not start_ray() else ["ray"])
     latency = args.run_latency_s
-    print(
-        f"\n## 2. Scale-out: emulated boards, RUN {latency * 1e3:g} ms, {BAUDRATE / 1e6:g} Mbaud, "
-        f"batch {args.frames * VECTORS_PER_FRAME} ({args.frames} RUN frames)\n"
-    )
-    print("| setup | chips | vectors/s | x one chip | goal |")
-    print("|---|---|---|---|---|")
     calls = 3 if args.quick else 7
-    for backend in backends:
-        one = throughput(backend, 1, latency, calls, args.frames)
-        for n in (1, 2, 4, 8):
-            rate = one if n == 1 else throughput(backend, n, latency, calls, args.frames)
-            print(f"| pool, {backend} | {n} | {rate:.0f} | {rate / one:.2f} | >= {0.85 * n:.2f} |")
-    for n in (1, 4):
-        rate = seed_pattern_throughput(n, latency, calls, args.frames)
-        print(f"| seed: process pool, weights per call | {n} | {rate:.0f} | {rate / one:.2f} | - |")
+    if "2" in sections:
+        kind = "emulated boards" if args.boards == "fpga+sim" else "twins with board timing"
+        print(
+            f"\n## 2. Scale-out: {kind} ({args.boards}), RUN {latency * 1e3:g} ms, "
+            f"{BAUDRATE / 1e6:g} Mbaud, batch {args.frames * VECTORS_PER_FRAME} "
+            f"({args.frames} RUN frames)\n"
+        )
+        print("| setup | chips | vectors/s | x one chip | goal |")
+        print("|---|---|---|---|---|")
+        one_chip: dict[str, float] = {}
+        for backend in backends:
+            one = one_chip[backend] = throughput(
+                backend, 1, latency, calls, args.frames, args.boards
+            )
+            for n in (1, 2, 4, 8):
+                rate = (
+                    one
+                    if n == 1
+                    else throughput(backend, n, latency, calls, args.frames, args.boards)
+                )
+                print(
+                    f"| pool, {backend} | {n} | {rate:.0f} | {rate / one:.2f} | >= {0.85 * n:.2f} |"
+                )
+        for n in (1, 4):
+            rate = seed_pattern_throughput(n, latency, calls, args.frames, args.boards)
+            print(
+                f"| seed: process pool, weights per call | {n} | {rate:.0f} | "
+                f"{rate / one_chip['local']:.2f} (of local) | - |"
+            )
 
-    print("\n## 2b. Twins without a link (256 x 256, batch 256): throughput vs one twin\n")
-    print("| setup | chips | ms per call | x one twin |")
-    print("|---|---|---|---|")
-    for line in twins_without_link(calls):
-        print(line)
-
-    print("\n## 3. A 128 x 192 layer tiled over eight 64 x 64 chips vs one 128 x 192 twin\n")
-    print(
-        "| preset | backend | tiles | pool SNR dB | big twin SNR dB | predicted cost dB | "
-        "programming ms | product ms (batch 256) |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for backend in backends:
-        for line in tiled_model(backend):
+    if "2b" in sections:
+        print("\n## 2b. Twins without a link (256 x 256, batch 256): throughput vs one twin\n")
+        print("| setup | chips | ms per call | x one twin |")
+        print("|---|---|---|---|")
+        for line in twins_without_link(calls):
             print(line)
+
+    if "3" in sections:
+        print("\n## 3. A 128 x 192 layer tiled over eight 64 x 64 chips vs one 128 x 192 twin\n")
+        print(
+            "| preset | backend | tiles | pool SNR dB | big twin SNR dB | predicted cost dB | "
+            "programming ms | product ms (batch 256) |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for backend in backends:
+            for line in tiled_model(backend):
+                print(line)
 
 
 if __name__ == "__main__":

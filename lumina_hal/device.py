@@ -69,6 +69,13 @@ class Capability(str, Enum):
     # backend's weights-to-codes mapping (docs/calibration.md §8); ``heater_range_rad`` says
     # what phase the full-scale code gives.
     HEATER_CODES = "heater_codes"
+    # call_index reads and seek_call_index moves the noise-stream position: with SEEDED,
+    # moving back to n repeats call n (docs/conformance.md, check noise_position).
+    NOISE_POSITION = "noise_position"
+
+
+#: Largest noise-stream position (the 64-bit signed range every backend can carry).
+MAX_CALL_INDEX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -364,6 +371,41 @@ class PhotonicDevice(ABC):
             self._weights_shape = (int(c.shape[0]), int(c.shape[1]))
             self._weights_id = weights_id
             return weights_id
+    @property
+    def call_index(self) -> int:
+        """The noise-stream position (call index) the next ``matmul`` uses.
+
+        A seeded device draws call n's noise from (seed, n); ``open`` and ``reset`` start at
+        0 and each ``matmul`` advances it by one. UnsupportedOperationError without
+        ``Capability.NOISE_POSITION``.
+        """
+        with self._lock:
+            self._require_open()
+            self._require_noise_position()
+            return self._read_call_index()
+
+    def seek_call_index(self, call_index: int) -> None:
+        """Make the next ``matmul`` use noise-stream position ``call_index`` (0 ..
+        MAX_CALL_INDEX; InputError otherwise). With the same weights and inputs it then
+        repeats call ``call_index`` bit for bit: what lets a pool retry a call
+        (docs/scale-out.md section 3). UnsupportedOperationError without
+        ``Capability.NOISE_POSITION``.
+        """
+        if isinstance(call_index, bool) or not isinstance(call_index, (int, np.integer)):
+            raise InputError(f"call_index must be an int, got {type(call_index).__name__}")
+        value = int(call_index)
+        if not 0 <= value <= MAX_CALL_INDEX:
+            raise InputError(f"call_index must be in [0, 2**63 - 1], got {value}")
+        with self._lock:
+            self._require_open()
+            self._require_noise_position()
+            self._seek_call_index(value)
+
+    def _require_noise_position(self) -> None:
+        if Capability.NOISE_POSITION.value not in self._info().capabilities:
+            raise UnsupportedOperationError(
+                f"{type(self).__name__} has no noise-stream position to read or seek"
+            )
 
     def reset(self) -> None:
         """Return to the state just after open: no weights, counters zeroed."""
@@ -407,6 +449,13 @@ class PhotonicDevice(ABC):
 
     def _load_heater_codes(self, codes: np.ndarray, weight_scale: float) -> str:
         raise UnsupportedOperationError(f"{type(self).__name__} cannot load heater codes")
+    def _read_call_index(self) -> int:
+        """The next call's noise-stream position (backends with NOISE_POSITION)."""
+        raise UnsupportedOperationError(f"{type(self).__name__} has no noise-stream position")
+
+    def _seek_call_index(self, call_index: int) -> None:
+        """Set the next call's noise-stream position (backends with NOISE_POSITION)."""
+        raise UnsupportedOperationError(f"{type(self).__name__} has no noise-stream position")
 
     def _require_open(self) -> None:
         if not self._is_open:

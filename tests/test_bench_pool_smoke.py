@@ -29,6 +29,8 @@ def test_bench_pool_measures_throughput_overhead_and_tiled_snr() -> None:
     bench = _bench_pool()
     rate = bench.throughput("local", 2, 0.0, 1, 8)
     assert math.isfinite(rate) and rate > 0
+    rate = bench.throughput("local", 2, 0.0001, 1, 8, boards="mock")  # twins, board timing
+    assert math.isfinite(rate) and rate > 0
     rows = bench.overhead(1)
     assert len(rows) == 4 and all(row.count("|") == 7 for row in rows)
     tiled = bench.tiled_model("local")

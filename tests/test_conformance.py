@@ -25,7 +25,10 @@ from lumina_hal.registry import register_driver, unregister_driver
 from lumina_hal.testing.conformance import CHECKS, Check
 from lumina_hal.testing.selftest import FAIL, run_check, run_selftest
 
-FAULTS = ("none", "wrong_rows", "unseeded", "racy", "no_limits", "stale_telemetry", "both_kinds")
+FAULTS = (
+    "none", "wrong_rows", "unseeded", "racy", "no_limits", "stale_telemetry", "both_kinds",
+    "seek_ignored",
+)  # fmt: skip
 
 
 class FakeChip(PhotonicDevice):
@@ -54,7 +57,7 @@ class FakeChip(PhotonicDevice):
         kinds = {"simulated", "hardware"} if self.fault == "both_kinds" else {"simulated"}
         return DeviceInfo(
             "Fake", "fake", "F-1", "1.0", self.rows, self.cols, 12, 12, 12,
-            frozenset({"seeded", "set_temperature", *kinds}),
+            frozenset({"seeded", "set_temperature", "noise_position", *kinds}),
         )  # fmt: skip
 
     def _load_weights(self, weights: np.ndarray) -> str:
@@ -77,6 +80,13 @@ class FakeChip(PhotonicDevice):
     def _telemetry(self) -> Telemetry:
         weights_id = None if self.fault == "stale_telemetry" else self.weights_id
         return Telemetry(self._temperature_c, None, weights_id, {"matmul_calls": self._calls})
+
+    def _read_call_index(self) -> int:
+        return self._calls
+
+    def _seek_call_index(self, call_index: int) -> None:
+        if self.fault != "seek_ignored":
+            self._calls = call_index
 
     def _reset(self) -> None:
         self._w: Any = None
@@ -122,11 +132,12 @@ def test_every_check_passes_on_a_conforming_device(uri):
     [
         ("wrong_rows", {"lifecycle", "load_weights", "bad_input", "reset", "accuracy",
                         "thread_safety"}),  # every check that compares results with x @ W.T
-        ("unseeded", {"determinism", "thread_safety"}),
+        ("unseeded", {"determinism", "noise_position", "thread_safety"}),
         ("racy", {"thread_safety"}),
         ("no_limits", {"temperature"}),
         ("stale_telemetry", {"load_weights", "telemetry"}),
         ("both_kinds", {"info"}),
+        ("seek_ignored", {"noise_position"}),
     ],
 )  # fmt: skip
 def test_a_broken_device_fails_exactly_the_checks_that_look_at_the_fault(fault, expected):
@@ -145,6 +156,9 @@ def test_failure_messages_name_the_problem():
     unseeded = failed("fakechip://?fault=unseeded")["thread_safety"]
     assert re.match(r"call \d+ of the recorded order .* differs from the same call made", unseeded)
     assert "'simulated', 'hardware'" in failed("fakechip://?fault=both_kinds")["info"]
+    assert failed("fakechip://?fault=seek_ignored")["noise_position"] == (
+        "call_index after seek_call_index(1) is 4, expected 1"
+    )
 
 
 def test_an_unexpected_exception_fails_the_check_and_names_its_type():

@@ -180,6 +180,12 @@ class _HangingTwin(PhotonicDevice):
     def _telemetry(self) -> Telemetry:
         return self._twin.telemetry()
 
+    def _read_call_index(self) -> int:
+        return self._twin.call_index
+
+    def _seek_call_index(self, call_index: int) -> None:
+        self._twin.seek_call_index(call_index)
+
     def _reset(self) -> None:
         self._twin.reset()
 
@@ -199,6 +205,54 @@ def test_hung_local_chip_times_out_and_is_reported() -> None:
     finally:
         hanging.release.set()
         pool.close()
+
+
+class _SubmittingHandle(LocalHandle):
+    """A local chip with the Ray handle's two-phase runs; ``fail_next`` fails one finish."""
+
+    fail_next = False
+
+    def submit_run(self, key: str, call_index: int, x: np.ndarray) -> tuple[Any, ...]:
+        return key, call_index, x
+
+    def finish_run(self, pending: tuple[Any, ...], out: np.ndarray) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise LinkError("the chip dropped its link")
+        self.run(*pending, out)
+
+
+def test_submitted_shards_equal_independent_chips_and_a_failure_loses_no_call() -> None:
+    handles = [_SubmittingHandle(u, None) for u in uris(3)]
+    pool = DevicePool(handles, "local").open()
+    try:
+        assert all(chip.submits for chip in pool.chips)
+        pool.load_weights(W)
+        first = pool.matmul(X)
+        handles[1].fail_next = True
+        with pytest.raises(LinkError, match="dropped"):
+            pool.matmul(X)
+        assert [chip.next_call for chip in pool.chips] == [2, 1, 2]  # chip 1 not advanced
+        free: list[bool] = []
+
+        def probe() -> None:  # another thread: the chips' locks were all released
+            for chip in pool.chips:
+                free.append(chip.lock.acquire(blocking=False))
+                if free[-1]:
+                    chip.lock.release()
+
+        prober = threading.Thread(target=probe)
+        prober.start()
+        prober.join(10)
+        assert free == [True] * 3
+        for chip in pool.chips:
+            chip.seek_call_index(1)  # the failed call again, on every chip
+        again = pool.matmul(X)
+    finally:
+        pool.close()
+    expected = shard_reference(uris(3), W, [X, X])
+    np.testing.assert_array_equal(first, expected[0])
+    np.testing.assert_array_equal(again, expected[1])
 
 
 def test_errors_are_lumina_errors() -> None:

@@ -98,7 +98,7 @@ def test_ray_pool_equals_the_local_pool_replicated_and_tiled(cluster: list) -> N
 
 
 def test_killed_actor_mid_run_changes_no_result_and_loses_no_call(cluster: list) -> None:
-    devices = uris(2, "&run_latency_s=0.01")
+    devices = uris(2, "&run_latency_s=0.05")  # 6 calls of one RUN each: >= 0.3 s
     expected = local_results(devices, W, 6)
     with open_pool(devices, backend="ray") as pool:
         pool.load_weights(W)
@@ -106,7 +106,8 @@ def test_killed_actor_mid_run_changes_no_result_and_loses_no_call(cluster: list)
         got: list[np.ndarray] = []
         worker = threading.Thread(target=lambda: got.extend(pool.matmul(X) for _ in range(6)))
         worker.start()
-        time.sleep(0.05)
+        time.sleep(0.1)
+        assert worker.is_alive() and len(got) < 6  # the kill lands while the calls run
         ray.kill(pool.actors[1], no_restart=False)
         worker.join(60)
         assert len(got) == 6
@@ -122,12 +123,15 @@ def test_emulator_killed_during_an_upload_is_reprogrammed(cluster: list) -> None
     devices = uris(2, "&baudrate=115200")
     expected = local_results(uris(2), W, 2)  # timing changes no result
     with open_pool(devices, backend="ray") as pool:
+        before = pool.actor_pids()
         loading = threading.Thread(target=pool.load_weights, args=(W,))
         loading.start()
         time.sleep(0.05)
+        assert loading.is_alive()  # the kill lands during the upload
         ray.kill(pool.actors[0], no_restart=False)  # the emulator lives in the actor
         loading.join(60)
         assert pool.weights_id is not None
+        assert pool.actor_pids()[0] != before[0]  # re-opened and re-programmed
         for e in expected:
             np.testing.assert_array_equal(pool.matmul(X), e)
 

@@ -134,18 +134,18 @@ def test_unknown_capability_and_unopenable_device_are_errors(inner):
 
 def test_conformance_tests_pass_skip_and_fail_through_the_plugin(inner):
     passed = inner.runpytest("--pyargs", "lumina_hal.testing.conformance", "--lumina-device", "mock://")
-    passed.assert_outcomes(passed=13)
+    passed.assert_outcomes(passed=14)
     coarse = inner.runpytest(
         "--pyargs", "lumina_hal.testing.conformance", "-k", "accuracy", "-rs",
         "--lumina-device", "mock://?rows=4&cols=4&output_bits=3",
     )  # fmt: skip
-    coarse.assert_outcomes(skipped=1, deselected=12)
+    coarse.assert_outcomes(skipped=1, deselected=13)
     coarse.stdout.fnmatch_lines(["SKIPPED *converters of 3 bits are too coarse*"])
     broken = inner.runpytest(
         "--pyargs", "lumina_hal.testing.conformance", "-k", "accuracy or telemetry",
         "--lumina-device", "negchip://?rows=4&cols=4",
     )  # fmt: skip
-    broken.assert_outcomes(passed=1, failed=1, deselected=11)
+    broken.assert_outcomes(passed=1, failed=1, deselected=12)
     assert broken.ret == pytest.ExitCode.TESTS_FAILED
     broken.stdout.fnmatch_lines(
         ["E * SNR -*dB against x @ W.T is below the 20.0 dB threshold*", "FAILED *[[]accuracy]*"]

@@ -139,6 +139,7 @@ class FpgaDevice(PhotonicDevice):
                 Capability.OPTICAL_POWER.value,
                 Capability.HEATER_CODES.value,  # W_CHUNK carries heater codes as they are
                 Capability.CALIBRATE.value,
+                Capability.NOISE_POSITION.value,  # the host names every RUN's call index
             }
         )
 
@@ -384,6 +385,12 @@ class FpgaDevice(PhotonicDevice):
         sent = struct.pack("<f", temperature_c)
         reply = self._require_link().request(msg.Opcode.SET_TEMPERATURE, sent)
         _expect(reply == sent, "SET_TEMPERATURE", "the setpoint echo")
+
+    def _read_call_index(self) -> int:
+        return self._call_index
+
+    def _seek_call_index(self, call_index: int) -> None:
+        self._call_index = call_index
 
     def _reset(self) -> None:
         self._require_link().request(msg.Opcode.RESET)

@@ -107,8 +107,13 @@ class DevicePool(PhotonicDevice):
             weight_bits=min(i.weight_bits for i in infos),
             input_bits=min(i.input_bits for i in infos),
             output_bits=min(i.output_bits for i in infos),
+            # per chip: codes, calibration and the noise stream (each chip keeps its own)
             capabilities=frozenset.intersection(*(i.capabilities for i in infos))
-            - {Capability.HEATER_CODES.value, Capability.CALIBRATE.value},  # per chip
+            - {
+                Capability.HEATER_CODES.value,
+                Capability.CALIBRATE.value,
+                Capability.NOISE_POSITION.value,
+            },
         )
 
     def _telemetry(self) -> Telemetry:
@@ -201,7 +206,10 @@ class DevicePool(PhotonicDevice):
             chip, lo, hi = shard
             chip.run_shard(x[lo:hi], out[lo:hi])  # validated once, here
 
-        self._each(run, shards)
+        if n > 1 and all(chip.submits for chip, _, _ in shards):
+            _submit_then_collect(x, out, shards)  # Ray: no driver thread per chip
+        else:
+            self._each(run, shards)
         self._counters["matmul_calls"] += 1
         self._counters["shards"] += n
 
@@ -225,3 +233,25 @@ class DevicePool(PhotonicDevice):
             if error is not None:
                 raise error
         return [f.result() for f in futures]
+
+
+def _submit_then_collect(
+    x: np.ndarray, out: np.ndarray, shards: Sequence[tuple[ChipProxy, int, int]]
+) -> None:
+    """Every shard submitted from this thread, then every result collected in order; the
+    first error raises after all submitted shards have finished (none left running)."""
+    errors: list[BaseException] = []
+    started: list[tuple[ChipProxy, int, int, tuple[int, Any]]] = []
+    for chip, lo, hi in shards:
+        try:
+            started.append((chip, lo, hi, chip.submit_shard(x[lo:hi])))
+        except Exception as exc:
+            errors.append(exc)
+            break
+    for chip, lo, hi, token in started:
+        try:
+            chip.finish_shard(token, out[lo:hi])
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]

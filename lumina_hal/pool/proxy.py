@@ -8,6 +8,7 @@ reaches the chip in this process or in a Ray actor.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -71,12 +72,47 @@ class ChipProxy(PhotonicDevice):
             self._require_open()
             self._matmul(x, out)
 
+    @property
+    def submits(self) -> bool:
+        """True when the handle can start a run without waiting for it (Ray actors)."""
+        return hasattr(self.handle, "submit_run")
+
+    def submit_shard(self, x: np.ndarray) -> tuple[int, Any]:
+        """Start ``run_shard(x, ...)`` and return at once (a handle that ``submits``); the
+        returned token MUST be passed to ``finish_shard`` by this thread, which holds the
+        chip's lock until then."""
+        self._lock.acquire()
+        try:
+            self._require_open()
+            if self._key is None:
+                raise InputError("no weights are loaded; call load_weights(W) first")
+            call_index = self._next_call
+            return call_index, self.handle.submit_run(self._key, call_index, x)  # type: ignore[attr-defined]
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def finish_shard(self, token: tuple[int, Any], out: np.ndarray) -> None:
+        """Wait for a submitted shard and write its result into ``out``; releases the lock."""
+        call_index, pending = token
+        try:
+            self.handle.finish_run(pending, out)  # type: ignore[attr-defined]
+            self._next_call = call_index + 1  # only after success: a retry repeats it
+        finally:
+            self._lock.release()
+
     def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         if self._key is None:
             raise InputError("no weights are loaded; call load_weights(W) first")
         call_index = self._next_call
         self.handle.run(self._key, call_index, x, out)
         self._next_call = call_index + 1  # only after success: a retry repeats the position
+
+    def _read_call_index(self) -> int:
+        return self._next_call
+
+    def _seek_call_index(self, call_index: int) -> None:
+        self._next_call = call_index  # the chip is moved there with the next shard
 
     def _telemetry(self) -> Telemetry:
         return self.handle.telemetry()

@@ -31,23 +31,6 @@ WeightsSource = np.ndarray | Callable[[], np.ndarray]
 LOAD_ATTEMPTS = 3
 
 
-def seek_call_index(device: PhotonicDevice, call_index: int) -> bool:
-    """Put a device's noise stream at ``call_index`` (its next call uses it); False if the
-    device has no position to set.
-
-    The twin draws call n's noise from (seed, n) and the FPGA driver sends n with every RUN,
-    so a chip restarted at call 0 repeats call n exactly once moved there.
-    """
-    chip = getattr(device, "chip", None)
-    if chip is not None and hasattr(chip, "call_index"):  # the twin's chip model
-        chip.call_index = call_index
-        return True
-    if hasattr(device, "_call_index"):  # twin and FPGA driver: next call's index
-        device._call_index = call_index
-        return True
-    return False
-
-
 class ChipWorker:
     """Owns one open device; every public method is thread-safe (the device's lock)."""
 
@@ -57,6 +40,7 @@ class ChipWorker:
         self._key: str | None = None  # pool key of the weights the chip holds now
         self._device_id: str | None = None  # the device's weights id for that key
         self._seeded = False
+        self._seekable = False
         self._next_call = 0
 
     @classmethod
@@ -72,9 +56,10 @@ class ChipWorker:
     def start(self) -> None:
         """Read where the (open) device's noise stream is; call once before the first run."""
         with self._lock:
-            self._seeded = Capability.SEEDED.value in self.device.info.capabilities
-            counters = self.device.telemetry().counters if self._seeded else {}
-            self._next_call = int(counters.get("call_index", 0))
+            capabilities = self.device.info.capabilities
+            self._seeded = Capability.SEEDED.value in capabilities
+            self._seekable = Capability.NOISE_POSITION.value in capabilities
+            self._next_call = self.device.call_index if self._seekable else 0
 
     # ---- queries -----------------------------------------------------------------------
     def info(self) -> DeviceInfo:
@@ -145,8 +130,9 @@ class ChipWorker:
         device = self.device
         with device.lock:
             # Always: the device may have been reset or restarted behind the worker's back.
-            sought = self._seeded and seek_call_index(device, call_index)
-            if self._seeded and not sought and call_index != self._next_call:
+            if self._seekable:
+                device.seek_call_index(call_index)
+            elif self._seeded and call_index != self._next_call:
                 log.warning(
                     "%s cannot seek its noise stream: call %d runs at the device's own "
                     "position, so it may differ from a first run",

@@ -195,6 +195,8 @@ class TiledDevice(PhotonicDevice):
         caps = frozenset.intersection(*(i.capabilities for i in infos))
         caps -= {Capability.ANALOG_ACCUMULATION.value, Capability.HEATER_CODES.value}
         caps -= {Capability.CALIBRATE.value}  # calibrate the chips, not the composite
+        # each tile has its own noise stream: the tiled device has no one position
+        caps -= {Capability.NOISE_POSITION.value}
         first = infos[0]
         return DeviceInfo(
             vendor=first.vendor,

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from lumina_hal.board_timing import TIMING_NAMES, TIMING_PARAMS, BoardClock, BoardTiming
 from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry, weights_checksum
 from lumina_hal.errors import ConfigurationError, SafetyLimitError
 from lumina_hal.params import resolve_params
@@ -40,6 +41,7 @@ _CAPABILITIES = frozenset(
         Capability.OPTICAL_POWER.value,
         Capability.HEATER_CODES.value,
         Capability.CALIBRATE.value,
+        Capability.NOISE_POSITION.value,
     }
 )
 
@@ -47,7 +49,7 @@ _CAPABILITIES = frozenset(
 class MockDevice(PhotonicDevice):
     """The digital twin. Accepts the parameters of ``mock://`` (see ``lumina-hal drivers``)."""
 
-    uri_params = TWIN_PARAMS
+    uri_params = TWIN_PARAMS + TIMING_PARAMS
     summary = "digital twin: fused C kernel with the documented photonic model, no hardware"
 
     @classmethod
@@ -63,6 +65,9 @@ class MockDevice(PhotonicDevice):
 
     def __init__(self, **params: Any) -> None:
         super().__init__()
+        #: A real board's time per RUN, off by default (lumina_hal.board_timing).
+        self.board = BoardClock(BoardTiming.from_params(params, context="MockDevice"))
+        params = {k: v for k, v in params.items() if k not in TIMING_NAMES}
         typed = resolve_params(TWIN_PARAMS, params, context="MockDevice")
         model = typed.pop("physics_model", None)
         v2_only = sorted(p.name for p in V2_URI_PARAMS if typed.pop(p.name, None) is not None)
@@ -126,12 +131,14 @@ class MockDevice(PhotonicDevice):
 
     def _load_weights(self, weights: np.ndarray) -> str:
         codes = self.chip.load_weights(weights)
+        self.board.load(self.chip.shape)
         self._fast_matmul = self._fast_native if self.chip.engine is not None else None
         self._counters["weight_loads"] += 1
         return weights_checksum(codes)
 
     def _load_heater_codes(self, codes: np.ndarray, weight_scale: float) -> str:
         self.chip.program(codes, weight_scale)
+        self.board.load(self.chip.shape)
         self._fast_matmul = self._fast_native if self.chip.engine is not None else None
         self._counters["weight_loads"] += 1
         return weights_checksum(codes)
@@ -150,6 +157,7 @@ class MockDevice(PhotonicDevice):
         counters = self._counters
         counters["matmul_calls"] += 1
         counters["vectors"] += x.shape[0] if x.ndim == 2 else 1
+        self.board.run(x.shape[0] if x.ndim == 2 else 1, self.chip.shape)
         if clipped:
             counters["clipped_outputs"] += clipped
             log.debug("%d output(s) clipped at ADC full scale", clipped)
@@ -166,6 +174,7 @@ class MockDevice(PhotonicDevice):
         counters = self._counters
         counters["matmul_calls"] += 1
         counters["vectors"] += x.shape[0]
+        self.board.run(x.shape[0], self.chip.shape)
         if clipped:
             counters["clipped_outputs"] += clipped
             log.debug("%d output(s) clipped at ADC full scale", clipped)
@@ -181,7 +190,11 @@ class MockDevice(PhotonicDevice):
             temperature_c=self.chip.temperature_c,
             optical_power_dbm=self.chip.optical_output_dbm(),
             weights_id=self.weights_id,
-            counters={**self._counters, "call_index": self.chip.call_index},
+            counters={
+                **self._counters,
+                **self.board.counters(),
+                "call_index": self.chip.call_index,
+            },
         )
 
     def _set_temperature(self, temperature_c: float) -> None:
@@ -193,9 +206,16 @@ class MockDevice(PhotonicDevice):
             )
         self.chip.set_environment(temperature_c=temperature_c)
 
+    def _read_call_index(self) -> int:
+        return self.chip.call_index
+
+    def _seek_call_index(self, call_index: int) -> None:
+        self.chip.call_index = call_index
+
     def _reset(self) -> None:
         self.chip.reset()
         self._counters = self._zero_counters()
+        self.board.reset()
 
     def _snapshot(self) -> dict[str, Any]:
         return {"chip": self.chip.snapshot()}

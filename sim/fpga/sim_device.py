@@ -56,6 +56,7 @@ class FpgaSimDevice(FpgaDevice):
                 Capability.OPTICAL_POWER.value,
                 Capability.HEATER_CODES.value,
                 Capability.CALIBRATE.value,
+                Capability.NOISE_POSITION.value,
             }
         )
 

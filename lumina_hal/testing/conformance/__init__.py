@@ -32,6 +32,7 @@ CHECKS: tuple[Check, ...] = tuple(
         state.check_temperature,
         compute.check_accuracy,
         repeatability.check_determinism,
+        repeatability.check_noise_position,
         repeatability.check_thread_safety,
     )
 )

@@ -1,4 +1,5 @@
-"""Checks that results do not depend on the session or the thread: determinism, thread safety.
+"""Checks that results do not depend on the session or the thread: determinism, the
+noise-stream position, thread safety.
 
 A noisy seeded device draws noise from (seed, call index), so a result depends on how many
 calls came before it. Both checks therefore compare runs that make the same calls in the
@@ -9,15 +10,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
 
 import numpy as np
 
-from lumina_hal.device import Capability, PhotonicDevice
+from lumina_hal.device import MAX_CALL_INDEX, Capability, PhotonicDevice
+from lumina_hal.errors import InputError, UnsupportedOperationError
 from lumina_hal.testing.conformance.support import (
     ConformanceFailure,
     NotApplicable,
     accuracy_threshold_db,
     assert_accurate,
+    assert_raises,
     has,
     ideal,
     inputs,
@@ -64,6 +69,43 @@ def check_determinism(uri: str) -> None:
         _assert_identical(_run(device, w, calls), first, "after reset() and the same calls")
     with opened(uri) as again:
         _assert_identical(_run(again, w, calls), first, "in a second opening")
+
+
+def check_noise_position(uri: str) -> None:
+    """call_index starts at 0, counts calls and returns to 0 on reset(); seek_call_index(n)
+    moves it (seeded: the calls from n repeat bit for bit); a bad position is an InputError
+    that moves nothing. Without the capability both raise UnsupportedOperationError."""
+    with opened(uri) as device:
+        info = device.info
+        if not has(info, Capability.NOISE_POSITION):
+            assert_raises(UnsupportedOperationError, lambda: device.call_index, "call_index")
+            assert_raises(
+                UnsupportedOperationError, lambda: device.seek_call_index(0), "seek_call_index"
+            )
+            return
+        r, c = work_shape(info)
+        w, calls = uniform(1, r, c), _calls(c)
+        _expect_position(device, 0, "right after open")
+        first = _run(device, w, calls)
+        _expect_position(device, len(calls), f"after {len(calls)} calls")
+        bad_positions: tuple[Any, ...] = (-1, MAX_CALL_INDEX + 1, 1.5, True, "2")
+        for bad in bad_positions:
+            assert_raises(InputError, partial(device.seek_call_index, bad), f"seek to {bad!r}")
+        _expect_position(device, len(calls), "after refused seeks")
+        device.seek_call_index(1)
+        _expect_position(device, 1, "after seek_call_index(1)")
+        again = [device.matmul(x) for x in calls[1:]]
+        _expect_position(device, len(calls), "after the calls from 1 again")
+        if has(info, Capability.SEEDED):
+            _assert_identical(again, first[1:], "the calls from 1 after seek_call_index(1)")
+        device.reset()
+        _expect_position(device, 0, "after reset()")
+
+
+def _expect_position(device: PhotonicDevice, expected: int, when: str) -> None:
+    got = device.call_index
+    if type(got) is not int or got != expected:
+        raise ConformanceFailure(f"call_index {when} is {got!r}, expected {expected}")
 
 
 def _thread_inputs(cols: int) -> list[list[np.ndarray]]:
