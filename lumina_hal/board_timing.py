@@ -67,6 +67,15 @@ TIMING_PARAMS: tuple[Param, ...] = (
 TIMING_NAMES = frozenset(p.name for p in TIMING_PARAMS)
 
 
+def uart_wire_s(nbytes: int, baudrate: int | None) -> float:
+    """Seconds ``nbytes`` take on a UART (8N1) at ``baudrate``; 0 without one (TCP, in-process).
+
+    The one wire-time formula: the board model here and the FPGA driver's timeouts
+    (docs/protocol.md section 8) both use it.
+    """
+    return BITS_PER_BYTE * nbytes / baudrate if baudrate else 0.0
+
+
 def frame_wire_bytes(payload_bytes: int) -> int:
     """Bytes one PHL1 frame of ``payload_bytes`` takes on the wire: header and CRC, COBS's
     worst-case overhead (one code byte per 254, plus one) and the 0x00 delimiter."""
@@ -140,7 +149,7 @@ class BoardTiming:
 
     def wire_s(self, nbytes: int) -> float:
         """Seconds ``nbytes`` take on the wire (0 without a baud rate)."""
-        return BITS_PER_BYTE * nbytes / self.baudrate if self.baudrate else 0.0
+        return uart_wire_s(nbytes, self.baudrate)
 
     def exchange_s(self, request_bytes: int, reply_bytes: int, runs: int) -> float:
         """Seconds one exchange takes: both directions on the wire plus executed RUNs."""

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lumina_hal.board_timing import uart_wire_s
 from lumina_hal.drivers.fpga import messages as msg
 from lumina_hal.drivers.fpga.framing import (
     FLAG_ERR,
@@ -65,7 +66,7 @@ class LinkTiming:
     busy_s: float = 2.0
 
     def wire_s(self, nbytes: int) -> float:
-        return 0.0 if not self.baudrate else 10.0 * nbytes / self.baudrate
+        return uart_wire_s(nbytes, self.baudrate)
 
     def attempt_timeout_s(self, request_bytes: int, response_bytes: int, op_s: float) -> float:
         budget = 2.0 * self.wire_s(request_bytes + response_bytes) + self.slack_s + op_s

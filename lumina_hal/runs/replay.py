@@ -44,7 +44,7 @@ def replay_run(record: RunRecord) -> Iterator[tuple[CallRecord, np.ndarray]]:
                 twin.set_temperature(float(temperature_c))
             call_index = telemetry.get("counters", {}).get("call_index")
             if call_index is not None:
-                twin.chip.call_index = int(call_index) - 1  # counted after the call
+                twin.seek_call_index(int(call_index) - 1)  # counted after the call
             yield call, twin.matmul(call.inputs)
     finally:
         twin.close()

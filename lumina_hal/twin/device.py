@@ -237,5 +237,5 @@ def twin_from_snapshot(snapshot: dict[str, Any]) -> MockDevice:
         kernel=c.kernel, **c.physics.to_dict(),
     )  # fmt: skip
     twin.open()
-    twin.chip.call_index = call_index
+    twin.seek_call_index(call_index)
     return twin
