@@ -27,6 +27,7 @@ from typing import Any
 from lumina_hal.sim.fpga.faults import FaultInjector, FaultRates
 from lumina_hal.sim.fpga.firmware import FirmwareEmulator
 from lumina_hal.sim.fpga.server import TcpServer
+from lumina_hal.sim.scpi.keysight8164b import Keysight8164B
 from lumina_hal.sim.scpi.pm100d import ThorlabsPm100d
 from lumina_hal.sim.scpi.server import ScpiTcpServer
 from lumina_hal.sim.scpi.ted4015 import ThorlabsTed4015
@@ -35,6 +36,8 @@ from lumina_hal.twin.passband import coupler_passband_db, mzi_passband_db
 
 log = logging.getLogger(__name__)
 
+#: The lasers a coupled bench can have (simulator model names).
+LASERS = (SantecTsl570.model, Keysight8164B.model)
 #: The chip's optical power per detector when no light reaches it (the physics minimum).
 DARK_DBM = -60.0
 
@@ -114,6 +117,7 @@ class CoupledBench:
         ambient_c: float = 25.0,
         coupling: Coupling | None = None,
         seed: int = 1,
+        laser: str = "santec-tsl570",
     ) -> None:
         self.chip_params: dict[str, Any] = {
             "rows": 16, "cols": 16, "preset": "typical", "seed": seed,
@@ -121,7 +125,13 @@ class CoupledBench:
         self.chip_params.update(chip or {})
         self.coupling = coupling or Coupling()
         self.clock = ScaledClock(speed)
-        self.laser = SantecTsl570(clock=self.clock, seed=seed)
+        if laser not in LASERS:
+            raise ValueError(f"laser must be one of {sorted(LASERS)}, got {laser!r}")
+        self.laser: SantecTsl570 | Keysight8164B = (
+            SantecTsl570(clock=self.clock, seed=seed)
+            if laser == SantecTsl570.model
+            else Keysight8164B(clock=self.clock)
+        )
         self.tec = ThorlabsTed4015(clock=self.clock, tau_s=tau_s, ambient_c=ambient_c)
         self.meter = _CoupledMeter(self._meter_input_w, clock=self.clock, seed=seed + 1)
         for model in (self.laser, self.tec, self.meter):
@@ -192,7 +202,7 @@ class CoupledBench:
         host, port = self.chip_server.address
         return {
             "chip": f"fpga+tcp://{host}:{port}",
-            "laser": f"visa://{self.laser_server.resource}?model=santec-tsl570&backend=@py",
+            "laser": f"visa://{self.laser_server.resource}?model={self.laser.model}&backend=@py",
             "power_meter": (
                 f"visa://{self.meter_server.resource}?model=thorlabs-pm100d&backend=@py"
             ),

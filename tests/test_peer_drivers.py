@@ -200,6 +200,7 @@ def test_the_qcodes_driver_bugs_are_the_drivers_not_the_simulators(qcodes_pm100d
         with pytest.raises(Exception, match="unsupported operand type"):
             getattr(inst, name)()
     inst.averaging(10)
+    inst.ask("*OPC?")  # the write is processed (and its error queued) before this answers
     assert model.process("SYST:ERR?") == '-109,"Missing parameter"'
     assert set(QCODES_PM100D_DRIVER_BUGS) == {"wavelength", "beam_diameter", "averaging (set)"}
 

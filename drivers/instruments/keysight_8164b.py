@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lumina_hal.bench.roles import InstrumentIdentity, Laser
+from lumina_hal.drivers.instruments.laser_sweep import LaserSweep, sweep_end, sweep_run
 from lumina_hal.drivers.instruments.scpi import (
     ScpiSwitchedSource,
     control,
@@ -20,22 +21,28 @@ from lumina_hal.drivers.instruments.scpi import (
     in_range,
     m_to_nm,
     measurement,
+    nm_to_m,
     parse_bool,
+    parse_int,
     setting,
 )
 from lumina_hal.errors import InputError, InstrumentError
 
 #: The factory PIN of the mainframe's LOCK.
 DEFAULT_PIN = "1234"
+#: Continuous sweep speeds the TLS accepts (nm/s; 81600B-class module).
+SWEEP_SPEED_RANGE_NM_S = (0.5, 200.0)
 
 
-class Keysight8164B(ScpiSwitchedSource, Laser):
+class Keysight8164B(ScpiSwitchedSource, Laser, LaserSweep):
     """Keysight/Agilent 8164B, TLS module in slot 0."""
 
     model_name = "keysight-8164b"
     idn_vendor = "Keysight Technologies"
     idn_models = ("8164B",)
     init_commands = ("SOUR0:POW:UNIT 0",)  # dBm
+    log_data_command = "SOUR0:READ:DATA? LLOG"  # float64 in m (LaserSweep)
+    log_datatype, log_to_nm = "d", 1e9
 
     # Private and gated (docs/safety.md §5): the public surface is the Laser role.
     _wavelength_readback_nm = measurement(
@@ -59,6 +66,79 @@ class Keysight8164B(ScpiSwitchedSource, Laser):
         "SOUR0:POW:STAT?", "SOUR0:POW:STAT {}", "Laser current on/off.", parse=parse_bool,
         format=format_bool,
     )
+
+    # The laser's own sweep (docs/instruments.md §4, "Keysight 8164B sweeps"). The ends are
+    # gated against the wavelength window; starting a sweep is interlocked on them.
+    _sweep_start_nm = sweep_end("SOUR0:WAV:SWE:STAR", "start")
+    _sweep_stop_nm = sweep_end("SOUR0:WAV:SWE:STOP", "stop")
+    _sweep_step_nm = control(
+        "SOUR0:WAV:SWE:STEP?", "SOUR0:WAV:SWE:STEP {:.8E}",
+        "Step of a stepped sweep, or the logging interval of a continuous one (nm; in m).",
+        parse=m_to_nm, format=nm_to_m, validate=in_range(1e-4, 180.0, "nm"),
+    )
+    _sweep_speed_nm_s = control(
+        "SOUR0:WAV:SWE:SPE?", "SOUR0:WAV:SWE:SPE {:.6E}", "Sweep speed (nm/s; in m/s).",
+        parse=m_to_nm, format=nm_to_m, validate=in_range(*SWEEP_SPEED_RANGE_NM_S, "nm/s"),
+    )
+    _sweep_stepped = control(
+        "SOUR0:WAV:SWE:MODE?", "SOUR0:WAV:SWE:MODE {}", "Stepped (True) or continuous (False).",
+        parse=lambda reply: reply.strip().upper() == "STEP",
+        format=lambda stepped: "STEP" if stepped else "CONT", kind="bool",
+    )
+    _sweep_two_way = control(
+        "SOUR0:WAV:SWE:REP?", "SOUR0:WAV:SWE:REP {}", "One-way (False) or two-way (True).",
+        parse=lambda reply: reply.strip().upper() == "TWOW",
+        format=lambda two_way: "TWOW" if two_way else "ONEW", kind="bool",
+    )
+    _lambda_logging = control(
+        "SOUR0:WAV:SWE:LLOG?", "SOUR0:WAV:SWE:LLOG {}", "Log the wavelength at each step.",
+        parse=parse_bool, format=format_bool,
+    )
+    _trigger_step_finished = control(
+        "TRIG0:OUTP?", "TRIG0:OUTP {}", "Output trigger on each finished step (else disabled).",
+        parse=lambda reply: reply.strip().upper() == "STF",
+        format=lambda on: "STF" if on else "DIS", kind="bool",
+    )
+    _sweep = sweep_run("SOUR0:WAV:SWE")
+    _sweep_status = measurement("SOUR0:WAV:SWE?", "Sweep state (0/1/2).", parse=parse_int)
+    _logged_points = measurement(
+        "SOUR0:READ:POIN? LLOG", "Logged wavelengths.", parse=parse_int
+    )
+
+    def configure_sweep(
+        self,
+        start_nm: float,
+        stop_nm: float,
+        *,
+        speed_nm_s: float = 10,
+        step_nm: float | None = None,
+        trigger_step_nm: float | None = None,
+        two_way: bool = False,
+    ) -> None:
+        """Set up a sweep from ``start_nm`` to ``stop_nm``: continuous at ``speed_nm_s``, or
+        stepped by ``step_nm``; ``trigger_step_nm`` logs the wavelength (and pulses the
+        step-finished trigger) every that many nm, which the 8164B does only in a continuous
+        sweep (same arguments as the Santec TSL-570 driver)."""
+        if step_nm is not None and trigger_step_nm is not None:
+            raise InputError(
+                f"{self._label}: the 8164B logs wavelengths only in a continuous sweep: give "
+                "step_nm (stepped) or trigger_step_nm (continuous, logged), not both; "
+                "nothing was sent"
+            )
+
+        def configure() -> None:
+            self._sweep_start_nm = start_nm
+            self._sweep_stop_nm = stop_nm
+            self._sweep_speed_nm_s = speed_nm_s
+            self._sweep_two_way = two_way
+            logged = trigger_step_nm is not None
+            self._sweep_stepped = step_nm is not None
+            if step_nm is not None or trigger_step_nm is not None:
+                self._sweep_step_nm = step_nm if step_nm is not None else trigger_step_nm
+            self._trigger_step_finished = logged
+            self._lambda_logging = logged
+
+        self._call(configure)
 
     @classmethod
     def serves(cls, identity: InstrumentIdentity) -> bool:
@@ -104,6 +184,13 @@ class Keysight8164B(ScpiSwitchedSource, Laser):
             **super()._settings(),
             "actual_power_dbm": float(self._actual_power_dbm),
             "locked": bool(self._locked),
+            "sweep_start_nm": float(self._sweep_start_nm),
+            "sweep_stop_nm": float(self._sweep_stop_nm),
+            "sweep_step_nm": float(self._sweep_step_nm),
+            "sweep_speed_nm_s": float(self._sweep_speed_nm_s),
+            "sweep_stepped": bool(self._sweep_stepped),
+            "sweep_two_way": bool(self._sweep_two_way),
+            "lambda_logging": bool(self._lambda_logging),
         }
 
     def actual_power_dbm(self) -> float:

@@ -11,14 +11,12 @@ sweep at 0.5-100 nm/s in 0.1 nm/s steps rather than the TSL-570's eight speeds (
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from lumina_hal.bench.roles import Laser
 from lumina_hal.bench.safety import coerce
+from lumina_hal.drivers.instruments.laser_sweep import LaserSweep, sweep_end, sweep_run
 from lumina_hal.drivers.instruments.scpi import (
     ScpiSwitchedSource,
     control,
@@ -32,9 +30,7 @@ from lumina_hal.drivers.instruments.scpi import (
 )
 from lumina_hal.errors import (
     InputError,
-    LinkError,
     SafetyLimitError,
-    UnsupportedOperationError,
 )
 
 SWEEP_SPEEDS_NM_S = (1, 2, 5, 10, 20, 50, 100, 200)
@@ -42,7 +38,7 @@ C_M_PER_S = 299_792_458.0
 #: The manual's attenuator range (dB) and fine-tuning range (arbitrary units).
 ATTENUATION_RANGE_DB = (0.0, 30.0)
 FINE_TUNING_RANGE = (-100.0, 100.0)
-SWEEP_STOPPED, SWEEP_RUNNING, SWEEP_WAITING_FOR_TRIGGER, SWEEP_PREPARING = 0, 1, 3, 4
+SWEEP_RUNNING, SWEEP_WAITING_FOR_TRIGGER, SWEEP_PREPARING = 1, 3, 4
 TRIGGER_OUTPUT = {"none": 0, "stop": 1, "start": 2, "step": 3}
 
 
@@ -97,7 +93,7 @@ def _one_of(allowed: tuple[int, ...], unit: str) -> Callable[..., float]:
     return validate
 
 
-class SantecTsl570(ScpiSwitchedSource, Laser):
+class SantecTsl570(ScpiSwitchedSource, Laser, LaserSweep):
     """Santec TSL-570 in its SCPI command set (not the TSL-550/710: see the module docstring)."""
 
     model_name = "santec-tsl570"
@@ -108,6 +104,7 @@ class SantecTsl570(ScpiSwitchedSource, Laser):
     error_query = ":SYST:ERR?"
     # SCPI command set (metres, NR3), power unit dBm.
     init_commands = (":SYST:COMM:COD 1", ":POW:UNIT 0")
+    log_data_command = ":READ:DAT?"  # float32 in nm (LaserSweep)
 
     # Private and gated (docs/safety.md §5): the public surface is the Laser role.
     _wavelength_nm = control(
@@ -175,16 +172,8 @@ class SantecTsl570(ScpiSwitchedSource, Laser):
 
     # Sweeps (docs/instruments.md §4; simulated per docs/instrument-sim.md). The ends are gated
     # against the laser's wavelength window; starting a sweep is interlocked on them.
-    _sweep_start_nm = control(
-        ":WAV:SWE:STAR?", ":WAV:SWE:STAR {:.8E}", "Sweep start (nm; sent and read in m).",
-        parse=m_to_nm, format=nm_to_m,
-        validate=in_range("_wavelength_min_nm", "_wavelength_max_nm", "nm"),
-    )
-    _sweep_stop_nm = control(
-        ":WAV:SWE:STOP?", ":WAV:SWE:STOP {:.8E}", "Sweep stop (nm; sent and read in m).",
-        parse=m_to_nm, format=nm_to_m,
-        validate=in_range("_wavelength_min_nm", "_wavelength_max_nm", "nm"),
-    )
+    _sweep_start_nm = sweep_end(":WAV:SWE:STAR", "start")
+    _sweep_stop_nm = sweep_end(":WAV:SWE:STOP", "stop")
     _sweep_step_nm = control(
         ":WAV:SWE:STEP?", ":WAV:SWE:STEP {:.8E}", "Step of a stepped sweep (nm; in m).",
         parse=m_to_nm, format=nm_to_m, validate=in_range(1e-4, 160.0, "nm"),
@@ -205,10 +194,7 @@ class SantecTsl570(ScpiSwitchedSource, Laser):
         ":TRIG:OUTP:STEP?", ":TRIG:OUTP:STEP {:.8E}", "Interval of step pulses (nm; in m).",
         parse=m_to_nm, format=nm_to_m, validate=in_range(1e-4, 160.0, "nm"),
     )
-    _sweep = control(
-        ":WAV:SWE?", ":WAV:SWE {}", "Run (True) or stop (False) one sweep.",
-        parse=lambda reply: parse_int(reply) != SWEEP_STOPPED, format=format_bool, kind="bool",
-    )
+    _sweep = sweep_run(":WAV:SWE")
     _sweep_status = measurement(":WAV:SWE?", "Sweep status (0/1/3/4).", parse=parse_int)
     _logged_points = measurement(":READ:POIN?", "Logged wavelengths.", parse=parse_int)
 
@@ -239,56 +225,6 @@ class SantecTsl570(ScpiSwitchedSource, Laser):
                 self._trigger_output = TRIGGER_OUTPUT["none"]
 
         self._call(configure)
-
-    def start_sweep(self) -> None:
-        """Start one sweep (refused if the stored ends or the power are outside the limits)."""
-        self._call(lambda: setattr(self, "_sweep", True))
-
-    def stop_sweep(self) -> None:
-        self._call(lambda: setattr(self, "_sweep", False))
-
-    def sweep_status(self) -> int:
-        """0 stopped, 1 running, 3 waiting for a trigger, 4 preparing."""
-        return int(self._call(lambda: self._sweep_status))
-
-    def _get_sweep_start_nm(self) -> float:
-        return float(self._sweep_start_nm)
-
-    def _get_sweep_stop_nm(self) -> float:
-        return float(self._sweep_stop_nm)
-
-    def wait_for_sweep(
-        self, timeout_s: float, *, poll_s: float = 0.05, sleep: Callable[[float], None] = time.sleep
-    ) -> None:
-        """Return when the sweep has stopped; LinkError after ``timeout_s`` (sweep stopped)."""
-        deadline = time.monotonic() + timeout_s
-        while self.sweep_status() != SWEEP_STOPPED:
-            if time.monotonic() >= deadline:
-                self.stop_sweep()
-                raise LinkError(f"{self._label}: the sweep did not end within {timeout_s:g} s")
-            sleep(poll_s)
-
-    def logged_wavelengths_nm(self) -> np.ndarray:
-        """The wavelengths (nm) the last sweep logged at its trigger points."""
-
-        def read() -> np.ndarray:
-            count = int(self._logged_points)
-            def block(resource: Any) -> Any:  # a binary block: pyvisa reads it by its length
-                if not hasattr(resource, "query_binary_values"):
-                    raise UnsupportedOperationError(f"{self._label}: no binary block reads")
-                return resource.query_binary_values(
-                    ":READ:DAT?", datatype="f", is_big_endian=False, container=np.array
-                )
-
-            values = self._io(block, ":READ:DAT?")
-            data = np.asarray(values, dtype=np.float64)
-            if data.shape != (count,):
-                raise LinkError(
-                    f"{self._label}: :READ:DAT? gave {data.size} values for {count} points"
-                )
-            return data
-
-        return np.asarray(self._call(read))
 
     # --- further settings (public; each write goes through the gate) -------------------------
     @property
