@@ -175,3 +175,19 @@ def test_concurrent_fast_calls_keep_every_call_and_counter(rng):
     assert fast.telemetry().counters["vectors"] == n
     slow.chip.call_index = n  # the next call of both draws the same noise
     np.testing.assert_array_equal(fast.matmul(x), slow.matmul(x.astype(np.float64)))
+
+
+def test_board_timing_counts_fast_calls_as_the_general_path_does(rng, monkeypatch):
+    uri = URI + "&run_latency_s=0.0001"
+    fast, slow = (lumina_hal.open_device(uri) for _ in range(2))
+    for chip in (fast, slow):
+        chip.load_weights(rng.uniform(-1, 1, size=(12, 16)))
+    general = general_path_only(fast, monkeypatch)
+    x = np.ones((3, 16), np.float32)
+    fast.matmul(x, out=np.empty((3, 12), np.float32))
+    fast.matmul(x[0])
+    slow.matmul(x.astype(np.float64))
+    slow.matmul(x[0].astype(np.float64))
+    assert general == []
+    board = fast.telemetry().counters["board_time_us"]
+    assert board > 0 and board == slow.telemetry().counters["board_time_us"]
