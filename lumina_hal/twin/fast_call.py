@@ -42,6 +42,7 @@ def fast_matmul(device: MockDevice, engine: KernelModel, max_batch: int) -> Fast
     seed, threads = chip.config.seed, chip.config.threads
     board = device.board if device.board.timing.active else None  # mock://?baudrate=...
     block = (rows, cols)
+    x_single: tuple[int, ...] = (cols,)
     out_single: tuple[int, ...] = (rows,)
     from_buffer, float_array = ffi.from_buffer, ffi.typeof("float[]")
     ndarray, f32, empty = np.ndarray, np.dtype(np.float32), np.empty
@@ -54,9 +55,7 @@ def fast_matmul(device: MockDevice, engine: KernelModel, max_batch: int) -> Fast
         if type(x) is not ndarray or x.dtype is not f32:
             return None
         shape = x.shape
-        if len(shape) == 1:
-            if shape[0] != cols:
-                return None
+        if shape == x_single:
             batch, out_shape = 1, out_single
         elif len(shape) == 2 and shape[1] == cols and 0 < shape[0] <= max_batch:
             batch = shape[0]
