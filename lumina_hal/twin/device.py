@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from lumina_hal.board_timing import TIMING_NAMES, TIMING_PARAMS, BoardClock, BoardTiming
-from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry, weights_checksum
+from lumina_hal.device import (
+    Capability,
+    DeviceInfo,
+    PhotonicDevice,
+    Telemetry,
+    max_batch_in_memory,
+    weights_checksum,
+)
 from lumina_hal.errors import ConfigurationError, SafetyLimitError
 from lumina_hal.params import resolve_params
 from lumina_hal.twin import physics
@@ -132,36 +139,29 @@ class MockDevice(PhotonicDevice):
     def _load_weights(self, weights: np.ndarray) -> str:
         codes = self.chip.load_weights(weights)
         self.board.load(self.chip.shape)
-        self._fast_matmul = self._fast_native if self.chip.engine is not None else None
+        self._install_fast_matmul()
         self._counters["weight_loads"] += 1
         return weights_checksum(codes)
 
     def _load_heater_codes(self, codes: np.ndarray, weight_scale: float) -> str:
         self.chip.program(codes, weight_scale)
         self.board.load(self.chip.shape)
-        self._fast_matmul = self._fast_native if self.chip.engine is not None else None
+        self._install_fast_matmul()
         self._counters["weight_loads"] += 1
         return weights_checksum(codes)
 
-    def _fast_native(self, x: np.ndarray, out: np.ndarray) -> bool:
-        """PhotonicDevice's fast path: float32 in place, straight to the kernel (§ call cost)."""
-        engine = self.chip.engine  # follows set_temperature; None: the numpy reference
-        if engine is None:
-            return False
-        clipped = engine.try_forward(
-            x, out, self.config.seed, self.chip.call_index, self.config.threads
-        )
-        if clipped < 0:
-            return False
-        self.chip.call_index += 1
-        counters = self._counters
-        counters["matmul_calls"] += 1
-        counters["vectors"] += x.shape[0] if x.ndim == 2 else 1
-        self.board.run(x.shape[0] if x.ndim == 2 else 1, self.chip.shape)
-        if clipped:
-            counters["clipped_outputs"] += clipped
-            log.debug("%d output(s) clipped at ADC full scale", clipped)
-        return True
+    def _install_fast_matmul(self) -> None:
+        """Bind PhotonicDevice's fast path to the chip's engine as it is now (after every
+        load and temperature change; twin/fast_call.py). None with the numpy reference, or
+        when a subclass computes its own ``_matmul`` (it must see every call)."""
+        engine = self.chip.engine
+        if engine is None or type(self)._matmul is not MockDevice._matmul:
+            self._fast_matmul = None
+            return
+        from lumina_hal.twin.fast_call import fast_matmul  # the native kernel is built
+
+        max_batch = max_batch_in_memory(4 * (engine.rows + engine.cols))  # as _matmul_bytes
+        self._fast_matmul = fast_matmul(self, engine, max_batch)
 
     def _matmul_bytes(self, batch: int) -> int:
         rows, cols = self.chip.shape or (0, 0)
@@ -171,6 +171,8 @@ class MockDevice(PhotonicDevice):
 
     def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         clipped = self.chip.forward(x, out)
+        if self._fast_matmul is None and self.chip.engine is not None:
+            self._install_fast_matmul()  # a failed load or temperature change restored one
         counters = self._counters
         counters["matmul_calls"] += 1
         counters["vectors"] += x.shape[0]
@@ -204,7 +206,9 @@ class MockDevice(PhotonicDevice):
                 f"temperature_c {temperature_c:g} °C is outside the chip's range "
                 f"[{lo:g}, {hi:g}] °C"
             )
+        self._fast_matmul = None
         self.chip.set_environment(temperature_c=temperature_c)
+        self._install_fast_matmul()
 
     def _read_call_index(self) -> int:
         return self.chip.call_index

@@ -7,6 +7,7 @@ already made them float32 and C-contiguous; the checks here guard memory safety.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def pack_panels(weights: np.ndarray) -> np.ndarray:
         _ptr(w), rows, cols, ffi.NULL, ffi.NULL, 0.0, _ptr(packed), ffi.NULL, ffi.NULL, ffi.NULL
     )
     if rc != lib.LK_OK:
-        _raise_for(rc)
+        raise_for(rc)
     return packed.reshape(-(-rows // PANEL), cols, PANEL)
 
 
@@ -80,11 +81,16 @@ def _ptr(a: np.ndarray) -> object:
     return ffi.from_buffer(_CTYPES[a.dtype], a, require_writable=a.flags.writeable)
 
 
-_F32 = np.dtype(np.float32)
 _EALIGN, _EOVERLAP = int(lib.LK_EALIGN), int(lib.LK_EOVERLAP)
 
 
-def _raise_for(rc: int) -> None:
+def decline_codes() -> frozenset[int]:
+    """lk_forward_from's codes for buffers a caller should copy and retry (align, overlap)."""
+    return frozenset((_EALIGN, _EOVERLAP))
+
+
+def raise_for(rc: int) -> None:
+    """Raise the LuminaError for a kernel return code ``rc`` (nonzero)."""
     if rc == lib.LK_ENONFINITE:
         raise InputError("input contains NaN or Inf")
     if rc == lib.LK_ERANGE:
@@ -132,7 +138,7 @@ class KernelModel:
                 phase_var, codes, inv, scale,
             )  # fmt: skip
             if rc != lib.LK_OK:
-                _raise_for(rc)
+                raise_for(rc)
         m = ffi.new("lk_model *")
         m.rows, m.cols = rows, cols
         m.weights = _ptr(self._packed)
@@ -231,8 +237,13 @@ class KernelModel:
             threads,
         )
         if rc != lib.LK_OK:
-            _raise_for(rc)
+            raise_for(rc)
         return cls._at(packed, row_env, col_env, a_min, p, scale)
+
+    def call_entry(self) -> tuple[Any, Any, Any]:
+        """(lk_forward_from, the lk_model struct, the int64_t clipped-count cell): what a
+        caller that fuses its own per-call path binds once (twin/fast_call.py)."""
+        return self._forward_from, self._struct, self._clipped
 
     @property
     def packed(self) -> np.ndarray:
@@ -280,46 +291,8 @@ class KernelModel:
             seed, call_index, threads, self._clipped,
         )  # fmt: skip
         if rc != 0:
-            _raise_for(rc)
+            raise_for(rc)
         return int(self._clipped[0])
-
-    def try_forward(
-        self, x: np.ndarray, out: np.ndarray, seed: int, call_index: int, threads: int
-    ) -> int:
-        """The call with no conversion, as cheap as it can be: the clipped count, or -1.
-
-        -1 (declined, nothing done) unless ``x`` is (cols,) or (batch, cols) float32 and
-        ``out`` the matching float32 array, both C-contiguous, ``out`` writeable; the kernel
-        itself declines misaligned or overlapping buffers (LK_EALIGN, LK_EOVERLAP) and
-        refuses NaN/Inf (InputError). The caller then takes the general path.
-        """
-        if x.dtype is not _F32 or out.dtype is not _F32:
-            return -1
-        shape = x.shape
-        if len(shape) == 1:
-            if shape[0] != self.cols or out.shape != (self.rows,):
-                return -1
-            batch = 1
-        elif len(shape) == 2 and shape[1] == self.cols and shape[0] > 0:
-            batch = shape[0]
-            if out.shape != (batch, self.rows):
-                return -1
-        else:
-            return -1
-        fb = self._from_buffer
-        try:
-            px = fb("float[]", x)
-            po = fb("float[]", out, True)
-        except (BufferError, TypeError, ValueError):  # not C-contiguous, read-only
-            return -1
-        clipped = self._clipped
-        rc = self._forward_from(self._struct, px, batch, 0, po, seed, call_index, threads, clipped)
-        if rc == 0:
-            return int(clipped[0])
-        if rc in (_EALIGN, _EOVERLAP):
-            return -1
-        _raise_for(rc)
-        return -1  # pragma: no cover - _raise_for always raises
 
     def forward_codes(
         self,
@@ -345,5 +318,5 @@ class KernelModel:
             seed, call_index, threads, self._clipped,
         )  # fmt: skip
         if rc != 0:
-            _raise_for(rc)
+            raise_for(rc)
         return out, int(self._clipped[0])
