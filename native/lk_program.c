@@ -359,7 +359,7 @@ int lk_heater_codes(const double *w, int64_t rows, int64_t cols, int32_t weight_
     double *peaks = (double *)malloc((size_t)units * sizeof(double));
     if (peaks == NULL) return LK_ENOMEM;
     codes_ctx ctx = {w, cols, weight_bits, 1.0, row_env, col_env, codes, peaks,
-                     lk_isa() == LK_ISA_AVX512};
+                     lk_isa() >= LK_ISA_AVX512};
     int rc = run_rows(peak_rows, &ctx, rows, 16, n, threads, 0);
     double peak = 0.0;
     int nan = 0;
@@ -710,7 +710,7 @@ int lk_program(const lk_program_params *p, const int32_t *codes, float *packed,
     ctx.use_fab = p->fab_sigma != 0.0;
     ctx.use_arm = p->arm_imbalance_um != 0.0 && p->drift_rad_per_um != 0.0;
     ctx.use_xtalk = p->crosstalk != 0.0 || p->crosstalk_diag != 0.0;
-    ctx.vec512 = lk_isa() == LK_ISA_AVX512;
+    ctx.vec512 = lk_isa() >= LK_ISA_AVX512; /* VNNI and AMX paths include AVX-512F */
     ctx.vec512dq = 0;
 #if LK_X86
     if (ctx.vec512 && __builtin_cpu_supports("avx512dq")) {

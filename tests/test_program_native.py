@@ -58,7 +58,7 @@ def test_cell_normals_agree_with_the_kernel_including_the_slow_path():
     crosstalk=st.sampled_from([None, 0.0, 0.05]),
     threads=st.integers(1, 3),
     seed=st.integers(0, 2**63 - 1),
-    isa=st.sampled_from(["scalar", "avx2", "avx512"]),
+    isa=st.sampled_from(["scalar", "avx2", "avx512", "avx512vnni", "amx"]),
 )
 def test_programmed_weights_equal_the_reference_bit_for_bit(
     rows, cols, extra, preset, temperature_c, fab_sigma, crosstalk, threads, seed, isa
@@ -116,7 +116,7 @@ def test_a_loaded_twin_keeps_only_its_codes_and_packed_weights():
     assert (peak - base) / matrix < 3.0
 
 
-@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512", "avx512vnni", "amx"])
 @pytest.mark.parametrize("preset", ["typical", "harsh"])
 def test_large_blocks_take_the_table_and_vector_paths_with_the_same_bits(isa, preset):
     """At >= 2^16 cells the heater phases come from a table and, on AVX-512, 8 cells at once."""
