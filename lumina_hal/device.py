@@ -519,8 +519,11 @@ def _as_weight_matrix(weights: Any) -> np.ndarray:
         raise InputError(f"weights must be a 2-D matrix (rows, cols), got shape {w.shape}")
     if w.shape[0] == 0 or w.shape[1] == 0:
         raise InputError(f"weights must not be empty, got shape {w.shape}")
-    _check_real_numeric(w, "weights")
-    scale = max(float(w.max()), -float(w.min()))  # max |w| without a temporary |w| array
+    _check_real_numeric(w, "weights", check_finite=False)
+    high, low = float(w.max()), float(w.min())  # NaN propagates; ±Inf shows at an end
+    if not (math.isfinite(high) and math.isfinite(low)):
+        _check_real_numeric(w, "weights")  # raises, counting the bad values
+    scale = max(high, -low)  # max |w| without a temporary |w| array
     w64 = np.ascontiguousarray(w, dtype=np.float64)
     if scale > _F32_MAX or 0.0 < scale < _F32_TINY:
         raise InputError(
