@@ -296,7 +296,7 @@ class TwinChip:
 
     # ---- snapshot ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """Everything needed to rebuild this chip as a twin, JSON-able (docs/physics.md §7).
+        """Everything needed to rebuild this chip as a twin, JSON-able (docs/physics.md §6b).
 
         ``physics`` is every parameter in force now (preset-derived or not, at the current
         temperature and light); ``call_index`` is the next call's index.
