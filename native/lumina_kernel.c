@@ -622,52 +622,104 @@ int lk_pack_model(const float *w, int64_t rows, int64_t cols, const float *row_e
     }
     if (!with_codes) return LK_OK;
     return lk_pack_var_codes(weights, rows, cols, row_envelope_sq, col_envelope_sq, phase_var,
-                             var_codes, row_var_inv, row_var_scale);
+                             var_codes, row_var_inv, row_var_scale, 1);
+}
+
+/* The variance codes of a run of panels; panels are independent, so any split over threads
+ * gives the same bytes. */
+typedef struct pack_job {
+    const float *weights;
+    int64_t rows, cols, c4, npanels;
+    const float *row_envelope_sq, *col_envelope_sq;
+    float phase_var;
+    uint8_t *var_codes;
+    float *row_var_inv, *row_var_scale;
+    atomic_llong next; /* next panel to claim */
+} pack_job;
+
+/* Panels a worker claims at a time (a few hundred kB of weights: few atomics, fair split). */
+#define LK_PACK_PANELS_PER_CLAIM 4
+
+static void pack_panel(const pack_job *job, int64_t p) {
+    const int64_t rows = job->rows, cols = job->cols;
+    const float *col_envelope_sq = job->col_envelope_sq;
+    const float *wp = job->weights + p * cols * LK_PANEL;
+    const int n = rows - p * LK_PANEL < LK_PANEL ? (int)(rows - p * LK_PANEL) : LK_PANEL;
+    float r2[LK_PANEL], inv[LK_PANEL], dmax[LK_PANEL];
+    for (int l = 0; l < n; l++) r2[l] = job->row_envelope_sq[p * LK_PANEL + l], dmax[l] = 0.0f;
+    for (int64_t j = 0; j < cols; j++) {
+        for (int l = 0; l < n; l++) {
+            const float w = wp[j * LK_PANEL + l];
+            float d = r2[l] * col_envelope_sq[j] - w * w; /* as lk_dcode */
+            d = d > 0.0f ? d : 0.0f;
+            dmax[l] = d > dmax[l] ? d : dmax[l];
+        }
+    }
+    for (int l = 0; l < n; l++) {
+        if (dmax[l] < LK_DMAX_MIN) dmax[l] = 0.0f;
+        inv[l] = dmax[l] > 0.0f ? (float)LK_DQ_MAX / dmax[l] : 0.0f;
+        job->row_var_inv[p * LK_PANEL + l] = inv[l];
+        job->row_var_scale[p * LK_PANEL + l] =
+            (float)((double)job->phase_var * (double)dmax[l] / (double)(LK_DQ_MAX * LK_X2_MAX));
+    }
+    uint8_t *dp = job->var_codes + p * job->c4 * LK_PANEL;
+    memset(dp, 0, (size_t)(job->c4 * LK_PANEL));
+    for (int64_t j = 0; j < cols; j++) {
+        uint8_t *dj = dp + (j / LK_DGROUP) * LK_PANEL * LK_DGROUP + j % LK_DGROUP;
+        for (int l = 0; l < n; l++) {
+            dj[l * LK_DGROUP] =
+                (uint8_t)lk_dcode(wp[j * LK_PANEL + l], r2[l], col_envelope_sq[j], inv[l]);
+        }
+    }
+}
+
+static void pack_worker(void *arg, int worker) {
+    (void)worker;
+    pack_job *job = (pack_job *)arg;
+    for (;;) {
+        const int64_t first = atomic_fetch_add(&job->next, LK_PACK_PANELS_PER_CLAIM);
+        if (first >= job->npanels) break;
+        int64_t last = first + LK_PACK_PANELS_PER_CLAIM;
+        if (last > job->npanels) last = job->npanels;
+        for (int64_t p = first; p < last; p++) pack_panel(job, p);
+    }
 }
 
 int lk_pack_var_codes(const float *weights, int64_t rows, int64_t cols,
                       const float *row_envelope_sq, const float *col_envelope_sq,
                       float phase_var, uint8_t *var_codes, float *row_var_inv,
-                      float *row_var_scale) {
+                      float *row_var_scale, int32_t threads) {
     if (weights == NULL || var_codes == NULL || row_var_inv == NULL || row_var_scale == NULL ||
-        lk_packed_floats(rows, cols) < 0 || cols > LK_MAX_COLS_NOISE) {
+        lk_packed_floats(rows, cols) < 0 || cols > LK_MAX_COLS_NOISE || threads < 1) {
         return LK_EINVAL;
     }
     if (!all_ok(row_envelope_sq, rows) || !all_ok(col_envelope_sq, cols) ||
         !finite_nonneg(phase_var)) {
         return LK_EINVAL;
     }
-    const int64_t c4 = (cols + LK_DPAD - 1) / LK_DPAD * LK_DPAD;
-    const int64_t npanels = (rows + LK_PANEL - 1) / LK_PANEL;
-    memset(var_codes, 0, (size_t)lk_var_code_bytes(rows, cols));
-    for (int64_t p = 0; p < npanels; p++) { /* panel by panel, in memory order */
-        const float *wp = weights + p * cols * LK_PANEL;
-        const int n = rows - p * LK_PANEL < LK_PANEL ? (int)(rows - p * LK_PANEL) : LK_PANEL;
-        float r2[LK_PANEL], inv[LK_PANEL], dmax[LK_PANEL];
-        for (int l = 0; l < n; l++) r2[l] = row_envelope_sq[p * LK_PANEL + l], dmax[l] = 0.0f;
-        for (int64_t j = 0; j < cols; j++) {
-            for (int l = 0; l < n; l++) {
-                const float w = wp[j * LK_PANEL + l];
-                float d = r2[l] * col_envelope_sq[j] - w * w; /* as lk_dcode */
-                d = d > 0.0f ? d : 0.0f;
-                dmax[l] = d > dmax[l] ? d : dmax[l];
-            }
-        }
-        for (int l = 0; l < n; l++) {
-            if (dmax[l] < LK_DMAX_MIN) dmax[l] = 0.0f;
-            inv[l] = dmax[l] > 0.0f ? (float)LK_DQ_MAX / dmax[l] : 0.0f;
-            row_var_inv[p * LK_PANEL + l] = inv[l];
-            row_var_scale[p * LK_PANEL + l] =
-                (float)((double)phase_var * (double)dmax[l] / (double)(LK_DQ_MAX * LK_X2_MAX));
-        }
-        uint8_t *dp = var_codes + p * c4 * LK_PANEL;
-        for (int64_t j = 0; j < cols; j++) {
-            uint8_t *dj = dp + (j / LK_DGROUP) * LK_PANEL * LK_DGROUP + j % LK_DGROUP;
-            for (int l = 0; l < n; l++) {
-                dj[l * LK_DGROUP] =
-                    (uint8_t)lk_dcode(wp[j * LK_PANEL + l], r2[l], col_envelope_sq[j], inv[l]);
-            }
-        }
+    pack_job job;
+    job.weights = weights;
+    job.rows = rows;
+    job.cols = cols;
+    job.c4 = (cols + LK_DPAD - 1) / LK_DPAD * LK_DPAD;
+    job.npanels = (rows + LK_PANEL - 1) / LK_PANEL;
+    job.row_envelope_sq = row_envelope_sq;
+    job.col_envelope_sq = col_envelope_sq;
+    job.phase_var = phase_var;
+    job.var_codes = var_codes;
+    job.row_var_inv = row_var_inv;
+    job.row_var_scale = row_var_scale;
+    atomic_init(&job.next, 0);
+    /* One worker per 2^16 cells at most, as programming does (a thread's start costs more). */
+    int64_t workers = rows * cols / (INT64_C(1) << 16);
+    if (workers > threads) workers = threads;
+    const int64_t claims = (job.npanels + LK_PACK_PANELS_PER_CLAIM - 1) / LK_PACK_PANELS_PER_CLAIM;
+    if (workers > claims) workers = claims;
+    if (workers < 1) workers = 1;
+    if (workers == 1) {
+        pack_worker(&job, 0);
+    } else {
+        lk_pool_run((int)workers, pack_worker, &job);
     }
     return LK_OK;
 }

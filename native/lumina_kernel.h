@@ -141,11 +141,12 @@ int lk_pack_model(const float *w, int64_t rows, int64_t cols, const float *row_e
                   uint8_t *var_codes, float *row_var_inv, float *row_var_scale);
 
 /* The variance codes, row_var_inv and row_var_scale of already packed weights (the second
- * half of lk_pack_model, for callers that produce the panel layout themselves). */
+ * half of lk_pack_model, for callers that produce the panel layout themselves), on up to
+ * `threads` threads; the bytes do not depend on the thread count. */
 int lk_pack_var_codes(const float *weights, int64_t rows, int64_t cols,
                       const float *row_envelope_sq, const float *col_envelope_sq,
                       float phase_var, uint8_t *var_codes, float *row_var_inv,
-                      float *row_var_scale);
+                      float *row_var_scale, int32_t threads);
 
 /* lk_forward_from with the chip's integer codes on both sides, as a link carries them:
  * input DAC codes (batch x cols int32, |code| <= L_x = 2^(input_bits-1) - 1; x_n = code /

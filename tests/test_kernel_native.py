@@ -972,14 +972,19 @@ def test_forward_codes_equals_the_float_path_on_the_same_codes(restore_isa):
     assert not out.any()  # nothing written
 
 
-def test_variance_codes_from_packed_weights_equal_those_of_lk_pack_model():
+@pytest.mark.parametrize(
+    ("rows", "cols", "threads"), [(45, 70, 1), (45, 70, 3), (2100, 70, 2), (4200, 70, 7)]
+)
+def test_variance_codes_from_packed_weights_equal_those_of_lk_pack_model(rows, cols, threads):
+    """Any thread count gives the same bytes (one worker per 2^16 cells: 2100 x 70 makes two)."""
     rng = np.random.default_rng(24)
-    m = random_model(rng, 45, 70, phase_var=7e-3)
+    m = random_model(rng, rows, cols, phase_var=7e-3)
     codes = np.full(m.codes.size, 99, np.uint8)
-    inv, scale = np.zeros(45, F32), np.zeros(45, F32)
+    inv, scale = np.zeros(rows, F32), np.zeros(rows, F32)
     rc = lib.lk_pack_var_codes(
-        fptr(m.packed), 45, 70, fptr(m.r2), fptr(m.c2), 7e-3,
+        fptr(m.packed), rows, cols, fptr(m.r2), fptr(m.c2), 7e-3,
         ffi.from_buffer("uint8_t[]", codes, require_writable=True), fptr(inv), fptr(scale),
+        threads,
     )  # fmt: skip
     assert rc == lib.LK_OK
     np.testing.assert_array_equal(codes, m.codes)

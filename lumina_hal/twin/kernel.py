@@ -119,8 +119,10 @@ class KernelModel:
         phase_var: float,
         detector: tuple[float, float, float],
         noise: bool,
+        threads: int = 1,
     ) -> None:
-        """``packed``: W_eff in the panel layout (pack_panels), float32, C-contiguous."""
+        """``packed``: W_eff in the panel layout (pack_panels), float32, C-contiguous;
+        ``threads``: for building the variance codes (the bytes do not depend on it)."""
         self.rows, self.cols = rows, cols = rows, packed.shape[1]
         self._packed = np.require(packed, dtype=np.float32, requirements=("C", "A"))
         if self._packed.size != int(lib.lk_packed_floats(rows, cols)):
@@ -135,7 +137,7 @@ class KernelModel:
             codes, inv, scale = _ptr(self._codes), _ptr(self._var_inv), _ptr(self._var_scale)
             rc = lib.lk_pack_var_codes(
                 _ptr(self._packed), rows, cols, _ptr(self._row_sq), _ptr(self._col_sq),
-                phase_var, codes, inv, scale,
+                phase_var, codes, inv, scale, max(1, int(threads)),
             )  # fmt: skip
             if rc != lib.LK_OK:
                 raise_for(rc)
@@ -174,6 +176,7 @@ class KernelModel:
         min_amplitude: float,
         p: physics.PhysicsParams,
         output_scale: float,
+        threads: int = 1,
     ) -> KernelModel:
         """The model of packed W_eff with the per-call constants of ``p`` (§3)."""
         cols = len(col_envelope)
@@ -190,6 +193,7 @@ class KernelModel:
             phase_var=physics.phase_noise_sigma_rad(p) ** 2 / 4.0,
             detector=(det.c0, det.c1, det.c2),
             noise=p.noise,
+            threads=threads,
         )
 
     @classmethod
@@ -238,7 +242,7 @@ class KernelModel:
         )
         if rc != lib.LK_OK:
             raise_for(rc)
-        return cls._at(packed, row_env, col_env, a_min, p, scale)
+        return cls._at(packed, row_env, col_env, a_min, p, scale, threads)
 
     def call_entry(self) -> tuple[Any, Any, Any]:
         """(lk_forward_from, the lk_model struct, the int64_t clipped-count cell): what a
