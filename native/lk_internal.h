@@ -178,6 +178,16 @@ void lk_normals_avx512(uint64_t key, int64_t i0, int64_t n, float *z);
  * counter and return only when nothing is left to claim. */
 void lk_pool_run(int workers, void (*fn)(void *, int), void *arg);
 
+/* Workers for a job of `cells` cells in `units` claimable units: one per 2^16 cells (a
+ * thread's start costs more than that much work), at most `threads`, `units` and 64. */
+static inline int lk_workers_for(int64_t cells, int64_t threads, int64_t units) {
+    int64_t workers = cells / (INT64_C(1) << 16);
+    if (workers > threads) workers = threads;
+    if (workers > units) workers = units;
+    if (workers > 64) workers = 64;
+    return workers < 1 ? 1 : (int)workers;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Per-ISA kernels (lk_scalar.c, lk_x86.c)                                                */
 /* ------------------------------------------------------------------------------------ */

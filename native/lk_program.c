@@ -31,9 +31,6 @@
 
 #define LK_PI 3.14159265358979323846
 #define LK_GOLDEN UINT64_C(0x9E3779B97F4A7C15)
-#define LK_PROGRAM_MAX_THREADS 64
-/* Cells per thread below which a call stays on the calling thread. */
-#define LK_PROGRAM_CELLS_PER_THREAD (INT64_C(1) << 16)
 
 static inline uint64_t sm(uint64_t z) {
     z += LK_GOLDEN;
@@ -132,15 +129,11 @@ static int run_rows(void (*unit)(const void *, int64_t, int64_t, double *), cons
     job.scratch_len = scratch_len;
     atomic_init(&job.next, 0);
     atomic_init(&job.failed, 0);
-    int64_t workers = cells / LK_PROGRAM_CELLS_PER_THREAD;
-    if (workers > threads) workers = threads;
-    if (workers > job.units) workers = job.units;
-    if (workers > LK_PROGRAM_MAX_THREADS) workers = LK_PROGRAM_MAX_THREADS;
-    if (workers < 1) workers = 1;
+    const int workers = lk_workers_for(cells, threads, job.units);
     if (workers == 1) {
         row_worker(&job, 0);
     } else {
-        lk_pool_run((int)workers, row_worker, &job);
+        lk_pool_run(workers, row_worker, &job);
     }
     /* A worker that could not allocate its scratch leaves its share to the others; if no
      * worker could, units are left over. */

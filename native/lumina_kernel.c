@@ -710,16 +710,12 @@ int lk_pack_var_codes(const float *weights, int64_t rows, int64_t cols,
     job.row_var_inv = row_var_inv;
     job.row_var_scale = row_var_scale;
     atomic_init(&job.next, 0);
-    /* One worker per 2^16 cells at most, as programming does (a thread's start costs more). */
-    int64_t workers = rows * cols / (INT64_C(1) << 16);
-    if (workers > threads) workers = threads;
     const int64_t claims = (job.npanels + LK_PACK_PANELS_PER_CLAIM - 1) / LK_PACK_PANELS_PER_CLAIM;
-    if (workers > claims) workers = claims;
-    if (workers < 1) workers = 1;
+    const int workers = lk_workers_for(rows * cols, threads, claims);
     if (workers == 1) {
         pack_worker(&job, 0);
     } else {
-        lk_pool_run((int)workers, pack_worker, &job);
+        lk_pool_run(workers, pack_worker, &job);
     }
     return LK_OK;
 }
