@@ -400,15 +400,117 @@ def test_calibrate_is_a_device_operation() -> None:
 
 
 def test_a_v2_snapshot_has_no_v1_twin(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A snapshot measured with the v2 heater range (2π) is refused by mock://?snapshot=."""
+    """A snapshot measured with the v2 heater range (2π) is refused by mock://?snapshot= and
+    makes a v2 twin; a π-range (v1) snapshot has no v2 twin (docs/physics.md §7.10)."""
     with open_device("mock://?physics_model=v2&rows=8&cols=8&seed=1") as dev:
         path = dev.calibrate(mode="quick").save(tmp_path / "v2.lcal.npz")
     back = CalibrationSnapshot.load(path)
     assert back.heater_range_rad == pytest.approx(2 * math.pi)
+    assert back.physics is not None and back.physics["symbol_rate_hz"] == 100e6  # declared
     with pytest.raises(SnapshotFormatError, match="heater range"):
         open_device(f"mock://?snapshot={path}")
-    with pytest.raises(ConfigurationError):
-        open_device(f"mock://?physics_model=v2&snapshot={path}")
+    with open_device(f"mock://?physics_model=v2&snapshot={path}") as twin:
+        assert (twin.info.serial, twin.info.rows) == (back.serial, 8)
+    for bad in ("rows=4", "serial=OTHER", "calibration_temperature_c=30"):
+        with pytest.raises(ConfigurationError):
+            open_device(f"mock://?physics_model=v2&snapshot={path}&{bad}")
+    with open_device("mock://?rows=8&cols=8&seed=1") as v1:
+        v1_path = v1.calibrate(mode="quick").save(tmp_path / "v1.lcal.npz")
+    with pytest.raises(SnapshotFormatError, match="heater range"):
+        open_device(f"mock://?physics_model=v2&snapshot={v1_path}")
+
+
+def _v2_truth(serial: str, temperature_c: float, rows: int, cols: int) -> dict[str, np.ndarray]:
+    """The v2 typical chip's (1+ε)η(T) − 1, θ(T) and ΔL at T, from §7.1-7.2 independently."""
+    key = reference.serial_key(serial)
+    eps = 0.01 * np.clip(reference.cell_normals(key, 0, rows, cols), -3.0, 3.0)
+    arm = 2.0 * reference.cell_normals(key, 1, rows, cols)
+    d = temperature_c - 25.0
+    eta = 1.0 + 1.7e-3 * d
+    theta = 2 * math.pi / 1.55 * 1.86e-4 * (d + 0.85e-3 * d * d) * arm
+    return {"gain_error": (1.0 + eps) * eta - 1.0, "phase_offset_rad": theta,
+            "arm_imbalance_um": arm}  # fmt: skip
+
+
+def test_v2_snapshot_twin_of_the_exact_model_is_the_chip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Independent check of §7.10: a snapshot holding a noiseless v2 chip's true parameters
+    makes a twin whose outputs equal the chip's at T_s and after heating (drift, η(T)), and
+    whose detector offsets add to the outputs."""
+    uri = "mock://?physics_model=v2&preset=typical&rows=8&cols=8&seed=2&noise=false&output_bits=20"
+    codes = np.random.default_rng(5).integers(200, 3800, (8, 8)).astype(np.int32)
+    codes |= np.random.default_rng(6).integers(0, 2, (8, 8)).astype(np.int32) << 12
+    x = np.random.default_rng(7).uniform(-0.3, 0.3, (16, 8)).astype(np.float32)
+    x[:, 0] = 1.0  # max|x| = 1 in every vector: offsets show unscaled; no output clips
+    with open_device(uri) as chip:
+        exact = with_fields(
+            chip.calibrate(mode="quick"),
+            **_v2_truth(chip.info.serial, 45.0, 8, 8),
+            crosstalk_edge=0.01,
+            crosstalk_diagonal=0.01 * physics.CROSSTALK_DIAGONAL_RATIO,
+            detector_offset=np.zeros(8),
+        )
+        truth = []
+        for temperature_c in (45.0, 70.0):
+            chip.set_temperature(temperature_c)
+            chip.load_heater_codes(codes)
+            truth.append(chip.matmul(x))
+    path = exact.save(tmp_path / "exact.lcal.npz")
+    offset = np.linspace(-0.02, 0.02, 8)
+    off_path = with_fields(exact, detector_offset=offset).save(tmp_path / "offset.lcal.npz")
+    with (
+        open_device(f"mock://?physics_model=v2&snapshot={path}") as twin,
+        open_device(f"mock://?physics_model=v2&snapshot={off_path}") as shifted,
+    ):
+        for temperature_c, expected in zip((45.0, 70.0), truth, strict=True):
+            twin.set_temperature(temperature_c)
+            twin.load_heater_codes(codes)
+            y = twin.matmul(x)
+            np.testing.assert_allclose(y, expected, rtol=0, atol=1e-4)
+        shifted.set_temperature(70.0)
+        shifted.load_heater_codes(codes)
+        np.testing.assert_allclose(shifted.matmul(x) - y, np.tile(offset, (16, 1)), atol=1e-4)
+
+
+def test_v2_snapshot_twin_reproduces_the_calibrated_chip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15 for physics v2 (docs/physics.md §7.10): calibrate a v2 chip (full mode),
+    save; the snapshot twin's SNR equals the chip's driven with that snapshot within 0.5 dB,
+    at the calibration temperature (45 °C) and 20 K above it (stale)."""
+    with open_device("mock://?physics_model=v2&preset=typical&seed=1") as dev:
+        snap = dev.calibrate(mode="full")
+        with CalibratedDevice(dev, snap) as chip:
+            chip_snr = {45.0: workload_snr(chip)}
+            chip.set_temperature(65.0)
+            chip_snr[65.0] = workload_snr(chip)
+    path = snap.save(tmp_path / "v2chip.lcal.npz")
+    twin_snr = {}
+    with open_device(f"mock://?physics_model=v2&snapshot={path}") as twin:
+        assert twin.telemetry().temperature_c == 45.0
+        for temperature_c in (45.0, 65.0):
+            twin.set_temperature(temperature_c)
+            twin_snr[temperature_c] = workload_snr(twin)
+    assert chip_snr[65.0] <= chip_snr[45.0] - 6.0  # the comparison covers a stale chip
+    for temperature_c, expected in chip_snr.items():
+        assert twin_snr[temperature_c] == pytest.approx(expected, abs=0.5), temperature_c
+
+
+def test_v2_snapshot_twin_draws_the_measurement_error_when_asked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """§7.10: no error by default; ρ and σ_θ,res given draw it with the sizes of §7.3."""
+    with open_device("mock://?physics_model=v2&preset=typical&rows=32&cols=32&seed=1") as dev:
+        path = dev.calibrate(mode="quick").save(tmp_path / "v2.lcal.npz")
+    snap = CalibrationSnapshot.load(path)
+    eta = 1.0 + 1.7e-3 * (45.0 - 25.0)
+    eps_hat = (1.0 + snap.gain_error) / eta - 1.0
+    uri = f"mock://?physics_model=v2&snapshot={path}"
+    with open_device(uri) as exact:
+        np.testing.assert_allclose(exact._chip.gain_error, eps_hat, rtol=0, atol=1e-15)
+        np.testing.assert_array_equal(exact._calibration.phase_offset_rad, snap.phase_offset_rad)
+    with open_device(f"{uri}&calibration_residual=0.5&calibration_phase_residual_rad=0.01") as d:
+        r_eps = d._chip.gain_error - eps_hat
+        assert r_eps.std() == pytest.approx(0.5 * 0.01, rel=0.1)  # ρ σ_γ, σ_γ declared 0.01
+        np.testing.assert_array_equal(d._calibration.gain_error, eps_hat)  # what the host knows
+        assert snap.arm_imbalance_um is None  # quick mode: θ0 = θ̂ + r_θ, no drift term
+        r_theta = d._chip.phase_bias_rad - snap.phase_offset_rad
+        assert r_theta.std() == pytest.approx(0.01, rel=0.1)
 
 
 @pytest.mark.parametrize("scheme", ["mock", "fpga+sim"])

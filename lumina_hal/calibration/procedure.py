@@ -21,6 +21,7 @@ from lumina_hal.codes import envelopes_from_steps, heater_codes
 from lumina_hal.device import Capability, PhotonicDevice
 from lumina_hal.errors import ConfigurationError, LuminaError
 from lumina_hal.twin.physics import DN_DT_SLOPE_PER_K, PhysicsParams
+from lumina_hal.twin.physics_v2 import V2_FIELDS, V2Params
 from lumina_hal.twin.snapshot import MODES, CalibrationSnapshot, heater_phase_of_codes
 
 from .fit import CellFit, PhaseObservation, fit_cells, observe
@@ -91,11 +92,16 @@ def loss_steps_of(device: PhotonicDevice) -> tuple[float, float]:
 
 
 def declared_physics(device: PhotonicDevice) -> dict[str, object] | None:
-    """The physics a twin declares about itself (None for hardware)."""
+    """The physics a twin declares about itself (None for hardware): v1's fields, and for a
+    physics-v2 twin also the v2 fields (docs/calibration.md §2)."""
     p = getattr(device, "physics", None)
+    extra: dict[str, object] = {}
+    if isinstance(p, V2Params):
+        extra = {name: getattr(p, name) for name in V2_FIELDS}
+        p = p.base
     if not isinstance(p, PhysicsParams):
         return None
-    return {f.name: getattr(p, f.name) for f in fields(PhysicsParams)}
+    return {**{f.name: getattr(p, f.name) for f in fields(PhysicsParams)}, **extra}
 
 
 def test_patterns(rows: int, cols: int, count: int, seed: int) -> list[np.ndarray]:

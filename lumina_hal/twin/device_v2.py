@@ -10,7 +10,7 @@ programs with its factory calibration state; ``set_temperature`` moves the chip 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,10 +19,28 @@ from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry,
 from lumina_hal.errors import ConfigurationError, SafetyLimitError
 from lumina_hal.twin import physics, reference_v2
 from lumina_hal.twin.config import TEMPERATURE_RANGE_C
-from lumina_hal.twin.physics_v2 import PRESETS_V2, V2Params
+from lumina_hal.twin.physics_v2 import PRESETS_V2, V2_FIELDS, V2Params
 
-_V2_FIELDS = ("symbol_rate_hz", "shifter_bandwidth_hz", "calibration_residual",
-              "calibration_phase_residual_rad")  # fmt: skip
+
+@dataclass(frozen=True)
+class MeasuredChip:
+    """A chip given instead of drawn from the serial (a snapshot twin, docs/physics.md §7.10):
+    its parameters (before overrides), true cell model, calibration state, detector offsets."""
+
+    params: V2Params
+    chip: reference_v2.RawChip
+    calibration: reference_v2.CalibrationState
+    detector_offset: np.ndarray | None
+
+
+def with_overrides(v: V2Params, overrides: dict[str, Any]) -> V2Params:
+    """``v`` with v1 (base) or v2 fields replaced; ConfigurationError for unknown names."""
+    rest = dict(overrides)
+    v2 = {k: rest.pop(k) for k in V2_FIELDS if k in rest}
+    try:
+        return replace(v, base=replace(v.base, **rest), **v2)
+    except TypeError as exc:
+        raise ConfigurationError(f"unknown TwinV2Device parameter: {exc}") from exc
 
 
 class TwinV2Device(PhotonicDevice):
@@ -37,22 +55,25 @@ class TwinV2Device(PhotonicDevice):
         seed: int = 0,
         preset: str = "typical",
         serial: str | None = None,
+        *,
+        measured: MeasuredChip | None = None,
         **overrides: Any,
     ) -> None:
         super().__init__()
         if preset not in PRESETS_V2:
             raise ConfigurationError(f"preset {preset!r} is not one of {tuple(PRESETS_V2)}")
-        v = PRESETS_V2[preset]
-        v2 = {k: overrides.pop(k) for k in _V2_FIELDS if k in overrides}
-        try:
-            v = replace(v, base=replace(v.base, **overrides), **v2)
-        except TypeError as exc:
-            raise ConfigurationError(f"unknown TwinV2Device parameter: {exc}") from exc
+        v = with_overrides(PRESETS_V2[preset] if measured is None else measured.params, overrides)
         self.params = v
         self.rows, self.cols, self.seed, self.preset = rows, cols, seed, preset
         self.serial = serial or f"TWIN-{seed:016X}"
-        self._chip = reference_v2.raw_chip(v, self.serial, rows, cols)
-        self._calibration = reference_v2.factory_calibration(v, self._chip, self.serial)
+        #: detector offsets added to the outputs (normalised units; a snapshot twin's, §7.10)
+        self._offset: np.ndarray | None = None
+        if measured is None:
+            self._chip = reference_v2.raw_chip(v, self.serial, rows, cols)
+            self._calibration = reference_v2.factory_calibration(v, self._chip, self.serial)
+        else:
+            self._chip, self._calibration = measured.chip, measured.calibration
+            self._offset = measured.detector_offset
         self._temperature_c = v.temperature_c
         self._programmed: reference_v2.ProgrammedV2 | None = None
         self._phase: np.ndarray | None = None
@@ -109,7 +130,7 @@ class TwinV2Device(PhotonicDevice):
             raise ConfigurationError("no weights loaded")
         y, clipped = reference_v2.forward(
             x, self._programmed, self._phase, self.physics, self.seed, self._noise,
-            (self.rows, self.cols),
+            (self.rows, self.cols), self._offset,
         )  # fmt: skip
         out[...] = y
         self._counters["matmul_calls"] += 1
@@ -144,18 +165,23 @@ def from_twin_params(params: dict[str, Any]) -> TwinV2Device:
     """A TwinV2Device from ``mock://``'s typed parameters with ``physics_model=v2`` (§7.9).
 
     v2 runs on the numpy reference (``kernel=native`` is refused), its results do not depend
-    on ``threads`` (ignored), it has no snapshot twin yet, and its detector bandwidth is the
-    symbol rate's (giving ``bandwidth_hz`` is a ConfigurationError, §7.4).
+    on ``threads`` (ignored), its detector bandwidth is the symbol rate's (giving
+    ``bandwidth_hz`` is a ConfigurationError, §7.4), and ``snapshot=PATH`` makes the twin of
+    a measured chip (§7.10, ``snapshot_v2``).
     """
     given = {k: v for k, v in params.items() if v is not None}
     given.pop("physics_model", None)
     given.pop("threads", None)
     if given.pop("kernel", "reference") != "reference":
         raise ConfigurationError("physics_model=v2 runs on kernel=reference only (no C engine)")
-    if "snapshot" in given:
-        raise ConfigurationError("physics_model=v2 has no snapshot twin yet; use physics v1")
     if "bandwidth_hz" in given:
         raise ConfigurationError(
             "physics_model=v2 takes symbol_rate_hz; its detector bandwidth is symbol_rate_hz / 2"
         )
+    path = given.pop("snapshot", None)
+    if path is not None:
+        from lumina_hal.twin.snapshot import CalibrationSnapshot
+        from lumina_hal.twin.snapshot_v2 import twin_arguments
+
+        return TwinV2Device(**twin_arguments(CalibrationSnapshot.load(path), given))
     return TwinV2Device(**given)

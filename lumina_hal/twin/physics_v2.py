@@ -89,6 +89,10 @@ PRESETS_V2: dict[str, V2Params] = {
 }
 
 
+#: The fields V2Params adds to v1's (URI parameters, declared in snapshots' ``physics``).
+V2_FIELDS = ("symbol_rate_hz", "shifter_bandwidth_hz", "calibration_residual",
+             "calibration_phase_residual_rad")  # fmt: skip
+
 #: ``physics_model`` of ``mock://`` (docs/physics.md §7.9)
 PHYSICS_MODELS = ("v1", "v2")
 #: What v2 adds to the twin's URI parameters; default None means "the preset's".

@@ -38,6 +38,12 @@ class RawChip:
     arm_imbalance_um: np.ndarray  # ΔL
     crosstalk_edge: float
     crosstalk_diagonal: float
+    phase_bias_rad: np.ndarray | None = None  # θ0 (§7.1: 0; a snapshot twin's, §7.10)
+
+    def imbalance_phase(self, p: physics.PhysicsParams, temperature_c: float) -> np.ndarray:
+        """θ(T) = θ0 + (2π/λ) N(T) ΔL of every cell (§7.2), rad."""
+        theta = physics_v2.imbalance_phase_per_um(p, temperature_c) * self.arm_imbalance_um
+        return theta if self.phase_bias_rad is None else theta + self.phase_bias_rad
 
 
 @dataclass(frozen=True)
@@ -65,17 +71,37 @@ def calibration_keys(serial: str) -> tuple[int, int]:
     return serial_key(serial + "/calibration"), serial_key(serial + "/calibration-crosstalk")
 
 
-def factory_calibration(v: V2Params, chip: RawChip, serial: str) -> CalibrationState:
-    """The calibration state at T_c with residuals ρ and σ_θ,res drawn from the serial."""
-    p, rho = v.base, v.calibration_residual
-    rows, cols = chip.gain_error.shape
-    t_c = p.calibration_temperature_c
-    cell_key, kappa_key = calibration_keys(serial)
-    r_eps = rho * p.fab_sigma * cell_normals(cell_key, 0, rows, cols)
+@dataclass(frozen=True)
+class Residuals:
+    """Errors a calibration leaves (§7.3): r_ε, r_θ per cell (rad), r_κ relative."""
+
+    gain_error: np.ndarray
+    phase_rad: np.ndarray
+    crosstalk: float
+
+
+def calibration_residuals(
+    v: V2Params, keys: tuple[int, int], rows: int, cols: int, sigma_gamma: float
+) -> Residuals:
+    """r_ε ~ N(0, (ρ σ_γ)²), r_θ ~ N(0, σ_θ,res²) (streams 0, 1 of ``keys[0]``) and
+    r_κ ~ N(0, ρ²/(rows cols)) (cell (0, 0) of stream 0 of ``keys[1]``), §7.3."""
+    rho = v.calibration_residual
+    cell_key, kappa_key = keys
+    r_eps = rho * sigma_gamma * cell_normals(cell_key, 0, rows, cols)
     r_theta = v.calibration_phase_residual_rad * cell_normals(cell_key, 1, rows, cols)
     # κ is one number fitted over every cell: its relative error is ρ / sqrt(cells) (§7.3)
     r_kappa = rho / math.sqrt(rows * cols) * float(cell_normals(kappa_key, 0, 1, 1)[0, 0])
-    theta = physics_v2.imbalance_phase_per_um(p, t_c) * chip.arm_imbalance_um
+    return Residuals(r_eps, r_theta, r_kappa)
+
+
+def factory_calibration(v: V2Params, chip: RawChip, serial: str) -> CalibrationState:
+    """The calibration state at T_c with residuals ρ and σ_θ,res drawn from the serial."""
+    p = v.base
+    rows, cols = chip.gain_error.shape
+    t_c = p.calibration_temperature_c
+    r = calibration_residuals(v, calibration_keys(serial), rows, cols, p.fab_sigma)
+    r_eps, r_theta, r_kappa = r.gain_error, r.phase_rad, r.crosstalk
+    theta = chip.imbalance_phase(p, t_c)
     return CalibrationState(
         t_c,
         chip.gain_error + r_eps,
@@ -152,10 +178,8 @@ def static_phase(prog: ProgrammedV2, chip: RawChip, v: V2Params) -> np.ndarray:
     heated = (1.0 + chip.gain_error[:rows, :cols]) * prog.heater_phase
     heated = heated * physics_v2.heater_efficiency(p, p.temperature_c)
     edge, diag = neighbour_sums(heated)
-    theta = physics_v2.imbalance_phase_per_um(p, p.temperature_c) * chip.arm_imbalance_um
-    return (
-        heated + chip.crosstalk_edge * edge + chip.crosstalk_diagonal * diag + theta[:rows, :cols]
-    )
+    theta = chip.imbalance_phase(p, p.temperature_c)[:rows, :cols]
+    return heated + chip.crosstalk_edge * edge + chip.crosstalk_diagonal * diag + theta
 
 
 @dataclass
@@ -179,8 +203,11 @@ def forward(
     seed: int,
     state: PhaseNoiseState,
     array_shape: tuple[int, int],
+    detector_offset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
-    """One call (§7.5-7.6): returns (y float32 (batch, r), clipped count); advances ``state``."""
+    """One call (§7.5-7.6): returns (y float32 (batch, r), clipped count); advances ``state``.
+
+    ``detector_offset`` (normalised units per output, §7.10) is added before the ADC."""
     p = v.base
     rows, cols = prog.codes.shape
     fs = full_scale(p, cols)
@@ -218,6 +245,8 @@ def forward(
             u = u + np.sqrt(var) * rng.standard_normal(rows)
         out[b] = u
         state.vectors += 1
+    if detector_offset is not None:
+        out += detector_offset[:rows]
     codes, clipped = adc(out, p.output_bits, fs)
     from_code = np.float32(fs) / np.float32((1 << (p.output_bits - 1)) - 1)
     y = (codes * from_code) * s_x[:, None]

@@ -26,6 +26,7 @@ import numpy as np
 
 from lumina_hal.errors import ConfigurationError
 from lumina_hal.twin.physics import PhysicsParams, drift_phase_per_um
+from lumina_hal.twin.physics_v2 import V2_FIELDS
 from lumina_hal.twin.reference import neighbour_sums
 
 FORMAT_NAME = "lumina-calibration-snapshot"
@@ -287,7 +288,7 @@ def _validate(s: CalibrationSnapshot) -> None:
     if np.any(s.gain_error <= -0.5) or np.any(s.gain_error >= 0.5):
         raise SnapshotFormatError("gain_error outside (-0.5, 0.5)")
     if s.physics is not None:
-        names = {f.name for f in fields(PhysicsParams)}
+        names = {f.name for f in fields(PhysicsParams)} | set(V2_FIELDS)
         if set(s.physics) - names:
             raise SnapshotFormatError(f"unknown physics fields {sorted(set(s.physics) - names)}")
 
@@ -318,7 +319,8 @@ def twin_params(snapshot: CalibrationSnapshot, given: dict[str, Any]) -> dict[st
     if snapshot.heater_range_rad not in (None, math.pi):
         raise SnapshotFormatError(
             f"a snapshot measured with heater range {snapshot.heater_range_rad:.4g} rad "
-            "(physics v2) has no twin yet; the v1 twin's heater range is π"
+            "has no physics-v1 twin (its heater range is π); a 2π snapshot makes a v2 twin: "
+            "mock://?physics_model=v2&snapshot=PATH"
         )
     out = dict(given)
     defaults: dict[str, Any] = dict(snapshot.physics or {})
