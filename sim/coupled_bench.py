@@ -7,7 +7,10 @@ pyvisa-sim instruments cannot influence each other. Here they do:
 - the TEC's measured temperature (first order, time constant ``tau_s`` on a simulated clock
   that runs ``speed`` times faster than the wall clock) is the chip's temperature;
 - the power meter reads the chip's optical output, through its MZIs' wavelength response and
-  the output coupler (docs/physics.md, "Passband").
+  the output coupler (docs/physics.md, "Passband");
+- with ``chip_bypassed`` (a patch cord in the chip's place, moved by hand: no instrument
+  setting) the meter reads the laser's emitted light itself and the chip is dark: the
+  reference path of a referenced spectrum (docs/instrument-sim.md, "Reference path").
 
 The chip is the FPGA firmware emulator on TCP (``fpga+tcp://``); the instruments are the SCPI
 models on TCP (``visa://TCPIP::127.0.0.1::PORT::SOCKET?...&backend=@py``). So the real drivers
@@ -28,6 +31,7 @@ from lumina_hal.sim.fpga.faults import FaultInjector, FaultRates
 from lumina_hal.sim.fpga.firmware import FirmwareEmulator
 from lumina_hal.sim.fpga.server import TcpServer
 from lumina_hal.sim.scpi.keysight8164b import Keysight8164B
+from lumina_hal.sim.scpi.params import dbm_to_watts
 from lumina_hal.sim.scpi.pm100d import ThorlabsPm100d
 from lumina_hal.sim.scpi.server import ScpiTcpServer
 from lumina_hal.sim.scpi.ted4015 import ThorlabsTed4015
@@ -140,21 +144,28 @@ class CoupledBench:
         self.emulator.environment = self._chip_environment
         self._lock = threading.Lock()
         self._servers: list[Any] = []
+        #: The reference path: laser fibre straight to the meter (lossless patch cord).
+        self.chip_bypassed = False
 
     # --- coupling ------------------------------------------------------------------------------
     def _light(self) -> tuple[float | None, float]:
         with self.laser.lock:
             return self.laser.emitted_power_dbm, self.laser.emitted_wavelength_nm
 
-    def _chip_environment(self) -> tuple[float, float]:
+    def _chip_light(self) -> tuple[float | None, float]:
+        """The laser's light at the chip's input: none while the chip is bypassed."""
         laser_dbm, wavelength_nm = self._light()
+        return (None if self.chip_bypassed else laser_dbm), wavelength_nm
+
+    def _chip_environment(self) -> tuple[float, float]:
+        laser_dbm, wavelength_nm = self._chip_light()
         with self.tec.lock:
             temperature_c = self.tec.temperature_c
         return temperature_c, self.coupling.detector_dbm(laser_dbm, wavelength_nm)
 
     def chip_output_dbm(self) -> float | None:
         """Optical power leaving the chip towards the meter (dBm); None if dark."""
-        laser_dbm, wavelength_nm = self._light()
+        laser_dbm, wavelength_nm = self._chip_light()
         if laser_dbm is None:
             return None
         return self.chip_output_dbm_at(laser_dbm, wavelength_nm)
@@ -170,7 +181,9 @@ class CoupledBench:
         return chip.optical_output_dbm(laser_power_dbm=detector_dbm) + mzi_db
 
     def _meter_input_w(self) -> float:
-        _, wavelength_nm = self._light()
+        laser_dbm, wavelength_nm = self._light()
+        if self.chip_bypassed:
+            return 0.0 if laser_dbm is None else dbm_to_watts(laser_dbm)
         return self.coupling.meter_w(self.chip_output_dbm(), wavelength_nm)
 
     # --- serving -------------------------------------------------------------------------------

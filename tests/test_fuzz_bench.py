@@ -228,6 +228,8 @@ def test_no_write_ever_leaves_the_laser_limits(limits, setpoint_dbm, operations)
                 assert len(resource.writes) == before, "a refused call wrote something"
         power_dbm = float(f"{setpoint_dbm:.2f}")  # as the laser holds it
         unit_mw, manual, attenuated_dbm = False, False, 13.0  # *RST state: APC, 0 dB
+        setpoint_nm = 1550.0  # the fake's :WAV
+        window = (limits.min_wavelength_nm - 1e-9, limits.max_wavelength_nm + 1e-9)
         for command in resource.writes:
             header, _, text = command.partition(" ")
             emitted_dbm = attenuated_dbm if manual else power_dbm
@@ -246,7 +248,10 @@ def test_no_write_ever_leaves_the_laser_limits(limits, setpoint_dbm, operations)
                 manual = False
             elif header in (":WAV", ":FREQ"):
                 nm = float(text) * 1e9 if header == ":WAV" else 299_792_458.0 / float(text) * 1e9
-                assert limits.min_wavelength_nm - 1e-9 <= nm <= limits.max_wavelength_nm + 1e-9
+                assert window[0] <= nm <= window[1]
+                setpoint_nm = nm
+            elif header == ":WAV:FIN":  # the light: setpoint + 0.1 pm per unit (±100: ±10 pm)
+                assert window[0] <= setpoint_nm + float(text) * 1e-4 <= window[1]
             elif command in (":POW:STAT 1", ":POW:SHUT 0"):
                 assert emitted_dbm <= limits.max_power_dbm, f"{command} above the power limit"
 

@@ -64,7 +64,6 @@ def pm100d_open(sensor: str = "S155C,220426071,26-APR-2022,1,18,289") -> list:
         ("*IDN?", "Thorlabs,PM100D,P0009368,2.4.0"),
         ("SYST:ERR?", THORLABS_OK),
         *checked("SENS:POW:UNIT W", THORLABS_OK),
-        ("SENS:AVER?", "1"),  # the read timeout grows with the averaging count
         ("SYST:SENS:IDN?", sensor),
     ]
     if sensor != "no sensor":
@@ -306,7 +305,8 @@ def test_keysight_setpoint_actual_power_and_lock():
 
 
 def test_pm100d_reads_watts_and_converts_to_dbm():
-    exchanges = [*pm100d_open(), ("MEAS:POW?", "2.500000E-04"), ("MEAS:POW?", "2.500000E-04")]
+    reading = [("SENS:AVER?", "1"), ("MEAS:POW?", "2.500000E-04")]  # count, then the reading
+    exchanges = [*pm100d_open(), *reading, *reading]
     with expected_protocol(ThorlabsPm100d, exchanges) as meter:
         assert meter.read_power_w() == pytest.approx(2.5e-4)
         assert meter.read_power_dbm() == pytest.approx(-6.0206, abs=1e-4)  # 10*log10(0.25)
@@ -314,7 +314,7 @@ def test_pm100d_reads_watts_and_converts_to_dbm():
 
 @pytest.mark.parametrize("reply", ["9.900000E+37", "INF", "INFINITY", "NAN", "-9.9E37"])
 def test_pm100d_over_range_readings_raise(reply):
-    exchanges = [*pm100d_open(), ("MEAS:POW?", reply)]
+    exchanges = [*pm100d_open(), ("SENS:AVER?", "1"), ("MEAS:POW?", reply)]
     with (
         expected_protocol(ThorlabsPm100d, exchanges) as meter,
         pytest.raises(OverRangeError, match="over range"),

@@ -3,6 +3,8 @@ flags, and a read timeout that grows with the averaging count (docs/instruments.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 import lumina_hal
@@ -17,7 +19,6 @@ OK = ("SYST:ERR?", '+0,"No error"')
 OPEN = [
     ("*IDN?", "Thorlabs,PM100D,P0009368,2.4.0"), OK,
     ("SENS:POW:UNIT W", None), OK,
-    ("SENS:AVER?", "1"),
     ("SYST:SENS:IDN?", "S155C,220426071,26-APR-2022,1,18,289"),
     ("SENS:CORR:WAV? MIN", "8.000000E+02"), ("SENS:CORR:WAV? MAX", "1.700000E+03"),
 ]  # fmt: skip
@@ -71,7 +72,11 @@ def test_sensor_flag_names_follow_the_thorlabs_bits() -> None:
 
 def test_the_read_timeout_grows_with_the_averaging_count() -> None:
     # The timeout the resource has while MEAS:POW? waits: 2 s + 2 x 1000 x 3 ms = 8 s.
-    exchanges = [*OPEN, ("SENS:AVER 1000", None), OK, ("MEAS:POW?", "1.000000E-04")]
+    exchanges = [
+        *OPEN, ("SENS:AVER 1000", None), OK,
+        ("SENS:AVER?", "1000"), ("MEAS:POW?", "1.000000E-04"),  # the count, then the reading
+        ("SENS:AVER?", "1000"),  # reading_timeout_s() asks too
+    ]  # fmt: skip
     with expected_protocol(ThorlabsPm100d, exchanges, timeout_s=2.0) as meter:
         resource = meter._resource
         seen: list[float] = []
@@ -84,8 +89,8 @@ def test_the_read_timeout_grows_with_the_averaging_count() -> None:
         resource.query = recording_query
         meter.averages = 1000
         assert meter.read_power_w() == 1e-4
-        # the error check after SENS:AVER at the base timeout, then the reading's
-        assert seen == [2000.0, pytest.approx((2.0 + 2 * 1000 * 3e-3) * 1000.0)]
+        # the error check after SENS:AVER and the count at the base timeout, then the reading's
+        assert seen == [2000.0, 2000.0, pytest.approx((2.0 + 2 * 1000 * 3e-3) * 1000.0)]
         assert resource.timeout == 2000.0  # restored after the reading
         assert meter.reading_timeout_s() == pytest.approx(8.0)
 
@@ -107,6 +112,35 @@ def test_a_long_average_on_the_simulator_does_not_time_out(monkeypatch) -> None:
         monkeypatch.setattr(thorlabs_pm100d, "AVERAGING_TIME_MARGIN", 0.0)  # unscaled
         with pytest.raises(LinkError, match="timeout"):
             meter.read_power_w()
+
+
+def _other_client_sets_averages(server: ScpiTcpServer, count: int) -> None:
+    """A second client (a raw socket, as another program would be) changes the count."""
+    with socket.create_connection((server.host, server.port), timeout=5) as other:
+        other.sendall(f"SENS:AVER {count};*OPC?\n".encode())  # *OPC?: processed when it answers
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = other.recv(64)
+            assert chunk, "the simulator closed the second connection"
+            reply += chunk
+        assert reply.strip() == b"1"
+
+
+def test_the_read_timeout_follows_a_count_changed_by_another_client() -> None:
+    # The driver wrote no count; another client sets 100 samples: 0.3 s on the simulator's
+    # clock, longer than the 0.2 s timeout. A timeout from a count cached at open (1 sample)
+    # would expire; the count read before the reading gives 0.2 + 2 x 100 x 3 ms = 0.8 s.
+    model = SimPm100d()
+    model.input_power_w = 1e-4
+    with ScpiTcpServer(model, max_clients=2) as server, _open_on_sim(server, 0.2) as meter:
+        assert meter.reading_timeout_s() == pytest.approx(0.2 + 2 * 1 * 3e-3)
+        _other_client_sets_averages(server, 100)
+        assert meter.read_power_w() == pytest.approx(1e-4, rel=1e-3)
+        assert meter.reading_timeout_s() == pytest.approx(0.2 + 2 * 100 * 3e-3)
+        assert meter.averages == 100
+        assert meter.snapshot()["settings"]["reading_timeout_s"] == pytest.approx(0.8)
+        _other_client_sets_averages(server, 1)  # and back down
+        assert meter.reading_timeout_s() == pytest.approx(0.2 + 2 * 1 * 3e-3)
 
 
 def test_settings_round_trip_on_the_simulator() -> None:

@@ -99,8 +99,8 @@ def test_driver_sends_the_manual_strings_for_each_setting() -> None:
         *OPEN,
         (":FREQ 1.93500000E+14", None), OK,
         (":FREQ?", "+1.93500000E+014"),
-        (":WAV:FIN -12.50", None), OK,
-        (":WAV:FIN:DIS", None), OK,
+        (":WAV?", "+1.54932846E-006"), (":WAV:FIN -12.50", None), OK,  # setpoint, then offset
+        (":WAV?", "+1.54932846E-006"), (":WAV:FIN:DIS", None), OK,
         (":WAV:UNIT 1", None), OK,
         (":POW:UNIT 1", None), OK,
         (":POW 2.0000E+00", None), OK,  # 3.01 dBm, sent in mW
@@ -123,7 +123,8 @@ def test_driver_sends_the_manual_strings_for_each_setting() -> None:
 
 def test_frequency_is_gated_by_the_wavelength_window() -> None:
     limits = LaserLimits(min_wavelength_nm=1540.0, max_wavelength_nm=1560.0)
-    with expected_protocol(SantecTsl570, OPEN, limits=limits) as laser:
+    exchanges = [*OPEN, (":WAV?", "+1.55000000E-006")]  # the setpoint a fine tuning moves
+    with expected_protocol(SantecTsl570, exchanges, limits=limits) as laser:
         with pytest.raises(SafetyLimitError, match="wavelength_nm"):
             laser.frequency_thz = 190.0  # 1577.8 nm: outside the window, nothing sent
         with pytest.raises(SafetyLimitError):
@@ -242,3 +243,44 @@ def test_a_power_in_the_other_unit_cannot_be_sent() -> None:
         laser.power_unit = "mW"
         with pytest.raises(InputError, match="power unit is mW"):
             laser._power_dbm = 5.0
+
+
+# -- fine tuning bounded by the wavelength window (docs/safety.md, "tuned_wavelength_nm") -----
+
+
+def test_fine_tuning_cannot_carry_the_light_outside_the_wavelength_window() -> None:
+    """The gated quantity is the resulting wavelength, setpoint + offset; the simulator's
+    emitted wavelength (its own scale, ±100 units = ±10 pm) is the independent check."""
+    model = SimTsl570()
+    model.time_scale = 0.0
+    window = {"min_wavelength_nm": 1500.0, "max_wavelength_nm": 1600.0}
+    with ScpiTcpServer(model) as server, lumina_hal.open_instrument(
+        f"visa://{server.resource}?model=santec-tsl570&backend=@py", limits=window
+    ) as laser:
+        for setpoint_nm, outside, inside in [(1599.995, 100.0, 40.0), (1500.005, -100.0, -40.0)]:
+            laser.wavelength_nm = setpoint_nm
+            with pytest.raises(SafetyLimitError, match="tuned_wavelength_nm"):
+                laser.fine_tuning = outside  # 5 pm beyond the window: nothing sent
+            assert model.fine_tuning == 0.0
+            laser.fine_tuning = inside
+            assert model.fine_tuning == inside
+            emitted_nm = model.emitted_wavelength_nm
+            assert 1500.0 <= emitted_nm <= 1600.0
+            assert emitted_nm == pytest.approx(setpoint_nm + inside * 1e-4, abs=1e-9)
+            laser.disable_fine_tuning()
+            assert model.emitted_wavelength_nm == pytest.approx(setpoint_nm, abs=1e-9)
+        with pytest.raises(InputError, match="read-only"):
+            laser._fine_tuning = 100.0  # no private path around the gate
+        assert model.fine_tuning == 0.0
+
+
+def test_fine_tuning_is_checked_again_as_sent() -> None:
+    # 99.9951 gives 1599.99999951 nm, inside a window ending at 1599.9999996 nm; the wire
+    # carries 0.01 steps, "100.00" = 1600.0 nm, outside: refused, nothing sent.
+    limits = LaserLimits(min_wavelength_nm=1500.0, max_wavelength_nm=1599.9999996)
+    exchanges = [*OPEN, (":WAV?", "+1.59999000E-006"), (":WAV?", "+1.59999000E-006"),
+                 (":WAV:FIN 99.99", None), OK]  # fmt: skip
+    with expected_protocol(SantecTsl570, exchanges, limits=limits) as laser:
+        with pytest.raises(SafetyLimitError, match="as sent"):
+            laser.fine_tuning = 99.9951
+        laser.fine_tuning = 99.994  # 1599.9999994 nm, sent as 99.99: inside

@@ -38,8 +38,16 @@ C_M_PER_S = 299_792_458.0
 #: The manual's attenuator range (dB) and fine-tuning range (arbitrary units).
 ATTENUATION_RANGE_DB = (0.0, 30.0)
 FINE_TUNING_RANGE = (-100.0, 100.0)
+#: How far one fine-tuning unit moves the light (nm): ±100 units ≈ ±10 pm. The manual gives no
+#: scale; this is the simulator's, and the gate bounds the wavelength it implies.
+FINE_TUNING_NM_PER_UNIT = 1e-4
 SWEEP_RUNNING, SWEEP_WAITING_FOR_TRIGGER, SWEEP_PREPARING = 1, 3, 4
 TRIGGER_OUTPUT = {"none": 0, "stop": 1, "start": 2, "step": 3}
+
+
+def _fine_tuning_nm(units: float | str) -> float:
+    """The wavelength offset (nm) of a fine-tuning value (the manual's units)."""
+    return float(units) * FINE_TUNING_NM_PER_UNIT
 
 
 def hz_to_nm(reply: str) -> float:
@@ -148,10 +156,8 @@ class SantecTsl570(ScpiSwitchedSource, Laser, LaserSweep):
         ":WAV:UNIT?", ":WAV:UNIT {}", "Front-panel wavelength unit: False nm, True THz.",
         parse=parse_bool, format=format_bool,
     )
-    _fine_tuning = control(
-        ":WAV:FIN?", ":WAV:FIN {:.2f}", "Fine tuning, -100.00..+100.00 (arbitrary units).",
-        validate=in_range(*FINE_TUNING_RANGE, ""),
-    )
+    # Written only by the fine_tuning setter, gated as the wavelength it gives.
+    _fine_tuning = measurement(":WAV:FIN?", "Fine tuning, -100.00..+100.00 (arbitrary units).")
     # Written only by the attenuation_db setter, gated as the power it would emit.
     _attenuation_db = measurement(":POW:ATT?", "Attenuation of the manual (non-APC) mode (dB).")
     _manual_attenuation = control(
@@ -257,14 +263,49 @@ class SantecTsl570(ScpiSwitchedSource, Laser, LaserSweep):
 
     @fine_tuning.setter
     def fine_tuning(self, value: float) -> None:
-        self._call(setattr, self, "_fine_tuning", value)
+        """Gated as ``tuned_wavelength_nm`` = the wavelength setpoint (read from the laser) +
+        ``value`` × 0.1 pm: the light it gives must stay inside the wavelength window."""
+        self._call(self._set_fine_tuning, coerce("fine_tuning", "number", value))
+
+    def _set_fine_tuning(self, units: float) -> None:
+        setpoint_nm = self._get_wavelength_nm()
+
+        def send(_: float) -> None:
+            wire = self._hundredths_in_range("fine_tuning", units, FINE_TUNING_RANGE, "")
+            self._gate.check_sent("tuned_wavelength_nm", setpoint_nm + _fine_tuning_nm(wire))
+            self._write(f":WAV:FIN {wire}")
+
+        tuned_nm = setpoint_nm + _fine_tuning_nm(units)
+        self._gated_write("tuned_wavelength_nm", "number", tuned_nm, send)
 
     def disable_fine_tuning(self) -> None:
-        """End fine tuning (``:WAV:FIN:DIS``); the offset returns to 0."""
-        self._call(
-            self._gated_write, "fine_tuning", "number", 0.0,
-            lambda _: self._write(":WAV:FIN:DIS"),
-        )
+        """End fine tuning (``:WAV:FIN:DIS``): the light returns to the setpoint (gated as
+        ``tuned_wavelength_nm`` = the setpoint)."""
+
+        def write() -> None:
+            self._gated_write(
+                "tuned_wavelength_nm", "number", self._get_wavelength_nm(),
+                lambda _: self._write(":WAV:FIN:DIS"),
+            )
+
+        self._call(write)
+
+    def _hundredths_in_range(
+        self, name: str, value: float, bounds: tuple[float, float], unit: str
+    ) -> str:
+        """Step 3 for a setting the manual takes in 0.01 steps: InputError outside its range,
+        else the wire text (which the caller re-checks as sent: rounding moves it)."""
+        low, high = bounds
+        if not low <= value <= high:
+            raise InputError(
+                f"{name} = {value:g}{unit} is outside the range of this {self.model_name} "
+                f"[{low:g}, {high:g}]{unit}; nothing was sent"
+            )
+        return f"{value:.2f}"
+
+    def _get_tuned_wavelength_nm(self) -> float:
+        """The light's wavelength: the setpoint plus the fine-tuning offset (nm)."""
+        return self._get_wavelength_nm() + _fine_tuning_nm(self._fine_tuning)
 
     @property
     def attenuation_db(self) -> float:
@@ -275,13 +316,9 @@ class SantecTsl570(ScpiSwitchedSource, Laser, LaserSweep):
     @attenuation_db.setter
     def attenuation_db(self, value: float) -> None:
         def send(checked_dbm: float) -> None:
-            low, high = ATTENUATION_RANGE_DB
-            if not low <= attenuation <= high:
-                raise InputError(
-                    f"attenuation_db = {attenuation:g} dB is outside the range of this "
-                    f"{self.model_name} [{low:g}, {high:g}] dB; nothing was sent"
-                )
-            wire = f"{attenuation:.2f}"  # the 0.01 dB step: re-checked as sent
+            wire = self._hundredths_in_range(
+                "attenuation_db", attenuation, ATTENUATION_RANGE_DB, " dB"
+            )
             self._gate.check_sent("attenuated_power_dbm", self._power_max_dbm - float(wire))
             self._write(f":POW:ATT {wire}")
 

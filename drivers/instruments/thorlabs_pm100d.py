@@ -3,8 +3,9 @@
 The driver always reads watts (``SENS:POW:UNIT W`` at open) and converts to dBm itself, so a
 unit left in dBm by someone else cannot corrupt a reading. Over-range readings (9.9E37 on the
 PM100D, INF/NAN on newer firmware) raise OverRangeError. A reading blocks for the averaging
-time (about 3 ms per sample on the PM100D), so the read timeout grows with the averaging count.
-docs/instruments.md §4.
+time (about 3 ms per sample on the PM100D), so the read timeout grows with the averaging count,
+and that count is read from the instrument just before each reading (another client or a raw
+write may have changed it). docs/instruments.md §4.
 """
 
 from __future__ import annotations
@@ -154,7 +155,6 @@ class ThorlabsPm100d(ScpiInstrument, PowerMeter):
     )
 
     def _after_open(self) -> None:
-        self._average_count = int(self._averages)  # the read timeout grows with it
         self._sensor_info = self._sensor_idn
         if self._sensor_info is None:
             self._wavelength_min_nm = self._wavelength_max_nm = math.nan
@@ -173,11 +173,18 @@ class ThorlabsPm100d(ScpiInstrument, PowerMeter):
         self._require_sensor("set the wavelength")
         self._wavelength_nm = nm
 
+    def _average_count(self) -> int:
+        """The instrument's averaging count now (``SENS:AVER?``: one short query that does not
+        wait for an average). Never cached: another client, a raw write or the front panel may
+        have changed it since the driver last wrote it."""
+        return int(self._averages)
+
     @contextmanager
     def _averaging_timeout(self) -> Iterator[None]:
-        """For one reading: the timeout plus the averaging time (with a margin), then back."""
+        """For one reading: the timeout plus the averaging time (with a margin) of the count
+        the instrument has now, then back."""
         resource = self._resource
-        extra_s = AVERAGING_TIME_MARGIN * self._average_count * SAMPLE_S
+        extra_s = AVERAGING_TIME_MARGIN * self._average_count() * SAMPLE_S
         if resource is None or extra_s <= 0:
             yield
             return
@@ -190,8 +197,10 @@ class ThorlabsPm100d(ScpiInstrument, PowerMeter):
             resource.timeout = base
 
     def reading_timeout_s(self) -> float:
-        """The timeout a reading gets: ``timeout_s`` + 2 × averages × 3 ms."""
-        return self.timeout_s + AVERAGING_TIME_MARGIN * self._average_count * SAMPLE_S
+        """The timeout a reading started now gets: ``timeout_s`` + 2 × averages × 3 ms, with
+        the instrument's current count (one ``SENS:AVER?``)."""
+        count = int(self._call(self._average_count))
+        return self.timeout_s + AVERAGING_TIME_MARGIN * count * SAMPLE_S
 
     def _read_power_w(self) -> float:
         self._require_sensor("measure power")
@@ -218,11 +227,10 @@ class ThorlabsPm100d(ScpiInstrument, PowerMeter):
         self._range_w = watts
 
     def _get_averages(self) -> int:
-        return int(self._averages)
+        return self._average_count()
 
     def _set_averages(self, count: int) -> None:
         self._averages = count
-        self._average_count = count
 
     # --- further settings (public; each write goes through the gate) -------------------------
     def zero(self) -> None:

@@ -20,7 +20,13 @@ from urllib.parse import parse_qsl, urlencode
 from lumina_hal.bench.exits import SigtermUnwinds
 from lumina_hal.bench.limits import LaserLimits, Limits, TecLimits
 from lumina_hal.bench.roles import Instrument, Laser, PowerMeter, TemperatureController
-from lumina_hal.bench.spectra import Spectrum, swept_transmission, wavelength_grid
+from lumina_hal.bench.spectra import (
+    SPECTRUM_TABLE,
+    Spectrum,
+    check_reference_grid,
+    swept_transmission,
+    wavelength_grid,
+)
 from lumina_hal.device import PhotonicDevice
 from lumina_hal.errors import ConfigurationError, LuminaError, SafetyLimitError
 from lumina_hal.package_data import packaged_sim_file
@@ -277,13 +283,17 @@ class Bench:
         *,
         power_dbm: float | None = None,
         settle_s: float = 0.0,
+        reference: Spectrum | None = None,
         run: Any = None,
+        table: str = SPECTRUM_TABLE,
         progress: bool = False,
     ) -> Spectrum:
         """The transmission spectrum between this bench's laser and power meter.
 
         Switches the laser on (at ``power_dbm`` if given) for the sweep and off after it,
-        whatever happens; every setting goes through the laser's limits. See
+        whatever happens; every setting goes through the laser's limits. ``reference`` (a
+        :func:`lumina_hal.bench.spectra.reference_sweep` on the same grid, else InputError
+        before anything is sent) normalises point by point. See
         :func:`lumina_hal.bench.spectra.swept_transmission`.
         """
         if self.laser is None or self.power_meter is None:
@@ -291,6 +301,7 @@ class Bench:
                 f"{self.config.path or 'bench'}: a spectrum needs a [laser] and a [power_meter]"
             )
         grid = wavelength_grid(start_nm, stop_nm, step_nm)
+        check_reference_grid(grid, reference)
         laser = self.laser
         lo, hi = laser.wavelength_range_nm
         if min(grid) < lo or max(grid) > hi:
@@ -303,7 +314,8 @@ class Bench:
         laser.on()
         try:
             return swept_transmission(
-                laser, self.power_meter, grid, settle_s=settle_s, run=run, progress=progress
+                laser, self.power_meter, grid, settle_s=settle_s, reference=reference, run=run,
+                table=table, progress=progress,
             )
         finally:
             laser.off()

@@ -152,6 +152,8 @@ class LaserLimits(Limits):
             "emitted_power_dbm": ceiling,
             "attenuated_power_dbm": ceiling,
             "wavelength_nm": window,
+            # the light's wavelength after a fine tuning (setpoint + offset): the same window
+            "tuned_wavelength_nm": window,
             # a laser's own sweep travels between these: the same window applies
             "sweep_start_nm": window,
             "sweep_stop_nm": window,

@@ -3,7 +3,9 @@
 The measurement a photonics lab runs first. For each wavelength of the grid the laser is
 tuned (through the role API, so every value passes the safety gate), the meter's correction
 wavelength follows it, the light settles for ``settle_s`` and the meter reads; transmission
-is the detected power over the laser's power, in dB. This stepped form works with any laser
+is the detected power over a reference power, in dB: point by point over a *reference sweep*
+(the same grid measured with the device bypassed, so the laser's real emitted power and the
+path's loss cancel), else over the laser's setpoint. This stepped form works with any laser
 and any meter (a PM100D has no trigger input); docs/instruments.md §"Swept transmission".
 """
 
@@ -20,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from lumina_hal.bench.roles import Laser, PowerMeter
+from lumina_hal.bench.roles import Laser, PowerMeter, dbm_to_w
 from lumina_hal.errors import ConfigurationError, InputError, OverRangeError
 from lumina_hal.grids import inclusive_grid
 from lumina_hal.progress import progress_bar
@@ -30,7 +32,13 @@ log = logging.getLogger(__name__)
 
 MAX_SPECTRUM_POINTS = 100_000
 SPECTRUM_TABLE = "spectrum"
-SPECTRUM_UNITS = {"wavelength_nm": "nm", "power_w": "W", "transmission_db": "dB"}
+#: Where reference_sweep() records its points (the same columns as a spectrum).
+REFERENCE_TABLE = "reference_spectrum"
+SPECTRUM_UNITS = {
+    "wavelength_nm": "nm", "power_w": "W", "transmission_db": "dB", "reference_power_w": "W",
+}  # fmt: skip
+#: Two grids are the same when every wavelength agrees this closely (nm).
+GRID_TOLERANCE_NM = 1e-6
 
 
 class RowLog(Protocol):
@@ -41,12 +49,22 @@ class RowLog(Protocol):
 
 @dataclass(frozen=True)
 class Spectrum:
-    """A swept transmission: wavelengths (nm), detected power (W), transmission (dB)."""
+    """A swept transmission: wavelengths (nm), detected power (W), transmission (dB).
+
+    ``reference_power_w`` is the reference sweep's power at each point when the spectrum was
+    normalised by one (``normalisation == "reference"``), else None (divided by the setpoint).
+    """
 
     wavelength_nm: np.ndarray
     power_w: np.ndarray
     transmission_db: np.ndarray
     laser_power_dbm: float
+    reference_power_w: np.ndarray | None = None
+
+    @property
+    def normalisation(self) -> str:
+        """``"reference"`` (point by point over a reference sweep) or ``"setpoint"``."""
+        return "setpoint" if self.reference_power_w is None else "reference"
 
     def peak(self) -> tuple[float, float]:
         """(wavelength nm, transmission dB) of the highest point."""
@@ -78,16 +96,23 @@ class Spectrum:
             "power_w": self.power_w,
             "transmission_db": self.transmission_db,
         }
-        title = f"swept transmission, laser {self.laser_power_dbm:g} dBm"
-        return Table(columns, SPECTRUM_UNITS, title)
+        if self.reference_power_w is not None:
+            columns["reference_power_w"] = self.reference_power_w
+        units = {name: SPECTRUM_UNITS[name] for name in columns}
+        title = f"swept transmission, laser {self.laser_power_dbm:g} dBm, {self.normalisation}"
+        return Table(columns, units, title)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "wavelength_nm": self.wavelength_nm.tolist(),
             "power_w": self.power_w.tolist(),
             "transmission_db": self.transmission_db.tolist(),
             "laser_power_dbm": self.laser_power_dbm,
+            "normalisation": self.normalisation,
         }
+        if self.reference_power_w is not None:
+            out["reference_power_w"] = self.reference_power_w.tolist()
+        return out
 
 
 def wavelength_grid(start_nm: float, stop_nm: float, step_nm: float) -> list[float]:
@@ -97,6 +122,20 @@ def wavelength_grid(start_nm: float, stop_nm: float, step_nm: float) -> list[flo
     )
 
 
+def check_reference_grid(grid: list[float], reference: Spectrum | None) -> None:
+    """InputError unless ``reference`` was measured on ``grid`` (same points, same order)."""
+    if reference is None:
+        return
+    ref = reference.wavelength_nm
+    if len(ref) != len(grid) or not np.allclose(ref, grid, rtol=0.0, atol=GRID_TOLERANCE_NM):
+        span = f"{ref[0]:g}-{ref[-1]:g} nm, {len(ref)} points" if len(ref) else "empty"
+        raise InputError(
+            f"the reference spectrum's grid ({span}) is not this sweep's "
+            f"({grid[0]:g}-{grid[-1]:g} nm, {len(grid)} points); measure the reference on "
+            "the same grid"
+        )
+
+
 def swept_transmission(
     laser: Laser,
     meter: PowerMeter,
@@ -104,25 +143,33 @@ def swept_transmission(
     *,
     settle_s: float = 0.0,
     track_meter_wavelength: bool = True,
+    reference: Spectrum | None = None,
     run: RowLog | None = None,
+    table: str = SPECTRUM_TABLE,
     progress: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Spectrum:
     """Measure transmission at each wavelength; the laser must already be on.
 
-    Readings above the meter's range are NaN in the spectrum (and logged), not an abort: a
-    spectrum with a saturated peak is still a spectrum. Every other error stops the sweep.
+    With ``reference`` (a :func:`reference_sweep` on the same grid) each point is divided by
+    the reference's power at that point; without, by the laser's setpoint. Readings above the
+    meter's range are NaN in the spectrum (and logged), not an abort: a spectrum with a
+    saturated peak is still a spectrum. Every other error stops the sweep.
     """
     grid = [float(w) for w in wavelengths_nm]
     if not grid:
         raise InputError("a spectrum needs at least one wavelength")
+    check_reference_grid(grid, reference)
     if not (math.isfinite(settle_s) and settle_s >= 0):
         raise InputError(f"settle_s must be a finite number >= 0, got {settle_s!r}")
     if not laser.output:
         raise ConfigurationError("switch the laser on before measuring a spectrum")
     laser_dbm = laser.power_dbm
+    setpoint_w = dbm_to_w(laser_dbm)
+    ref_w = None if reference is None else [float(p) for p in reference.power_w]
+    divisors = [setpoint_w] * len(grid) if ref_w is None else ref_w
     powers: list[float] = []
-    for nm in progress_bar(grid, enabled=progress, desc="spectrum", unit="pt"):
+    for i, nm in enumerate(progress_bar(grid, enabled=progress, desc="spectrum", unit="pt")):
         laser.wavelength_nm = nm
         if track_meter_wavelength:
             meter.wavelength_nm = nm
@@ -135,26 +182,49 @@ def swept_transmission(
             watts = math.nan
         powers.append(watts)
         if run is not None:
-            run.log_row(
-                SPECTRUM_TABLE,
-                units=SPECTRUM_UNITS,
-                wavelength_nm=nm,
-                power_w=watts,
-                transmission_db=_transmission_db(watts, laser_dbm),
-            )
-    power_w = np.array(powers, dtype=np.float64)
+            row: dict[str, float] = {
+                "wavelength_nm": nm,
+                "power_w": watts,
+                "transmission_db": _transmission_db(watts, divisors[i]),
+            }
+            if ref_w is not None:
+                row["reference_power_w"] = ref_w[i]
+            run.log_row(table, units={k: SPECTRUM_UNITS[k] for k in row}, **row)
     return Spectrum(
         wavelength_nm=np.array(grid, dtype=np.float64),
-        power_w=power_w,
-        transmission_db=np.array([_transmission_db(p, laser_dbm) for p in powers]),
+        power_w=np.array(powers, dtype=np.float64),
+        transmission_db=np.array(
+            [_transmission_db(p, d) for p, d in zip(powers, divisors, strict=True)]
+        ),
         laser_power_dbm=laser_dbm,
+        reference_power_w=None if ref_w is None else np.array(ref_w, dtype=np.float64),
     )
 
 
-def _transmission_db(power_w: float, laser_dbm: float) -> float:
-    if not power_w > 0:  # NaN (over range) or a dark, non-positive reading
+def _transmission_db(power_w: float, reference_w: float) -> float:
+    """10·log10(P / P_ref) dB; NaN when either is NaN (over range) or not positive (dark)."""
+    if not (power_w > 0 and reference_w > 0):
         return math.nan
-    return 10.0 * math.log10(power_w / 1e-3) - laser_dbm
+    return 10.0 * math.log10(power_w / reference_w)
+
+
+def reference_sweep(
+    bench: Any, start_nm: float, stop_nm: float, step_nm: float, **options: Any
+) -> Spectrum:
+    """The reference spectrum of ``bench`` (a :class:`~lumina_hal.bench.bench_file.Bench`):
+    the same sweep with the device bypassed (the laser's fibre
+    straight to the meter, or through a patch cord in the device's place).
+
+    Putting the bench in that configuration is the caller's step (on the coupled simulated
+    bench: ``sim.chip_bypassed = True``). The result's ``power_w`` is what reached the meter at
+    each point; pass it as ``reference=`` to a sweep on the same grid. Recorded (with
+    ``run=``) in the table ``reference_spectrum``. ``options`` are those of
+    ``Bench.swept_transmission`` except ``reference``.
+    """
+    if "reference" in options:
+        raise InputError("a reference sweep is not itself normalised by a reference")
+    options.setdefault("table", REFERENCE_TABLE)
+    return bench.swept_transmission(start_nm, stop_nm, step_nm, **options)
 
 
 def plot_spectrum(
