@@ -77,7 +77,7 @@ def verdict(value: float, goal: float) -> str:
 
 def bench_size(n: int, preset: str, threads: int, repeats: int) -> None:
     rng = np.random.default_rng(0)
-    weights = rng.uniform(-1.0, 1.0, size=(n, n))  # float64: load_weights takes it as is
+    weights = rng.uniform(-1.0, 1.0, size=(n, n))  # float64, and its float32 copy below
     w32 = weights.astype(np.float32)
     matrix_bytes = w32.nbytes
     cells = n * n
@@ -100,15 +100,22 @@ def bench_size(n: int, preset: str, threads: int, repeats: int) -> None:
         dst = np.empty_like(w32)
         copy_s = median_s(lambda: np.copyto(dst, w32), repeats)
         load_s = median_s(lambda: chip.load_weights(weights), repeats)
+        load32_s = median_s(lambda: chip.load_weights(w32), repeats)
         temps = iter([40.0, 50.0] * repeats)
         temp_s = median_s(lambda: chip.set_temperature(next(temps)), repeats)
 
-    copy_ns, load_ns, temp_ns = (t / cells * 1e9 for t in (copy_s, load_s, temp_s))
+    copy_ns, load_ns, load32_ns, temp_ns = (
+        t / cells * 1e9 for t in (copy_s, load_s, load32_s, temp_s)
+    )
     print(f"\n{n}x{n} ({preset}), float32 matrix {matrix_bytes / 2**20:.0f} MiB")
     print(f"  float32 copy (baseline)  {copy_ns:7.2f} ns/cell")
     print(
         f"  load_weights             {load_ns:7.2f} ns/cell  {load_ns / copy_ns:6.1f}x copy  "
         f"goal <= {GOAL_NS_PER_CELL:g}: {verdict(load_ns, GOAL_NS_PER_CELL)}"
+    )
+    print(
+        f"  load_weights, float32 in {load32_ns:7.2f} ns/cell  {load32_ns / copy_ns:6.1f}x copy  "
+        f"goal <= {GOAL_NS_PER_CELL:g}: {verdict(load32_ns, GOAL_NS_PER_CELL)}"
     )
     print(
         f"  set_temperature          {temp_ns:7.2f} ns/cell  {temp_ns / copy_ns:6.1f}x copy  "

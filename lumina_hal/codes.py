@@ -44,13 +44,16 @@ def heater_codes(
     else by :func:`heater_codes_numpy`, which gives the same bits. ``out``: a writeable
     C-contiguous int32 array of the matrix's shape to write the codes into (reused memory).
     """
-    w = np.ascontiguousarray(weights, dtype=np.float64)
+    # float32 stays float32 (the kernel widens each row exactly): the same codes as of its
+    # float64 copy, without a float64 copy of the whole matrix.
+    single = isinstance(weights, np.ndarray) and weights.dtype == np.float32
+    w = np.ascontiguousarray(weights, dtype=np.float32 if single else np.float64)
     rows, cols = w.shape
     row_env, col_env = envelopes_from_steps(rows, cols, *loss_steps_db)
     try:
         from lumina_hal._lumina_kernel import ffi, lib
     except ImportError:  # a source tree without the compiled kernel
-        return heater_codes_numpy(w, weight_bits, loss_steps_db)
+        return heater_codes_numpy(w.astype(np.float64), weight_bits, loss_steps_db)
     codes = (
         out
         if out is not None
@@ -61,8 +64,13 @@ def heater_codes(
         else np.empty((rows, cols), dtype=np.int32)
     )
     scale = ffi.new("double *")
-    rc = lib.lk_heater_codes(
-        ffi.from_buffer("double[]", w), rows, cols, weight_bits,
+    entry, matrix = (
+        (lib.lk_heater_codes_f32, ffi.from_buffer("float[]", w))
+        if single
+        else (lib.lk_heater_codes, ffi.from_buffer("double[]", w))
+    )
+    rc = entry(
+        matrix, rows, cols, weight_bits,
         ffi.from_buffer("double[]", row_env), ffi.from_buffer("double[]", col_env),
         ffi.from_buffer("int32_t[]", codes, require_writable=True), scale, max(1, threads),
     )  # fmt: skip

@@ -138,6 +138,9 @@ class PhotonicDevice(ABC):
     uri_params: ClassVar[tuple[Param, ...]] = ()
     #: One line for ``lumina-hal drivers``.
     summary: ClassVar[str] = ""
+    #: _load_weights may receive float32 weights as given (else always float64): for backends
+    #: whose programming widens each value exactly, so a float64 copy of the matrix is waste.
+    _float32_weights: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -261,7 +264,7 @@ class PhotonicDevice(ABC):
 
         A matrix smaller than the array uses its top-left block; the rest is dark.
         """
-        w = _as_weight_matrix(weights)
+        w = _as_weight_matrix(weights, self._float32_weights)
         with self._lock:
             self._require_open()
             info = self._info()
@@ -510,7 +513,10 @@ def _check_real_numeric(arr: np.ndarray, what: str, check_finite: bool = True) -
         raise InputError(f"{what} contains {bad} NaN or Inf value(s)")
 
 
-def _as_weight_matrix(weights: Any) -> np.ndarray:
+def _as_weight_matrix(weights: Any, keep_float32: bool = False) -> np.ndarray:
+    """The weights as a checked C-contiguous float64 matrix (float32 kept as it is when the
+    backend asks: ``PhotonicDevice._float32_weights``; widening it is exact, so the backend
+    computes what it would from the float64 copy, without the copy)."""
     try:
         w = np.asarray(weights)
     except Exception as exc:  # ragged lists and the like
@@ -524,7 +530,8 @@ def _as_weight_matrix(weights: Any) -> np.ndarray:
     if not (math.isfinite(high) and math.isfinite(low)):
         _check_real_numeric(w, "weights")  # raises, counting the bad values
     scale = max(high, -low)  # max |w| without a temporary |w| array
-    w64 = np.ascontiguousarray(w, dtype=np.float64)
+    single = keep_float32 and w.dtype == np.float32
+    w64 = np.ascontiguousarray(w, dtype=np.float32 if single else np.float64)
     if scale > _F32_MAX or 0.0 < scale < _F32_TINY:
         raise InputError(
             f"weights' largest magnitude {scale:g} is outside the float32 range the chip "

@@ -177,6 +177,7 @@ static inline double acos_poly(double x) {
 
 typedef struct codes_ctx {
     const double *w;
+    const float *w32; /* the float32 matrix instead of w (lk_heater_codes_f32), or NULL */
     int64_t cols;
     int32_t bits;
     double scale;
@@ -198,7 +199,42 @@ static double peak_abs(const double *w, int64_t begin, int64_t end) {
     return nan ? NAN : peak;
 }
 
+/* peak_abs of a float32 matrix: each |w| widened to double (exactly), the same maximum. */
+static double peak_abs_f32(const float *w, int64_t begin, int64_t end) {
+    float peak = 0.0f;
+    int nan = 0;
+    for (int64_t k = begin; k < end; k++) {
+        const float a = fabsf(w[k]);
+        nan |= a != a;
+        peak = a > peak ? a : peak;
+    }
+    return nan ? NAN : (double)peak;
+}
+
 #if LK_X86
+LK_T512 static double peak_abs_f32_512(const float *w, int64_t begin, int64_t end) {
+    __m512 peak = _mm512_setzero_ps();
+    __mmask16 nan = 0;
+    int64_t k = begin;
+    for (; k + 16 <= end; k += 16) {
+        const __m512 a = _mm512_abs_ps(_mm512_loadu_ps(w + k));
+        nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+        peak = _mm512_max_ps(a, peak);
+    }
+    float lanes[16];
+    _mm512_storeu_ps(lanes, peak);
+    double out = peak_abs_f32(w, k, end);
+    for (int l = 0; l < 16; l++) out = (double)lanes[l] > out ? (double)lanes[l] : out;
+    return nan ? NAN : out;
+}
+
+/* dst[j] = (double)src[j], 8 at a time (exact). */
+LK_T512 static void widen_row_512(const float *src, double *dst, int64_t n) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) _mm512_storeu_pd(dst + j, _mm512_cvtps_pd(_mm256_loadu_ps(src + j)));
+    for (; j < n; j++) dst[j] = (double)src[j];
+}
+
 LK_T512 static double peak_abs_512(const double *w, int64_t begin, int64_t end) {
     __m512d peak = _mm512_setzero_pd();
     __mmask8 nan = 0;
@@ -220,6 +256,16 @@ static void peak_rows(const void *arg, int64_t first, int64_t last, double *scra
     (void)scratch;
     const codes_ctx *c = (const codes_ctx *)arg;
     const int64_t begin = first * c->cols, end = last * c->cols;
+    if (c->w32 != NULL) {
+#if LK_X86
+        if (c->vec512) {
+            c->peaks[first / 16] = peak_abs_f32_512(c->w32, begin, end);
+            return;
+        }
+#endif
+        c->peaks[first / 16] = peak_abs_f32(c->w32, begin, end);
+        return;
+    }
 #if LK_X86
     if (c->vec512) {
         c->peaks[first / 16] = peak_abs_512(c->w, begin, end);
@@ -315,9 +361,19 @@ static void codes_rows(const void *arg, int64_t first, int64_t last, double *scr
     const codes_ctx *c = (const codes_ctx *)arg;
     const double dac_max = (double)((INT32_C(1) << c->bits) - 1);
     const int32_t sign_bit = INT32_C(1) << c->bits;
-    double *t = scratch; /* cols doubles */
+    double *t = scratch; /* cols doubles, then (float32 input) the row widened to double */
     for (int64_t i = first; i < last; i++) {
-        const double *wr = c->w + i * c->cols;
+        const double *wr = c->w32 != NULL ? scratch + c->cols : c->w + i * c->cols;
+        if (c->w32 != NULL) {
+            double *wide = scratch + c->cols;
+            const float *src = c->w32 + i * c->cols;
+#if LK_X86
+            if (c->vec512)
+                widen_row_512(src, wide, c->cols);
+            else
+#endif
+                for (int64_t j = 0; j < c->cols; j++) wide[j] = (double)src[j]; /* exact */
+        }
         int32_t *out = c->codes + i * c->cols;
 #if LK_X86
         if (c->vec512)
@@ -341,17 +397,20 @@ static void codes_rows(const void *arg, int64_t first, int64_t last, double *scr
     }
 }
 
-int lk_heater_codes(const double *w, int64_t rows, int64_t cols, int32_t weight_bits,
-                    const double *row_env, const double *col_env, int32_t *codes,
-                    double *scale, int32_t threads) {
-    if (w == NULL || row_env == NULL || col_env == NULL || codes == NULL || scale == NULL ||
-        rows <= 0 || cols <= 0 || weight_bits < 2 || weight_bits > 24 || threads < 1)
+/* lk_heater_codes of w (float64) or w32 (float32, widened to double exactly per row, so the
+ * codes equal those of the float64 copy of w32); exactly one of them is non-NULL. */
+static int heater_codes(const double *w, const float *w32, int64_t rows, int64_t cols,
+                        int32_t weight_bits, const double *row_env, const double *col_env,
+                        int32_t *codes, double *scale, int32_t threads) {
+    if ((w == NULL) == (w32 == NULL) || row_env == NULL || col_env == NULL || codes == NULL ||
+        scale == NULL || rows <= 0 || cols <= 0 || weight_bits < 2 || weight_bits > 24 ||
+        threads < 1)
         return LK_EINVAL;
     const int64_t n = rows * cols;
     const int64_t units = (rows + 15) / 16;
     double *peaks = (double *)malloc((size_t)units * sizeof(double));
     if (peaks == NULL) return LK_ENOMEM;
-    codes_ctx ctx = {w, cols, weight_bits, 1.0, row_env, col_env, codes, peaks,
+    codes_ctx ctx = {w, w32, cols, weight_bits, 1.0, row_env, col_env, codes, peaks,
                      lk_isa() >= LK_ISA_AVX512};
     int rc = run_rows(peak_rows, &ctx, rows, 16, n, threads, 0);
     double peak = 0.0;
@@ -365,9 +424,25 @@ int lk_heater_codes(const double *w, int64_t rows, int64_t cols, int32_t weight_
     if (rc != LK_OK) return rc;
     if (!isfinite(peak)) return LK_ENONFINITE;
     ctx.scale = peak != 0.0 ? peak : 1.0;
-    rc = run_rows(codes_rows, &ctx, rows, 16, n, threads, cols);
+    rc = run_rows(codes_rows, &ctx, rows, 16, n, threads, w32 != NULL ? 2 * cols : cols);
     if (rc == LK_OK) *scale = ctx.scale;
     return rc;
+}
+
+int lk_heater_codes(const double *w, int64_t rows, int64_t cols, int32_t weight_bits,
+                    const double *row_env, const double *col_env, int32_t *codes,
+                    double *scale, int32_t threads) {
+    if (w == NULL) return LK_EINVAL;
+    return heater_codes(w, NULL, rows, cols, weight_bits, row_env, col_env, codes, scale,
+                        threads);
+}
+
+int lk_heater_codes_f32(const float *w, int64_t rows, int64_t cols, int32_t weight_bits,
+                        const double *row_env, const double *col_env, int32_t *codes,
+                        double *scale, int32_t threads) {
+    if (w == NULL) return LK_EINVAL;
+    return heater_codes(NULL, w, rows, cols, weight_bits, row_env, col_env, codes, scale,
+                        threads);
 }
 
 /* ------------------------------------------------------------------------------------ */

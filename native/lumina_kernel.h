@@ -103,6 +103,12 @@ int lk_heater_codes(const double *w, int64_t rows, int64_t cols, int32_t weight_
                     const double *row_env, const double *col_env, int32_t *codes,
                     double *scale, int32_t threads);
 
+/* lk_heater_codes of a float32 matrix: the codes of its (exact) float64 copy, without the
+ * copy (each row is widened inside the kernel). */
+int lk_heater_codes_f32(const float *w, int64_t rows, int64_t cols, int32_t weight_bits,
+                        const double *row_env, const double *col_env, int32_t *codes,
+                        double *scale, int32_t threads);
+
 /* Chip side (steps 4-8): W_eff of the codes, rounded to float, in the packed panel layout of
  * lk_model.weights (ceil(r/16) * c * 16 floats, padding lanes zeroed). */
 int lk_program(const lk_program_params *params, const int32_t *codes, float *packed,

@@ -100,6 +100,42 @@ def test_heater_codes_refuse_non_finite_weights_with_an_input_error():
         heater_codes(w, 12, (0.1, 0.1))
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    cols=st.integers(1, 300),
+    weight_bits=st.integers(2, 12),
+    threads=st.integers(1, 3),
+    isa=st.sampled_from(["scalar", "avx2", "avx512", "avx512vnni", "amx"]),
+    seed=st.integers(0, 2**32 - 1),
+    special=st.sampled_from([None, 0.0, -0.0, np.nan, np.inf, -np.inf, 3e38, 1e-45]),
+)
+def test_float32_weights_give_the_codes_of_their_float64_copy(
+    rows, cols, weight_bits, threads, isa, seed, special
+):
+    """lk_heater_codes_f32 widens each row in the kernel: the same codes and scale as the
+    float64 entry, and the same refusal of NaN and Inf, on every ISA path."""
+    w = np.random.default_rng(seed).uniform(-1, 1, (rows, cols)).astype(np.float32)
+    if special is not None:
+        w[rows // 2, cols // 2] = special
+    best = isa_name()
+    try:
+        select_isa(isa)
+        outcomes = []
+        for matrix in (w, w.astype(np.float64)):
+            try:
+                outcomes.append(heater_codes(matrix, weight_bits, (0.01, 0.02), threads))
+            except InputError:
+                outcomes.append(None)
+    finally:
+        select_isa(best)
+    single, double = outcomes
+    assert (single is None) == (double is None) == (not np.isfinite(w).all())
+    if single is not None and double is not None:
+        np.testing.assert_array_equal(single[0], double[0])
+        assert single[1] == double[1]
+
+
 def test_a_loaded_twin_keeps_only_its_codes_and_packed_weights():
     """Resident memory of a load: int32 codes + float32 W_eff + 8-bit variance codes, 2.25x the
     float32 matrix (goal: <= 2.5x)."""

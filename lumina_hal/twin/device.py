@@ -57,6 +57,7 @@ class MockDevice(PhotonicDevice):
     """The digital twin. Accepts the parameters of ``mock://`` (see ``lumina-hal drivers``)."""
 
     uri_params = TWIN_PARAMS + TIMING_PARAMS
+    _float32_weights = True  # heater_codes widens float32 rows exactly in the kernel
     summary = "digital twin: fused C kernel with the documented photonic model, no hardware"
 
     @classmethod
