@@ -123,8 +123,12 @@ class MockDevice(PhotonicDevice):
         self.chip.clear()
 
     def _info(self) -> DeviceInfo:
+        # Built once: every field comes from the immutable config (the pool asks on each call).
+        cached: DeviceInfo | None = self.__dict__.get("_info_cache")
+        if cached is not None:
+            return cached
         c, p = self.config, self.config.physics
-        return DeviceInfo(
+        self._info_cache: DeviceInfo = DeviceInfo(
             vendor="Lumina",
             model="PTC-twin",
             serial=c.serial,
@@ -136,6 +140,7 @@ class MockDevice(PhotonicDevice):
             output_bits=p.output_bits,
             capabilities=_CAPABILITIES,
         )
+        return self._info_cache
 
     def _load_weights(self, weights: np.ndarray) -> str:
         codes = self.chip.load_weights(weights)
