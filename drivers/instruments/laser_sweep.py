@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -61,11 +61,12 @@ class LaserSweep:
     log_datatype: str = "f"
     log_to_nm: float = 1.0
 
-    @property
-    def _label(self) -> str:
-        raise NotImplementedError  # the instrument's (drivers/instruments/scpi.py), first in MRO
-
     # provided by the instrument (lumina_hal.bench.roles, drivers/instruments/scpi.py)
+    if TYPE_CHECKING:
+
+        @property
+        def _label(self) -> str: ...
+
     _call: Callable[..., Any]
     _io: Callable[[Callable[[Any], Any], str], Any]
 

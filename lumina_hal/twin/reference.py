@@ -18,20 +18,15 @@ from lumina_hal.codes import heater_codes, input_codes, levels
 from lumina_hal.twin import physics, reference_normals
 from lumina_hal.twin.physics import PhysicsParams
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
 
 def serial_key(serial: str) -> int:
     """64-bit key of a device serial: the seed of its fabrication draws."""
     return int.from_bytes(hashlib.sha256(serial.encode("utf-8")).digest()[:8], "little")
 
 
-def _splitmix64(z: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        z = z + _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+# splitmix64 has one definition, shared with the per-call normals (reference_normals).
+_splitmix64 = reference_normals.splitmix64
+_sm = reference_normals.splitmix64_int
 
 
 _ZIG_R = 3.6541528853610088  # right edge of the ziggurat's base layer (docs/kernel.md)
@@ -58,13 +53,6 @@ def ziggurat_tables() -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     ks = np.array([math.ceil(2.0**23 * x[i + 1] / x[i]) for i in range(_ZIG_LAYERS)], np.uint32)
     f = (*(density(x[i]) for i in range(_ZIG_LAYERS)), 1.0)
     return widths, ks, f
-
-
-def _sm(z: int) -> int:
-    z = (z + _GOLDEN_INT) & _M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
-    return z ^ (z >> 31)
 
 
 class _Xoshiro:

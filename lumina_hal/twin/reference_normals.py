@@ -25,7 +25,9 @@ _COS = tuple((-1) ** (k // 2) / math.factorial(k) for k in (12, 10, 8, 6, 4, 2))
 _ANGLE = F32(math.pi / 2**31)  # binary32 0x30C90FDB
 
 
-def _sm_int(z: int) -> int:
+def splitmix64_int(z: int) -> int:
+    """One splitmix64 step on a Python int (docs/physics.md §2, §4): the one definition the
+    reference engine's per-cell and per-call draws share."""
     z = (z + int(_GOLDEN)) & _M64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
@@ -34,10 +36,12 @@ def _sm_int(z: int) -> int:
 
 def vector_key(seed: int, call_index: int, vector: int) -> int:
     """K_b = sm(sm(sm(seed) ^ call_index) ^ b)."""
-    return _sm_int(_sm_int(_sm_int(seed & _M64) ^ (call_index & _M64)) ^ (vector & _M64))
+    call_key = splitmix64_int(splitmix64_int(seed & _M64) ^ (call_index & _M64))
+    return splitmix64_int(call_key ^ (vector & _M64))
 
 
-def _splitmix64(z: np.ndarray) -> np.ndarray:
+def splitmix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64_int on every element of a uint64 array (wrapping arithmetic)."""
     with np.errstate(over="ignore"):
         z = z + _GOLDEN
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -49,7 +53,7 @@ def words(key: int, first: int, n: int) -> np.ndarray:
     """The 64-bit words H_t = sm(key + t G), t = first .. first + n - 1."""
     t = np.arange(first, first + n, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        return _splitmix64(np.uint64(key) + t * _GOLDEN)
+        return splitmix64(np.uint64(key) + t * _GOLDEN)
 
 
 def _fma32(a: np.ndarray, b: np.ndarray | float, c: np.ndarray | float) -> np.ndarray:
@@ -137,5 +141,5 @@ def batch_normals(
     )
     t = np.arange((rows + 1) // 2, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        h = _splitmix64(keys[:, None] + t[None, :] * _GOLDEN)
+        h = splitmix64(keys[:, None] + t[None, :] * _GOLDEN)
     return normals_from_words(h.ravel()).reshape(batch, 2 * t.size)[:, :rows]
