@@ -26,23 +26,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from lumina_hal.params import Param, resolve_params
+from lumina_hal.phl1_constants import FRAME_OVERHEAD as PHL_FRAME_OVERHEAD
+from lumina_hal.phl1_constants import MAX_PAYLOAD as PHL_MAX_PAYLOAD
+from lumina_hal.phl1_constants import (
+    RUN_MAX_COUNT,
+    RUN_REPLY_HEAD,
+    RUN_REQUEST_HEAD,
+    W_BEGIN_BYTES,
+    W_BEGIN_REPLY,
+    W_CHUNK_HEAD,
+    W_CHUNK_REPLY,
+    W_COMMIT_BYTES,
+    W_COMMIT_REPLY,
+)
 
 #: UART 8N1: a start bit, 8 data bits and a stop bit per byte.
 BITS_PER_BYTE = 10
-
-#: PHL1 v1.1 (docs/protocol.md): largest payload, 12-byte header + CRC-32 around it, and the
-#: fixed heads of a RUN request and of its reply.
-PHL_MAX_PAYLOAD = 8192
-PHL_FRAME_OVERHEAD = 16
-RUN_REQUEST_HEAD = 20
-RUN_REPLY_HEAD = 8
-#: A weight upload (docs/protocol.md section 6): W_BEGIN (16 bytes, 4 back), W_CHUNKs of an
-#: 8-byte head and codes (12 bytes back each), W_COMMIT (8 bytes, 8 back).
-W_BEGIN_BYTES, W_BEGIN_REPLY = 16, 4
-W_CHUNK_HEAD, W_CHUNK_REPLY = 8, 12
-W_COMMIT_BYTES, W_COMMIT_REPLY = 8, 8
-#: Most vectors one RUN carries (its u16 count).
-RUN_MAX_COUNT = 0xFFFF
 
 TIMING_PARAMS: tuple[Param, ...] = (
     Param(

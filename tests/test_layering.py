@@ -18,7 +18,7 @@ PACKAGE = Path(lumina_hal.__file__).resolve().parent
 
 CORE_MODULES = {
     "codes", "device", "errors", "metrics", "params", "plugin_table", "progress", "grids",
-    "tables", "board_timing",
+    "tables", "board_timing", "phl1_constants",
     "registry", "uri", "_version", "_lumina_kernel", "package_data",
 }  # fmt: skip
 #: Old module paths kept as re-exports for one release, and the package facade itself.

@@ -1,4 +1,4 @@
-"""PHL1 v1.1 framing: COBS + 0x00 delimiter, 12-byte header, CRC-32 (docs/protocol.md §2-3).
+"""PHL1 v1.1 framing: COBS + 0x00, 12-byte header, CRC-32 (docs/protocol.md §2-3).
 
 ``encode_frame`` turns a Frame into wire bytes; ``FrameDecoder`` turns an arbitrary byte
 stream back into frames, dropping anything damaged and resynchronizing at the next 0x00.
@@ -18,24 +18,33 @@ from dataclasses import dataclass
 from cobs import cobs
 
 from lumina_hal.errors import LinkError
+from lumina_hal.phl1_constants import (
+    BASE_FORMAT,
+    CRC_FORMAT,
+    FLAG_ERR,
+    FLAG_EVENT,
+    FLAG_MORE,
+    FLAG_RESP,
+    FLAG_RETX,
+    HEADER_FORMAT,
+    MAX_FRAME,
+    MAX_PAYLOAD,
+)
+from lumina_hal.phl1_constants import FRAME_OVERHEAD as OVERHEAD
+from lumina_hal.phl1_constants import FRAME_VERSION as VERSION
+from lumina_hal.phl1_constants import LEGACY_FRAME_OVERHEAD as LEGACY_OVERHEAD
+from lumina_hal.phl1_constants import LEGACY_FRAME_VERSION as LEGACY_VERSION
 
-VERSION = 0x11  # PHL1 v1.1: major 1 in the high nibble, minor 1 in the low one
-LEGACY_VERSION = 0x01  # PHL1 v1.0: 8-byte header without a session
-MAX_PAYLOAD = 8192
-BASE = struct.Struct("<BBBBHH")  # ver, flags, opcode, chan, seq, len: unchanged since v1.0
-HEADER = struct.Struct("<BBBBHHI")  # ... and the session; len counts it (4 + payload)
-CRC = struct.Struct("<I")
-OVERHEAD = HEADER.size + CRC.size  # 16 bytes around the payload
-LEGACY_OVERHEAD = BASE.size + CRC.size  # 12
-MAX_FRAME = MAX_PAYLOAD + OVERHEAD
+__all__ = [
+    "FLAG_ERR", "FLAG_EVENT", "FLAG_MORE", "FLAG_RESP", "FLAG_RETX", "LEGACY_VERSION",
+    "MAX_PAYLOAD", "OVERHEAD", "VERSION", "BadCrc", "Frame", "FrameDecoder", "FrameTooLarge",
+    "check_frame", "encode_frame", "frame_bytes", "parse_frame",
+]  # fmt: skip
+
+BASE = struct.Struct(BASE_FORMAT)
+HEADER = struct.Struct(HEADER_FORMAT)
+CRC = struct.Struct(CRC_FORMAT)
 DELIMITER = b"\x00"
-
-FLAG_RESP = 0x01
-FLAG_ERR = 0x02
-FLAG_MORE = 0x04
-FLAG_RETX = 0x08
-FLAG_EVENT = 0x10
-_KNOWN_FLAGS = FLAG_RESP | FLAG_ERR | FLAG_MORE | FLAG_RETX | FLAG_EVENT
 
 
 @dataclass(frozen=True)

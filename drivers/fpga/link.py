@@ -37,15 +37,21 @@ from lumina_hal.drivers.fpga.framing import (
     encode_frame,
 )
 from lumina_hal.errors import ConfigurationError, DeviceError, LinkError
+from lumina_hal.phl1_constants import (
+    BACKOFF_CAP,
+    BUSY_DEFAULT_S,
+    BUSY_MAX_WAIT_S,
+    FLUSH_S,
+    PRE_HELLO_OP_S,
+    PROTO_MAJOR,
+    PROTO_MINOR,
+    PROTO_MINOR_MIN,
+)
+from lumina_hal.phl1_constants import FIRMWARE_MAJOR as SUPPORTED_FIRMWARE_MAJOR
 
 log = logging.getLogger(__name__)
 
-BACKOFF_CAP = 4  # attempt k waits T * min(2**k, BACKOFF_CAP) (§8)
-PRE_HELLO_OP_S = 0.1  # op_s assumed before HELLO announced the device's own
-FLUSH_S = 0.01
-BUSY_DEFAULT_S = 0.010
-BUSY_MAX_WAIT_S = 0.100
-SUPPORTED_FIRMWARE_MAJOR = 1
+__all__ = ["BACKOFF_CAP", "SUPPORTED_FIRMWARE_MAJOR", "LinkTiming", "PhlLink"]
 
 
 class _NoReply(enum.Enum):
@@ -181,10 +187,9 @@ class PhlLink:
             return None
         payload = self._payload_or_raise(frame, reply)
         hello = msg.Hello.unpack(payload).validate()
-        if hello.proto_version[0] != 1 or hello.proto_version[1] < 1:
-            raise self._incompatible(
-                f"firmware protocol {hello.proto_version[0]}.{hello.proto_version[1]}"
-            )
+        major, minor = hello.proto_version
+        if major != PROTO_MAJOR or minor < PROTO_MINOR_MIN:  # any later minor serves ours (§11)
+            raise self._incompatible(f"firmware protocol {major}.{minor}")
         if hello.firmware[0] != SUPPORTED_FIRMWARE_MAJOR:
             raise self._incompatible("firmware " + ".".join(map(str, hello.firmware)))
         self.hello = hello
@@ -195,7 +200,8 @@ class PhlLink:
     def _incompatible(self, what: str) -> ConfigurationError:
         self.close(f"incompatible device ({what})")
         return ConfigurationError(
-            f"incompatible {what}: this driver speaks PHL1 v1.1 with firmware "
+            f"incompatible {what}: this driver speaks PHL1 v{PROTO_MAJOR}.{PROTO_MINOR_MIN}"
+            f" to v{PROTO_MAJOR}.{PROTO_MINOR} with firmware "
             f"{SUPPORTED_FIRMWARE_MAJOR}.x"
         )
 

@@ -9,57 +9,43 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from enum import IntEnum
 
 import numpy as np
 
 from lumina_hal.errors import LinkError
+from lumina_hal.phl1_constants import (
+    CODE_BITS_RANGE,
+    ERROR_HEAD_FORMAT,
+    EVENT_FORMAT,
+    HELLO_FORMAT,
+    HELLO_TEMPERATURE_RANGE_C,
+    MAX_BUFFER_BYTES,
+    MAX_ERROR_MESSAGE,
+    MAX_OP_S,
+    MAX_PAYLOAD,
+    MAX_S_PER_UNIT,
+    MAX_SIDE,
+    MAX_WEIGHT_BITS,
+    MAX_WINDOW,
+    MIN_MAX_PAYLOAD,
+    RUN_FLAGS,
+    RUN_HOLD_OUTPUT,
+    RUN_REPLY_FORMAT,
+    RUN_REQUEST_FORMAT,
+    RUN_STAGED_INPUT,
+    TELEMETRY_FORMAT,
+    W_BEGIN_FORMAT,
+    W_CHUNK_HEAD_FORMAT,
+    ErrorCode,
+    EventKind,
+    Opcode,
+)
 
-
-class Opcode(IntEnum):
-    HELLO = 0x01
-    PING = 0x02
-    W_BEGIN = 0x10
-    W_CHUNK = 0x11
-    W_COMMIT = 0x12
-    W_ABORT = 0x13
-    W_STATUS = 0x14
-    RUN = 0x20
-    X_CHUNK = 0x21
-    Y_READ = 0x22
-    TELEMETRY = 0x30
-    SET_TEMPERATURE = 0x31
-    RESET = 0x40
-    SAFE_STATE = 0x42
-    EVENT = 0x7F
-
-
-class ErrorCode(IntEnum):
-    NAK_CRC = 1
-    MALFORMED = 2
-    UNKNOWN_OP = 3
-    BAD_VERSION = 4
-    BUSY = 5
-    OUT_OF_RANGE = 6
-    NO_TXN = 7
-    STAGED_CRC_MISMATCH = 8
-    WEIGHT_ID_MISMATCH = 9
-    NO_SESSION = 10
-    IN_USE = 11
-    INTERNAL = 12
-
-
-RUN_STAGED_INPUT = 0x1  # RUN run_flags bit0: codes come from the X_CHUNK buffer
-RUN_HOLD_OUTPUT = 0x2  # bit1: keep the result for Y_READ
-RUN_FLAGS = RUN_STAGED_INPUT | RUN_HOLD_OUTPUT
-MAX_SIDE = 8192  # rows and cols a HELLO may announce (§5)
-MAX_BUFFER_BYTES = 1 << 30
-MAX_ERROR_MESSAGE = 200
-
-
-class EventKind(IntEnum):
-    THERMAL_TRIP = 1
-    REBOOTED = 2
+__all__ = [
+    "MAX_BUFFER_BYTES", "MAX_ERROR_MESSAGE", "MAX_SIDE", "RUN_FLAGS", "RUN_HOLD_OUTPUT",
+    "RUN_STAGED_INPUT", "ErrorCode", "ErrorReply", "Event", "EventKind", "Hello",
+    "MalformedPayload", "Opcode", "RunRequest", "RunResponse", "Telemetry", "WBegin", "WChunk",
+]  # fmt: skip
 
 
 class MalformedPayload(LinkError):
@@ -113,7 +99,7 @@ class Hello:
     serial: str
     model: str
 
-    LAYOUT = struct.Struct("<BBBBBBH3BxIHHIIffffffffI24s32s")
+    LAYOUT = struct.Struct(HELLO_FORMAT)
 
     def pack(self) -> bytes:
         return self.LAYOUT.pack(
@@ -173,12 +159,14 @@ class Hello:
 
     def validate(self) -> Hello:
         """Every field within docs/protocol.md §5, else MalformedPayload naming it."""
-        _require(256 <= self.max_payload <= 8192 and self.max_payload % 4 == 0, "max_payload")
-        _require(1 <= self.window <= 16, f"window {self.window}")
+        payload_ok = MIN_MAX_PAYLOAD <= self.max_payload <= MAX_PAYLOAD
+        _require(payload_ok and self.max_payload % 4 == 0, "max_payload")
+        _require(1 <= self.window <= MAX_WINDOW, f"window {self.window}")
         _require(1 <= self.rows <= MAX_SIDE and 1 <= self.cols <= MAX_SIDE, "rows/cols")
-        _require(1 <= self.weight_bits <= 16, f"weight_bits {self.weight_bits}")
-        _require(2 <= self.input_bits <= 24, f"input_bits {self.input_bits}")
-        _require(2 <= self.output_bits <= 24, f"output_bits {self.output_bits}")
+        low, high = CODE_BITS_RANGE
+        _require(1 <= self.weight_bits <= MAX_WEIGHT_BITS, f"weight_bits {self.weight_bits}")
+        _require(low <= self.input_bits <= high, f"input_bits {self.input_bits}")
+        _require(low <= self.output_bits <= high, f"output_bits {self.output_bits}")
         for name, size, need in (
             ("input_buffer_bytes", self.input_buffer_bytes, 4 * self.cols),
             ("output_buffer_bytes", self.output_buffer_bytes, 4 * self.rows),
@@ -196,12 +184,14 @@ class Hello:
         )
         _require(_finite(*floats), "a float field is not finite")
         _require(self.adc_full_scale > 0, "adc_full_scale")
+        t_low, t_high = HELLO_TEMPERATURE_RANGE_C
         _require(
-            -50.0 <= self.temperature_min_c < self.temperature_max_c <= 150.0, "temperature limits"
+            t_low <= self.temperature_min_c < self.temperature_max_c <= t_high,
+            "temperature limits",
         )
-        _require(0.0 <= self.op_s <= 10.0, f"op_s {self.op_s}")
-        _require(0.0 <= self.commit_s_per_cell <= 1e-3, "commit_s_per_cell")
-        _require(0.0 <= self.run_s_per_mac <= 1e-3, "run_s_per_mac")
+        _require(0.0 <= self.op_s <= MAX_OP_S, f"op_s {self.op_s}")
+        _require(0.0 <= self.commit_s_per_cell <= MAX_S_PER_UNIT, "commit_s_per_cell")
+        _require(0.0 <= self.run_s_per_mac <= MAX_S_PER_UNIT, "run_s_per_mac")
         _require(self.boot_id != 0, "boot_id 0")
         return self
 
@@ -214,7 +204,7 @@ class WBegin:
     total_bytes: int
     crc32_all: int
 
-    LAYOUT = struct.Struct("<IHHII")
+    LAYOUT = struct.Struct(W_BEGIN_FORMAT)
 
     def pack(self) -> bytes:
         return self.LAYOUT.pack(self.txn, self.rows, self.cols, self.total_bytes, self.crc32_all)
@@ -231,7 +221,7 @@ class WChunk:
     offset: int
     data: bytes
 
-    HEAD = struct.Struct("<II")
+    HEAD = struct.Struct(W_CHUNK_HEAD_FORMAT)
 
     def pack(self) -> bytes:
         return self.HEAD.pack(self.txn, self.offset) + self.data
@@ -257,7 +247,7 @@ class RunRequest:
     run_flags: int = 0
     count: int = 0
 
-    HEAD = struct.Struct("<IQIHH")
+    HEAD = struct.Struct(RUN_REQUEST_FORMAT)
 
     def pack(self) -> bytes:
         if self.codes is None:
@@ -302,7 +292,7 @@ class RunResponse:
     clipped: int
     codes: np.ndarray  # int32 (count, rows)
 
-    HEAD = struct.Struct("<IHH")
+    HEAD = struct.Struct(RUN_REPLY_FORMAT)
 
     def pack(self) -> bytes:
         codes = np.ascontiguousarray(self.codes, dtype="<i4")
@@ -336,7 +326,7 @@ class Telemetry:
     frames_dropped: int
     boot_id: int
 
-    LAYOUT = struct.Struct("<ffIIIIIII")
+    LAYOUT = struct.Struct(TELEMETRY_FORMAT)
 
     def pack(self) -> bytes:
         return self.LAYOUT.pack(
@@ -364,7 +354,7 @@ class ErrorReply:
     aux: int = 0
     message: str = ""
 
-    HEAD = struct.Struct("<BBH")
+    HEAD = struct.Struct(ERROR_HEAD_FORMAT)
 
     def pack(self) -> bytes:
         """The message is ASCII and cut to 200 bytes (§7)."""
@@ -394,7 +384,7 @@ class Event:
     detail: int = 0
     value: int = 0
 
-    LAYOUT = struct.Struct("<BBHI")
+    LAYOUT = struct.Struct(EVENT_FORMAT)
 
     def pack(self) -> bytes:
         return self.LAYOUT.pack(self.kind, self.detail, 0, self.value)

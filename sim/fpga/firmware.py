@@ -45,6 +45,7 @@ from lumina_hal.drivers.fpga.framing import (
     encode_frame,
 )
 from lumina_hal.errors import ConfigurationError
+from lumina_hal.phl1_constants import IDLE_CLEAR_S, MIN_CACHE_ENTRIES, PROTO_MAJOR, PROTO_MINOR
 from lumina_hal.sim.fpga.config import EmulatorConfig
 from lumina_hal.twin import physics
 from lumina_hal.twin.chip import TwinChip
@@ -53,17 +54,16 @@ from lumina_hal.twin.config import TEMPERATURE_RANGE_C
 log = logging.getLogger(__name__)
 
 FIRMWARE_VERSION = (1, 1, 0)
-PROTOCOL_VERSION = (1, 1)
+PROTOCOL_VERSION = (PROTO_MAJOR, PROTO_MINOR)
 MODEL = "Lumina PTC (PHL1 emulator)"
 WINDOW = 8
-CACHE_SIZE = 2 * WINDOW if 2 * WINDOW > 16 else 16
+CACHE_SIZE = max(MIN_CACHE_ENTRIES, 2 * WINDOW)
 BUFFER_BYTES = 4 << 20  # X_CHUNK staging and held RUN output, each
 # Worst-case rates announced in HELLO (§6); generous for a Python emulator on a busy host
 OP_S = 0.02
 COMMIT_S_PER_CELL = 1e-6
 RUN_S_PER_MAC = 5e-8
 BUSY_WAIT_MS = 5
-IDLE_CLEAR_S = 0.05  # a partial frame is discarded after this long without a byte (§2)
 # NAK_CRC (§6): opcode, chan and seq 0 because nothing in a damaged header is trusted
 NAK_CRC_WIRE = encode_frame(
     Frame(0, 0, msg.ErrorReply(msg.ErrorCode.NAK_CRC).pack(), flags=FLAG_RESP | FLAG_ERR)
