@@ -13,6 +13,10 @@ import numpy as np
 
 from lumina_hal.errors import InputError
 
+#: Heater phase of the full-scale DAC code in the v1 mapping, rad: φ_q = π (q / q_max)²
+#: (docs/physics.md §2 step 4).
+HEATER_RANGE_RAD = math.pi
+
 
 def levels(bits: int) -> int:
     """Positive code levels of a signed symmetric converter: codes lie in [-L, L]."""
@@ -124,7 +128,7 @@ def heater_codes_numpy(
     transmission = np.abs(w_n) / (row_env[:, None] * col_env[None, :])
     phase = 2.0 * acos_poly(np.clip(transmission, 0.0, 1.0))  # 3. target phase
     dac_max = (1 << weight_bits) - 1  # 4. heater DAC
-    dac_codes = np.rint(np.sqrt(phase / math.pi) * dac_max).astype(np.int64)
+    dac_codes = np.rint(np.sqrt(phase / HEATER_RANGE_RAD) * dac_max).astype(np.int64)
     negative = (w_n < 0).astype(np.int64) << weight_bits
     return (dac_codes | negative).astype(np.int32), scale
 

@@ -9,19 +9,23 @@ from the page alone.)
 
 from __future__ import annotations
 
+import math
 import struct
 from enum import IntEnum
 
 # ---- versions (§3, §6 HELLO, §11) --------------------------------------------------------
-#: Frame ``ver`` byte of v1.1.
+#: Frame ``ver`` byte of v1.1 and v1.2: the frame layout did not change in v1.2, so the
+#: minor is negotiated in HELLO only (§11).
 FRAME_VERSION = 0x11
 #: ``ver`` of a PHL1 v1.0 frame (8-byte header, no session), only ever refused (§11).
 LEGACY_FRAME_VERSION = 0x01
 PROTO_MAJOR = 1
 #: Newest minor this package speaks (host and emulator).
-PROTO_MINOR = 1
+PROTO_MINOR = 2
 #: Oldest minor a host accepts in HELLO.
 PROTO_MINOR_MIN = 1
+#: First minor whose HELLO carries ``heater_range_pi`` at offset 60 (reserved 0 before).
+MINOR_HEATER_RANGE = 2
 #: Firmware major a host accepts.
 FIRMWARE_MAJOR = 1
 
@@ -107,11 +111,17 @@ MAX_S_PER_UNIT = 1e-3  # commit_s_per_cell, run_s_per_mac
 MAX_BUFFER_BYTES = 1 << 30
 MAX_ERROR_MESSAGE = 200
 RUN_MAX_COUNT = 0xFFFF  # a RUN's u16 count
+#: ``heater_range_pi`` (v1.2 HELLO): 0 (unknown) or in (0, HEATER_RANGE_MAX_PI].
+HEATER_RANGE_MAX_PI = 4.0
+#: The heater range a host takes for a device that reports none (a v1.1 device): π, the
+#: v1 mapping's (docs/physics.md §2 step 4; every PHL1 v1.1 device drives a v1 chip).
+UNREPORTED_HEATER_RANGE_RAD = math.pi
 
 # ---- payload layouts (§6) ----------------------------------------------------------------
-#: HELLO reply, 120 bytes; offset 60 is reserved (0).
-HELLO_FORMAT = "<BBBBBBH3BxIHHIIffffffffI24s32s"
+#: HELLO reply, 120 bytes; offset 60 is ``heater_range_pi`` (f32) from v1.2, reserved 0 before.
+HELLO_FORMAT = "<BBBBBBH3BxIHHIIfffffffff24s32s"
 HELLO_BYTES = struct.calcsize(HELLO_FORMAT)
+HELLO_HEATER_RANGE_OFFSET = 60
 W_BEGIN_FORMAT = "<IHHII"  # txn, rows, cols, total_bytes, crc32_all
 W_BEGIN_BYTES = struct.calcsize(W_BEGIN_FORMAT)  # 16
 W_BEGIN_REPLY = 4  # txn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 
@@ -81,7 +82,8 @@ def host_for(**params) -> tuple[Host, msg.Hello]:
 def test_hello_reports_identity_geometry_and_calibration():
     host, hello = host_for(rows=16, cols=12, preset="harsh", serial="EMU-7")
     assert (hello.rows, hello.cols, hello.weight_bits, hello.output_bits) == (16, 12, 10, 10)
-    assert hello.serial == "EMU-7" and hello.proto_version == (1, 1) and hello.firmware[0] == 1
+    assert hello.serial == "EMU-7" and hello.proto_version == (1, 2) and hello.firmware[0] == 1
+    assert hello.heater_range_pi == 1.0 and hello.heater_range_rad == math.pi  # the v1 chip's
     assert hello.loss_row_db == pytest.approx(2.0 * 1.0 / 16)  # α L_die / rows
     assert hello.boot_id == host.emulator.boot_id
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import struct
 
 import numpy as np
@@ -65,6 +67,24 @@ def test_hello_is_120_bytes_at_the_documented_offsets():
     assert back.firmware == (1, 2, 3) and back.cols == 48 and back.proto_version == (1, 1)
     assert back.loss_row_db == pytest.approx(0.3125)
     assert back == Hello.unpack(raw)
+
+
+def test_hello_offset_60_is_the_heater_range_from_v1_2_only():
+    """§6/§11: f32 heater_range_pi at offset 60 when proto_minor >= 2; reserved before."""
+    v12 = dataclasses.replace(HELLO, proto_version=(1, 2), heater_range_pi=2.0)
+    raw = v12.pack()
+    assert struct.unpack_from("<f", raw, 60)[0] == 2.0
+    back = Hello.unpack(raw).validate()
+    assert back.heater_range_pi == 2.0 and back.heater_range_rad == 2 * math.pi
+    v11 = bytearray(raw)
+    v11[1] = 1  # the same bytes from a v1.1 device: offset 60 is reserved, ignored
+    assert Hello.unpack(bytes(v11)).heater_range_pi == 0.0
+    assert Hello.unpack(bytes(v11)).heater_range_rad is None
+    for bad in (math.nan, -0.5, 4.25):
+        with pytest.raises(MalformedPayload, match=r"heater_range_pi|not finite"):
+            Hello.unpack(dataclasses.replace(v12, heater_range_pi=bad).pack()).validate()
+    unknown = Hello.unpack(dataclasses.replace(v12, heater_range_pi=0.0).pack()).validate()
+    assert unknown.heater_range_rad is None
 
 
 def test_fixed_payloads_round_trip_and_wrong_lengths_are_malformed():

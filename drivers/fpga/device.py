@@ -6,6 +6,7 @@ as heater DAC codes and results as ADC codes, so the same physics applies as on 
 and ``fpga+sim://`` returns exactly what ``mock://`` does for the same parameters.
 A reboot of the FPGA (its "rebooted" EVENT, or a new boot_id in HELLO after a failure)
 marks the weights lost: ``matmul`` then raises LinkError until ``load_weights`` succeeds.
+``heater_range_rad`` is what the device's HELLO reports (PHL1 v1.2), π if it reports none.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lumina_hal.drivers.fpga.link import SUPPORTED_FIRMWARE_MAJOR, LinkTiming, P
 from lumina_hal.drivers.fpga.transport import SerialPort, SocketPort
 from lumina_hal.errors import ConfigurationError, DeviceError, LinkError, SafetyLimitError
 from lumina_hal.params import Param
+from lumina_hal.phl1_constants import UNREPORTED_HEATER_RANGE_RAD
 from lumina_hal.uri import DeviceURI
 
 log = logging.getLogger(__name__)
@@ -98,9 +100,14 @@ class FpgaDevice(PhotonicDevice):
         self._weight_id, self._call_index, self._lost = 0, 0, ""
 
     def _on_hello(self, hello: msg.Hello) -> None:
-        """Every HELLO the link completes: a new boot id means the weights are gone."""
+        """Every HELLO the link completes: a new boot id means the weights are gone; the
+        heater range is the one the device reports (v1.2), else π (docs/protocol.md §11)."""
         known = self._hello
         self._hello = hello
+        reported = hello.heater_range_rad
+        if reported is None and known is None:
+            log.info("%s reports no heater range (PHL1 v1.1): taking π", self._description)
+        self.heater_range_rad = UNREPORTED_HEATER_RANGE_RAD if reported is None else reported
         if known is not None and hello.boot_id != known.boot_id:
             self._weights_lost(hello.boot_id)
 

@@ -1,4 +1,4 @@
-"""PHL1 v1.1 framing: COBS + 0x00, 12-byte header, CRC-32 (docs/protocol.md §2-3).
+"""PHL1 framing (v1.1 = v1.2): COBS + 0x00, 12-byte header, CRC-32 (docs/protocol.md §2-3).
 
 ``encode_frame`` turns a Frame into wire bytes; ``FrameDecoder`` turns an arbitrary byte
 stream back into frames, dropping anything damaged and resynchronizing at the next 0x00.

@@ -1,4 +1,4 @@
-"""The host end of a PHL1 v1.1 link: sessions, timeouts, retries, escalation (protocol §4, §8-10).
+"""The host end of a PHL1 v1.2 link: sessions, timeouts, retries, escalation (protocol §4, §8-10).
 
 ``PhlLink.open_session`` sends HELLO with a fresh random session; ``request`` sends one
 request and returns its validated response payload; ``request_window`` pipelines idempotent

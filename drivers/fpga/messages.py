@@ -7,6 +7,7 @@ Each payload is a frozen dataclass with ``pack()`` and ``unpack(data)``; ``unpac
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from lumina_hal.phl1_constants import (
     CODE_BITS_RANGE,
     ERROR_HEAD_FORMAT,
     EVENT_FORMAT,
+    HEATER_RANGE_MAX_PI,
     HELLO_FORMAT,
     HELLO_TEMPERATURE_RANGE_C,
     MAX_BUFFER_BYTES,
@@ -28,6 +30,7 @@ from lumina_hal.phl1_constants import (
     MAX_WEIGHT_BITS,
     MAX_WINDOW,
     MIN_MAX_PAYLOAD,
+    MINOR_HEATER_RANGE,
     RUN_FLAGS,
     RUN_HOLD_OUTPUT,
     RUN_REPLY_FORMAT,
@@ -74,7 +77,12 @@ def _finite(*values: float) -> bool:
 
 @dataclass(frozen=True)
 class Hello:
-    """HELLO reply (§6): identity, geometry, buffers and worst-case rates."""
+    """HELLO reply (§6): identity, geometry, buffers and worst-case rates.
+
+    ``heater_range_pi`` (v1.2, offset 60): the heater phase of the full-scale DAC code in
+    units of π rad, 0.0 when unknown; ``unpack`` reads it only from a device of minor >= 2
+    (it is reserved before, and a host ignores what a v1.1 device put there, §11).
+    """
 
     proto_version: tuple[int, int]
     firmware: tuple[int, int, int]
@@ -98,6 +106,7 @@ class Hello:
     run_s_per_mac: float
     serial: str
     model: str
+    heater_range_pi: float = 0.0
 
     LAYOUT = struct.Struct(HELLO_FORMAT)
 
@@ -123,7 +132,7 @@ class Hello:
             self.op_s,
             self.commit_s_per_cell,
             self.run_s_per_mac,
-            0,
+            self.heater_range_pi,
             self.serial.encode("ascii", errors="replace")[:24],
             self.model.encode("ascii", errors="replace")[:32],
         )
@@ -155,7 +164,13 @@ class Hello:
             f[22],
             _text(f[24]),
             _text(f[25]),
+            f[23] if f[1] >= MINOR_HEATER_RANGE else 0.0,
         )
+
+    @property
+    def heater_range_rad(self) -> float | None:
+        """The reported heater range in rad (exactly π for 1.0, 2π for 2.0); None if unknown."""
+        return self.heater_range_pi * math.pi if self.heater_range_pi else None
 
     def validate(self) -> Hello:
         """Every field within docs/protocol.md §5, else MalformedPayload naming it."""
@@ -181,6 +196,7 @@ class Hello:
             self.op_s,
             self.commit_s_per_cell,
             self.run_s_per_mac,
+            self.heater_range_pi,
         )
         _require(_finite(*floats), "a float field is not finite")
         _require(self.adc_full_scale > 0, "adc_full_scale")
@@ -193,6 +209,10 @@ class Hello:
         _require(0.0 <= self.commit_s_per_cell <= MAX_S_PER_UNIT, "commit_s_per_cell")
         _require(0.0 <= self.run_s_per_mac <= MAX_S_PER_UNIT, "run_s_per_mac")
         _require(self.boot_id != 0, "boot_id 0")
+        _require(
+            self.heater_range_pi == 0.0 or 0.0 < self.heater_range_pi <= HEATER_RANGE_MAX_PI,
+            f"heater_range_pi {self.heater_range_pi}",
+        )
         return self
 
 

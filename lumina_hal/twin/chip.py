@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lumina_hal._version import __version__
-from lumina_hal.codes import heater_codes, levels
+from lumina_hal.codes import HEATER_RANGE_RAD, heater_codes, levels
 from lumina_hal.errors import ConfigurationError, InputError
 from lumina_hal.twin import physics, reference
 from lumina_hal.twin.config import TwinConfig
@@ -37,6 +37,10 @@ class TwinChip:
 
     Not thread-safe by itself: its holder (a PhotonicDevice, the emulator) serializes calls.
     """
+
+    #: Heater phase of the full-scale DAC code at 25 °C, rad: the v1 mapping's π (the FPGA
+    #: emulator reports it in HELLO, docs/protocol.md §6).
+    heater_range_rad: float = HEATER_RANGE_RAD
 
     def __init__(self, config: TwinConfig) -> None:
         self.config = config

@@ -7,10 +7,11 @@ cache without executing them again, and runs the chip with the twin's physics
 give exactly the twin's outputs. Configured by an ``EmulatorConfig`` (or its parameters).
 Transports (pyserial handler, pty, TCP) wrap this object.
 
-Link behaviour (PHL1 v1.1): a whole frame with a bad CRC gets NAK_CRC; a partial frame is
-discarded after 50 ms without a byte (time from the injectable ``clock``, read when bytes
-arrive); requests are checked in the order of docs/protocol.md §7 (version, flags, session,
-cache, opcode, chan, BUSY, the opcode's own checks); a v1.0 frame is refused with BAD_VERSION
+Link behaviour (PHL1 v1.2: HELLO reports the chip's heater range): a whole frame with a bad
+CRC gets NAK_CRC; a partial frame is discarded after 50 ms without a byte (time from the
+injectable ``clock``, read when bytes arrive); requests are checked in the order of
+docs/protocol.md §7 (version, flags, session, cache, opcode, chan, BUSY, the opcode's own
+checks); a v1.0 frame is refused with BAD_VERSION
 in the v1.0 layout; no reply is ever larger than a frame (large RUN outputs are held for
 Y_READ) and an unexpected fault in a handler becomes an INTERNAL error reply, never an
 exception out of ``receive``. After ``reboot()`` the "rebooted" EVENT goes out ahead of the
@@ -302,6 +303,7 @@ class FirmwareEmulator:
             RUN_S_PER_MAC,
             c.serial,
             MODEL,
+            self.chip.heater_range_rad / math.pi,  # v1.2: exactly 1.0 for the v1 chip's π
         ).pack()
 
     def _ping(self, payload: bytes) -> bytes:
