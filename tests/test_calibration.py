@@ -137,6 +137,21 @@ def test_calibration_through_the_fpga_driver() -> None:
         assert 0 <= counters["calibration_age_s"] < 60
 
 
+@pytest.mark.parametrize("range_pi", [1.0, 1.5])
+def test_calibration_through_the_fpga_driver_records_the_range_the_board_reported(
+    range_pi: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PHL1 v1.2 (docs/protocol.md §6): the host takes the heater range from HELLO, so an
+    emulated chip of another range (1.5π here) is probed and recorded over that range."""
+    from lumina_hal.twin.chip import TwinChip
+
+    monkeypatch.setattr(TwinChip, "heater_range_rad", range_pi * math.pi)
+    with open_device("fpga+sim://?rows=8&cols=8&seed=2") as dev:
+        assert dev._snapshot()["hello"]["heater_range_pi"] == range_pi  # what the board sent
+        snap = dev.calibrate(mode="quick")
+    assert snap.heater_range_rad == range_pi * math.pi
+
+
 def test_snapshot_twin_reproduces_the_measured_snr(full_run, tmp_path) -> None:  # type: ignore[no-untyped-def]
     snap, _, raw, _ = full_run
     path = snap.save(tmp_path / "chip.lcal.npz")

@@ -4,6 +4,7 @@ device, v1.0 peers, and hostile replies (hypothesis) that must all end as Lumina
 
 from __future__ import annotations
 
+import math
 import struct
 import time
 
@@ -148,6 +149,64 @@ def test_our_emulator_refuses_a_v1_0_host_in_the_v1_0_layout():
     (reply,) = peer_wire.Splitter().feed(FirmwareEmulator(rows=4, cols=4).receive(hello_v10))
     assert reply.ver == 1 and reply.flags == 3 and reply.seq == 2
     assert reply.payload[0] == 4 and b"PHL1 v1.1 required" in reply.payload
+
+
+# ---- v1.1 and v1.2 (docs/protocol.md §11): HELLO's heater range ------------------------
+NAN_BITS = 0x7FC00000  # what a faulty v1.1 firmware might leave at the reserved offset 60
+
+
+@pytest.mark.parametrize("reserved60", [0, NAN_BITS, 0x40000000])  # 0, NaN, f32 2.0
+def test_a_v1_2_host_takes_pi_from_a_v1_1_peer_and_ignores_its_reserved_field(reserved60):
+    device, _ = open_peer(proto_minor=1, reserved60=reserved60)
+    with device:
+        assert device.heater_range_rad == math.pi  # unknown: the v1.1 range (§11)
+        assert device._snapshot()["hello"]["heater_range_pi"] == 0.0
+        assert device._snapshot()["hello"]["proto_version"] == (1, 1)
+        x = np.random.default_rng(0).uniform(-1, 1, (3, 8))
+        device.load_weights(np.random.default_rng(1).uniform(-1, 1, (8, 8)))
+        assert device.matmul(x).shape == (3, 8)
+
+
+@pytest.mark.parametrize("minor", [2, 3])  # 3: a later minor serves v1.2's fields (§11)
+@pytest.mark.parametrize("range_pi", [1.0, 2.0, 1.5, 0.25, 4.0])
+def test_a_v1_2_host_uses_the_range_a_v1_2_peer_reports(minor, range_pi):
+    device, _ = open_peer(proto_minor=minor, heater_range_pi=range_pi)
+    with device:
+        assert device.heater_range_rad == range_pi * math.pi  # exact: π and 2π to the bit
+        assert range_pi != 2.0 or device.heater_range_rad == 2 * math.pi
+        device.load_weights(np.eye(8))
+        assert device.matmul(np.eye(8)).shape == (8, 8)
+
+
+def test_a_v1_2_peer_that_does_not_know_its_range_gets_pi():
+    device, _ = open_peer(heater_range_pi=0.0)
+    with device:
+        assert device.heater_range_rad == math.pi
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0, 4.5, 1e-45 * -1])
+def test_a_v1_2_peer_with_an_invalid_heater_range_is_refused(bad):
+    firmware = PeerFirmware(heater_range_pi=bad)
+    device = FpgaDevice(lambda: PeerPort(firmware), LinkTiming(None, 0.005, 0.05, 4), "peer")
+    with pytest.raises(LinkError, match=r"heater_range_pi|not finite"):
+        device.open()
+    assert not device.is_open
+
+
+def test_a_v1_1_host_reads_our_v1_2_emulator_as_it_reads_a_v1_1_one():
+    """A v1.1 host: ver 0x11 frames, proto_major 1 and minor >= 1, offset 60 reserved."""
+    from lumina_hal.sim.fpga.firmware import FirmwareEmulator
+
+    emulator = FirmwareEmulator(rows=4, cols=4)
+    splitter = peer_wire.Splitter()
+    (reply,) = splitter.feed(emulator.receive(peer_wire.wire(peer_wire.Pdu(1, 1, 77))))
+    assert (reply.ver, reply.flags, len(reply.payload)) == (peer_wire.VER, peer_wire.RESP, 120)
+    major, minor = reply.payload[0], reply.payload[1]
+    assert major == 1 and minor == 2  # accepted by a v1.1 host: minor >= 1
+    (range_pi,) = struct.unpack_from("<f", reply.payload, 60)
+    assert range_pi == 1.0  # the emulated v1 chip's π; a v1.1 host skips these 4 bytes
+    (pong,) = splitter.feed(emulator.receive(peer_wire.wire(peer_wire.Pdu(2, 2, 77, b"hi"))))
+    assert pong.payload == b"hi" and pong.session == 77
 
 
 # ---- hostile replies: every one a LuminaError, never a raw exception or a hang ---------

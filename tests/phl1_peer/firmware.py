@@ -1,10 +1,13 @@
-"""A second PHL1 v1.1 firmware, written from docs/protocol.md only (test code).
+"""A second PHL1 firmware (v1.2, or v1.1 with ``proto_minor = 1``), written from
+docs/protocol.md only (test code).
 
 Its "chip" is a plain integer model, not the twin: y_code = clip(rint(sum_j x_j w_j / G), ±L_y)
 with w the signed heater fraction, so a test can recompute every output from what was sent.
 It serves through ``PeerPort``, a pyserial-like port the real host driver opens. Hooks:
 ``busy`` (answer that many requests BUSY), ``silent`` (answer nothing), ``stale`` (before the
-next answer, send a copy of it from an earlier session with other data), ``max_payload``.
+next answer, send a copy of it from an earlier session with other data), ``max_payload``,
+``proto_minor`` and ``heater_range_pi`` (HELLO offset 60 from v1.2), ``reserved60`` (what a
+v1.1 firmware puts at offset 60: 0 by the spec; tests break the rule).
 """
 
 from __future__ import annotations
@@ -38,8 +41,18 @@ class Refused(Exception):
 
 
 class PeerFirmware:
-    def __init__(self, rows: int = 8, cols: int = 8, max_payload: int = 1024) -> None:
+    def __init__(
+        self,
+        rows: int = 8,
+        cols: int = 8,
+        max_payload: int = 1024,
+        proto_minor: int = 2,
+        heater_range_pi: float = 0.0,
+        reserved60: int = 0,
+    ) -> None:
         self.rows, self.cols, self.max_payload = rows, cols, max_payload
+        self.proto_minor, self.heater_range_pi = proto_minor, heater_range_pi
+        self.reserved60 = reserved60
         self.weight_bits, self.input_bits, self.output_bits = 8, 8, 12
         self.window, self.buffer = 4, 1 << 20
         self.boot_id = secrets.randbits(32) | 1
@@ -128,10 +141,14 @@ class PeerFirmware:
     # ---- opcodes (docs/protocol.md §6) ----
     def hello(self, payload: bytes) -> bytes:
         exact(payload, 0)
-        return struct.pack(
-            "<BBBBBBH3BxIHHIIffffffffI24s32s",
+        if self.proto_minor >= 2:  # v1.2: f32 heater range in units of π (§6)
+            at_60 = struct.pack("<f", self.heater_range_pi)
+        else:  # v1.1: reserved
+            at_60 = struct.pack("<I", self.reserved60)
+        head = struct.pack(
+            "<BBBBBBH3BxIHHIIffffffff",
             1,
-            1,
+            self.proto_minor,
             self.window,
             self.weight_bits,
             self.input_bits,
@@ -153,10 +170,8 @@ class PeerFirmware:
             0.01,
             1e-7,
             1e-8,
-            0,
-            b"PEER-1",
-            b"peer",
         )
+        return head + at_60 + struct.pack("<24s32s", b"PEER-1", b"peer")
 
     def ping(self, payload: bytes) -> bytes:
         return payload

@@ -1,4 +1,4 @@
-"""PHL1 v1.1 frames from docs/protocol.md §2-3, with a hand-written COBS (test-only)."""
+"""PHL1 frames (v1.1 = v1.2) from docs/protocol.md §2-3, with a hand-written COBS (test-only)."""
 
 from __future__ import annotations
 
