@@ -152,6 +152,26 @@ def test_calibration_through_the_fpga_driver_records_the_range_the_board_reporte
     assert snap.heater_range_rad == range_pi * math.pi
 
 
+def test_a_calibrated_device_reports_its_inner_devices_heater_range(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Codes pass through CalibratedDevice unchanged, so its span is the board's (1.5π here),
+    not the contract's default π."""
+    from lumina_hal.twin.chip import TwinChip
+
+    monkeypatch.setattr(TwinChip, "heater_range_rad", 1.5 * math.pi)
+    with open_device("fpga+sim://?rows=8&cols=8&seed=2") as dev:
+        snap = dev.calibrate(mode="quick")
+        assert CalibratedDevice(dev, snap).heater_range_rad == 1.5 * math.pi
+
+
+def test_the_fpga_emulator_refuses_physics_v2_parameters_clearly() -> None:
+    """The emulated board computes physics v1: v2 names are a ConfigurationError, not a crash."""
+    for name in ("physics_model", "symbol_rate_hz", "snapshot"):
+        with pytest.raises(ConfigurationError, match=f"unknown parameter '{name}'"):
+            open_device(f"fpga+sim://?rows=4&cols=4&{name}=1")
+
+
 def test_snapshot_twin_reproduces_the_measured_snr(full_run, tmp_path) -> None:  # type: ignore[no-untyped-def]
     snap, _, raw, _ = full_run
     path = snap.save(tmp_path / "chip.lcal.npz")

@@ -17,21 +17,22 @@ from hypothesis import strategies as st
 import lumina_hal
 from lumina_hal.cli import main as cli_main
 from lumina_hal.errors import LuminaError
+from lumina_hal.registry import available_schemes, driver_for_scheme
 from lumina_hal.uri import parse_uri
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 SCHEMES = ["mock", "fpga", "fpga+tcp", "fpga+sim", "visa", "nope", "MOCK", ""]
-TWIN_KEYS = [
-    "rows", "cols", "seed", "preset", "serial", "kernel", "threads", "temperature_c",
-    "weight_bits", "input_bits", "output_bits", "adc_full_scale", "fab_sigma", "crosstalk",
-    "phase_noise_rad", "bandwidth_hz", "laser_power_dbm", "noise", "timeout", "retries",
-    "baudrate", "fault_drop", "fault_seed", "bogus",
-]  # fmt: skip
+#: Every parameter any registered driver declares (so a new parameter is fuzzed the day it is
+#: added), plus one no driver knows.
+TWIN_KEYS = sorted(
+    {p.name for scheme in available_schemes() for p in driver_for_scheme(scheme).uri_params}
+    | {"bogus"}
+)
 NASTY_VALUES = [
     "0", "-1", "1", "8", "8193", "1e309", "nan", "inf", "-inf", "true", "false", "yes", "",
-    "typical", "ideal", "harsh", "native", "reference", "0x10", "1_000", " 4", "4 ", "\x00",
-    "9" * 40, "-0", "1e-320", "%ff", "😀",
+    "typical", "ideal", "harsh", "native", "reference", "v1", "v2", "0x10", "1_000", " 4",
+    "4 ", "\x00", "9" * 40, "-0", "1e-320", "%ff", "😀",
 ]  # fmt: skip
 
 values = st.one_of(st.sampled_from(NASTY_VALUES), st.text(max_size=12))

@@ -42,6 +42,8 @@ from lumina_hal.phl1_constants import (
     BUSY_DEFAULT_S,
     BUSY_MAX_WAIT_S,
     FLUSH_S,
+    FRAME_OVERHEAD,
+    HELLO_BYTES,
     PRE_HELLO_OP_S,
     PROTO_MAJOR,
     PROTO_MINOR,
@@ -182,7 +184,7 @@ class PhlLink:
         self.session = secrets.randbits(32) or 1
         self._inbox.clear()  # nothing read so far can answer the new session
         frame = Frame(msg.Opcode.HELLO, self._next_seq(), session=self.session)
-        reply = self._attempts(frame, 128, 0.0, retries)
+        reply = self._attempts(frame, HELLO_BYTES + FRAME_OVERHEAD, 0.0, retries)
         if reply is None:
             return None
         payload = self._payload_or_raise(frame, reply)

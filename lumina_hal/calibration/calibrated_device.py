@@ -67,6 +67,11 @@ class CalibratedDevice(PhotonicDevice):
     def loss_steps_db(self) -> tuple[float, float]:
         return self.calibration.loss_steps_db
 
+    @property  # a plain attribute on backends; here the inner device's
+    def heater_range_rad(self) -> float:  # type: ignore[override]
+        """The inner device's heater span: codes pass through to it unchanged."""
+        return self.inner.heater_range_rad
+
     def _open(self) -> None:
         self.inner.open()
         self._check_fits(self.calibration)

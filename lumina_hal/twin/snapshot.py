@@ -143,7 +143,7 @@ class CalibrationSnapshot:
         """Read a snapshot file; any malformed content raises SnapshotFormatError."""
         try:
             data = Path(path).read_bytes()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
             raise SnapshotFormatError(f"cannot read calibration snapshot {path}: {exc}") from exc
         return cls.from_bytes(data, source=str(path))
 

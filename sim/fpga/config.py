@@ -15,12 +15,13 @@ from typing import Any
 from lumina_hal.params import resolve_params
 from lumina_hal.sim.fpga.faults import FAULT_PARAMS, FaultConfig
 from lumina_hal.twin.config import TWIN_PARAMS, TwinConfig
+from lumina_hal.twin.physics_v2 import V2_URI_PARAMS
 
-#: Every parameter an emulator accepts: the twin's (``kernel`` aside) and the faults'.
-# the firmware draws its own chip: a twin's engine choice and snapshot do not apply
-EMULATOR_PARAMS = (
-    tuple(p for p in TWIN_PARAMS if p.name not in ("kernel", "snapshot")) + FAULT_PARAMS
-)
+#: The twin's parameters the emulated board does not take: it draws its own chip (no engine
+#: choice, no snapshot) and that chip computes physics v1 (docs/physics.md sections 1-6).
+_NOT_EMULATED = {"kernel", "snapshot", "physics_model"} | {p.name for p in V2_URI_PARAMS}
+#: Every parameter an emulator accepts: the twin's v1 chip parameters and the faults'.
+EMULATOR_PARAMS = tuple(p for p in TWIN_PARAMS if p.name not in _NOT_EMULATED) + FAULT_PARAMS
 _FAULT_NAMES = {p.name for p in FAULT_PARAMS}
 
 
