@@ -20,6 +20,8 @@ SOURCES = [
 ]
 # Programming the array (host codes, chip-side W_eff, per-cell draws): its own file.
 SOURCES += [os.path.join("native", "lk_program.c")]
+# Physics v2's per-call engine (docs/physics.md section 7.6): its own file.
+SOURCES += [os.path.join("native", "lk_v2.c")]
 DEPENDS = [os.path.join("native", name) for name in ("lumina_kernel.h", "lk_internal.h")]
 
 

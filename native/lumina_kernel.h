@@ -164,4 +164,43 @@ int lk_forward_codes(const lk_model *model, const int32_t *codes, int64_t batch,
 
 /* ---- end of the packing and integer-code block ---- */
 
+/* ---- Physics v2 per call (lk_v2.c, docs/physics.md section 7.6). Programming stays in
+ * numpy: the caller gives the programmed block's per-cell constants. ---- */
+
+typedef struct lk_v2_model {
+    int64_t rows;               /* programmed block r (1 .. array_rows) */
+    int64_t cols;               /* c (1 .. array_cols) */
+    int64_t array_rows;         /* R: the array's shape, for the normal indices k */
+    int64_t array_cols;         /* C: cell (i, j) draws k = i C + j, output i k = R C + i */
+    const double *amp_cos;      /* r x c row-major: A_ij cos(phi_ij / 2), A = sign R_i C_j */
+    const double *amp_sin;      /* r x c row-major: A_ij sin(phi_ij / 2) */
+    const double *row_envelope; /* r: R_i (total photocurrent) */
+    const double *col_envelope; /* c: C_j */
+    const double *offset;       /* r detector offsets in normalised units, or NULL */
+    double ar1;                 /* a = exp(-2 pi f_phi / f_s), 0 <= a < 1 */
+    double sigma;               /* sigma_phi (rad), >= 0 */
+    double innovation;          /* k = sqrt(1 - a^2) sigma_phi */
+    double mean_factor;         /* white: exp(-sigma^2 / 8) (1 when noise is off) */
+    double var_a;               /* white: Var = var_a R_i^2 sum x^2 C^2 - var_b sum W^2 x^2 */
+    double var_b;
+    double det_c0;              /* detector variance c0 + c1 I + c2 I^2, I = R_i sum |x| C_j */
+    double det_c1;
+    double det_c2;
+    int32_t correlated;         /* 1: per-cell AR(1) phase noise; 0: white shortcut */
+    int32_t noise;              /* 0: no draws at all (phase and detector noise off) */
+    int32_t input_bits;         /* 2..24 */
+    int32_t output_bits;        /* 2..24 */
+    float full_scale;           /* ADC full scale (> 0) */
+    float output_scale;         /* s_w (> 0) */
+} lk_v2_model;
+
+/* One v2 call: x (batch x cols float32) into y (batch x rows float32), vectors 0 .. batch-1
+ * of call call_index (the AR(1) filter restarts at vector 0). Rows are split over up to
+ * `threads` workers; the bits do not depend on the thread count. LK_EINVAL for bad sizes
+ * or parameters, LK_ENONFINITE for NaN/Inf in x, LK_EALIGN / LK_EOVERLAP as lk_forward. */
+int lk_v2_forward(const lk_v2_model *model, const float *x, int64_t batch, float *y,
+                  uint64_t seed, uint64_t call_index, int32_t threads, int64_t *clipped);
+
+/* ---- end of the physics v2 block ---- */
+
 #endif

@@ -115,6 +115,8 @@ def failed(uri: str) -> dict[str, str]:
     [
         "mock://?rows=8&cols=12&seed=3",
         "mock://?rows=5&cols=40&seed=2&preset=harsh",  # noisy, odd shape, block < array
+        "mock://?physics_model=v2&rows=6&cols=9&seed=2&preset=harsh",  # v2, C engine
+        "mock://?physics_model=v2&rows=6&cols=9&seed=2&kernel=reference",  # v2, numpy oracle
         "fpga+sim://?rows=8&cols=12&seed=3",
         "fakechip://?rows=6&cols=4",
     ],

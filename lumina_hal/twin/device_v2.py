@@ -1,8 +1,10 @@
-"""TwinV2Device: a twin running physics v2 on the numpy reference (docs/physics.md §7).
+"""TwinV2Device: a twin running physics v2 (docs/physics.md §7).
 
 Opt-in: ``mock://?physics_model=v2&preset=typical`` (``open_device`` builds it through
-``from_twin_params``; ``mock://`` without it stays v1 on the native kernel), or
-``TwinV2Device(preset="typical", temperature_c=25, calibration_temperature_c=25)``. It
+``from_twin_params``; ``mock://`` without it stays v1), or
+``TwinV2Device(preset="typical", temperature_c=25, calibration_temperature_c=25)``. Its
+per-call engine is the C kernel (``kernel="native"``, default) or the numpy oracle
+(``kernel="reference"``); programming is numpy for both (§7.6 "Engines"). It
 programs with its factory calibration state; ``set_temperature`` moves the chip away from it,
 ``recalibrate()`` takes a fresh factory calibration at the present temperature.
 """
@@ -10,6 +12,7 @@ programs with its factory calibration state; ``set_temperature`` moves the chip 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,7 +21,7 @@ import numpy as np
 from lumina_hal.device import Capability, DeviceInfo, PhotonicDevice, Telemetry, weights_checksum
 from lumina_hal.errors import ConfigurationError, SafetyLimitError
 from lumina_hal.twin import physics, reference_v2
-from lumina_hal.twin.config import TEMPERATURE_RANGE_C
+from lumina_hal.twin.config import KERNEL_ENV, KERNELS, TEMPERATURE_RANGE_C, default_threads
 from lumina_hal.twin.physics_v2 import PRESETS_V2, V2_FIELDS, V2Params
 
 
@@ -46,7 +49,7 @@ def with_overrides(v: V2Params, overrides: dict[str, Any]) -> V2Params:
 class TwinV2Device(PhotonicDevice):
     """A v2 twin; keyword arguments override the preset's v1 or v2 fields."""
 
-    summary = "digital twin with physics v2 (numpy reference; opt-in)"
+    summary = "digital twin with physics v2 (C kernel or numpy reference; opt-in)"
 
     def __init__(
         self,
@@ -56,6 +59,8 @@ class TwinV2Device(PhotonicDevice):
         preset: str = "typical",
         serial: str | None = None,
         *,
+        kernel: str | None = None,
+        threads: int | None = None,
         measured: MeasuredChip | None = None,
         **overrides: Any,
     ) -> None:
@@ -65,6 +70,7 @@ class TwinV2Device(PhotonicDevice):
         v = with_overrides(PRESETS_V2[preset] if measured is None else measured.params, overrides)
         self.params = v
         self.rows, self.cols, self.seed, self.preset = rows, cols, seed, preset
+        self.kernel, self.threads = _engine(kernel, threads)
         self.serial = serial or f"TWIN-{seed:016X}"
         #: detector offsets added to the outputs (normalised units; a snapshot twin's, §7.10)
         self._offset: np.ndarray | None = None
@@ -77,7 +83,8 @@ class TwinV2Device(PhotonicDevice):
         self._temperature_c = v.temperature_c
         self._programmed: reference_v2.ProgrammedV2 | None = None
         self._phase: np.ndarray | None = None
-        self._noise = reference_v2.PhaseNoiseState()
+        self._engine: Any = None  # kernel_v2.V2KernelModel of the loaded block (native)
+        self._call_index = 0
         self._counters = {"matmul_calls": 0, "vectors": 0, "weight_loads": 0, "clipped_outputs": 0}
 
     @property
@@ -99,13 +106,14 @@ class TwinV2Device(PhotonicDevice):
         self._reset()
 
     def _close(self) -> None:
-        self._programmed = self._phase = None
+        self._programmed = self._phase = self._engine = None
 
     def _info(self) -> DeviceInfo:
         p = self.params.base
         caps = {Capability.SET_TEMPERATURE, Capability.SEEDED, Capability.SIMULATED,
-                Capability.HEATER_CODES, Capability.CALIBRATE}  # fmt: skip
-        return DeviceInfo("Lumina", "PTC-twin-v2", self.serial, "twin-v2/reference",
+                Capability.HEATER_CODES, Capability.CALIBRATE,
+                Capability.NOISE_POSITION}  # fmt: skip
+        return DeviceInfo("Lumina", "PTC-twin-v2", self.serial, f"twin-v2/{self.kernel}",
                           self.rows, self.cols, p.weight_bits, p.input_bits, p.output_bits,
                           frozenset(c.value for c in caps))  # fmt: skip
 
@@ -113,8 +121,19 @@ class TwinV2Device(PhotonicDevice):
         shape = (self.rows, self.cols)
         self._programmed = reference_v2.program(weights, self.physics, self._calibration, shape)
         self._phase = reference_v2.static_phase(self._programmed, self._chip, self.physics)
+        self._build_engine()
         self._counters["weight_loads"] += 1
         return weights_checksum(self._programmed.codes)
+
+    def _build_engine(self) -> None:
+        """The C model of the loaded block at the present temperature (kernel=native)."""
+        self._engine = None
+        if self.kernel == "native" and self._programmed is not None and self._phase is not None:
+            from lumina_hal.twin.kernel_v2 import V2KernelModel  # the C engine, only if used
+
+            self._engine = V2KernelModel(
+                self._programmed, self._phase, self.physics, (self.rows, self.cols), self._offset
+            )
 
     heater_range_rad = reference_v2.HEATER_RANGE_RAD
 
@@ -122,16 +141,24 @@ class TwinV2Device(PhotonicDevice):
         prog = reference_v2.program_codes(codes, weight_scale, self.physics, (self.rows, self.cols))
         self._programmed = prog
         self._phase = reference_v2.static_phase(prog, self._chip, self.physics)
+        self._build_engine()
         self._counters["weight_loads"] += 1
         return weights_checksum(codes)
 
     def _matmul(self, x: np.ndarray, out: np.ndarray) -> None:
         if self._programmed is None or self._phase is None:
             raise ConfigurationError("no weights loaded")
-        y, clipped = reference_v2.forward(
-            x, self._programmed, self._phase, self.physics, self.seed, self._noise,
-            (self.rows, self.cols), self._offset,
-        )  # fmt: skip
+        index = self._call_index
+        if self._engine is not None:
+            y, clipped = self._engine.forward(
+                x, seed=self.seed, call_index=index, threads=self.threads
+            )
+        else:
+            y, clipped = reference_v2.forward(
+                x, self._programmed, self._phase, self.physics, self.seed, index,
+                (self.rows, self.cols), self._offset,
+            )  # fmt: skip
+        self._call_index = index + 1
         out[...] = y
         self._counters["matmul_calls"] += 1
         self._counters["vectors"] += x.shape[0]
@@ -153,27 +180,46 @@ class TwinV2Device(PhotonicDevice):
         self._temperature_c = temperature_c
         if self._programmed is not None:
             self._phase = reference_v2.static_phase(self._programmed, self._chip, self.physics)
+            self._build_engine()
+
+    def _read_call_index(self) -> int:
+        return self._call_index
+
+    def _seek_call_index(self, call_index: int) -> None:
+        self._call_index = call_index
 
     def _reset(self) -> None:
-        self._programmed = self._phase = None
-        self._noise = reference_v2.PhaseNoiseState()
+        self._programmed = self._phase = self._engine = None
+        self._call_index = 0
         self._counters = dict.fromkeys(self._counters, 0)
         self._temperature_c = self.params.temperature_c
+
+
+def _engine(kernel: str | None, threads: int | None) -> tuple[str, int]:
+    """(kernel, threads) resolved like v1's (``$LUMINA_KERNEL``, ``$LUMINA_NUM_THREADS``)."""
+    if kernel is None:
+        kernel = os.environ.get(KERNEL_ENV, "").strip() or "native"
+    if kernel not in KERNELS:
+        raise ConfigurationError(f"kernel {kernel!r} is not one of {KERNELS}")
+    if threads is None:
+        threads = default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise ConfigurationError(f"threads must be an int, got {type(threads).__name__}")
+    if not 1 <= int(threads) <= 1024:
+        raise ConfigurationError(f"threads must be in [1, 1024], got {threads}")
+    return kernel, int(threads)
 
 
 def from_twin_params(params: dict[str, Any]) -> TwinV2Device:
     """A TwinV2Device from ``mock://``'s typed parameters with ``physics_model=v2`` (§7.9).
 
-    v2 runs on the numpy reference (``kernel=native`` is refused), its results do not depend
-    on ``threads`` (ignored), its detector bandwidth is the symbol rate's (giving
+    ``kernel`` (native default, or reference) and ``threads`` choose the per-call engine
+    (results do not depend on ``threads``), its detector bandwidth is the symbol rate's (giving
     ``bandwidth_hz`` is a ConfigurationError, §7.4), and ``snapshot=PATH`` makes the twin of
     a measured chip (§7.10, ``snapshot_v2``).
     """
     given = {k: v for k, v in params.items() if v is not None}
     given.pop("physics_model", None)
-    given.pop("threads", None)
-    if given.pop("kernel", "reference") != "reference":
-        raise ConfigurationError("physics_model=v2 runs on kernel=reference only (no C engine)")
     if "bandwidth_hz" in given:
         raise ConfigurationError(
             "physics_model=v2 takes symbol_rate_hz; its detector bandwidth is symbol_rate_hz / 2"

@@ -2,8 +2,8 @@
 
 Opt-in and separate from v1: v1's ``PhysicsParams`` carries the shared parameters (the raw
 device values go into its ``fab_sigma``, ``crosstalk`` and ``arm_imbalance_um``); ``V2Params``
-adds what v2 introduces. The numpy engine is ``reference_v2``; the native kernel does not
-implement v2 yet.
+adds what v2 introduces. The engines are ``kernel_v2`` (C, native/lk_v2.c) and the numpy
+oracle ``reference_v2``.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ CALIBRATION_RESIDUAL = 0.02
 #: accuracy σ_θ,res (rad) of typical and harsh. Written by
 #: ``python -m lumina_hal.twin.preset_fit_v2 --write lumina_hal/twin/physics_v2.py``.
 FITTED_KNOBS: dict[str, float] = {
-    "ideal": 11100.0,  # fitted
-    "typical": 0.000909,  # fitted
-    "harsh": 0.00311,  # fitted
+    "ideal": 11000.0,  # fitted
+    "typical": 0.000876,  # fitted
+    "harsh": 0.00309,  # fitted
 }
 
 
@@ -98,7 +98,7 @@ PHYSICS_MODELS = ("v1", "v2")
 #: What v2 adds to the twin's URI parameters; default None means "the preset's".
 V2_URI_PARAMS: tuple[Param, ...] = (
     Param("physics_model", str, None, "chip model: v1 (sections 1-6, native kernel) or v2 "
-          "(section 7, numpy reference); default v1", choices=PHYSICS_MODELS),
+          "(section 7; kernel native or reference); default v1", choices=PHYSICS_MODELS),
     Param("symbol_rate_hz", float, None, "v2: symbol rate f_s; the detector bandwidth is f_s/2",
           unit="Hz", minimum=1.0, maximum=1e11),
     Param("shifter_bandwidth_hz", float, None, "v2: phase shifter bandwidth f_phi (AR(1) noise)",

@@ -41,12 +41,13 @@ def with_changes(v: V2Params, changes: dict[str, object]) -> V2Params:
     return replace(v, base=replace(v.base, **base), **v2)  # type: ignore[arg-type]
 
 
-def measure_snr_db(v: V2Params, seed: int = 1) -> float:
-    """SNR of the v2 reference on the reference workload (64x64, batch 256)."""
+def measure_snr_db(v: V2Params, seed: int = 1, kernel: str = "reference") -> float:
+    """SNR of v2 on the reference workload (64x64, batch 256), on the numpy oracle unless
+    ``kernel`` says otherwise (the C engine gives the same ADC codes, §7.6)."""
     work = reference_workload()
     overrides = {f: getattr(v.base, f) for f in v.base.__dataclass_fields__}
     overrides.update({f: getattr(v, f) for f in _V2_FIELDS})
-    with TwinV2Device(seed=seed, **overrides) as dev:
+    with TwinV2Device(seed=seed, kernel=kernel, **overrides) as dev:
         dev.load_weights(work.weights)
         return snr_db(dev.matmul(work.inputs), work.ideal)
 

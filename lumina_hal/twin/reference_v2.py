@@ -1,10 +1,11 @@
-"""Numpy reference of physics v2 (docs/physics.md §7): the oracle for a future v2 kernel.
+"""Numpy reference of physics v2 (docs/physics.md §7): the oracle of the C engine (lk_v2.c).
 
 Host side: the target phases are pre-compensated with the chip's calibration state taken at
 ``calibration_temperature_c`` and quantised by a heater DAC spanning [0, 2π]. Chip side: the
 raw cell model at the present temperature (heater efficiency ∝ n_T, imbalance phase from
 the exact index integral). Per call: exact phase-noise statistics, AR(1)-correlated phase
-noise with the shifter's bandwidth, balanced detector noise, converters as in v1.
+noise with the shifter's bandwidth (restarting at each call), balanced detector noise,
+converters as in v1, normals from v1's keyed stream (§4, ``reference_normals``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lumina_hal.codes import envelopes_from_steps
-from lumina_hal.twin import physics, physics_v2
+from lumina_hal.twin import physics, physics_v2, reference_normals
 from lumina_hal.twin.physics_v2 import V2Params
 from lumina_hal.twin.reference import (
     adc,
@@ -182,17 +183,49 @@ def static_phase(prog: ProgrammedV2, chip: RawChip, v: V2Params) -> np.ndarray:
     return heated + chip.crosstalk_edge * edge + chip.crosstalk_diagonal * diag + theta
 
 
-@dataclass
-class PhaseNoiseState:
-    """AR(1) phase-noise state of the whole array and the vectors drawn since reset."""
+@dataclass(frozen=True)
+class CallConstants:
+    """The per-call constants of §7.5-7.6, computed once for both engines (float64)."""
 
-    values: np.ndarray | None = None
-    vectors: int = 0
+    noise: bool
+    correlated: bool  # per-cell AR(1) (f_φ < f_s/2); else the white shortcut
+    sigma_rad: float
+    ar1: float  # a
+    innovation_rad: float  # k = sqrt(1 − a²) σ
+    mean_factor: float  # white: e^{−σ²/8}
+    var_a: float
+    var_b: float
+    detector: physics.DetectorNoise
+    full_scale: float
 
 
-def _vector_rng(seed: int, vector: int) -> np.random.Generator:
-    """The stream of one vector (counter-based: independent of batching and threads)."""
-    return np.random.default_rng([seed, vector])
+def call_constants(prog: ProgrammedV2, v: V2Params) -> CallConstants:
+    p = v.base
+    cols = prog.codes.shape[1]
+    sigma = physics_v2.phase_noise_sigma_rad(p) if p.noise else 0.0
+    a = physics_v2.ar1_coefficient(v)
+    correlated = p.noise and sigma > 0 and v.shifter_bandwidth_hz < v.symbol_rate_hz / 2
+    big_a, big_b = physics_v2.phase_noise_variance_terms(sigma)
+    return CallConstants(
+        noise=p.noise,
+        correlated=correlated,
+        sigma_rad=sigma,
+        ar1=a,
+        innovation_rad=math.sqrt(1.0 - a * a) * sigma,
+        mean_factor=physics_v2.phase_noise_mean_factor(sigma),
+        var_a=big_a,
+        var_b=big_b,
+        detector=physics_v2.balanced_detector_noise(v, cols, prog.min_amplitude),
+        full_scale=full_scale(p, cols),
+    )
+
+
+def amplitudes(prog: ProgrammedV2) -> np.ndarray:
+    """A_ij = σ_ij R_i C_j (float64), the amplitude each cell's cos((φ+δ)/2) multiplies."""
+    return prog.sign * (prog.row_envelope[:, None] * prog.col_envelope[None, :])
+
+
+_NORMALS_PER_CHUNK = 1 << 20
 
 
 def forward(
@@ -201,54 +234,63 @@ def forward(
     phase: np.ndarray,
     v: V2Params,
     seed: int,
-    state: PhaseNoiseState,
+    call_index: int,
     array_shape: tuple[int, int],
     detector_offset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
-    """One call (§7.5-7.6): returns (y float32 (batch, r), clipped count); advances ``state``.
+    """Call ``call_index`` (§7.5-7.6): returns (y float32 (batch, r), clipped count).
 
-    ``detector_offset`` (normalised units per output, §7.10) is added before the ADC."""
+    The AR(1) filter restarts at vector 0; ξ_ij of vector b is normal i C + j and output
+    i's detector normal is R C + i of §4's keyed stream. ``detector_offset`` (normalised
+    units per output, §7.10) is added before the ADC."""
     p = v.base
     rows, cols = prog.codes.shape
-    fs = full_scale(p, cols)
+    big_r, big_c = array_shape
+    k = call_constants(prog, v)
     x_n, s_x = quantize_inputs(x, p.input_bits)
     x64 = x_n.astype(np.float64)
-    envelope = prog.row_envelope[:, None] * prog.col_envelope[None, :]
-    det = physics_v2.balanced_detector_noise(v, cols, prog.min_amplitude)
+    amp = amplitudes(prog)
+    det = k.detector
     total = prog.row_envelope[None, :] * (np.abs(x64) @ prog.col_envelope)[:, None]
-    sigma = physics_v2.phase_noise_sigma_rad(p) if p.noise else 0.0
-    a = physics_v2.ar1_coefficient(v)
-    correlated = p.noise and sigma > 0 and v.shifter_bandwidth_hz < v.symbol_rate_hz / 2
-    out = np.empty((x.shape[0], rows))
-    for b in range(x.shape[0]):
-        rng = _vector_rng(seed, state.vectors)
-        if correlated:
-            xi = rng.standard_normal(array_shape)
-            if state.values is None:
-                state.values = sigma * xi
+    batch = x.shape[0]
+    out = np.empty((batch, rows))
+    n_all = big_r * big_c + big_r
+    chunk = max(1, _NORMALS_PER_CHUNK // n_all)
+    delta = np.zeros((rows, cols))
+    w_mean = amp * np.cos(phase / 2.0)
+    for b0 in range(0, batch, chunk):
+        nb = min(chunk, batch - b0)
+        if k.correlated:
+            z = reference_normals.batch_normals(seed, call_index, b0, nb, n_all)
+            xi_all = z[:, : big_r * big_c].reshape(nb, big_r, big_c)[:, :rows, :cols]
+            z_det = z[:, big_r * big_c : big_r * big_c + rows]
+        elif k.noise:
+            z_det = np.stack([
+                reference_normals.call_normals(seed, call_index, b0 + n, big_r * big_c, rows)
+                for n in range(nb)
+            ])  # fmt: skip
+        for n in range(nb):
+            b = b0 + n
+            if k.correlated:
+                xi = xi_all[n].astype(np.float64)
+                delta = k.sigma_rad * xi if b == 0 else k.ar1 * delta + k.innovation_rad * xi
+                u = (amp * np.cos((phase + delta) / 2.0)) @ x64[b]
+                var = np.zeros(rows)
             else:
-                state.values = a * state.values + math.sqrt(1.0 - a * a) * sigma * xi
-            cells = phase + state.values[:rows, :cols]
-            u = (prog.sign * envelope * np.cos(cells / 2.0)) @ x64[b]
-            var = np.zeros(rows)
-        else:
-            w_mean = prog.sign * envelope * np.cos(phase / 2.0)
-            u = phase_noise_mean(w_mean, sigma) @ x64[b]
-            big_a, big_b = physics_v2.phase_noise_variance_terms(sigma)
-            xsq = x64[b] ** 2
-            var = big_a * prog.row_envelope**2 * (xsq @ prog.col_envelope**2)
-            var -= big_b * (w_mean**2 @ xsq)
-            var = np.maximum(var, 0.0)
-        if p.noise:
-            tot = total[b]
-            var = var + det.c0 + det.c1 * tot + det.c2 * tot * tot
-            u = u + np.sqrt(var) * rng.standard_normal(rows)
-        out[b] = u
-        state.vectors += 1
+                u = (w_mean * k.mean_factor) @ x64[b]
+                xsq = x64[b] ** 2
+                var = k.var_a * prog.row_envelope**2 * (xsq @ prog.col_envelope**2)
+                var -= k.var_b * (w_mean**2 @ xsq)
+                var = np.maximum(var, 0.0)
+            if k.noise:
+                tot = total[b]
+                var = var + det.c0 + det.c1 * tot + det.c2 * tot * tot
+                u = u + np.sqrt(var) * z_det[n].astype(np.float64)
+            out[b] = u
     if detector_offset is not None:
         out += detector_offset[:rows]
-    codes, clipped = adc(out, p.output_bits, fs)
-    from_code = np.float32(fs) / np.float32((1 << (p.output_bits - 1)) - 1)
+    codes, clipped = adc(out, p.output_bits, k.full_scale)
+    from_code = np.float32(k.full_scale) / np.float32((1 << (p.output_bits - 1)) - 1)
     y = (codes * from_code) * s_x[:, None]
     y = y * np.float32(prog.scale)
     y[s_x == 0] = 0.0
