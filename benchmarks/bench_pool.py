@@ -19,11 +19,12 @@ It reports; it never fails on a number.
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from bench_twin import _cpu_model, simd_path
@@ -67,16 +68,14 @@ OVERHEAD_CASES = (
 )
 
 
-def _paired_ns(
-    first: Callable[[], object], second: Callable[[], object], calls: int
-) -> tuple[list[int], list[int]]:
-    """Per-call times of ``first`` and ``second`` called in alternation (the order swapped
-    every pair), so that both see the same machine state, call for call."""
+def _alternated_ns(fns: Sequence[Callable[[], object]], calls: int) -> list[list[int]]:
+    """Per-call times of each of ``fns``, called in turn (the order rotated every round),
+    so that all see the same machine state, call for call."""
     clock = time.perf_counter_ns
-    fns = (first, second)
-    times: tuple[list[int], list[int]] = ([], [])
+    times: list[list[int]] = [[] for _ in fns]
+    order = list(range(len(fns)))
     for i in range(calls):
-        for j in (0, 1) if i % 2 else (1, 0):
+        for j in order[i % len(fns) :] + order[: i % len(fns)]:
             start = clock()
             fns[j]()
             times[j].append(clock() - start)
@@ -84,37 +83,41 @@ def _paired_ns(
 
 
 def overhead(repeats: int) -> list[str]:
-    """One device vs a one-chip local pool around the same kind of device, call by call."""
+    """One device vs a one-chip local pool around the same kind of device, call by call;
+    a second device alone is the control (two identical devices differ by memory placement
+    and cache sharing: what the benchmark can resolve)."""
     rng = np.random.default_rng(0)
     lines = []
     for uri, batch, calls in OVERHEAD_CASES:
         n = int(uri.split("rows=")[1].split("&")[0])
         w = rng.uniform(-1, 1, (n, n))
         x = rng.uniform(-1, 1, (batch, n)).astype(np.float32)
-        with lumina_hal.open_device(uri) as device, lumina_hal.open_pool([uri]) as pool:
-            device.load_weights(w)
-            pool.load_weights(w)
-            for _ in range(max(3, calls // 10)):  # warm both
-                device.matmul(x)
-                pool.matmul(x)
+        with (
+            lumina_hal.open_device(uri) as device,
+            lumina_hal.open_device(uri) as control,
+            lumina_hal.open_pool([uri]) as pool,
+        ):
+            chips = (device, pool, control)
+            for chip in chips:
+                chip.load_weights(w)
+            fns = [functools.partial(chip.matmul, x) for chip in chips]
+            _alternated_ns(fns, max(3, calls // 10))  # warm all
             dev_ns: list[int] = []
             pool_ns: list[int] = []
+            control_ns: list[int] = []
             for _ in range(max(1, repeats // 3)):
-                d_part, p_part = _paired_ns(
-                    lambda x=x: device.matmul(x),  # type: ignore[misc]
-                    lambda x=x: pool.matmul(x),  # type: ignore[misc]
-                    calls,
-                )
+                d_part, p_part, c_part = _alternated_ns(fns, calls)
                 dev_ns += d_part
                 pool_ns += p_part
-        d, p = statistics.median(dev_ns) / 1e3, statistics.median(pool_ns) / 1e3
+                control_ns += c_part
+        d, p, c = (statistics.median(t) / 1e3 for t in (dev_ns, pool_ns, control_ns))
         # The 10th percentile: calls that no other process interrupted (a loaded machine
         # only ever adds time), the pool's own cost with the least noise.
         d10, p10 = (statistics.quantiles(t, n=10)[0] / 1e3 for t in (dev_ns, pool_ns))
         board = " (2 ms RUN, 12 Mbaud)" if "run_latency_s" in uri else ""
         lines.append(
             f"| {uri.split('?')[0]}{n}x{n}{board} | {batch} | {d:.2f} | {p:.2f} | "
-            f"{p - d:.2f} | {p / d:.3f} | {p10 / d10:.3f} |"
+            f"{p - d:.2f} | {p / d:.3f} | {p10 / d10:.3f} | {c / d:.3f} |"
         )
     return lines
 
@@ -255,11 +258,15 @@ def main() -> None:
     if "1" in sections:
         print(
             "\n## 1. Overhead of a one-chip local pool (median µs per matmul, device and pool "
-            "called in alternation; goal pool / device <= 1.05; p10 ratio: that of the 10th "
-            "percentiles, calls no other process interrupted)\n"
+            "called in turn; goal pool / device <= 1.05; p10 ratio: that of the 10th "
+            "percentiles, calls no other process interrupted; control: a second device "
+            "alone, what two identical devices differ by)\n"
         )
-        print("| device | batch | device µs | pool µs | added µs | pool / device | p10 ratio |")
-        print("|---|---|---|---|---|---|---|")
+        print(
+            "| device | batch | device µs | pool µs | added µs | pool / device | p10 ratio | "
+            "control / device |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
         for line in overhead(repeats):
             print(line)
         print("load average after section 1: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))

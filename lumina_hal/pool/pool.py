@@ -48,6 +48,7 @@ class DevicePool(PhotonicDevice):
         self._counters = {"matmul_calls": 0, "shards": 0, "weight_loads": 0}
         #: Largest batch that is one shard (docs/scale-out.md section 2): all on one chip.
         self._direct_batch = sys.maxsize if len(self.chips) == 1 else 1
+        self._direct_calls = 0
 
     def __repr__(self) -> str:
         return f"DevicePool({len(self.chips)} chip(s), backend={self.backend})"
@@ -122,6 +123,8 @@ class DevicePool(PhotonicDevice):
     def _telemetry(self) -> Telemetry:
         snaps = self._each(lambda chip: chip.telemetry(), self.chips)
         counters = dict(self._counters)
+        counters["matmul_calls"] += self._direct_calls
+        counters["shards"] += self._direct_calls
         for i, snap in enumerate(snaps):
             for name, value in snap.counters.items():
                 counters[f"chip{i}_{name}"] = int(value)
@@ -179,9 +182,7 @@ class DevicePool(PhotonicDevice):
         elif x.ndim != 1:
             return None
         y = self.chips[0].run_direct(x, out)
-        counters = self._counters
-        counters["matmul_calls"] += 1
-        counters["shards"] += 1
+        self._direct_calls += 1  # each one call and one shard (telemetry adds them)
         return y
 
     def _load_tiled(self, weights: Any) -> str:
@@ -246,6 +247,7 @@ class DevicePool(PhotonicDevice):
         self._drop_tiled()
         self._each(lambda chip: chip.reset(), self.chips)
         self._counters = dict.fromkeys(self._counters, 0)
+        self._direct_calls = 0
 
     # ---- internals ---------------------------------------------------------------------
     def _each(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:

@@ -82,7 +82,8 @@ class ChipProxy(PhotonicDevice):
         (a one-chip pool's fast path, docs/scale-out.md section 2): the same position
         bookkeeping as every run, the device's own result returned."""
         with self._lock:
-            self._require_open()
+            if not self._is_open:
+                self._require_open()  # raises
             key = self._key
             if key is None:
                 raise InputError("no weights are loaded; call load_weights(W) first")

@@ -118,7 +118,9 @@ class ChipWorker:
         ``out`` need no prior checks: the device's matmul validates them (InputError).
         """
         with self._lock:
-            if not self._holds_current() or self._key != key:
+            # Holds ``key`` and the device still the weights it was given for it (a reset or
+            # another load behind the worker's back changes its id): _holds_current, inline.
+            if self._key != key or self.device.weights_id != self._device_id:
                 self._ensure(key, _fetch(key, weights))
             try:
                 return self._run_at(call_index, x, out)
