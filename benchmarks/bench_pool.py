@@ -64,7 +64,7 @@ OVERHEAD_CASES = (
     ("mock://?rows=64&cols=64&preset=typical&seed=1&threads=1", 256, 1000),
     ("mock://?rows=256&cols=256&preset=typical&seed=1&threads=1", 256, 600),
     ("fpga+sim://?rows=64&cols=64&preset=typical&seed=1", 31, 300),
-    (board_uri(1, 0.002), 31, 10),
+    (board_uri(1, 0.002), 31, 30),
 )
 
 
