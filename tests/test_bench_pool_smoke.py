@@ -32,7 +32,7 @@ def test_bench_pool_measures_throughput_overhead_and_tiled_snr() -> None:
     rate = bench.throughput("local", 2, 0.0001, 1, 8, boards="mock")  # twins, board timing
     assert math.isfinite(rate) and rate > 0
     rows = bench.overhead(1)
-    assert len(rows) == 4 and all(row.count("|") == 7 for row in rows)
+    assert len(rows) == 5 and all(row.count("|") == 9 for row in rows)
     tiled = bench.tiled_model("local")
     snrs = [float(line.split("|")[4]) for line in tiled]
     assert len(tiled) == 2 and snrs[0] > 45 and snrs[1] > 38  # typical, harsh presets

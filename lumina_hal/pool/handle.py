@@ -89,7 +89,9 @@ class LocalHandle:
             else source()
         )
         self._opened_here = not device.is_open or not isinstance(source, PhotonicDevice)
-        worker = ChipWorker.open(lambda: device)
+        # A device built here from a URI is the pool's alone (objects and factories' devices
+        # may be used by their caller too): its worker can trust its own position.
+        worker = ChipWorker.open(lambda: device, exclusive=isinstance(source, str))
         self._worker = worker
         if self.timeout_s is not None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="lumina-chip")
@@ -130,11 +132,23 @@ class LocalHandle:
         worker = self._require()
         self._call(worker.run, key, call_index, x, self._weights.get(key), out)
 
+    @property
+    def direct(self) -> bool:
+        """True when ``run_direct`` may be used: no timeout, so calls run in the caller's
+        thread anyway (with ``timeout_s`` every call keeps the chip's thread and its limit)."""
+        return self._executor is None
+
+    def run_direct(self, key: str, call_index: int, x: Any, out: np.ndarray | None) -> np.ndarray:
+        """``run`` in the caller's thread on an unchecked ``x`` (the device's matmul validates
+        it and ``out``), returning the device's result: a one-chip pool's fast path (only
+        when ``direct``: without a timeout no chip is ever marked hung)."""
+        return self._require().run(key, call_index, x, self._weights.get(key), out)
+
     def telemetry(self) -> Telemetry:
         return self._call(self._require().telemetry)
 
     def set_temperature(self, temperature_c: float) -> None:
-        self._call(self._require().device.set_temperature, temperature_c)
+        self._call(self._require().set_temperature, temperature_c)
 
     def reset(self) -> None:
         self._call(self._require().reset)

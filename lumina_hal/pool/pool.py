@@ -11,6 +11,7 @@ shard retried after a failure repeats its noise-stream position, so no result ch
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -45,6 +46,9 @@ class DevicePool(PhotonicDevice):
         self._executor: ThreadPoolExecutor | None = None
         self._tiled: TiledDevice | None = None
         self._counters = {"matmul_calls": 0, "shards": 0, "weight_loads": 0}
+        #: Largest batch that is one shard (docs/scale-out.md section 2): all on one chip.
+        self._direct_batch = sys.maxsize if len(self.chips) == 1 else 1
+        self._direct_calls = 0
 
     def __repr__(self) -> str:
         return f"DevicePool({len(self.chips)} chip(s), backend={self.backend})"
@@ -119,6 +123,8 @@ class DevicePool(PhotonicDevice):
     def _telemetry(self) -> Telemetry:
         snaps = self._each(lambda chip: chip.telemetry(), self.chips)
         counters = dict(self._counters)
+        counters["matmul_calls"] += self._direct_calls
+        counters["shards"] += self._direct_calls
         for i, snap in enumerate(snaps):
             for name, value in snap.counters.items():
                 counters[f"chip{i}_{name}"] = int(value)
@@ -157,7 +163,27 @@ class DevicePool(PhotonicDevice):
         self._counters["weight_loads"] += 1
         if len(set(ids)) > 1:
             log.info("chips report different weights ids for one matrix: %s", ids)
+        if all(chip.direct for chip in self.chips):
+            # PhotonicDevice's fast-path hook: cleared by every load, reset and close.
+            self._fast_matmul = self._direct_matmul
         return ids[0]
+
+    def _direct_matmul(self, x: Any, out: np.ndarray | None) -> np.ndarray | None:
+        """A call that is one shard on one local chip without a timeout (every call of a
+        one-chip pool, a single vector on more chips) goes straight to chip 0, whose device
+        validates ``x`` and ``out`` once (not the pool and then the device again). Declines
+        (None, nothing done) what the general path handles: anything but an array of one
+        vector or of a non-empty batch that is one shard (an empty batch reaches no chip)."""
+        if type(x) is not np.ndarray:
+            return None
+        if x.ndim == 2:
+            if not 0 < x.shape[0] <= self._direct_batch:
+                return None
+        elif x.ndim != 1:
+            return None
+        y = self.chips[0].run_direct(x, out)
+        self._direct_calls += 1  # each one call and one shard (telemetry adds them)
+        return y
 
     def _load_tiled(self, weights: Any) -> str:
         tiled = TiledDevice(self.chips)
@@ -168,6 +194,7 @@ class DevicePool(PhotonicDevice):
             tiled.close()
             raise
         self._drop_tiled()
+        self._fast_matmul = None  # tiled products go through the tiler
         self._tiled = tiled
         self._weights_shape = tiled.weights_shape
         self._weights_id = weights_id
@@ -220,6 +247,7 @@ class DevicePool(PhotonicDevice):
         self._drop_tiled()
         self._each(lambda chip: chip.reset(), self.chips)
         self._counters = dict.fromkeys(self._counters, 0)
+        self._direct_calls = 0
 
     # ---- internals ---------------------------------------------------------------------
     def _each(self, fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:

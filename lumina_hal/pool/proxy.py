@@ -73,6 +73,26 @@ class ChipProxy(PhotonicDevice):
             self._matmul(x, out)
 
     @property
+    def direct(self) -> bool:
+        """True when ``run_direct`` may be used (a local chip without a timeout)."""
+        return bool(getattr(self.handle, "direct", False))
+
+    def run_direct(self, x: Any, out: np.ndarray | None) -> np.ndarray:
+        """``matmul`` of an unchecked ``x`` straight to the chip, whose device validates it
+        (a one-chip pool's fast path, docs/scale-out.md section 2): the same position
+        bookkeeping as every run, the device's own result returned."""
+        with self._lock:
+            if not self._is_open:
+                self._require_open()  # raises
+            key = self._key
+            if key is None:
+                raise InputError("no weights are loaded; call load_weights(W) first")
+            call_index = self._next_call
+            y: np.ndarray = self.handle.run_direct(key, call_index, x, out)  # type: ignore[attr-defined]
+            self._next_call = call_index + 1  # only after success: a retry repeats it
+            return y
+
+    @property
     def submits(self) -> bool:
         """True when the handle can start a run without waiting for it (Ray actors)."""
         return hasattr(self.handle, "submit_run")

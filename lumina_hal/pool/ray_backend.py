@@ -52,7 +52,8 @@ class ChipActor:
 
     def __init__(self, source: str | Callable[[], PhotonicDevice]) -> None:
         factory = (lambda: open_device(source)) if isinstance(source, str) else source
-        self._worker = ChipWorker.open(factory)
+        # Opened in this actor from a URI: no one else uses it (a factory's device might be).
+        self._worker = ChipWorker.open(factory, exclusive=isinstance(source, str))
         self._refs: dict[str, Any] = {}  # key -> ObjectRef of the weights last sent
 
     def start(self) -> tuple[DeviceInfo, int]:
@@ -99,7 +100,7 @@ class ChipActor:
         return self._worker.telemetry()
 
     def set_temperature(self, temperature_c: float) -> None:
-        self._worker.device.set_temperature(temperature_c)
+        self._worker.set_temperature(temperature_c)
 
     def reset(self) -> None:
         self._worker.reset()
