@@ -257,3 +257,20 @@ def test_a_one_chip_pool_passes_the_device_conformance_suite() -> None:
         unregister_driver("pooltest1")
     failures = [(c["name"], c["reason"]) for c in report["checks"] if c["status"] != "pass"]
     assert failures == [] and report["passed"] == len(CHECKS)
+
+
+def test_a_pool_of_physics_v2_twins_keeps_their_noise_positions() -> None:
+    """v2 twins declare a noise position (docs/physics.md §7.6), so a pool of them gives the
+    device's own results, and a shard repeated at its position repeats its bits."""
+    v2 = "mock://?physics_model=v2&rows=16&cols=24&preset=typical&seed=3"
+    with lumina_hal.open_device(v2) as device, open_pool([v2, v2]) as pool:
+        device.load_weights(W)
+        pool.load_weights(W)
+        alone = [device.matmul(X[:1]) for _ in range(3)]
+        pooled = [pool.matmul(X[:1]) for _ in range(3)]
+        device.seek_call_index(1)
+        again = device.matmul(X[:1])
+    for a, b in zip(alone, pooled, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(again, alone[1])
+    assert not np.array_equal(alone[0], alone[1])  # the noise moves from call to call
