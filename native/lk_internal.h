@@ -266,6 +266,27 @@ typedef struct lk_epi {
 typedef int (*lk_epi_fn)(const lk_epi *e, const float *u, const int32_t *s, const float *vs,
                          const float *z, float sx, float *y, int n);
 
+/* The epilogue of a whole panel group for the rows of a batch block (normals, epilogue and
+ * ADC fused): row r's accumulators at u + r * ld and s + r * ld (16 * ceil(gn / 16) lanes
+ * readable), s_x in sx[r], RNG key in key[r] (noise only), outputs gi0 .. gi0 + gn - 1
+ * (gi0 a multiple of 16, gn <= LK_NP_MAX * 16) into y + r * ys; vs points at the group's
+ * first row_var_scale (gn floats; noise only). Per output the arithmetic of lk_epi_fn with
+ * the normals of lk_normals_fn; a row with s_x = 0 gets y = 0 and no draws. Returns the
+ * number of hits. */
+typedef struct lk_rows_args {
+    const float *u;
+    const int32_t *s;
+    int64_t ld;
+    const float *vs;
+    const uint64_t *key;
+    const float *sx;
+    int64_t nb, gi0;
+    int gn;
+    float *y;
+    int64_t ys;
+} lk_rows_args;
+typedef int64_t (*lk_epi_rows_fn)(const lk_epi *e, const lk_rows_args *a);
+
 /* Input DAC of one vector (docs/physics.md section 3 step 1): s_x = max_j |x_j| is
  * returned and x_n,j = rint(x_j * to_code) / L written to xn (see lk_dac_factor; when the
  * pre-scale up is not 1 the product is (x_j * up) * to_code). A zero vector gives s_x = 0
@@ -305,9 +326,11 @@ int64_t lk_adc_avx2(const float *v, int64_t n, float to_code, float levels, floa
 void lk_tile_avx512(const lk_tile_args *a, int np, int mr, float *u, int32_t *s);
 void lk_tile_avx512vnni(const lk_tile_args *a, int np, int mr, float *u, int32_t *s);
 void lk_tile_avx512_fly(const lk_tile_args *a, int np, int mr, float *u, int32_t *s);
+void lk_tile_avx512vnni_fly(const lk_tile_args *a, int np, int mr, float *u, int32_t *s);
 int lk_epi_avx512(const lk_epi *e, const float *u, const int32_t *s, const float *vs,
                   const float *z, float sx, float *y, int n);
 int64_t lk_adc_avx512(const float *v, int64_t n, float to_code, float levels, float *codes);
+int64_t lk_epi_rows_avx512(const lk_epi *e, const lk_rows_args *a);
 #endif
 
 #pragma GCC visibility pop

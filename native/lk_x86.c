@@ -22,8 +22,10 @@
 #include <unistd.h>
 #endif
 
-#define LK_T512 __attribute__((target("avx512f,avx512bw")))
-#define LK_T512V __attribute__((target("avx512f,avx512bw,avx512vnni")))
+/* The AVX-512 paths need F, BW and DQ (every CPU with BW has DQ; lumina_kernel.c checks all
+ * three): DQ for the 64-bit multiplies of the normals (vpmullq). */
+#define LK_T512 __attribute__((target("avx512f,avx512bw,avx512dq")))
+#define LK_T512V __attribute__((target("avx512f,avx512bw,avx512dq,avx512vnni")))
 #define LK_T256 __attribute__((target("avx2,fma")))
 
 /* ------------------------------------------------------------------------------------ */
@@ -174,63 +176,82 @@ LK_T512V void lk_tile_avx512vnni(const lk_tile_args *a, int np, int mr, float *u
     tile_by_panel(lk_tile_avx512vnni, a, np, mr, u, s);
 }
 
+/* s += dq * x2q per 32-bit lane (dq <= 255, x2q <= 127 in the low 16 bits, high 16 bits
+ * 0): vpmaddwd and an add, or one vpdpwssd with VNNI; exact either way. */
+static LK_T512 LK_ALWAYS_INLINE __m512i dot1_512(__m512i s, __m512i a, __m512i b) {
+    return _mm512_add_epi32(s, _mm512_madd_epi16(a, b));
+}
+
+static LK_T512V LK_ALWAYS_INLINE __m512i dot1_512v(__m512i s, __m512i a, __m512i b) {
+    return _mm512_dpwssd_epi32(s, a, b);
+}
+
 /* Narrow tiles (1-2 rows) for matrices too large for the caches: the variance codes are
- * computed from w on the fly (lk_dcode, the same float operations) instead of read, so a
- * GEMV moves only the float weights. s += dq * x2q per column with vpmaddwd (exact). */
+ * computed from w on the fly (lk_dcode's float operations) instead of read, so a GEMV moves
+ * only the float weights. The code min(rint(d * dinv), 255) is taken as one conversion with
+ * round-to-nearest-even of min(d * dinv, 255): the same integer, since rint is monotonic and
+ * 255 an integer (d * dinv is finite and >= 0). */
+#define LK_FLY512_BODY(DOT1)                                                                 \
+    __m512 acc[2][LK_NP_MAX];                                                                \
+    __m512i sq[2][LK_NP_MAX];                                                                \
+    __m512 r2v[LK_NP_MAX], dinvv[LK_NP_MAX];                                                 \
+    const __m512 zero = _mm512_setzero_ps(), dmax = _mm512_set1_ps((float)LK_DQ_MAX);        \
+    _Pragma("GCC unroll 4") for (int p = 0; p < NP; p++) {                                   \
+        r2v[p] = _mm512_loadu_ps(a->r2 + p * LK_PANEL);                                      \
+        dinvv[p] = _mm512_loadu_ps(a->dinv + p * LK_PANEL);                                  \
+        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) {                               \
+            acc[r][p] = zero;                                                                \
+            sq[r][p] = _mm512_setzero_si512();                                               \
+        }                                                                                    \
+    }                                                                                        \
+    for (int64_t j = 0; j < a->cols; j++) {                                                  \
+        const __m512 c2b = _mm512_set1_ps(a->c2[j]);                                         \
+        __m512 xb[2];                                                                        \
+        __m512i x2b[2];                                                                      \
+        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) {                               \
+            xb[r] = _mm512_set1_ps(a->xn[r * a->xs + j]);                                    \
+            x2b[r] = _mm512_set1_epi32((int32_t)a->x2[r * a->x2s + j]);                      \
+        }                                                                                    \
+        _Pragma("GCC unroll 4") for (int p = 0; p < NP; p++) {                               \
+            const __m512 wv = _mm512_loadu_ps(a->w + p * a->pstride + j * LK_PANEL);         \
+            __m512 d = _mm512_sub_ps(_mm512_mul_ps(r2v[p], c2b), _mm512_mul_ps(wv, wv));     \
+            d = _mm512_max_ps(d, zero);                                                      \
+            const __m512i dq = _mm512_cvt_roundps_epi32(                                     \
+                _mm512_min_ps(_mm512_mul_ps(d, dinvv[p]), dmax),                             \
+                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);                              \
+            _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) {                           \
+                acc[r][p] = _mm512_fmadd_ps(wv, xb[r], acc[r][p]);                           \
+                sq[r][p] = DOT1(sq[r][p], dq, x2b[r]);                                       \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) {                                   \
+        _Pragma("GCC unroll 4") for (int p = 0; p < NP; p++) {                               \
+            _mm512_storeu_ps(u + r * LK_TILE_LD + p * LK_PANEL, acc[r][p]);                  \
+            _mm512_storeu_si512((void *)(s + r * LK_TILE_LD + p * LK_PANEL), sq[r][p]);      \
+        }                                                                                    \
+    }
+
 static LK_T512 LK_ALWAYS_INLINE void fly512(const lk_tile_args *a, float *u, int32_t *s,
                                             const int MR, const int NP) {
-    __m512 acc[2][LK_NP_MAX];
-    __m512i sq[2][LK_NP_MAX];
-    __m512 r2v[LK_NP_MAX], dinvv[LK_NP_MAX];
-    const __m512 zero = _mm512_setzero_ps(), dmax = _mm512_set1_ps((float)LK_DQ_MAX);
-#pragma GCC unroll 4
-    for (int p = 0; p < NP; p++) {
-        r2v[p] = _mm512_loadu_ps(a->r2 + p * LK_PANEL);
-        dinvv[p] = _mm512_loadu_ps(a->dinv + p * LK_PANEL);
-#pragma GCC unroll 2
-        for (int r = 0; r < MR; r++) {
-            acc[r][p] = zero;
-            sq[r][p] = _mm512_setzero_si512();
-        }
-    }
-    for (int64_t j = 0; j < a->cols; j++) {
-        const __m512 c2b = _mm512_set1_ps(a->c2[j]);
-        __m512 xb[2];
-        __m512i x2b[2];
-#pragma GCC unroll 2
-        for (int r = 0; r < MR; r++) {
-            xb[r] = _mm512_set1_ps(a->xn[r * a->xs + j]);
-            x2b[r] = _mm512_set1_epi32((int32_t)a->x2[r * a->x2s + j]);
-        }
-#pragma GCC unroll 4
-        for (int p = 0; p < NP; p++) {
-            const __m512 wv = _mm512_loadu_ps(a->w + p * a->pstride + j * LK_PANEL);
-            __m512 d = _mm512_sub_ps(_mm512_mul_ps(r2v[p], c2b), _mm512_mul_ps(wv, wv));
-            d = _mm512_max_ps(d, zero);
-            const __m512 e = _mm512_roundscale_ps(_mm512_mul_ps(d, dinvv[p]),
-                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            const __m512i dq = _mm512_cvttps_epi32(_mm512_min_ps(e, dmax));
-#pragma GCC unroll 2
-            for (int r = 0; r < MR; r++) {
-                acc[r][p] = _mm512_fmadd_ps(wv, xb[r], acc[r][p]);
-                sq[r][p] = _mm512_add_epi32(sq[r][p], _mm512_madd_epi16(dq, x2b[r]));
-            }
-        }
-    }
-#pragma GCC unroll 2
-    for (int r = 0; r < MR; r++) {
-#pragma GCC unroll 4
-        for (int p = 0; p < NP; p++) {
-            _mm512_storeu_ps(u + r * LK_TILE_LD + p * LK_PANEL, acc[r][p]);
-            _mm512_storeu_si512((void *)(s + r * LK_TILE_LD + p * LK_PANEL), sq[r][p]);
-        }
-    }
+    LK_FLY512_BODY(dot1_512)
+}
+
+static LK_T512V LK_ALWAYS_INLINE void fly512v(const lk_tile_args *a, float *u, int32_t *s,
+                                              const int MR, const int NP) {
+    LK_FLY512_BODY(dot1_512v)
 }
 
 #define LK_CASEFLY(MR, NP)                                                                  \
     case (MR) * 8 + (NP):                                                                   \
         fly512(a, u, s, MR, NP);                                                            \
         return;
+#define LK_CASEFLYV(MR, NP)                                                                 \
+    case (MR) * 8 + (NP):                                                                   \
+        fly512v(a, u, s, MR, NP);                                                           \
+        return;
+#define LK_SHAPESFLY(CASE)                                                                  \
+    CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4) CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)
 
 LK_T512 void lk_tile_avx512_fly(const lk_tile_args *a, int np, int mr, float *u, int32_t *s) {
     if (a->d == NULL) { /* noise off: nothing to compute on the fly */
@@ -238,12 +259,25 @@ LK_T512 void lk_tile_avx512_fly(const lk_tile_args *a, int np, int mr, float *u,
         return;
     }
     switch (mr * 8 + np) {
-        LK_CASEFLY(1, 1) LK_CASEFLY(1, 2) LK_CASEFLY(1, 3) LK_CASEFLY(1, 4)
-        LK_CASEFLY(2, 1) LK_CASEFLY(2, 2) LK_CASEFLY(2, 3) LK_CASEFLY(2, 4)
+        LK_SHAPESFLY(LK_CASEFLY)
     default:
         break;
     }
     tile_by_panel(lk_tile_avx512_fly, a, np, mr, u, s);
+}
+
+LK_T512V void lk_tile_avx512vnni_fly(const lk_tile_args *a, int np, int mr, float *u,
+                                     int32_t *s) {
+    if (a->d == NULL) {
+        lk_tile_avx512vnni(a, np, mr, u, s);
+        return;
+    }
+    switch (mr * 8 + np) {
+        LK_SHAPESFLY(LK_CASEFLYV)
+    default:
+        break;
+    }
+    tile_by_panel(lk_tile_avx512vnni_fly, a, np, mr, u, s);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -344,34 +378,59 @@ static LK_T512 LK_ALWAYS_INLINE __m512 adc512(__m512 v, __m512 to_code, __m512 l
     return _mm512_mask_mov_ps(_mm512_mask_mov_ps(code, hi, lv), lo, nlv);
 }
 
-/* lk_epi_fn with one zmm per quantity; the same operations in the same order as
- * lk_epi_scalar, so the same bits. */
-LK_T512 int lk_epi_avx512(const lk_epi *e, const float *u, const int32_t *s, const float *vs,
-                          const float *z, float sx, float *y, int n) {
-    const __mmask16 valid = (__mmask16)((1u << n) - 1u);
-    const __m512 uv = _mm512_loadu_ps(u);
+/* The epilogue's constants, broadcast once per call of an epilogue. */
+typedef struct epi512 {
+    __m512 to_code, levels, from_code, out_scale, c0, c1, c2;
+} epi512;
+
+static LK_T512 LK_ALWAYS_INLINE epi512 epi512_of(const lk_epi *e) {
+    epi512 k;
+    k.to_code = _mm512_set1_ps(e->to_code);
+    k.levels = _mm512_set1_ps(e->levels);
+    k.from_code = _mm512_set1_ps(e->from_code);
+    k.out_scale = _mm512_set1_ps(e->out_scale);
+    k.c0 = _mm512_set1_ps(e->c0);
+    k.c1 = _mm512_set1_ps(e->c1);
+    k.c2 = _mm512_set1_ps(e->c2);
+    return k;
+}
+
+/* The epilogue of 16 lanes (lk_epi_fn's arithmetic) with the normals z in a register: the
+ * same operations in the same order as lk_epi_scalar, so the same bits. Lanes outside
+ * `valid` are not stored and not counted; returns the number of hits. */
+static LK_T512 LK_ALWAYS_INLINE int epi16_512(const lk_epi *e, const epi512 *k, __m512 uv,
+                                              const int32_t *s, __m512 vsv, __m512 z,
+                                              __m512 sxv, __mmask16 valid, float *y) {
     __m512 v = uv;
     if (e->noise) {
-        const __m512 vphi = _mm512_mul_ps(
-            _mm512_loadu_ps(vs), _mm512_cvtepi32_ps(_mm512_loadu_si512((const void *)s)));
-        const __m512 det = _mm512_add_ps(
-            _mm512_add_ps(_mm512_set1_ps(e->c0), _mm512_mul_ps(_mm512_set1_ps(e->c1),
-                                                               _mm512_abs_ps(uv))),
-            _mm512_mul_ps(_mm512_set1_ps(e->c2), _mm512_mul_ps(uv, uv)));
+        const __m512 vphi =
+            _mm512_mul_ps(vsv, _mm512_cvtepi32_ps(_mm512_loadu_si512((const void *)s)));
+        const __m512 det =
+            _mm512_add_ps(_mm512_add_ps(k->c0, _mm512_mul_ps(k->c1, _mm512_abs_ps(uv))),
+                          _mm512_mul_ps(k->c2, _mm512_mul_ps(uv, uv)));
         const __m512 sd = _mm512_sqrt_ps(_mm512_add_ps(vphi, det));
-        v = _mm512_add_ps(uv, _mm512_mul_ps(sd, _mm512_loadu_ps(z)));
+        v = _mm512_add_ps(uv, _mm512_mul_ps(sd, z));
     }
     __mmask16 hit;
-    const __m512 code = adc512(v, _mm512_set1_ps(e->to_code), _mm512_set1_ps(e->levels), &hit);
+    const __m512 code = adc512(v, k->to_code, k->levels, &hit);
     if (e->codes) {
         _mm512_mask_storeu_epi32(y, valid, _mm512_cvtps_epi32(code));
     } else {
         const __m512 yv = _mm512_mul_ps(
-            _mm512_mul_ps(_mm512_mul_ps(code, _mm512_set1_ps(e->from_code)), _mm512_set1_ps(sx)),
-            _mm512_set1_ps(e->out_scale));
+            _mm512_mul_ps(_mm512_mul_ps(code, k->from_code), sxv), k->out_scale);
         _mm512_mask_storeu_ps(y, valid, yv);
     }
     return __builtin_popcount((unsigned)(hit & valid));
+}
+
+/* lk_epi_fn with one zmm per quantity (epi16_512). */
+LK_T512 int lk_epi_avx512(const lk_epi *e, const float *u, const int32_t *s, const float *vs,
+                          const float *z, float sx, float *y, int n) {
+    const __mmask16 valid = (__mmask16)((1u << n) - 1u);
+    const epi512 k = epi512_of(e);
+    const __m512 vsv = e->noise ? _mm512_loadu_ps(vs) : _mm512_setzero_ps();
+    const __m512 zv = e->noise ? _mm512_loadu_ps(z) : _mm512_setzero_ps();
+    return epi16_512(e, &k, _mm512_loadu_ps(u), s, vsv, zv, _mm512_set1_ps(sx), valid, y);
 }
 
 LK_T512 int64_t lk_adc_avx512(const float *v, int64_t n, float to_code, float levels,
@@ -389,7 +448,22 @@ LK_T512 int64_t lk_adc_avx512(const float *v, int64_t n, float to_code, float le
     return hits;
 }
 
-/* Input DAC (lk_dac_fn), 16 lanes at a time; the same operations as lk_dac_scalar. */
+/* code / L correctly rounded, for integer-valued codes |code| <= 2 L + 4 and L = 2^(b-1) - 1,
+ * b = 2 .. 24, without a division: q = code * (1/L), the remainder code - q L (exact, one
+ * fma), then q + rem * (1/L) (one fma) is the correctly rounded quotient for every such code
+ * (Markstein's correction; checked exhaustively, all 2^25 codes of the 23 widths, by
+ * tests/test_kernel_native.py). The sign of code is or-ed in so that -0 / L stays -0. */
+static LK_T512 LK_ALWAYS_INLINE __m512 div_levels_512(__m512 code, __m512 lv, __m512 inv,
+                                                      __m512i sign) {
+    const __m512 q = _mm512_mul_ps(code, inv);
+    const __m512 rem = _mm512_fnmadd_ps(q, lv, code);
+    const __m512 quot = _mm512_fmadd_ps(rem, inv, q);
+    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
+        _mm512_castps_si512(quot), _mm512_castps_si512(code), sign, 0xF8)); /* a | (b & c) */
+}
+
+/* Input DAC (lk_dac_fn), 16 lanes at a time; the results of lk_dac_scalar (its division
+ * evaluated as div_levels_512). */
 LK_T512 float lk_dac_avx512(const float *x, int64_t cols, float levels, float *xn) {
     __m512 m = _mm512_setzero_ps();
     for (int64_t j = 0; j < cols; j += 16) {
@@ -401,7 +475,8 @@ LK_T512 float lk_dac_avx512(const float *x, int64_t cols, float levels, float *x
     float up = 1.0f, to_code = 0.0f;
     if (sx != 0.0f) to_code = lk_dac_factor(sx, levels, &up);
     const __m512 tc = _mm512_set1_ps(to_code), upv = _mm512_set1_ps(up);
-    const __m512 lv = _mm512_set1_ps(levels);
+    const __m512 lv = _mm512_set1_ps(levels), inv = _mm512_set1_ps(1.0f / levels);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
     for (int64_t j = 0; j < cols; j += 16) {
         const int64_t left = cols - j;
         const __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
@@ -409,7 +484,7 @@ LK_T512 float lk_dac_avx512(const float *x, int64_t cols, float levels, float *x
         if (up != 1.0f) v = _mm512_mul_ps(v, upv);
         const __m512 code = _mm512_roundscale_ps(_mm512_mul_ps(v, tc),
                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        _mm512_mask_storeu_ps(xn + j, k, _mm512_div_ps(code, lv));
+        _mm512_mask_storeu_ps(xn + j, k, div_levels_512(code, lv, inv, sign));
     }
     return sx;
 }
@@ -421,9 +496,15 @@ LK_T512 void lk_x2_avx512(const float *xn, int64_t cols, uint8_t *x2) {
         const int64_t left = cols - j;
         const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
         const __m512 v = _mm512_maskz_loadu_ps(m, xn + j);
-        const __m512 e = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_mul_ps(v, v), k),
-                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        _mm512_mask_cvtepi32_storeu_epi8(x2 + j, m, _mm512_cvttps_epi32(e));
+        /* rint and the conversion in one instruction (round to nearest even), then the
+         * bytes packed in a register: a masked narrowing store is slow on some cores */
+        const __m512i e = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_mul_ps(v, v), k),
+                                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        if (m == 0xFFFF) {
+            _mm_storeu_si128((__m128i *)(void *)(x2 + j), _mm512_cvtepi32_epi8(e));
+        } else {
+            _mm512_mask_cvtepi32_storeu_epi8(x2 + j, m, e);
+        }
     }
 }
 
@@ -660,13 +741,10 @@ LK_T256 int lk_nonfinite_avx2(const float *a, int64_t n) {
 #define LK_SM_M1 UINT64_C(0xBF58476D1CE4E5B9)
 #define LK_SM_M2 UINT64_C(0x94D049BB133111EB)
 
-/* z * c mod 2^64 per 64-bit lane from 32 x 32 -> 64 products (no AVX-512DQ needed). */
+/* z * c mod 2^64 per 64-bit lane (vpmullq: one instruction instead of three 32 x 32 -> 64
+ * products and four shifts and adds; the same integers). */
 static LK_T512 LK_ALWAYS_INLINE __m512i mul64_512(__m512i z, uint64_t c) {
-    const __m512i lo = _mm512_set1_epi64((long long)(c & 0xFFFFFFFFu));
-    const __m512i hi = _mm512_set1_epi64((long long)(c >> 32));
-    const __m512i cross = _mm512_add_epi64(_mm512_mul_epu32(_mm512_srli_epi64(z, 32), lo),
-                                           _mm512_mul_epu32(z, hi));
-    return _mm512_add_epi64(_mm512_mul_epu32(z, lo), _mm512_slli_epi64(cross, 32));
+    return _mm512_mullo_epi64(z, _mm512_set1_epi64((long long)c));
 }
 
 /* splitmix64's mixing (after its += golden) on 8 lanes. */
@@ -753,11 +831,10 @@ static LK_T512 LK_ALWAYS_INLINE void pair_512(__m512i lo, __m512i hi, __m512 *zc
     *zs = _mm512_mul_ps(rho, _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(s), ssign)));
 }
 
-LK_T512 void lk_normals_avx512(uint64_t key, int64_t i0, int64_t n, float *z) {
-    if (n > 0 && (i0 & 1)) { /* odd start: one scalar draw, then whole words */
-        lk_normals_scalar(key, i0, 1, z);
-        i0++, z++, n--;
-    }
+/* The normals of outputs i0 .. i0 + 31 (i0 even): words t = i0/2 .. i0/2 + 15,
+ * sm(key + t G) = mix(key + (t + 1) G); *out0 holds outputs i0 .. i0 + 15, *out1 the rest. */
+static LK_T512 LK_ALWAYS_INLINE void normals32_512(uint64_t key, int64_t i0, __m512 *out0,
+                                                   __m512 *out1) {
     const __m512i lanes = _mm512_set_epi64(
         (long long)(7 * LK_GOLDEN_RATIO64), (long long)(6 * LK_GOLDEN_RATIO64),
         (long long)(5 * LK_GOLDEN_RATIO64), (long long)(4 * LK_GOLDEN_RATIO64),
@@ -770,16 +847,24 @@ LK_T512 void lk_normals_avx512(uint64_t key, int64_t i0, int64_t n, float *z) {
     const __m512i inter0 = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i inter1 =
         _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    const uint64_t base = key + ((uint64_t)i0 / 2 + 1) * LK_GOLDEN_RATIO64;
+    const __m512i w0 = _mm512_add_epi64(_mm512_set1_epi64((long long)base), lanes);
+    const __m512i h0 = mix_512(w0), h1 = mix_512(_mm512_add_epi64(w0, eight));
+    __m512 zc, zs;
+    pair_512(_mm512_permutex2var_epi32(h0, even, h1), _mm512_permutex2var_epi32(h0, odd, h1), &zc,
+             &zs);
+    *out0 = _mm512_permutex2var_ps(zc, inter0, zs);
+    *out1 = _mm512_permutex2var_ps(zc, inter1, zs);
+}
+
+LK_T512 void lk_normals_avx512(uint64_t key, int64_t i0, int64_t n, float *z) {
+    if (n > 0 && (i0 & 1)) { /* odd start: one scalar draw, then whole words */
+        lk_normals_scalar(key, i0, 1, z);
+        i0++, z++, n--;
+    }
     for (; n > 0; i0 += 32, z += 32, n -= 32) {
-        /* words t = i0/2 .. i0/2 + 15: sm(key + t G) = mix(key + (t + 1) G) */
-        const uint64_t base = key + ((uint64_t)i0 / 2 + 1) * LK_GOLDEN_RATIO64;
-        const __m512i w0 = _mm512_add_epi64(_mm512_set1_epi64((long long)base), lanes);
-        const __m512i h0 = mix_512(w0), h1 = mix_512(_mm512_add_epi64(w0, eight));
-        __m512 zc, zs;
-        pair_512(_mm512_permutex2var_epi32(h0, even, h1), _mm512_permutex2var_epi32(h0, odd, h1),
-                 &zc, &zs);
-        const __m512 out0 = _mm512_permutex2var_ps(zc, inter0, zs);
-        const __m512 out1 = _mm512_permutex2var_ps(zc, inter1, zs);
+        __m512 out0, out1;
+        normals32_512(key, i0, &out0, &out1);
         if (n >= 32) {
             _mm512_storeu_ps(z, out0);
             _mm512_storeu_ps(z + 16, out1);
@@ -789,6 +874,71 @@ LK_T512 void lk_normals_avx512(uint64_t key, int64_t i0, int64_t n, float *z) {
             _mm512_mask_storeu_ps(z + 16, (__mmask16)((1u << n1) - 1u), out1);
         }
     }
+}
+
+/* The fused epilogue of a panel group (lk_epi_rows_fn): for each row, the normals of
+ * 32 outputs at a time (normals32_512) go straight from registers into epi16_512; no
+ * per-panel call, no round trip of z through memory. The same operations as
+ * lk_normals_avx512 + lk_epi_avx512 per panel, so the same bits. Normals of the lanes past
+ * gn are computed and dropped (counter-based: that changes no other normal). */
+LK_T512 int64_t lk_epi_rows_avx512(const lk_epi *e, const lk_rows_args *a) {
+    const epi512 k = epi512_of(e);
+    const int gn = a->gn, npan = (gn + LK_PANEL - 1) / LK_PANEL;
+    __mmask16 valid[LK_NP_MAX];
+    __m512 vsv[LK_NP_MAX];
+    for (int p = 0; p < LK_NP_MAX; p++) {
+        const int left = gn - p * LK_PANEL;
+        valid[p] = left >= LK_PANEL ? (__mmask16)0xFFFF
+                   : left > 0       ? (__mmask16)((1u << left) - 1u)
+                                    : (__mmask16)0;
+        vsv[p] = e->noise ? _mm512_maskz_loadu_ps(valid[p], a->vs + p * LK_PANEL)
+                          : _mm512_setzero_ps();
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    int64_t hits = 0;
+    for (int64_t r = 0; r < a->nb;) {
+        const float sx = a->sx[r];
+        float *y = a->y + r * a->ys;
+        if (sx == 0.0f) { /* zero vector: y = 0 (code 0), no draws */
+            for (int p = 0; p < npan; p++) _mm512_mask_storeu_ps(y + p * LK_PANEL, valid[p], zero);
+            r++;
+            continue;
+        }
+        /* two rows at a time when the next one is not zero: two independent dependency
+         * chains of normals and epilogue for the out-of-order core to overlap */
+        const int two = r + 1 < a->nb && a->sx[r + 1] != 0.0f;
+        const __m512 sxv = _mm512_set1_ps(sx);
+        const __m512 sxw = _mm512_set1_ps(two ? a->sx[r + 1] : sx);
+        float *y2 = y + a->ys;
+        const float *u = a->u + r * a->ld, *u2 = u + a->ld;
+        const int32_t *s = a->s + r * a->ld, *s2 = s + a->ld;
+        for (int p = 0; p < npan; p += 2) {
+            const int64_t i0 = a->gi0 + p * LK_PANEL;
+            __m512 z0 = zero, z1 = zero, z2 = zero, z3 = zero;
+            if (e->noise) {
+                normals32_512(a->key[r], i0, &z0, &z1);
+                if (two) normals32_512(a->key[r + 1], i0, &z2, &z3);
+            }
+            hits += epi16_512(e, &k, _mm512_loadu_ps(u + p * LK_PANEL), s + p * LK_PANEL,
+                              vsv[p], z0, sxv, valid[p], y + p * LK_PANEL);
+            if (two) {
+                hits += epi16_512(e, &k, _mm512_loadu_ps(u2 + p * LK_PANEL), s2 + p * LK_PANEL,
+                                  vsv[p], z2, sxw, valid[p], y2 + p * LK_PANEL);
+            }
+            if (p + 1 < npan) {
+                const int q = p + 1;
+                hits += epi16_512(e, &k, _mm512_loadu_ps(u + q * LK_PANEL), s + q * LK_PANEL,
+                                  vsv[q], z1, sxv, valid[q], y + q * LK_PANEL);
+                if (two) {
+                    hits += epi16_512(e, &k, _mm512_loadu_ps(u2 + q * LK_PANEL),
+                                      s2 + q * LK_PANEL, vsv[q], z3, sxw, valid[q],
+                                      y2 + q * LK_PANEL);
+                }
+            }
+        }
+        r += two ? 2 : 1;
+    }
+    return hits;
 }
 
 /* AVX2 versions: 8 words (two groups of 4), 8 lanes. */

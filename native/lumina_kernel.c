@@ -62,23 +62,27 @@ typedef struct lk_isa_desc {
     int np_narrow;
     int amx; /* wide blocks: u by the tile, s by AMX tile products (lk_amx_block) */
     lk_normals_fn normals;
+    lk_epi_rows_fn epi_rows; /* fused normals + epilogue of a panel group, or NULL */
 } lk_isa_desc;
 
 #define LK_SCALAR_DESC                                                                      \
     {lk_tile_scalar, NULL, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_x2_scalar,       \
-     lk_nonfinite_scalar, 4, 1, 1, 2, 0, lk_normals_scalar}
+     lk_nonfinite_scalar, 4, 1, 1, 2, 0, lk_normals_scalar, NULL}
 
 static const lk_isa_desc lk_isa_table[5] = {
     LK_SCALAR_DESC,
 #if LK_X86
     {lk_tile_avx2, NULL, lk_epi_avx2, lk_adc_avx2, lk_dac_avx2, lk_x2_scalar, lk_nonfinite_avx2,
-     2, 1, 1, 2, 0, lk_normals_avx2},
+     2, 1, 1, 2, 0, lk_normals_avx2, NULL},
     {lk_tile_avx512, lk_tile_avx512_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0, lk_normals_avx512},
-    {lk_tile_avx512vnni, lk_tile_avx512_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0, lk_normals_avx512},
-    {lk_tile_avx512vnni, lk_tile_avx512_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 1, lk_normals_avx512},
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0, lk_normals_avx512,
+     lk_epi_rows_avx512},
+    {lk_tile_avx512vnni, lk_tile_avx512vnni_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0, lk_normals_avx512,
+     lk_epi_rows_avx512},
+    {lk_tile_avx512vnni, lk_tile_avx512vnni_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 1, lk_normals_avx512,
+     lk_epi_rows_avx512},
 #else /* never selected: lk_best_isa stays scalar */
     LK_SCALAR_DESC,
     LK_SCALAR_DESC,
@@ -103,7 +107,8 @@ static void isa_init(void) {
 #if LK_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = LK_ISA_AVX2;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq")) {
         best = LK_ISA_AVX512;
         if (__builtin_cpu_supports("avx512vnni")) {
             best = LK_ISA_AVX512VNNI;
@@ -327,6 +332,22 @@ static void process_unit(worker *w, int64_t unit) {
 #endif
         const int64_t gi0 = pg * LK_PANEL; /* the group's first output */
         const int64_t gn = c->rows - gi0 < np * LK_PANEL ? c->rows - gi0 : np * LK_PANEL;
+        if (c->isa->epi_rows != NULL) {
+            lk_rows_args ra;
+            ra.u = ub;
+            ra.s = sb;
+            ra.ld = LK_TILE_LD;
+            ra.vs = c->epi.noise ? c->vscale + gi0 : NULL;
+            ra.key = w->key;
+            ra.sx = w->sx;
+            ra.nb = nb;
+            ra.gi0 = gi0;
+            ra.gn = (int)gn;
+            ra.y = c->y + b0 * c->rows + gi0;
+            ra.ys = c->rows;
+            w->clipped += c->isa->epi_rows(&c->epi, &ra);
+            continue;
+        }
         for (int64_t r = 0; r < nb; r++) {
             if (c->epi.noise && w->sx[r] != 0.0f) c->isa->normals(w->key[r], gi0, gn, zb);
             for (int p = 0; p < np; p++) {

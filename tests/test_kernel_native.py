@@ -428,6 +428,26 @@ def test_quantize_inputs_bit_exact_with_ties_and_zero_rows(restore_isa):
             np.testing.assert_array_equal(xn[0, 12:] * 7, np.rint(more))
 
 
+def test_quantize_inputs_every_code_of_every_width_is_the_exact_quotient(restore_isa):
+    """x = -L .. L (so s_x = L and L / s_x = 1): x_n = code / L correctly rounded, for every
+    code of every width and on every path (the AVX-512 DAC divides by a multiply and two
+    fmas, exact by enumeration: this is the enumeration). -0 stays -0."""
+    for bits in range(2, 25):
+        lx = int(levels(bits))
+        x = np.arange(-lx, lx + 1, dtype=F32)[None, :]
+        x[0, lx] = F32(-0.0)
+        ref = (x / levels(bits)).astype(F32)
+        for isa in available_isas():
+            lib.lk_select_isa(isa)
+            xn = np.empty_like(x)
+            scales = np.empty(1, F32)
+            rc = lib.lk_quantize_inputs(fptr(x), 1, x.shape[1], bits, fptr(xn), fptr(scales))
+            assert rc == lib.LK_OK and scales[0] == lx
+            np.testing.assert_array_equal(
+                xn.view(np.uint32), ref.view(np.uint32), err_msg=f"bits {bits} isa {isa}"
+            )
+
+
 def test_adc_bit_exact_with_ties_and_clipping(restore_isa):
     rng = np.random.default_rng(6)
     ly = float(levels(5))  # 15
