@@ -304,3 +304,19 @@ def test_the_inline_run_answers_as_the_general_run(p):
     frame = Frame(msg.Opcode.RUN, 50, payload, session=0x600D)
     (reply,) = FrameDecoder().feed(fast.receive(encode_frame(frame)))
     assert reply.seq == 50 and reply.is_response
+
+
+def test_the_fused_path_follows_a_re_hello():
+    chip = _device()
+    try:
+        x = np.linspace(-1, 1, SIDE, dtype=np.float32)
+        chip._link.restart_session()  # a new HELLO object: the next call binds to it
+        chip.matmul(x)
+
+        def general_path(*args: object) -> None:
+            raise AssertionError("the general path ran")
+
+        chip._matmul = general_path  # type: ignore[method-assign]
+        assert chip.matmul(x).shape == (SIDE,)
+    finally:
+        chip.close()

@@ -7,7 +7,8 @@ that makes the common call, an aligned float32 ndarray of at most one inline RUN
 with no ``out``, with the same arithmetic and checks. Anything else is declined (None,
 nothing done, no state changed) and goes the general path, which converts or raises the
 contract's error: another dtype or shape, ``out=``, a NaN or Inf (its InputError), a
-vector whose scale needs the input DAC's overflow care, lost weights, a new HELLO.
+vector whose scale needs the input DAC's overflow care, lost weights, a new HELLO (the
+path is then bound to it for the next call).
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ def fast_matmul(
             single, x2 = False, x
         else:
             return None
-        if device._lost or device._hello is not hello:
+        if device._lost:
+            return None  # the general path raises the reboot's LinkError
+        if device._hello is not hello:  # a re-HELLO: bind to it for the next call
+            device._install_fast_matmul((rows, cols))
             return None
         s_x = absolute(x2).max(axis=1)  # NaN and Inf propagate here: declined below
         if single:

@@ -185,7 +185,6 @@ class FirmwareEmulator:
     def receive(self, data: bytes) -> bytes:
         """Feed bytes from the host; return the bytes the FPGA sends back."""
         out = self._outbox
-        self._outbox = bytearray()
         if data:
             now = self._clock()
             if now - self._last_byte_s >= IDLE_CLEAR_S and self._decoder.discard_partial():
@@ -193,7 +192,11 @@ class FirmwareEmulator:
                     "partial frame discarded after %.3f s without a byte", now - self._last_byte_s
                 )
             self._last_byte_s = now
-        for item in self._decoder.scan(data):
+        items = self._decoder.scan(data)
+        if not out and len(items) == 1 and type(items[0]) is Frame:  # one request, no event
+            return self.respond(items[0])
+        self._outbox = bytearray()
+        for item in items:
             if isinstance(item, Frame):
                 out += self.respond(item)
             else:  # a whole frame damaged in transit: ask for it again, never execute it
