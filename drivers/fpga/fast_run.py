@@ -38,7 +38,7 @@ def fast_matmul(
 ) -> FastMatmul:
     """The fast path of ``device`` for weights of ``rows x cols`` sent inline (``plan``)."""
     ndarray, f32, i32, empty = np.ndarray, np.dtype(np.float32), np.int32, np.empty
-    absolute, rint, multiply = np.abs, np.rint, np.multiply
+    absolute, rint, multiply, largest = np.abs, np.rint, np.multiply, np.maximum.reduce
     x_single: tuple[int, ...] = (cols,)
     lx = np.float32(chip_codes.levels(hello.input_bits))
     # codes.input_codes' common case: every scale above this needs no overflow care
@@ -61,20 +61,22 @@ def fast_matmul(
         if device._hello is not hello:  # a re-HELLO: bind to it for the next call
             device._install_fast_matmul((rows, cols))
             return None
-        s_x = absolute(x2).max(axis=1)  # NaN and Inf propagate here: declined below
-        if single:
-            scale_x = float(s_x[0])
-            if not low < scale_x <= high:
+        s_x = largest(absolute(x2), axis=1)  # NaN and Inf propagate here: declined below
+        if single:  # float32 scalars: the same float32 steps as the arrays below
+            s_single = s_x[0]
+            if not low < float(s_single) <= high:
                 return None
-        elif not (low < float(s_x.min()) and float(s_x.max()) <= high):
+            codes = rint(x2 * (lx / s_single)).astype(i32)
+        elif low < float(s_x.min()) and float(s_x.max()) <= high:
+            codes = rint(x2 * (lx / s_x)[:, None]).astype(i32)  # codes.input_codes' steps
+        else:
             return None
-        codes = rint(x2 * (lx / s_x)[:, None]).astype(i32)  # codes.input_codes' float32 steps
         call_index = device._call_index
         y_codes = run(plan, codes, call_index, 0, rows)
         # ((q_y (FS / L_y)) s_x) s_w in float32, step by step (§6), as FpgaDevice._matmul
         y = empty((codes.shape[0], rows), f32)
         multiply(y_codes, from_code, out=y, dtype=f32, casting="unsafe")
-        y *= s_x[:, None]
+        y *= s_single if single else s_x[:, None]
         y *= np.float32(device._scale)
         device._call_index = call_index + 1
         return y[0] if single else y
