@@ -32,6 +32,9 @@ from lumina_hal.phl1_constants import UNREPORTED_HEATER_RANGE_RAD
 from lumina_hal.uri import DeviceURI
 
 log = logging.getLogger(__name__)
+_RUN = msg.Opcode.RUN
+_RUN_HEAD = msg.RunRequest.HEAD
+_RUN_REPLY_HEAD = msg.RunResponse.HEAD
 
 __all__ = ["SUPPORTED_FIRMWARE_MAJOR", "FpgaDevice", "FpgaSerialDevice", "FpgaTcpDevice"]
 LINK_PARAMS: tuple[Param, ...] = (
@@ -175,12 +178,14 @@ class FpgaDevice(PhotonicDevice):
         )
         self._weight_id = self._upload(codes)
         self._scale, self._lost = scale, ""
+        self._install_fast_matmul(codes.shape)
         return weights_checksum(codes)
 
     def _load_heater_codes(self, codes: np.ndarray, weight_scale: float) -> str:
         """The weight transaction with the caller's codes (docs/protocol.md W_CHUNK)."""
         self._weight_id = self._upload(codes)
         self._scale, self._lost = weight_scale, ""
+        self._install_fast_matmul(codes.shape)
         return weights_checksum(codes)
 
     def _upload(self, codes: np.ndarray) -> int:
@@ -260,38 +265,28 @@ class FpgaDevice(PhotonicDevice):
         self._plan_cache = (h, (rows, cols), plan, from_code)
         return plan, from_code
 
+    def _install_fast_matmul(self, shape: tuple[int, int]) -> None:
+        """Bind PhotonicDevice's fast path for this shape (drivers/fpga/fast_run.py): one
+        inline RUN per call; None when RUNs of this shape are staged or held."""
+        from lumina_hal.drivers.fpga.fast_run import fast_matmul
+
+        h = self._require_hello()
+        rows, cols = int(shape[0]), int(shape[1])
+        plan, from_code = self._plan(h, rows, cols)
+        inline = not (plan.staged_input or plan.held_output)
+        self._fast_matmul = fast_matmul(self, h, rows, cols, plan, from_code) if inline else None
+
     def _run(
         self, plan: RunPlan, part: np.ndarray, call_index: int, first: int, rows: int
     ) -> np.ndarray:
         """One RUN of ``part`` (inline or staged input, inline or held output, §6)."""
         link, h = self._require_link(), self._require_hello()
-        count, cols = part.shape
         reboots = self._reboots
-        flags = plan.flags
         try:
-            if plan.staged_input:
-                data = memoryview(np.ascontiguousarray(part, dtype="<i4").tobytes())
-                chunks = _Chunks(b"", data, h.max_payload - 4)
-
-                def check_x(index: int, reply: bytes) -> None:
-                    want = struct.pack("<II", chunks.offset(index), chunks.length(index))
-                    _expect(reply == want, "X_CHUNK", "an echo of offset and length")
-
-                link.request_window(msg.Opcode.X_CHUNK, chunks, h.window, check=check_x)
-                request = msg.RunRequest(self._weight_id, call_index, first, None, flags, count)
+            if plan.staged_input or plan.held_output:
+                y = self._run_staged(link, h, plan, part, call_index, first, rows)
             else:
-                request = msg.RunRequest(self._weight_id, call_index, first, part, flags)
-            payload = link.request(
-                msg.Opcode.RUN,
-                request.pack(),
-                response_bytes=16 + (0 if plan.held_output else 4 * count * rows),
-                work_s=count * rows * cols * h.run_s_per_mac,
-            )
-            reply = msg.RunResponse.unpack(payload, rows, held=plan.held_output)
-            _expect(reply.weight_id == self._weight_id, "RUN", "the weight_id echo")
-            _expect(reply.codes.shape[0] == count, "RUN", f"count {count}")
-            _expect(reply.clipped <= min(count * rows, 0xFFFF), "RUN", "clipped <= count rows")
-            y = reply.codes if not plan.held_output else self._read_held(count * rows * 4)
+                y = self._run_inline(link, h.run_s_per_mac, part, call_index, first, rows)
         except DeviceError as exc:
             if exc.code == msg.ErrorCode.WEIGHT_ID_MISMATCH:
                 self._raise_if_rebooted(reboots, exc)
@@ -302,10 +297,80 @@ class FpgaDevice(PhotonicDevice):
             raise
         if self._reboots != reboots:  # cannot happen in order (§6); never trust it if it does
             raise LinkError(self._lost)
-        y = y.reshape(count, rows)
         levels = chip_codes.levels(h.output_bits)
-        _expect(-levels <= int(y.min()) and int(y.max()) <= levels, "RUN", "codes within ±L_y")
+        if y.size <= 256:  # a small RUN: Python ints cost less than two numpy reductions
+            values = y.ravel().tolist()
+            low, high = min(values), max(values)
+        else:
+            low, high = int(y.min()), int(y.max())
+        _expect(-levels <= low and high <= levels, "RUN", "codes within ±L_y")
         return y
+
+    def _run_inline(
+        self, link: PhlLink, mac_s: float, part: np.ndarray, call_index: int, first: int, rows: int
+    ) -> np.ndarray:
+        """The RUN request with its codes and the reply with its codes (``mac_s``: HELLO's
+        run_s_per_mac): the common case."""
+        count, cols = part.shape
+        payload = _RUN_HEAD.pack(self._weight_id, call_index, first, count, 0) + (
+            np.ascontiguousarray(part, dtype="<i4").tobytes()
+        )
+        reply = link.request(
+            _RUN,
+            payload,
+            response_bytes=16 + 4 * count * rows,
+            work_s=count * rows * cols * mac_s,
+        )
+        head = _RUN_REPLY_HEAD.size
+        if len(reply) != head + 4 * count * rows:
+            raise msg.MalformedPayload(
+                f"RUN response has {len(reply) - head} bytes for {count}x{rows}"
+                if len(reply) >= head
+                else "RUN response shorter than its 8-byte header"
+            )
+        weight_id, echoed, clipped = _RUN_REPLY_HEAD.unpack_from(reply)
+        _expect(weight_id == self._weight_id, "RUN", "the weight_id echo")
+        _expect(echoed == count, "RUN", f"count {count}")
+        _expect(clipped <= min(count * rows, 0xFFFF), "RUN", "clipped <= count rows")
+        return np.frombuffer(reply, dtype="<i4", offset=head).reshape(count, rows)
+
+    def _run_staged(
+        self,
+        link: PhlLink,
+        h: msg.Hello,
+        plan: RunPlan,
+        part: np.ndarray,
+        call_index: int,
+        first: int,
+        rows: int,
+    ) -> np.ndarray:
+        """A RUN with staged input (X_CHUNKs first) or held output (Y_READs after)."""
+        count, cols = part.shape
+        flags = plan.flags
+        if plan.staged_input:
+            data = memoryview(np.ascontiguousarray(part, dtype="<i4").tobytes())
+            chunks = _Chunks(b"", data, h.max_payload - 4)
+
+            def check_x(index: int, reply: bytes) -> None:
+                want = struct.pack("<II", chunks.offset(index), chunks.length(index))
+                _expect(reply == want, "X_CHUNK", "an echo of offset and length")
+
+            link.request_window(msg.Opcode.X_CHUNK, chunks, h.window, check=check_x)
+            request = msg.RunRequest(self._weight_id, call_index, first, None, flags, count)
+        else:
+            request = msg.RunRequest(self._weight_id, call_index, first, part, flags)
+        payload = link.request(
+            msg.Opcode.RUN,
+            request.pack(),
+            response_bytes=16 + (0 if plan.held_output else 4 * count * rows),
+            work_s=count * rows * cols * h.run_s_per_mac,
+        )
+        reply = msg.RunResponse.unpack(payload, rows, held=plan.held_output)
+        _expect(reply.weight_id == self._weight_id, "RUN", "the weight_id echo")
+        _expect(reply.codes.shape[0] == count, "RUN", f"count {count}")
+        _expect(reply.clipped <= min(count * rows, 0xFFFF), "RUN", "clipped <= count rows")
+        y = reply.codes if not plan.held_output else self._read_held(count * rows * 4)
+        return y.reshape(count, rows)
 
     def _read_held(self, nbytes: int) -> np.ndarray:
         """Y_READ the held output of the last RUN, pipelined (§6)."""

@@ -45,9 +45,12 @@ BASE = struct.Struct(BASE_FORMAT)
 HEADER = struct.Struct(HEADER_FORMAT)
 CRC = struct.Struct(CRC_FORMAT)
 DELIMITER = b"\x00"
+#: zlib.crc32(m + crc32(m) as u32 little-endian) for every m: the CRC-32 residue
+CRC_RESIDUE = 0x2144DF1C
+_cobs_encode, _cobs_decode, _CobsError = cobs.encode, cobs.decode, cobs.DecodeError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Frame:
     """One PHL1 frame. ``payload`` is at most MAX_PAYLOAD bytes."""
 
@@ -58,6 +61,27 @@ class Frame:
     chan: int = 0
     session: int = 0
     version: int = VERSION
+
+    def __init__(
+        self,
+        opcode: int,
+        seq: int,
+        payload: bytes = b"",
+        flags: int = 0,
+        chan: int = 0,
+        session: int = 0,
+        version: int = VERSION,
+    ) -> None:
+        # one dict update instead of a frozen dataclass's seven object.__setattr__ calls
+        self.__dict__.update(
+            opcode=opcode,
+            seq=seq,
+            payload=payload,
+            flags=flags,
+            chan=chan,
+            session=session,
+            version=version,
+        )
 
     @property
     def is_response(self) -> bool:
@@ -92,13 +116,13 @@ def frame_bytes(frame: Frame) -> bytes:
             size + 4,
             frame.session & 0xFFFFFFFF,
         )
-    crc = zlib.crc32(frame.payload, zlib.crc32(head))  # over header and payload, no concat
-    return b"".join((head, frame.payload, CRC.pack(crc)))
+    body = head + frame.payload
+    return body + CRC.pack(zlib.crc32(body))
 
 
 def encode_frame(frame: Frame) -> bytes:
     """Wire bytes of one frame: COBS(frame) + 0x00, ready for a single write."""
-    return cobs.encode(frame_bytes(frame)) + DELIMITER
+    return _cobs_encode(frame_bytes(frame)) + DELIMITER
 
 
 @dataclass(frozen=True)
@@ -123,8 +147,9 @@ def check_frame(raw: bytes) -> Frame | BadCrc | None:
     version, flags, opcode, chan, seq, length = BASE.unpack_from(raw)
     if length != size - LEGACY_OVERHEAD:
         return None
-    (crc,) = CRC.unpack_from(raw, size - CRC.size)
-    if zlib.crc32(memoryview(raw)[: size - CRC.size]) != crc:
+    # CRC-32 over the bytes and their little-endian CRC is a constant exactly when the CRC
+    # is right: one pass, no slice
+    if zlib.crc32(raw) != CRC_RESIDUE:
         return BadCrc(bytes(raw))
     if version == LEGACY_VERSION:
         payload = bytes(raw[BASE.size : size - CRC.size])
@@ -183,6 +208,16 @@ class FrameDecoder:
 
     def scan(self, data: bytes) -> list[Frame | BadCrc]:
         """As ``feed``, plus a BadCrc in stream order for each whole frame with a bad CRC."""
+        end = len(data) - 1
+        if (  # the common case: exactly one whole frame, nothing held before it
+            end > 0
+            and data.find(0) == end
+            and not self._buffer
+            and not self._discarding
+            and end <= self.MAX_ENCODED
+        ):
+            frame = self._decode(data[:end])
+            return [] if frame is None else [frame]
         frames: list[Frame | BadCrc] = []
         start = 0
         find, limit = data.find, self.MAX_ENCODED
@@ -217,8 +252,8 @@ class FrameDecoder:
 
     def _decode(self, piece: bytes) -> Frame | BadCrc | None:
         try:
-            raw = cobs.decode(piece)
-        except cobs.DecodeError:
+            raw = _cobs_decode(piece)
+        except _CobsError:
             self.dropped += 1
             return None
         frame = check_frame(raw)

@@ -221,6 +221,8 @@ class PhlLink:
             for second_pass in (False, True):
                 frame = Frame(opcode, self._next_seq(), payload, session=self.session)
                 reply = self._attempts(frame, response_bytes, work_s, self.timing.retries)
+                if reply is not None and not reply.flags & FLAG_ERR:
+                    return reply.payload  # the common case: an answer without an error
                 if reply is None and second_pass:
                     raise self._fail(
                         f"{_name(opcode)}: no valid response, even after a re-HELLO; "

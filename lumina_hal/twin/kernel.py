@@ -82,6 +82,12 @@ def _ptr(a: np.ndarray) -> object:
 
 
 _EALIGN, _EOVERLAP = int(lib.LK_EALIGN), int(lib.LK_EOVERLAP)
+_INT32 = np.dtype(np.int32)
+
+
+def _c_aligned(flags: Any) -> bool:
+    """C-contiguous and aligned: what the kernel takes as is (cheaper than np.require)."""
+    return bool(flags.c_contiguous and flags.aligned)
 
 
 def decline_codes() -> frozenset[int]:
@@ -313,7 +319,9 @@ class KernelModel:
         conversion each way for a firmware emulator that holds the codes from the wire.
         A code outside ±L_x is an InputError.
         """
-        c = np.require(codes, dtype=np.int32, requirements=("C", "A"))
+        c = codes
+        if type(c) is not np.ndarray or c.dtype is not _INT32 or not _c_aligned(c.flags):
+            c = np.require(codes, dtype=np.int32, requirements=("C", "A"))
         if c.ndim != 2 or c.shape[1] != self.cols or c.shape[0] < 1:
             raise InputError(f"codes must be int32 of shape (batch, {self.cols}), got {c.shape}")
         out = np.empty((c.shape[0], self.rows), dtype=np.int32)
