@@ -66,6 +66,7 @@ class FpgaDevice(PhotonicDevice):
         self._description = description
         self._link: PhlLink | None = None
         self._hello: msg.Hello | None = None
+        self._info_cache: tuple[msg.Hello, DeviceInfo] | None = None
         self._weight_id = 0
         self._scale = 1.0
         self._call_index = 0
@@ -127,8 +128,13 @@ class FpgaDevice(PhotonicDevice):
 
     # ---- contract ----------------------------------------------------------------------
     def _info(self) -> DeviceInfo:
+        """Built once per HELLO (every field comes from it): ``call_index`` and
+        ``seek_call_index`` ask for the capabilities on every call."""
         h = self._require_hello()
-        return DeviceInfo(
+        cached = self._info_cache
+        if cached is not None and cached[0] is h:
+            return cached[1]
+        info = DeviceInfo(
             vendor="Lumina",
             model=h.model,
             serial=h.serial,
@@ -140,6 +146,8 @@ class FpgaDevice(PhotonicDevice):
             output_bits=h.output_bits,
             capabilities=self._capabilities(),
         )
+        self._info_cache = (h, info)
+        return info
 
     def _capabilities(self) -> frozenset[str]:
         return frozenset(
