@@ -4,7 +4,8 @@ For kernel changes (issue 12): an older build (``lumina_hal_old``, made by
 ``python benchmarks/bench_callpath.py --make-old INSTALLED DIR``) and the installed one
 open twins of the same weights and seed; their outputs are checked bit-identical, then
 each cell times old twin, new twin and ``np.matmul(x, W.T, out=)`` (OpenBLAS limited to one
-thread) in interleaved rounds with ``time.process_time`` (CPU time: far less sensitive to
+thread, on its own kernel choice: OPENBLAS_CORETYPE/L2 overrides are dropped) in interleaved
+rounds with ``time.process_time`` (CPU time: far less sensitive to
 other load on a shared machine than wall clock), min of 3 blocks per round, min over the
 rounds. Prints the CPU model, the SIMD path and the load average.
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_twin import _blas_info, _cpu_model, reexec_without_openblas_overrides
 from threadpoolctl import threadpool_limits
 
 from lumina_hal.twin import kernel
@@ -40,14 +42,6 @@ def cpu_us(fn: Callable[[], Any], n: int) -> float:
     return best / n * 1e6
 
 
-def cpu_model() -> str:
-    with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return "unknown"
-
-
 def loadavg() -> str:
     with open("/proc/loadavg", encoding="utf-8") as f:
         return " ".join(f.read().split()[:3])
@@ -63,7 +57,8 @@ def main() -> None:
     from lumina_hal_old.twin.device import MockDevice as Old  # type: ignore[import-not-found]
 
     cells = [tuple(int(v) for v in c.split("x")) for c in args.cells.split(",")]
-    print(f"cpu {cpu_model()}, SIMD path {kernel.isa_name()}, 1 thread, load {loadavg()}")
+    print(f"cpu {_cpu_model()}, SIMD path {kernel.isa_name()}, 1 thread, load {loadavg()}")
+    print(f"blas {_blas_info()[0]}")
     head = ("cell", "noise", "old µs", "new µs", "bare µs", "old/bare", "new/bare", "new/old")
     print("{:>11} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7}".format(*head))
     with threadpool_limits(1):
@@ -105,4 +100,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    reexec_without_openblas_overrides()
     main()

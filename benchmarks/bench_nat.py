@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from bench_twin import _cpu_model
+from bench_twin import _cpu_model, reexec_without_openblas_overrides
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
@@ -187,4 +187,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    reexec_without_openblas_overrides()
     main()

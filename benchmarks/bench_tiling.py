@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from bench_twin import _cpu_model, simd_path
+from bench_twin import _cpu_model, reexec_without_openblas_overrides, simd_path
 
 import lumina_hal
 from lumina_hal.metrics import snr_db
@@ -129,4 +129,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    reexec_without_openblas_overrides()
     main()
