@@ -15,7 +15,6 @@ import platform
 import sys
 import threading
 import time
-import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -25,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lumina_hal._version import __version__
+from lumina_hal.crc import crc32
 from lumina_hal.errors import (
     ConfigurationError,
     DeviceClosedError,
@@ -123,7 +123,7 @@ def weights_checksum(codes: np.ndarray) -> str:
     """
     data = np.ascontiguousarray(codes, dtype="<i4")
     rows, cols = data.shape
-    return f"{rows}x{cols}-{zlib.crc32(data.data) & 0xFFFFFFFF:08x}"
+    return f"{rows}x{cols}-{crc32(data.data):08x}"  # zlib's CRC-32, in threads if large
 
 
 class PhotonicDevice(ABC):

@@ -162,3 +162,30 @@ def test_large_blocks_take_the_table_and_vector_paths_with_the_same_bits(isa, pr
         _check_programming(260, 301, 7, preset, 70.0, None, None, 2, 11)
     finally:
         select_isa(best)
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx512"])
+def test_codes_and_programmed_weights_do_not_depend_on_the_thread_count(isa):
+    """Threads 1, 2 and 7 give the same codes (float64 and float32 entries) and W_eff."""
+    rng = np.random.default_rng(5)
+    w = rng.uniform(-1, 1, size=(133, 517))
+    w[3, :40] = 0.0
+    p = physics.PRESETS["typical"]
+    best = isa_name()
+    try:
+        select_isa(isa)
+        runs = []
+        for threads in (1, 2, 7):
+            codes, scale = heater_codes(w, p.weight_bits, (0.01, 0.02), threads)
+            codes32, scale32 = heater_codes(w.astype(np.float32), p.weight_bits, (0.01, 0.02),
+                                            threads)  # fmt: skip
+            model = KernelModel.for_codes(codes, scale, p, "S-7", (140, 520), threads=threads)
+            runs.append((codes, scale, codes32, scale32, model._packed.copy()))
+    finally:
+        select_isa(best)
+    ref_codes, ref_scale = heater_codes_numpy(w, p.weight_bits, (0.01, 0.02))
+    for codes, scale, codes32, _, packed in runs:
+        np.testing.assert_array_equal(codes, ref_codes)
+        assert scale == ref_scale
+        np.testing.assert_array_equal(packed, runs[0][4])
+        np.testing.assert_array_equal(codes32, runs[0][2])
