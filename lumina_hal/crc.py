@@ -72,10 +72,28 @@ def default_pieces() -> int:
 
 def crc32(data: bytes | bytearray | memoryview, pieces: int | None = None) -> int:
     """``zlib.crc32(data) & 0xFFFFFFFF``, computed in ``pieces`` threads for large buffers
-    (default: :func:`default_pieces`); the value does not depend on ``pieces``."""
+    (default: :func:`default_pieces`); the value does not depend on ``pieces``.
+
+    Large buffers go to the compiled kernel's lk_crc32 (carry-less multiplication where the
+    CPU has it, its thread pool) when it is built, else to ``zlib.crc32`` in threads."""
     view = memoryview(data).cast("B")
     size = len(view)
     count = default_pieces() if pieces is None else max(1, int(pieces))
+    if size >= PARALLEL_MIN_BYTES:
+        try:
+            from lumina_hal._lumina_kernel import ffi, lib
+        except ImportError:  # a source tree without the compiled kernel
+            pass
+        else:
+            out = ffi.new("uint32_t *")
+            if lib.lk_crc32(ffi.from_buffer("uint8_t[]", view), size, count, out) == lib.LK_OK:
+                return int(out[0])
+    return zlib_crc32(view, count)
+
+
+def zlib_crc32(view: memoryview, count: int) -> int:
+    """``zlib.crc32`` of a byte view in ``count`` threads (large views), combined."""
+    size = len(view)
     count = min(count, max(1, size // (PARALLEL_MIN_BYTES // 2)))
     if count == 1:
         return zlib.crc32(view) & 0xFFFFFFFF

@@ -451,6 +451,296 @@ int lk_heater_codes_f32(const float *w, int64_t rows, int64_t cols, int32_t weig
                         threads);
 }
 
+/* lk_weight_range: min and max per 16-row unit, in one pass over the matrix. */
+typedef struct range_ctx {
+    const double *w;
+    const float *w32;
+    int64_t cols;
+    double *lo, *hi; /* per unit; NaN if the unit holds a NaN */
+    int vec512;
+} range_ctx;
+
+#if LK_X86
+/* min and max of w32[begin .. end) into *lo, *hi; returns 1 if a NaN was seen. */
+LK_T512 static int range_f32_512(const float *w, int64_t begin, int64_t end, double *lo,
+                                 double *hi) {
+    __m512 vlo = _mm512_set1_ps(INFINITY), vhi = _mm512_set1_ps(-INFINITY);
+    __mmask16 nan = 0;
+    int64_t k = begin;
+    for (; k + 16 <= end; k += 16) {
+        const __m512 a = _mm512_loadu_ps(w + k);
+        nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+        vlo = _mm512_min_ps(a, vlo);
+        vhi = _mm512_max_ps(a, vhi);
+    }
+    float l = _mm512_reduce_min_ps(vlo), h = _mm512_reduce_max_ps(vhi);
+    int tail_nan = 0;
+    for (; k < end; k++) {
+        tail_nan |= w[k] != w[k];
+        l = w[k] < l ? w[k] : l;
+        h = w[k] > h ? w[k] : h;
+    }
+    *lo = l;
+    *hi = h;
+    return nan != 0 || tail_nan;
+}
+
+LK_T512 static int range_f64_512(const double *w, int64_t begin, int64_t end, double *lo,
+                                 double *hi) {
+    __m512d vlo = _mm512_set1_pd(INFINITY), vhi = _mm512_set1_pd(-INFINITY);
+    __mmask8 nan = 0;
+    int64_t k = begin;
+    for (; k + 8 <= end; k += 8) {
+        const __m512d a = _mm512_loadu_pd(w + k);
+        nan |= _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q);
+        vlo = _mm512_min_pd(a, vlo);
+        vhi = _mm512_max_pd(a, vhi);
+    }
+    double l = _mm512_reduce_min_pd(vlo), h = _mm512_reduce_max_pd(vhi);
+    int tail_nan = 0;
+    for (; k < end; k++) {
+        tail_nan |= w[k] != w[k];
+        l = w[k] < l ? w[k] : l;
+        h = w[k] > h ? w[k] : h;
+    }
+    *lo = l;
+    *hi = h;
+    return nan != 0 || tail_nan;
+}
+#endif
+
+static void range_rows(const void *arg, int64_t first, int64_t last, double *scratch) {
+    (void)scratch;
+    const range_ctx *c = (const range_ctx *)arg;
+    const int64_t begin = first * c->cols, end = last * c->cols, u = first / 16;
+    int nan = 0;
+#if LK_X86
+    if (c->vec512) {
+        nan = c->w32 != NULL ? range_f32_512(c->w32, begin, end, &c->lo[u], &c->hi[u])
+                             : range_f64_512(c->w, begin, end, &c->lo[u], &c->hi[u]);
+    } else
+#endif
+    if (c->w32 != NULL) {
+        float lo = INFINITY, hi = -INFINITY;
+        for (int64_t k = begin; k < end; k++) {
+            const float a = c->w32[k];
+            nan |= a != a;
+            lo = a < lo ? a : lo;
+            hi = a > hi ? a : hi;
+        }
+        c->lo[u] = lo;
+        c->hi[u] = hi;
+    } else {
+        double lo = INFINITY, hi = -INFINITY;
+        for (int64_t k = begin; k < end; k++) {
+            const double a = c->w[k];
+            nan |= a != a;
+            lo = a < lo ? a : lo;
+            hi = a > hi ? a : hi;
+        }
+        c->lo[u] = lo;
+        c->hi[u] = hi;
+    }
+    if (nan) c->lo[u] = c->hi[u] = NAN;
+}
+
+int lk_weight_range(const double *w, const float *w32, int64_t rows, int64_t cols,
+                    int32_t threads, double *lo, double *hi) {
+    if ((w == NULL) == (w32 == NULL) || rows <= 0 || cols <= 0 || threads < 1 || lo == NULL ||
+        hi == NULL)
+        return LK_EINVAL;
+    const int64_t units = (rows + 15) / 16;
+    double *bounds = (double *)malloc((size_t)(2 * units) * sizeof(double));
+    if (bounds == NULL) return LK_ENOMEM;
+    range_ctx ctx = {w, w32, cols, bounds, bounds + units, lk_isa() >= LK_ISA_AVX512};
+    const int rc = run_rows(range_rows, &ctx, rows, 16, rows * cols, threads, 0);
+    double low = INFINITY, high = -INFINITY;
+    int nan = 0;
+    for (int64_t u = 0; u < units && rc == LK_OK; u++) {
+        nan |= ctx.lo[u] != ctx.lo[u];
+        low = ctx.lo[u] < low ? ctx.lo[u] : low;
+        high = ctx.hi[u] > high ? ctx.hi[u] : high;
+    }
+    free(bounds);
+    if (rc != LK_OK) return rc;
+    *lo = nan ? NAN : low;
+    *hi = nan ? NAN : high;
+    return LK_OK;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The weights id: zlib's CRC-32 of the codes, in threads                                */
+/* ------------------------------------------------------------------------------------ */
+
+/* CRC-32 as zlib's crc32 (ISO-HDLC: reflected polynomial 0xEDB88320, register preset and
+ * final value inverted). The register form `reg` below is the inverted CRC. Pieces are
+ * joined with zlib's crc32_combine arithmetic (multiplication modulo the polynomial in
+ * GF(2)), so the value does not depend on how the data is split or on the thread count. */
+#define LK_CRC_POLY UINT32_C(0xEDB88320)
+#define LK_CRC_UNIT (INT64_C(1) << 20) /* bytes per work unit */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static void crc_table_build(void) {
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ LK_CRC_POLY : c >> 1;
+        crc_table[n] = c;
+    }
+}
+
+static uint32_t crc_bytes(uint32_t reg, const uint8_t *p, int64_t n) {
+    for (int64_t k = 0; k < n; k++) reg = crc_table[(reg ^ p[k]) & 0xFF] ^ (reg >> 8);
+    return reg;
+}
+
+#if LK_X86
+#define LK_TCLMUL __attribute__((target("pclmul,sse4.1")))
+/* Folding by carry-less multiplication (Intel's "Fast CRC Computation for Generic Polynomials
+ * Using PCLMULQDQ", the bit-reflected constants of zlib/Chromium's crc32_simd.c): n >= 64
+ * and a multiple of 16; register form in and out. */
+LK_TCLMUL static uint32_t crc_clmul(uint32_t reg, const uint8_t *buf, int64_t n) {
+    const __m128i k1k2 = _mm_set_epi64x(INT64_C(0x01c6e41596), INT64_C(0x0154442bd4));
+    const __m128i k3k4 = _mm_set_epi64x(INT64_C(0x00ccaa009e), INT64_C(0x01751997d0));
+    const __m128i k5k0 = _mm_set_epi64x(0, INT64_C(0x0163cd6124));
+    const __m128i poly = _mm_set_epi64x(INT64_C(0x01f7011641), INT64_C(0x01db710641));
+    __m128i x1 = _mm_loadu_si128((const __m128i *)(buf + 0x00));
+    __m128i x2 = _mm_loadu_si128((const __m128i *)(buf + 0x10));
+    __m128i x3 = _mm_loadu_si128((const __m128i *)(buf + 0x20));
+    __m128i x4 = _mm_loadu_si128((const __m128i *)(buf + 0x30));
+    x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)reg));
+    buf += 64;
+    n -= 64;
+    while (n >= 64) { /* four blocks of 16 folded in parallel */
+        const __m128i x5 = _mm_clmulepi64_si128(x1, k1k2, 0x00);
+        const __m128i x6 = _mm_clmulepi64_si128(x2, k1k2, 0x00);
+        const __m128i x7 = _mm_clmulepi64_si128(x3, k1k2, 0x00);
+        const __m128i x8 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
+        x1 = _mm_clmulepi64_si128(x1, k1k2, 0x11);
+        x2 = _mm_clmulepi64_si128(x2, k1k2, 0x11);
+        x3 = _mm_clmulepi64_si128(x3, k1k2, 0x11);
+        x4 = _mm_clmulepi64_si128(x4, k1k2, 0x11);
+        x1 = _mm_xor_si128(_mm_xor_si128(x1, x5), _mm_loadu_si128((const __m128i *)(buf + 0x00)));
+        x2 = _mm_xor_si128(_mm_xor_si128(x2, x6), _mm_loadu_si128((const __m128i *)(buf + 0x10)));
+        x3 = _mm_xor_si128(_mm_xor_si128(x3, x7), _mm_loadu_si128((const __m128i *)(buf + 0x20)));
+        x4 = _mm_xor_si128(_mm_xor_si128(x4, x8), _mm_loadu_si128((const __m128i *)(buf + 0x30)));
+        buf += 64;
+        n -= 64;
+    }
+    __m128i x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00); /* fold the four into one */
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x2), x5);
+    x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x3), x5);
+    x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x4), x5);
+    while (n >= 16) {
+        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11),
+                                         _mm_loadu_si128((const __m128i *)buf)),
+                           x5);
+        buf += 16;
+        n -= 16;
+    }
+    /* 128 -> 64 bits */
+    x2 = _mm_clmulepi64_si128(x1, k3k4, 0x10);
+    const __m128i mask = _mm_setr_epi32(~0, 0, ~0, 0);
+    x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
+    x2 = _mm_srli_si128(x1, 4);
+    x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, mask), k5k0, 0x00), x2);
+    /* Barrett reduction to 32 bits */
+    x2 = _mm_clmulepi64_si128(_mm_and_si128(x1, mask), poly, 0x10);
+    x2 = _mm_clmulepi64_si128(_mm_and_si128(x2, mask), poly, 0x00);
+    x1 = _mm_xor_si128(x1, x2);
+    return (uint32_t)_mm_extract_epi32(x1, 1);
+}
+#endif
+
+/* zlib's crc32(0, p, n). */
+static uint32_t crc_piece(const uint8_t *p, int64_t n, int clmul) {
+    uint32_t reg = UINT32_C(0xFFFFFFFF);
+#if LK_X86
+    if (clmul && n >= 64) {
+        const int64_t chunk = n & ~INT64_C(15);
+        reg = crc_clmul(reg, p, chunk);
+        p += chunk;
+        n -= chunk;
+    }
+#else
+    (void)clmul;
+#endif
+    return ~crc_bytes(reg, p, n);
+}
+
+/* a(x) b(x) modulo the polynomial (bit 31 is x^0); a != 0. */
+static uint32_t crc_mult_mod_p(uint32_t a, uint32_t b) {
+    uint32_t m = UINT32_C(1) << 31, p = 0;
+    for (;;) {
+        if (a & m) {
+            p ^= b;
+            if ((a & (m - 1)) == 0) return p;
+        }
+        m >>= 1;
+        b = b & 1 ? (b >> 1) ^ LK_CRC_POLY : b >> 1;
+    }
+}
+
+/* crc32_combine: the CRC of A B from crc1 = CRC(A), crc2 = CRC(B) and len2 = |B|. */
+static uint32_t crc_combine(uint32_t crc1, uint32_t crc2, uint64_t len2) {
+    uint32_t x2n = UINT32_C(1) << 30; /* x^(2^0) */
+    uint32_t p = UINT32_C(1) << 31;   /* x^0 */
+    for (int k = 0; k < 3; k++) x2n = crc_mult_mod_p(x2n, x2n); /* x^(2^3): bytes to bits */
+    for (uint64_t n = len2; n; n >>= 1) {
+        if (n & 1) p = crc_mult_mod_p(x2n, p);
+        x2n = crc_mult_mod_p(x2n, x2n);
+    }
+    return crc_mult_mod_p(p, crc1) ^ crc2;
+}
+
+typedef struct crc_ctx {
+    const uint8_t *data;
+    int64_t len;
+    uint32_t *crcs; /* per unit */
+    int clmul;
+} crc_ctx;
+
+static void crc_units(const void *arg, int64_t first, int64_t last, double *scratch) {
+    (void)scratch;
+    const crc_ctx *c = (const crc_ctx *)arg;
+    for (int64_t u = first; u < last; u++) {
+        const int64_t begin = u * LK_CRC_UNIT;
+        const int64_t end = begin + LK_CRC_UNIT < c->len ? begin + LK_CRC_UNIT : c->len;
+        c->crcs[u] = crc_piece(c->data + begin, end - begin, c->clmul);
+    }
+}
+
+int lk_crc32(const uint8_t *data, int64_t len, int32_t threads, uint32_t *crc) {
+    if ((data == NULL && len > 0) || len < 0 || threads < 1 || crc == NULL) return LK_EINVAL;
+    pthread_once(&crc_once, crc_table_build);
+    int clmul = 0;
+#if LK_X86
+    clmul = lk_isa() >= LK_ISA_AVX2 && __builtin_cpu_supports("pclmul") &&
+            __builtin_cpu_supports("sse4.1");
+#endif
+    if (len <= LK_CRC_UNIT) {
+        *crc = crc_piece(data, len, clmul);
+        return LK_OK;
+    }
+    const int64_t units = (len + LK_CRC_UNIT - 1) / LK_CRC_UNIT;
+    uint32_t *crcs = (uint32_t *)malloc((size_t)units * sizeof(uint32_t));
+    if (crcs == NULL) return LK_ENOMEM;
+    crc_ctx ctx = {data, len, crcs, clmul};
+    /* lk_workers_for counts cells of 4 bytes */
+    const int rc = run_rows(crc_units, &ctx, units, 1, len / 4, threads, 0);
+    uint32_t out = crcs[0];
+    for (int64_t u = 1; u < units && rc == LK_OK; u++) {
+        const int64_t end = (u + 1) * LK_CRC_UNIT < len ? (u + 1) * LK_CRC_UNIT : len;
+        out = crc_combine(out, crcs[u], (uint64_t)(end - u * LK_CRC_UNIT));
+    }
+    free(crcs);
+    if (rc == LK_OK) *crc = out;
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Chip side: codes -> packed W_eff                                                      */
 /* ------------------------------------------------------------------------------------ */
@@ -715,6 +1005,30 @@ LK_T512 static void half_phase_512(const double *up, const double *mid, const do
 }
 #endif
 
+#if LK_X86
+/* Step 8 for the first multiple of 8 cells of a row (the scalar loop's operations, 8 at a
+ * time): panel[j 16] = (float)(+-(r_env C_j) half[j]); returns the cells done. */
+LK_T512 static int64_t weff_row_512(const int32_t *code, const double *col_env, double r_env,
+                                    const double *half, int64_t cols, int32_t sign_bit,
+                                    float *panel) {
+    const __m512d rv = _mm512_set1_pd(r_env);
+    const __m512i sign = _mm512_set1_epi64((long long)UINT64_C(0x8000000000000000));
+    const __m512i bit = _mm512_set1_epi32(sign_bit);
+    float lanes[8];
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+        const __m512i q = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(code + j)));
+        const __mmask8 neg = (__mmask8)_mm512_mask_test_epi32_mask(0xFF, q, bit);
+        const __m512i env = _mm512_castpd_si512(_mm512_mul_pd(rv, _mm512_loadu_pd(col_env + j)));
+        const __m512d signed_env = _mm512_castsi512_pd(_mm512_mask_xor_epi64(env, neg, env, sign));
+        _mm256_storeu_ps(lanes,
+                         _mm512_cvtpd_ps(_mm512_mul_pd(signed_env, _mm512_loadu_pd(half + j))));
+        for (int l = 0; l < 8; l++) panel[(j + l) * LK_PANEL] = lanes[l];
+    }
+    return j;
+}
+#endif
+
 /* Rows per work unit of lk_program (whole panels): each unit also computes phi_f of the row
  * above and below it (the crosstalk stencil), 2 extra rows per unit. */
 #define LK_PROGRAM_ROWS (4 * LK_PANEL)
@@ -772,7 +1086,11 @@ static void program_rows(const void *arg, int64_t first, int64_t last, double *s
         const int32_t *code = c->codes + i * cols;
         float *panel = c->packed + (i / LK_PANEL) * cols * LK_PANEL + (i % LK_PANEL);
         const double r_env = p->row_envelope[i];
-        for (int64_t j = 0; j < cols; j++) {
+        int64_t j = 0;
+#if LK_X86
+        if (c->vec512) j = weff_row_512(code, p->col_envelope, r_env, half, cols, sign_bit, panel);
+#endif
+        for (; j < cols; j++) {
             const double envelope = r_env * p->col_envelope[j];
             const double signed_env = (code[j] & sign_bit) ? -envelope : envelope;
             panel[j * LK_PANEL] = (float)(signed_env * half[j]); /* 8. W_eff */

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lumina_hal.crc import PARALLEL_MIN_BYTES, crc32, crc32_combine
+from lumina_hal._lumina_kernel import ffi, lib
+from lumina_hal.crc import PARALLEL_MIN_BYTES, crc32, crc32_combine, zlib_crc32
 from lumina_hal.device import weights_checksum
+from lumina_hal.twin.kernel import isa_name, select_isa
 
 
 @settings(max_examples=200, deadline=None)
@@ -26,7 +28,41 @@ def test_combine_of_two_pieces_is_the_crc_of_the_whole(data, cut, seed):
 @given(length=st.integers(0, 3 * PARALLEL_MIN_BYTES), pieces=st.integers(1, 7))
 def test_threaded_crc_equals_zlib_for_any_length_and_piece_count(length, pieces):
     data = np.random.default_rng(length).integers(0, 256, size=length, dtype=np.uint8)
-    assert crc32(data.data, pieces) == zlib.crc32(data.data) & 0xFFFFFFFF
+    expected = zlib.crc32(data.data) & 0xFFFFFFFF
+    assert crc32(data.data, pieces) == expected
+    assert zlib_crc32(memoryview(data.data), pieces) == expected  # without the kernel
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    length=st.one_of(st.integers(0, 300), st.integers(0, 3 * 2**20 + 100)),
+    offset=st.integers(0, 15),
+    threads=st.sampled_from([1, 2, 7]),
+    isa=st.sampled_from(["scalar", "avx2"]),
+)
+def test_kernel_crc_equals_zlib_on_both_paths(length, offset, threads, isa):
+    """lk_crc32 (carry-less folding on x86, table bytes on the scalar path, 1 MiB units
+    combined) against zlib.crc32, at any length and alignment and thread count."""
+    data = np.random.default_rng(length).integers(0, 256, size=length + offset, dtype=np.uint8)
+    view = memoryview(data.data)[offset:]
+    out = ffi.new("uint32_t *")
+    best = isa_name()
+    try:
+        select_isa(isa)
+        rc = lib.lk_crc32(ffi.from_buffer("uint8_t[]", view), length, threads, out)
+    finally:
+        select_isa(best)
+    assert rc == lib.LK_OK
+    assert out[0] == zlib.crc32(view) & 0xFFFFFFFF
+
+
+def test_kernel_crc_refuses_bad_arguments():
+    out = ffi.new("uint32_t *")
+    data = ffi.from_buffer("uint8_t[]", b"abc")
+    assert lib.lk_crc32(data, -1, 1, out) == lib.LK_EINVAL
+    assert lib.lk_crc32(data, 3, 0, out) == lib.LK_EINVAL
+    assert lib.lk_crc32(ffi.NULL, 3, 1, out) == lib.LK_EINVAL
+    assert lib.lk_crc32(ffi.NULL, 0, 1, out) == lib.LK_OK and out[0] == 0
 
 
 def test_combine_with_long_second_pieces_uses_every_power_of_two():
