@@ -461,37 +461,16 @@ typedef struct range_ctx {
 } range_ctx;
 
 #if LK_X86
-/* min and max of w32[begin .. end) into *lo, *hi; returns 1 if a NaN was seen. */
-LK_T512 static int range_f32_512(const float *w, int64_t begin, int64_t end, double *lo,
-                                 double *hi) {
-    __m512 vlo = _mm512_set1_ps(INFINITY), vhi = _mm512_set1_ps(-INFINITY);
-    __mmask16 nan = 0;
-    int64_t k = begin;
-    for (; k + 16 <= end; k += 16) {
-        const __m512 a = _mm512_loadu_ps(w + k);
-        nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
-        vlo = _mm512_min_ps(a, vlo);
-        vhi = _mm512_max_ps(a, vhi);
-    }
-    float l = _mm512_reduce_min_ps(vlo), h = _mm512_reduce_max_ps(vhi);
-    int tail_nan = 0;
-    for (; k < end; k++) {
-        tail_nan |= w[k] != w[k];
-        l = w[k] < l ? w[k] : l;
-        h = w[k] > h ? w[k] : h;
-    }
-    *lo = l;
-    *hi = h;
-    return nan != 0 || tail_nan;
-}
-
-LK_T512 static int range_f64_512(const double *w, int64_t begin, int64_t end, double *lo,
-                                 double *hi) {
+/* min and max of entries [begin, end) of w (or of w32, widened exactly) into *lo, *hi;
+ * returns 1 if a NaN was seen. */
+LK_T512 static int range_512(const double *w, const float *w32, int64_t begin, int64_t end,
+                             double *lo, double *hi) {
     __m512d vlo = _mm512_set1_pd(INFINITY), vhi = _mm512_set1_pd(-INFINITY);
     __mmask8 nan = 0;
     int64_t k = begin;
     for (; k + 8 <= end; k += 8) {
-        const __m512d a = _mm512_loadu_pd(w + k);
+        const __m512d a = w32 != NULL ? _mm512_cvtps_pd(_mm256_loadu_ps(w32 + k))
+                                      : _mm512_loadu_pd(w + k);
         nan |= _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q);
         vlo = _mm512_min_pd(a, vlo);
         vhi = _mm512_max_pd(a, vhi);
@@ -499,9 +478,10 @@ LK_T512 static int range_f64_512(const double *w, int64_t begin, int64_t end, do
     double l = _mm512_reduce_min_pd(vlo), h = _mm512_reduce_max_pd(vhi);
     int tail_nan = 0;
     for (; k < end; k++) {
-        tail_nan |= w[k] != w[k];
-        l = w[k] < l ? w[k] : l;
-        h = w[k] > h ? w[k] : h;
+        const double a = w32 != NULL ? (double)w32[k] : w[k];
+        tail_nan |= a != a;
+        l = a < l ? a : l;
+        h = a > h ? a : h;
     }
     *lo = l;
     *hi = h;
@@ -516,8 +496,7 @@ static void range_rows(const void *arg, int64_t first, int64_t last, double *scr
     int nan = 0;
 #if LK_X86
     if (c->vec512) {
-        nan = c->w32 != NULL ? range_f32_512(c->w32, begin, end, &c->lo[u], &c->hi[u])
-                             : range_f64_512(c->w, begin, end, &c->lo[u], &c->hi[u]);
+        nan = range_512(c->w, c->w32, begin, end, &c->lo[u], &c->hi[u]);
     } else
 #endif
     if (c->w32 != NULL) {
