@@ -6,7 +6,7 @@ Measures, side by side in one run and per array size:
   the matrix (``np.copyto``), the memory-speed baseline;
 - the memory of a load: tracemalloc's peak during the first ``load_weights`` of a fresh twin
   and what stays allocated after it, both as multiples of the float32 matrix (numpy arrays are
-  tracked; the kernel's per-thread scratch of 18 rows is not), plus the process RSS growth.
+  tracked; the kernel's per-thread scratch of a few rows is not), plus the process RSS growth.
 
 Goals (issue 12): <= 10 ns/cell at 4096^2, load peak <= 3x, resident <= 2.5x. Each line says
 met or missed. Prints the CPU model and ISA (detected) and the thread count used everywhere.

@@ -15,7 +15,6 @@ import platform
 import sys
 import threading
 import time
-import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -25,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lumina_hal._version import __version__
+from lumina_hal.crc import crc32, default_pieces
 from lumina_hal.errors import (
     ConfigurationError,
     DeviceClosedError,
@@ -123,7 +123,7 @@ def weights_checksum(codes: np.ndarray) -> str:
     """
     data = np.ascontiguousarray(codes, dtype="<i4")
     rows, cols = data.shape
-    return f"{rows}x{cols}-{zlib.crc32(data.data) & 0xFFFFFFFF:08x}"
+    return f"{rows}x{cols}-{crc32(data.data):08x}"  # zlib's CRC-32, in threads if large
 
 
 class PhotonicDevice(ABC):
@@ -526,7 +526,7 @@ def _as_weight_matrix(weights: Any, keep_float32: bool = False) -> np.ndarray:
     if w.shape[0] == 0 or w.shape[1] == 0:
         raise InputError(f"weights must not be empty, got shape {w.shape}")
     _check_real_numeric(w, "weights", check_finite=False)
-    high, low = float(w.max()), float(w.min())  # NaN propagates; ±Inf shows at an end
+    low, high = _weight_range(w)  # NaN propagates; ±Inf shows at an end
     if not (math.isfinite(high) and math.isfinite(low)):
         _check_real_numeric(w, "weights")  # raises, counting the bad values
     scale = max(high, -low)  # max |w| without a temporary |w| array
@@ -538,6 +538,33 @@ def _as_weight_matrix(weights: Any, keep_float32: bool = False) -> np.ndarray:
             f"reads out in ({_F32_TINY:g} to {_F32_MAX:g}, or all zero)"
         )
     return w64
+
+
+#: Below this many entries numpy's min and max check a weight matrix (no thread start-up).
+_RANGE_IN_C_MIN_SIZE = 1 << 16
+
+
+def _weight_range(w: np.ndarray) -> tuple[float, float]:
+    """(min, max) of a weight matrix (both NaN if it holds a NaN): one threaded pass of the
+    compiled kernel (lk_weight_range) for large C-contiguous float32/float64 matrices, else
+    numpy's ``min`` and ``max``; the same values either way."""
+    if w.size >= _RANGE_IN_C_MIN_SIZE and w.flags.c_contiguous and w.flags.aligned:
+        single = w.dtype == np.float32
+        if single or w.dtype == np.float64:
+            try:
+                from lumina_hal._lumina_kernel import ffi, lib
+            except ImportError:  # a source tree without the compiled kernel
+                pass
+            else:
+                lo, hi = ffi.new("double *"), ffi.new("double *")
+                matrix = ffi.from_buffer("float[]" if single else "double[]", w)
+                rc = lib.lk_weight_range(
+                    ffi.NULL if single else matrix, matrix if single else ffi.NULL,
+                    w.shape[0], w.shape[1], default_pieces(), lo, hi,
+                )  # fmt: skip
+                if rc == lib.LK_OK:
+                    return float(lo[0]), float(hi[0])
+    return float(w.min()), float(w.max())
 
 
 def _as_input_batch(x: Any, cols: int, check_finite: bool = True) -> tuple[np.ndarray, bool]:

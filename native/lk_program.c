@@ -10,8 +10,10 @@
  * counter-based hash and the kernel's float ziggurat (docs/physics.md section 2 step 5), so
  * no array of draws is ever stored: a temperature change re-derives them from the codes.
  *
- * Work is split over the kernel's thread pool by panels of 16 rows; each cell is computed by
- * one thread from its own inputs, so the bits do not depend on the thread count.
+ * Work is split over the kernel's thread pool by blocks of whole 16-row panels (16 rows for the
+ * host codes, 64 for lk_program, whose blocks each recompute the 2 rows of their crosstalk
+ * halo); each cell is computed by one thread from its own inputs, so the bits do not depend
+ * on the thread count.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -228,13 +230,6 @@ LK_T512 static double peak_abs_f32_512(const float *w, int64_t begin, int64_t en
     return nan ? NAN : out;
 }
 
-/* dst[j] = (double)src[j], 8 at a time (exact). */
-LK_T512 static void widen_row_512(const float *src, double *dst, int64_t n) {
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8) _mm512_storeu_pd(dst + j, _mm512_cvtps_pd(_mm256_loadu_ps(src + j)));
-    for (; j < n; j++) dst[j] = (double)src[j];
-}
-
 LK_T512 static double peak_abs_512(const double *w, int64_t begin, int64_t end) {
     __m512d peak = _mm512_setzero_pd();
     __mmask8 nan = 0;
@@ -251,6 +246,17 @@ LK_T512 static double peak_abs_512(const double *w, int64_t begin, int64_t end) 
     return nan ? NAN : out;
 }
 #endif
+
+/* Steps 1-4 and the sign bit of cell j of row i (row envelope r) whose weight is w: the
+ * arithmetic of codes_rows' loops for one cell. */
+static int32_t code_of(const codes_ctx *c, double w, double r, int64_t j) {
+    const double dac_max = (double)((INT32_C(1) << c->bits) - 1);
+    const double wn = w / c->scale;
+    const double v = fabs(wn) / (r * c->col_env[j]);
+    const double t = acos_poly(v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v));
+    const double q = rint(sqrt((2.0 * t) / LK_PI) * dac_max);
+    return (int32_t)q | (wn < 0.0 ? INT32_C(1) << c->bits : 0);
+}
 
 static void peak_rows(const void *arg, int64_t first, int64_t last, double *scratch) {
     (void)scratch;
@@ -286,24 +292,6 @@ static LK_ALWAYS_INLINE void transmission_row(const codes_ctx *c, const double *
 }
 
 #if LK_X86
-LK_T512 static void transmission_row_512(const codes_ctx *c, const double *wr, double r,
-                                         double *t) {
-    const __m512d scale = _mm512_set1_pd(c->scale), rv = _mm512_set1_pd(r);
-    const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
-    int64_t j = 0;
-    for (; j + 8 <= c->cols; j += 8) {
-        const __m512d wn = _mm512_div_pd(_mm512_loadu_pd(wr + j), scale);
-        const __m512d v =
-            _mm512_div_pd(_mm512_abs_pd(wn), _mm512_mul_pd(rv, _mm512_loadu_pd(c->col_env + j)));
-        _mm512_storeu_pd(t + j, _mm512_min_pd(_mm512_max_pd(v, zero), one)); /* finite v */
-    }
-    for (; j < c->cols; j++) {
-        const double wn = wr[j] / c->scale;
-        const double v = fabs(wn) / (r * c->col_env[j]);
-        t[j] = v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v);
-    }
-}
-
 LK_T512 static LK_ALWAYS_INLINE __m512d acos_ratio_512(__m512d z) {
     const double *p = lk_acos_p, *q = lk_acos_q;
     __m512d num = _mm512_mul_pd(z, _mm512_set1_pd(p[5]));
@@ -315,50 +303,86 @@ LK_T512 static LK_ALWAYS_INLINE __m512d acos_ratio_512(__m512d z) {
     return _mm512_div_pd(num, den);
 }
 
-/* acos_poly on 8 lanes in place: both branches, then the lane's own (same bits). */
-LK_T512 static void acos_row_512(double *t, int64_t cols) {
-    const __m512d half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1.0);
-    int64_t j = 0;
-    for (; j + 8 <= cols; j += 8) {
-        const __m512d x = _mm512_loadu_pd(t + j);
-        const __m512d small = _mm512_sub_pd(
-            _mm512_set1_pd(LK_PIO2_HI),
-            _mm512_sub_pd(x, _mm512_sub_pd(_mm512_set1_pd(LK_PIO2_LO),
-                                           _mm512_mul_pd(x, acos_ratio_512(_mm512_mul_pd(x, x))))));
-        const __m512d z = _mm512_mul_pd(_mm512_sub_pd(one, x), half);
-        const __m512d s = _mm512_sqrt_pd(z);
-        const __m512d df = _mm512_castsi512_pd(_mm512_and_epi64(
-            _mm512_castpd_si512(s), _mm512_set1_epi64((long long)UINT64_C(0xFFFFFFFF00000000))));
-        const __m512d c = _mm512_div_pd(_mm512_sub_pd(z, _mm512_mul_pd(df, df)),
-                                        _mm512_add_pd(s, df));
-        const __m512d large = _mm512_mul_pd(
-            _mm512_set1_pd(2.0),
-            _mm512_add_pd(df, _mm512_add_pd(_mm512_mul_pd(acos_ratio_512(z), s), c)));
-        __m512d out = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, half, _CMP_LT_OQ), large, small);
-        out = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, one, _CMP_EQ_OQ), out,
-                                   _mm512_setzero_pd());
-        _mm512_storeu_pd(t + j, out);
-    }
-    for (; j < cols; j++) t[j] = acos_poly(t[j]);
+/* Steps 1-4 and the sign bit of 8 cells w (as doubles) in one pass, registers only: the
+ * operations of transmission_row, acos_poly and step 4 lane by lane (the same bits). The two
+ * branches of acos_poly share one rational acos_ratio: its argument is x^2 where x < 0.5 and
+ * z = (1 - x) / 2 elsewhere, so each lane evaluates the ratio its own branch uses. */
+LK_T512 static LK_ALWAYS_INLINE __m256i codes_8(__m512d w, __m512d scale, __m512d renv,
+                                               __m512d dac_max, __m512d sign_bit) {
+    const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
+    const __m512d half = _mm512_set1_pd(0.5);
+    const int nearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    const __m512d wn = _mm512_div_pd(w, scale); /* 1. normalize */
+    const __m512d v = _mm512_div_pd(_mm512_abs_pd(wn), renv); /* 2. loss */
+    const __m512d x = _mm512_min_pd(_mm512_max_pd(v, zero), one); /* finite v */
+    const __mmask8 small_lane = _mm512_cmp_pd_mask(x, half, _CMP_LT_OQ);
+    const __m512d z = _mm512_mul_pd(_mm512_sub_pd(one, x), half);
+    const __m512d ratio =
+        acos_ratio_512(_mm512_mask_blend_pd(small_lane, z, _mm512_mul_pd(x, x)));
+    const __m512d small = _mm512_sub_pd(
+        _mm512_set1_pd(LK_PIO2_HI),
+        _mm512_sub_pd(x, _mm512_sub_pd(_mm512_set1_pd(LK_PIO2_LO), _mm512_mul_pd(x, ratio))));
+    const __m512d s = _mm512_sqrt_pd(z);
+    const __m512d df = _mm512_castsi512_pd(_mm512_and_epi64(
+        _mm512_castpd_si512(s), _mm512_set1_epi64((long long)UINT64_C(0xFFFFFFFF00000000))));
+    const __m512d c =
+        _mm512_div_pd(_mm512_sub_pd(z, _mm512_mul_pd(df, df)), _mm512_add_pd(s, df));
+    const __m512d large = _mm512_mul_pd(
+        _mm512_set1_pd(2.0), _mm512_add_pd(df, _mm512_add_pd(_mm512_mul_pd(ratio, s), c)));
+    __m512d a = _mm512_mask_blend_pd(small_lane, large, small); /* 3. target phase / 2 */
+    a = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, one, _CMP_EQ_OQ), a, zero);
+    const __m512d phase = _mm512_mul_pd(_mm512_set1_pd(2.0), a); /* 4. heater DAC */
+    const __m512d q = _mm512_mul_pd(
+        _mm512_sqrt_pd(_mm512_div_pd(phase, _mm512_set1_pd(LK_PI))), dac_max);
+    /* code | sign bit as code + 2^bits (exact: both are integers below 2^25) */
+    const __mmask8 neg = _mm512_cmp_pd_mask(wn, zero, _CMP_LT_OQ);
+    const __m512d code = _mm512_mask_add_pd(_mm512_roundscale_pd(q, nearest), neg,
+                                            _mm512_roundscale_pd(q, nearest), sign_bit);
+    return _mm512_cvttpd_epi32(code);
 }
 
-/* q = rint(sqrt((2 a) / pi) M) for 8 lanes at a time (step 4), in place. */
-LK_T512 static void dac_row_512(double *a, int64_t cols, double dac_max) {
-    const __m512d two = _mm512_set1_pd(2.0), pi = _mm512_set1_pd(LK_PI);
-    const __m512d m = _mm512_set1_pd(dac_max);
-    const int nearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-    int64_t j = 0;
-    for (; j + 8 <= cols; j += 8) {
-        const __m512d phase = _mm512_mul_pd(two, _mm512_loadu_pd(a + j));
-        const __m512d q = _mm512_mul_pd(_mm512_sqrt_pd(_mm512_div_pd(phase, pi)), m);
-        _mm512_storeu_pd(a + j, _mm512_roundscale_pd(q, nearest));
+/* codes_rows on AVX-512: one pass per row, no scratch (float32 rows widened in registers). */
+LK_T512 static void codes_rows_512(const codes_ctx *c, int64_t first, int64_t last) {
+    const __m512d scale = _mm512_set1_pd(c->scale);
+    const __m512d dac_max = _mm512_set1_pd((double)((INT32_C(1) << c->bits) - 1));
+    const __m512d sign_bit = _mm512_set1_pd((double)(INT32_C(1) << c->bits));
+    const int64_t cols = c->cols;
+    for (int64_t i = first; i < last; i++) {
+        const double r = c->row_env[i];
+        const __m512d rv = _mm512_set1_pd(r);
+        int32_t *out = c->codes + i * cols;
+        int64_t j = 0;
+        if (c->w32 != NULL) {
+            const float *src = c->w32 + i * cols;
+            for (; j + 8 <= cols; j += 8) {
+                const __m512d w = _mm512_cvtps_pd(_mm256_loadu_ps(src + j)); /* exact */
+                const __m512d renv = _mm512_mul_pd(rv, _mm512_loadu_pd(c->col_env + j));
+                _mm256_storeu_si256((__m256i *)(out + j),
+                                    codes_8(w, scale, renv, dac_max, sign_bit));
+            }
+            for (; j < cols; j++) out[j] = code_of(c, (double)src[j], r, j);
+        } else {
+            const double *src = c->w + i * cols;
+            for (; j + 8 <= cols; j += 8) {
+                const __m512d renv = _mm512_mul_pd(rv, _mm512_loadu_pd(c->col_env + j));
+                _mm256_storeu_si256((__m256i *)(out + j),
+                                    codes_8(_mm512_loadu_pd(src + j), scale, renv, dac_max,
+                                            sign_bit));
+            }
+            for (; j < cols; j++) out[j] = code_of(c, src[j], r, j);
+        }
     }
-    for (; j < cols; j++) a[j] = rint(sqrt((2.0 * a[j]) / LK_PI) * dac_max);
 }
 #endif
 
 static void codes_rows(const void *arg, int64_t first, int64_t last, double *scratch) {
     const codes_ctx *c = (const codes_ctx *)arg;
+#if LK_X86
+    if (c->vec512) {
+        codes_rows_512(c, first, last);
+        return;
+    }
+#endif
     const double dac_max = (double)((INT32_C(1) << c->bits) - 1);
     const int32_t sign_bit = INT32_C(1) << c->bits;
     double *t = scratch; /* cols doubles, then (float32 input) the row widened to double */
@@ -367,31 +391,13 @@ static void codes_rows(const void *arg, int64_t first, int64_t last, double *scr
         if (c->w32 != NULL) {
             double *wide = scratch + c->cols;
             const float *src = c->w32 + i * c->cols;
-#if LK_X86
-            if (c->vec512)
-                widen_row_512(src, wide, c->cols);
-            else
-#endif
-                for (int64_t j = 0; j < c->cols; j++) wide[j] = (double)src[j]; /* exact */
+            for (int64_t j = 0; j < c->cols; j++) wide[j] = (double)src[j]; /* exact */
         }
         int32_t *out = c->codes + i * c->cols;
-#if LK_X86
-        if (c->vec512)
-            transmission_row_512(c, wr, c->row_env[i], t);
-        else
-#endif
-            transmission_row(c, wr, c->row_env[i], t);
-#if LK_X86
-        if (c->vec512) {
-            acos_row_512(t, c->cols); /* 3. target phase / 2 */
-            dac_row_512(t, c->cols, dac_max);
-        } else
-#endif
-        {
-            for (int64_t j = 0; j < c->cols; j++) t[j] = acos_poly(t[j]);
-            for (int64_t j = 0; j < c->cols; j++)
-                t[j] = rint(sqrt((2.0 * t[j]) / LK_PI) * dac_max); /* 4. heater DAC */
-        }
+        transmission_row(c, wr, c->row_env[i], t);
+        for (int64_t j = 0; j < c->cols; j++) t[j] = acos_poly(t[j]); /* 3. target phase / 2 */
+        for (int64_t j = 0; j < c->cols; j++)
+            t[j] = rint(sqrt((2.0 * t[j]) / LK_PI) * dac_max); /* 4. heater DAC */
         for (int64_t j = 0; j < c->cols; j++)
             out[j] = (int32_t)t[j] | (wr[j] / c->scale < 0.0 ? sign_bit : 0);
     }
@@ -443,6 +449,275 @@ int lk_heater_codes_f32(const float *w, int64_t rows, int64_t cols, int32_t weig
     if (w == NULL) return LK_EINVAL;
     return heater_codes(NULL, w, rows, cols, weight_bits, row_env, col_env, codes, scale,
                         threads);
+}
+
+/* lk_weight_range: min and max per 16-row unit, in one pass over the matrix. */
+typedef struct range_ctx {
+    const double *w;
+    const float *w32;
+    int64_t cols;
+    double *lo, *hi; /* per unit; NaN if the unit holds a NaN */
+    int vec512;
+} range_ctx;
+
+#if LK_X86
+/* min and max of entries [begin, end) of w (or of w32, widened exactly) into *lo, *hi;
+ * returns 1 if a NaN was seen. */
+LK_T512 static int range_512(const double *w, const float *w32, int64_t begin, int64_t end,
+                             double *lo, double *hi) {
+    __m512d vlo = _mm512_set1_pd(INFINITY), vhi = _mm512_set1_pd(-INFINITY);
+    __mmask8 nan = 0;
+    int64_t k = begin;
+    for (; k + 8 <= end; k += 8) {
+        const __m512d a = w32 != NULL ? _mm512_cvtps_pd(_mm256_loadu_ps(w32 + k))
+                                      : _mm512_loadu_pd(w + k);
+        nan |= _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q);
+        vlo = _mm512_min_pd(a, vlo);
+        vhi = _mm512_max_pd(a, vhi);
+    }
+    double l = _mm512_reduce_min_pd(vlo), h = _mm512_reduce_max_pd(vhi);
+    int tail_nan = 0;
+    for (; k < end; k++) {
+        const double a = w32 != NULL ? (double)w32[k] : w[k];
+        tail_nan |= a != a;
+        l = a < l ? a : l;
+        h = a > h ? a : h;
+    }
+    *lo = l;
+    *hi = h;
+    return nan != 0 || tail_nan;
+}
+#endif
+
+static void range_rows(const void *arg, int64_t first, int64_t last, double *scratch) {
+    (void)scratch;
+    const range_ctx *c = (const range_ctx *)arg;
+    const int64_t begin = first * c->cols, end = last * c->cols, u = first / 16;
+    int nan = 0;
+#if LK_X86
+    if (c->vec512) {
+        nan = range_512(c->w, c->w32, begin, end, &c->lo[u], &c->hi[u]);
+    } else
+#endif
+    if (c->w32 != NULL) {
+        float lo = INFINITY, hi = -INFINITY;
+        for (int64_t k = begin; k < end; k++) {
+            const float a = c->w32[k];
+            nan |= a != a;
+            lo = a < lo ? a : lo;
+            hi = a > hi ? a : hi;
+        }
+        c->lo[u] = lo;
+        c->hi[u] = hi;
+    } else {
+        double lo = INFINITY, hi = -INFINITY;
+        for (int64_t k = begin; k < end; k++) {
+            const double a = c->w[k];
+            nan |= a != a;
+            lo = a < lo ? a : lo;
+            hi = a > hi ? a : hi;
+        }
+        c->lo[u] = lo;
+        c->hi[u] = hi;
+    }
+    if (nan) c->lo[u] = c->hi[u] = NAN;
+}
+
+int lk_weight_range(const double *w, const float *w32, int64_t rows, int64_t cols,
+                    int32_t threads, double *lo, double *hi) {
+    if ((w == NULL) == (w32 == NULL) || rows <= 0 || cols <= 0 || threads < 1 || lo == NULL ||
+        hi == NULL)
+        return LK_EINVAL;
+    const int64_t units = (rows + 15) / 16;
+    double *bounds = (double *)malloc((size_t)(2 * units) * sizeof(double));
+    if (bounds == NULL) return LK_ENOMEM;
+    range_ctx ctx = {w, w32, cols, bounds, bounds + units, lk_isa() >= LK_ISA_AVX512};
+    const int rc = run_rows(range_rows, &ctx, rows, 16, rows * cols, threads, 0);
+    double low = INFINITY, high = -INFINITY;
+    int nan = 0;
+    for (int64_t u = 0; u < units && rc == LK_OK; u++) {
+        nan |= ctx.lo[u] != ctx.lo[u];
+        low = ctx.lo[u] < low ? ctx.lo[u] : low;
+        high = ctx.hi[u] > high ? ctx.hi[u] : high;
+    }
+    free(bounds);
+    if (rc != LK_OK) return rc;
+    *lo = nan ? NAN : low;
+    *hi = nan ? NAN : high;
+    return LK_OK;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The weights id: zlib's CRC-32 of the codes, in threads                                */
+/* ------------------------------------------------------------------------------------ */
+
+/* CRC-32 as zlib's crc32 (ISO-HDLC: reflected polynomial 0xEDB88320, register preset and
+ * final value inverted). The register form `reg` below is the inverted CRC. Pieces are
+ * joined with zlib's crc32_combine arithmetic (multiplication modulo the polynomial in
+ * GF(2)), so the value does not depend on how the data is split or on the thread count. */
+#define LK_CRC_POLY UINT32_C(0xEDB88320)
+#define LK_CRC_UNIT (INT64_C(1) << 20) /* bytes per work unit */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static void crc_table_build(void) {
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ LK_CRC_POLY : c >> 1;
+        crc_table[n] = c;
+    }
+}
+
+static uint32_t crc_bytes(uint32_t reg, const uint8_t *p, int64_t n) {
+    for (int64_t k = 0; k < n; k++) reg = crc_table[(reg ^ p[k]) & 0xFF] ^ (reg >> 8);
+    return reg;
+}
+
+#if LK_X86
+#define LK_TCLMUL __attribute__((target("pclmul,sse4.1")))
+/* Folding by carry-less multiplication (Intel's "Fast CRC Computation for Generic Polynomials
+ * Using PCLMULQDQ", the bit-reflected constants of zlib/Chromium's crc32_simd.c): n >= 64
+ * and a multiple of 16; register form in and out. */
+LK_TCLMUL static uint32_t crc_clmul(uint32_t reg, const uint8_t *buf, int64_t n) {
+    const __m128i k1k2 = _mm_set_epi64x(INT64_C(0x01c6e41596), INT64_C(0x0154442bd4));
+    const __m128i k3k4 = _mm_set_epi64x(INT64_C(0x00ccaa009e), INT64_C(0x01751997d0));
+    const __m128i k5k0 = _mm_set_epi64x(0, INT64_C(0x0163cd6124));
+    const __m128i poly = _mm_set_epi64x(INT64_C(0x01f7011641), INT64_C(0x01db710641));
+    __m128i x1 = _mm_loadu_si128((const __m128i *)(buf + 0x00));
+    __m128i x2 = _mm_loadu_si128((const __m128i *)(buf + 0x10));
+    __m128i x3 = _mm_loadu_si128((const __m128i *)(buf + 0x20));
+    __m128i x4 = _mm_loadu_si128((const __m128i *)(buf + 0x30));
+    x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)reg));
+    buf += 64;
+    n -= 64;
+    while (n >= 64) { /* four blocks of 16 folded in parallel */
+        const __m128i x5 = _mm_clmulepi64_si128(x1, k1k2, 0x00);
+        const __m128i x6 = _mm_clmulepi64_si128(x2, k1k2, 0x00);
+        const __m128i x7 = _mm_clmulepi64_si128(x3, k1k2, 0x00);
+        const __m128i x8 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
+        x1 = _mm_clmulepi64_si128(x1, k1k2, 0x11);
+        x2 = _mm_clmulepi64_si128(x2, k1k2, 0x11);
+        x3 = _mm_clmulepi64_si128(x3, k1k2, 0x11);
+        x4 = _mm_clmulepi64_si128(x4, k1k2, 0x11);
+        x1 = _mm_xor_si128(_mm_xor_si128(x1, x5), _mm_loadu_si128((const __m128i *)(buf + 0x00)));
+        x2 = _mm_xor_si128(_mm_xor_si128(x2, x6), _mm_loadu_si128((const __m128i *)(buf + 0x10)));
+        x3 = _mm_xor_si128(_mm_xor_si128(x3, x7), _mm_loadu_si128((const __m128i *)(buf + 0x20)));
+        x4 = _mm_xor_si128(_mm_xor_si128(x4, x8), _mm_loadu_si128((const __m128i *)(buf + 0x30)));
+        buf += 64;
+        n -= 64;
+    }
+    __m128i x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00); /* fold the four into one */
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x2), x5);
+    x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x3), x5);
+    x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+    x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x4), x5);
+    while (n >= 16) {
+        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+        x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11),
+                                         _mm_loadu_si128((const __m128i *)buf)),
+                           x5);
+        buf += 16;
+        n -= 16;
+    }
+    /* 128 -> 64 bits */
+    x2 = _mm_clmulepi64_si128(x1, k3k4, 0x10);
+    const __m128i mask = _mm_setr_epi32(~0, 0, ~0, 0);
+    x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
+    x2 = _mm_srli_si128(x1, 4);
+    x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, mask), k5k0, 0x00), x2);
+    /* Barrett reduction to 32 bits */
+    x2 = _mm_clmulepi64_si128(_mm_and_si128(x1, mask), poly, 0x10);
+    x2 = _mm_clmulepi64_si128(_mm_and_si128(x2, mask), poly, 0x00);
+    x1 = _mm_xor_si128(x1, x2);
+    return (uint32_t)_mm_extract_epi32(x1, 1);
+}
+#endif
+
+/* zlib's crc32(0, p, n). */
+static uint32_t crc_piece(const uint8_t *p, int64_t n, int clmul) {
+    uint32_t reg = UINT32_C(0xFFFFFFFF);
+#if LK_X86
+    if (clmul && n >= 64) {
+        const int64_t chunk = n & ~INT64_C(15);
+        reg = crc_clmul(reg, p, chunk);
+        p += chunk;
+        n -= chunk;
+    }
+#else
+    (void)clmul;
+#endif
+    return ~crc_bytes(reg, p, n);
+}
+
+/* a(x) b(x) modulo the polynomial (bit 31 is x^0); a != 0. */
+static uint32_t crc_mult_mod_p(uint32_t a, uint32_t b) {
+    uint32_t m = UINT32_C(1) << 31, p = 0;
+    for (;;) {
+        if (a & m) {
+            p ^= b;
+            if ((a & (m - 1)) == 0) return p;
+        }
+        m >>= 1;
+        b = b & 1 ? (b >> 1) ^ LK_CRC_POLY : b >> 1;
+    }
+}
+
+/* crc32_combine: the CRC of A B from crc1 = CRC(A), crc2 = CRC(B) and len2 = |B|. */
+static uint32_t crc_combine(uint32_t crc1, uint32_t crc2, uint64_t len2) {
+    uint32_t x2n = UINT32_C(1) << 30; /* x^(2^0) */
+    uint32_t p = UINT32_C(1) << 31;   /* x^0 */
+    for (int k = 0; k < 3; k++) x2n = crc_mult_mod_p(x2n, x2n); /* x^(2^3): bytes to bits */
+    for (uint64_t n = len2; n; n >>= 1) {
+        if (n & 1) p = crc_mult_mod_p(x2n, p);
+        x2n = crc_mult_mod_p(x2n, x2n);
+    }
+    return crc_mult_mod_p(p, crc1) ^ crc2;
+}
+
+typedef struct crc_ctx {
+    const uint8_t *data;
+    int64_t len;
+    uint32_t *crcs; /* per unit */
+    int clmul;
+} crc_ctx;
+
+static void crc_units(const void *arg, int64_t first, int64_t last, double *scratch) {
+    (void)scratch;
+    const crc_ctx *c = (const crc_ctx *)arg;
+    for (int64_t u = first; u < last; u++) {
+        const int64_t begin = u * LK_CRC_UNIT;
+        const int64_t end = begin + LK_CRC_UNIT < c->len ? begin + LK_CRC_UNIT : c->len;
+        c->crcs[u] = crc_piece(c->data + begin, end - begin, c->clmul);
+    }
+}
+
+int lk_crc32(const uint8_t *data, int64_t len, int32_t threads, uint32_t *crc) {
+    if ((data == NULL && len > 0) || len < 0 || threads < 1 || crc == NULL) return LK_EINVAL;
+    pthread_once(&crc_once, crc_table_build);
+    int clmul = 0;
+#if LK_X86
+    clmul = lk_isa() >= LK_ISA_AVX2 && __builtin_cpu_supports("pclmul") &&
+            __builtin_cpu_supports("sse4.1");
+#endif
+    if (len <= LK_CRC_UNIT) {
+        *crc = crc_piece(data, len, clmul);
+        return LK_OK;
+    }
+    const int64_t units = (len + LK_CRC_UNIT - 1) / LK_CRC_UNIT;
+    uint32_t *crcs = (uint32_t *)malloc((size_t)units * sizeof(uint32_t));
+    if (crcs == NULL) return LK_ENOMEM;
+    crc_ctx ctx = {data, len, crcs, clmul};
+    /* lk_workers_for counts cells of 4 bytes */
+    const int rc = run_rows(crc_units, &ctx, units, 1, len / 4, threads, 0);
+    uint32_t out = crcs[0];
+    for (int64_t u = 1; u < units && rc == LK_OK; u++) {
+        const int64_t end = (u + 1) * LK_CRC_UNIT < len ? (u + 1) * LK_CRC_UNIT : len;
+        out = crc_combine(out, crcs[u], (uint64_t)(end - u * LK_CRC_UNIT));
+    }
+    free(crcs);
+    if (rc == LK_OK) *crc = out;
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -522,12 +797,16 @@ static LK_ALWAYS_INLINE double cos_poly(double x) {
 #if LK_X86
 #define LK_T512DQ __attribute__((target("avx512f,avx512dq")))
 
-/* The ziggurat's thresholds k_i widened to 64 bits, for 8-lane gathers (lk_ziggurat_init
- * must have run). */
-static uint64_t lk_zig_k64[LK_ZIG_LAYERS];
+/* The ziggurat's layer i as one 64-bit word, k_i << 32 | the bits of the float width w_i, so
+ * an 8-lane fast path needs one gather (lk_ziggurat_init must have run). */
+static uint64_t lk_zig_kw64[LK_ZIG_LAYERS];
 static pthread_once_t zig_k64_once = PTHREAD_ONCE_INIT;
 static void zig_k64_build(void) {
-    for (int i = 0; i < LK_ZIG_LAYERS; i++) lk_zig_k64[i] = lk_zig_k[i];
+    for (int i = 0; i < LK_ZIG_LAYERS; i++) {
+        uint32_t wbits;
+        __builtin_memcpy(&wbits, &lk_zig_w[i], sizeof wbits);
+        lk_zig_kw64[i] = (uint64_t)lk_zig_k[i] << 32 | wbits;
+    }
 }
 
 /* sm() on 8 lanes. */
@@ -545,9 +824,10 @@ LK_T512DQ static LK_ALWAYS_INLINE __m512i sm_512(__m512i z) {
 LK_T512DQ static LK_ALWAYS_INLINE __m512d zig_fast_512(__m512i w, __mmask8 *ok) {
     const __m512i layer = _mm512_and_si512(w, _mm512_set1_epi64(0xFF));
     const __m512i m = _mm512_srli_epi64(w, 9);
-    const __m256 width = _mm512_i64gather_ps(layer, lk_zig_w, 4);
+    const __m512i kw = _mm512_i64gather_epi64(layer, (const long long *)lk_zig_kw64, 8);
+    const __m256 width = _mm256_castsi256_ps(_mm512_cvtepi64_epi32(kw)); /* low halves */
     __m256 x = _mm256_mul_ps(_mm512_cvtepi64_ps(m), width); /* float, as lk_zig_fast */
-    const __m512i k = _mm512_i64gather_epi64(layer, (const long long *)lk_zig_k64, 8);
+    const __m512i k = _mm512_srli_epi64(kw, 32);
     *ok = _mm512_cmplt_epu64_mask(m, k);
     const __m256i sign =
         _mm512_cvtepi64_epi32(_mm512_slli_epi64(_mm512_and_si512(w, _mm512_set1_epi64(0x100)), 23));
@@ -704,48 +984,92 @@ LK_T512 static void half_phase_512(const double *up, const double *mid, const do
 }
 #endif
 
+#if LK_X86
+/* Step 8 for the first multiple of 8 cells of a row (the scalar loop's operations, 8 at a
+ * time): panel[j 16] = (float)(+-(r_env C_j) half[j]); returns the cells done. */
+LK_T512 static int64_t weff_row_512(const int32_t *code, const double *col_env, double r_env,
+                                    const double *half, int64_t cols, int32_t sign_bit,
+                                    float *panel) {
+    const __m512d rv = _mm512_set1_pd(r_env);
+    const __m512i sign = _mm512_set1_epi64((long long)UINT64_C(0x8000000000000000));
+    const __m512i bit = _mm512_set1_epi32(sign_bit);
+    float lanes[8];
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8) {
+        const __m512i q = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(code + j)));
+        const __mmask8 neg = (__mmask8)_mm512_mask_test_epi32_mask(0xFF, q, bit);
+        const __m512i env = _mm512_castpd_si512(_mm512_mul_pd(rv, _mm512_loadu_pd(col_env + j)));
+        const __m512d signed_env = _mm512_castsi512_pd(_mm512_mask_xor_epi64(env, neg, env, sign));
+        _mm256_storeu_ps(lanes,
+                         _mm512_cvtpd_ps(_mm512_mul_pd(signed_env, _mm512_loadu_pd(half + j))));
+        for (int l = 0; l < 8; l++) panel[(j + l) * LK_PANEL] = lanes[l];
+    }
+    return j;
+}
+#endif
+
+/* Rows per work unit of lk_program (whole panels): each unit also computes phi_f of the row
+ * above and below it (the crosstalk stencil), 2 extra rows per unit. */
+#define LK_PROGRAM_ROWS (4 * LK_PANEL)
+
+/* phi_f of row r (with a zero column either side) into ring slot (r - first + 1) % 3 and,
+ * for a row of the unit, its arm imbalances into the matching arm slot; zeros outside the
+ * array, and outside the unit when there is no crosstalk. */
+static void phase_ring_row(const program_ctx *c, int64_t r, int64_t first, int64_t last,
+                           double *phi, double *arms) {
+    const lk_program_params *p = c->p;
+    const int64_t cols = p->cols, ld = cols + 2, slot = (r - first + 1) % 3;
+    double *dst = phi + slot * ld;
+    dst[0] = dst[cols + 1] = 0.0;
+    const int own = r >= first && r < last;
+    if (r < 0 || r >= p->rows || (!c->use_xtalk && !own)) {
+        for (int64_t j = 0; j < cols; j++) dst[j + 1] = 0.0;
+        return;
+    }
+    double *arm = own && c->use_arm ? arms + slot * cols : NULL;
+#if LK_X86
+    if (c->vec512dq && c->phase_table != NULL)
+        static_phase_row_512(c, r, dst + 1, arm);
+    else
+#endif
+        static_phase_row(c, r, dst + 1, arm);
+}
+
 static void program_rows(const void *arg, int64_t first, int64_t last, double *scratch) {
     const program_ctx *c = (const program_ctx *)arg;
     const lk_program_params *p = c->p;
     const int64_t cols = p->cols, rows = p->rows;
-    /* scratch: phi_f of rows first-1 .. last with a zero column either side (zero outside
-     * the block), the arm imbalances of rows first .. last-1, one row of half phases */
+    /* scratch: a ring of 3 phi_f rows (the rows above, at and below the one being finished),
+     * their arm imbalances, one row of half phases; each row's phi_f is computed once */
     const int64_t ld = cols + 2;
     double *phi = scratch;
-    double *arms = phi + (LK_PANEL + 2) * ld;
-    double *half = arms + LK_PANEL * cols;
-    for (int64_t r = first - 1; r <= last; r++) {
-        double *dst = phi + (r - first + 1) * ld;
-        dst[0] = dst[cols + 1] = 0.0;
-        const int own = r >= first && r < last;
-        if (r < 0 || r >= rows || (!c->use_xtalk && !own)) {
-            for (int64_t j = 0; j < cols; j++) dst[j + 1] = 0.0;
-        } else {
-            double *arm = own && c->use_arm ? arms + (r - first) * cols : NULL;
-#if LK_X86
-            if (c->vec512dq && c->phase_table != NULL)
-                static_phase_row_512(c, r, dst + 1, arm);
-            else
-#endif
-                static_phase_row(c, r, dst + 1, arm);
-        }
-    }
+    double *arms = phi + 3 * ld;
+    double *half = arms + 3 * cols;
+    phase_ring_row(c, first - 1, first, last, phi, arms);
+    phase_ring_row(c, first, first, last, phi, arms);
     const int32_t sign_bit = INT32_C(1) << p->weight_bits;
     for (int64_t i = first; i < last; i++) {
-        const double *up = phi + (i - first) * ld + 1;
-        const double *arm = arms + (i - first) * cols;
+        phase_ring_row(c, i + 1, first, last, phi, arms);
+        const double *up = phi + ((i - first) % 3) * ld + 1;
+        const double *mid = phi + ((i - first + 1) % 3) * ld + 1;
+        const double *down = phi + ((i - first + 2) % 3) * ld + 1;
+        const double *arm = arms + ((i - first + 1) % 3) * cols;
 #if LK_X86
         if (c->vec512)
-            half_phase_512(up, up + ld, up + 2 * ld, arm, cols, p->crosstalk, p->crosstalk_diag,
+            half_phase_512(up, mid, down, arm, cols, p->crosstalk, p->crosstalk_diag,
                            p->drift_rad_per_um, c->use_xtalk, c->use_arm, half);
         else
 #endif
-            half_phase(up, up + ld, up + 2 * ld, arm, cols, p->crosstalk, p->crosstalk_diag,
+            half_phase(up, mid, down, arm, cols, p->crosstalk, p->crosstalk_diag,
                        p->drift_rad_per_um, c->use_xtalk, c->use_arm, half);
         const int32_t *code = c->codes + i * cols;
         float *panel = c->packed + (i / LK_PANEL) * cols * LK_PANEL + (i % LK_PANEL);
         const double r_env = p->row_envelope[i];
-        for (int64_t j = 0; j < cols; j++) {
+        int64_t j = 0;
+#if LK_X86
+        if (c->vec512) j = weff_row_512(code, p->col_envelope, r_env, half, cols, sign_bit, panel);
+#endif
+        for (; j < cols; j++) {
             const double envelope = r_env * p->col_envelope[j];
             const double signed_env = (code[j] & sign_bit) ? -envelope : envelope;
             panel[j * LK_PANEL] = (float)(signed_env * half[j]); /* 8. W_eff */
@@ -794,9 +1118,9 @@ int lk_program(const lk_program_params *p, const int32_t *codes, float *packed,
             for (int32_t q = 0; q < levels; q++) table[q] = heater_phase(q, (double)(levels - 1));
     }
     ctx.phase_table = table;
-    const int64_t scratch = (LK_PANEL + 2) * (p->cols + 2) + (LK_PANEL + 1) * p->cols;
-    const int rc = run_rows(program_rows, &ctx, p->rows, LK_PANEL, p->rows * p->cols, threads,
-                            scratch);
+    const int64_t scratch = 3 * (p->cols + 2) + 4 * p->cols;
+    const int rc = run_rows(program_rows, &ctx, p->rows, LK_PROGRAM_ROWS, p->rows * p->cols,
+                            threads, scratch);
     free(table);
     return rc;
 }

@@ -109,6 +109,15 @@ int lk_heater_codes_f32(const float *w, int64_t rows, int64_t cols, int32_t weig
                         const double *row_env, const double *col_env, int32_t *codes,
                         double *scale, int32_t threads);
 
+/* The smallest and largest entry of a matrix, float64 w or float32 w32 (exactly one of them
+ * non-NULL), in one threaded pass: *lo = *hi = NaN if it holds a NaN (the check of a load). */
+int lk_weight_range(const double *w, const float *w32, int64_t rows, int64_t cols,
+                    int32_t threads, double *lo, double *hi);
+
+/* zlib's CRC-32 (crc32(0, data, len)) of len bytes into *crc, computed in pieces over
+ * `threads` and combined exactly (the weights id checksums the codes with it). */
+int lk_crc32(const uint8_t *data, int64_t len, int32_t threads, uint32_t *crc);
+
 /* Chip side (steps 4-8): W_eff of the codes, rounded to float, in the packed panel layout of
  * lk_model.weights (ceil(r/16) * c * 16 floats, padding lanes zeroed). */
 int lk_program(const lk_program_params *params, const int32_t *codes, float *packed,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Build the C kernel with AddressSanitizer + UBSan and run tests/test_kernel_native.py and
-# tests/test_kernel_v2.py (physics v2's lk_v2_forward) on it.
+# Build the C kernel with AddressSanitizer + UBSan and run tests/test_kernel_native.py,
+# tests/test_program_native.py and tests/test_crc.py (programming and the weights id,
+# lk_program.c) and tests/test_kernel_v2.py
+# (physics v2's lk_v2_forward) on it.
 #
 # Everything happens in a throwaway directory (a copy of the working tree and a fresh venv),
 # so the developer's own build is left alone. The interpreter is not instrumented, so the
@@ -42,7 +44,7 @@ if ! nm -D "$so" | grep -q __asan_report; then
     exit 2
 fi
 
-echo "+ pytest tests/test_kernel_native.py tests/test_kernel_v2.py under ASan + UBSan"
+echo "+ pytest tests/test_kernel_native.py tests/test_program_native.py tests/test_crc.py tests/test_kernel_v2.py under ASan + UBSan"
 log="$work/pytest.log"
 set +e
 (
@@ -51,7 +53,7 @@ set +e
         ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1" \
         UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
         "$work/venv/bin/python" -m pytest -p no:cacheprovider --capture=sys -q \
-        src/tests/test_kernel_native.py src/tests/test_kernel_v2.py "$@"
+        src/tests/test_kernel_native.py src/tests/test_program_native.py src/tests/test_crc.py src/tests/test_kernel_v2.py "$@"
 ) 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e

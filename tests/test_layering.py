@@ -17,7 +17,7 @@ import lumina_hal
 PACKAGE = Path(lumina_hal.__file__).resolve().parent
 
 CORE_MODULES = {
-    "codes", "device", "errors", "metrics", "params", "plugin_table", "progress", "grids",
+    "codes", "crc", "device", "errors", "metrics", "params", "plugin_table", "progress", "grids",
     "tables", "board_timing", "phl1_constants",
     "registry", "uri", "_version", "_lumina_kernel", "package_data",
 }  # fmt: skip

@@ -162,3 +162,87 @@ def test_large_blocks_take_the_table_and_vector_paths_with_the_same_bits(isa, pr
         _check_programming(260, 301, 7, preset, 70.0, None, None, 2, 11)
     finally:
         select_isa(best)
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx512"])
+def test_codes_and_programmed_weights_do_not_depend_on_the_thread_count(isa):
+    """Threads 1, 2 and 7 give the same codes (float64 and float32 entries) and W_eff."""
+    rng = np.random.default_rng(5)
+    w = rng.uniform(-1, 1, size=(133, 517))
+    w[3, :40] = 0.0
+    p = physics.PRESETS["typical"]
+    best = isa_name()
+    try:
+        select_isa(isa)
+        runs = []
+        for threads in (1, 2, 7):
+            codes, scale = heater_codes(w, p.weight_bits, (0.01, 0.02), threads)
+            codes32, scale32 = heater_codes(w.astype(np.float32), p.weight_bits, (0.01, 0.02),
+                                            threads)  # fmt: skip
+            model = KernelModel.for_codes(codes, scale, p, "S-7", (140, 520), threads=threads)
+            runs.append((codes, scale, codes32, scale32, model._packed.copy()))
+    finally:
+        select_isa(best)
+    ref_codes, ref_scale = heater_codes_numpy(w, p.weight_bits, (0.01, 0.02))
+    for codes, scale, codes32, _, packed in runs:
+        np.testing.assert_array_equal(codes, ref_codes)
+        assert scale == ref_scale
+        np.testing.assert_array_equal(packed, runs[0][4])
+        np.testing.assert_array_equal(codes32, runs[0][2])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 70),
+    cols=st.integers(1, 90),
+    single=st.booleans(),
+    threads=st.sampled_from([1, 2, 7]),
+    seed=st.integers(0, 2**32 - 1),
+    special=st.sampled_from([None, 0.0, -0.0, np.nan, np.inf, -np.inf, 3e38, -1e-45]),
+    isa=st.sampled_from(["scalar", "avx512"]),
+)
+def test_weight_range_is_numpys_min_and_max(rows, cols, single, threads, seed, special, isa):
+    """lk_weight_range (the load's check) against numpy on both paths: NaN anywhere makes
+    both NaN."""
+    w = np.random.default_rng(seed).uniform(-5, 5, (rows, cols))
+    w = w.astype(np.float32) if single else w
+    if special is not None:
+        w[(seed >> 3) % rows, seed % cols] = special
+    lo, hi = ffi.new("double *"), ffi.new("double *")
+    matrix = ffi.from_buffer("float[]" if single else "double[]", w)
+    best = isa_name()
+    try:
+        select_isa(isa)
+        rc = lib.lk_weight_range(
+            ffi.NULL if single else matrix, matrix if single else ffi.NULL, rows, cols, threads,
+            lo, hi,
+        )  # fmt: skip
+    finally:
+        select_isa(best)
+    assert rc == lib.LK_OK
+    np.testing.assert_array_equal([lo[0], hi[0]], [float(w.min()), float(w.max())])
+
+
+def test_weight_range_refuses_bad_arguments():
+    w = np.ones((2, 2))
+    lo, hi = ffi.new("double *"), ffi.new("double *")
+    matrix = ffi.from_buffer("double[]", w)
+    assert lib.lk_weight_range(ffi.NULL, ffi.NULL, 2, 2, 1, lo, hi) == lib.LK_EINVAL
+    assert lib.lk_weight_range(matrix, ffi.NULL, 0, 2, 1, lo, hi) == lib.LK_EINVAL
+    assert lib.lk_weight_range(matrix, ffi.NULL, 2, 2, 0, lo, hi) == lib.LK_EINVAL
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e39])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_large_matrix_with_a_bad_value_is_refused_like_a_small_one(bad, dtype):
+    """The load's check in C (>= 2^16 entries) refuses what numpy's check refuses."""
+    messages = []
+    for n in (8, 300):
+        w = np.zeros((n, n), dtype=dtype)
+        with np.errstate(over="ignore"):
+            w[n // 2, n // 3] = bad  # 1e39 is Inf in float32
+        with lumina_hal.open_device(f"mock://?rows={n}&cols={n}") as chip:
+            with pytest.raises(InputError) as err:
+                chip.load_weights(w)
+            messages.append(str(err.value))
+    assert messages[0] == messages[1]
