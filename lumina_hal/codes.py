@@ -138,14 +138,23 @@ def heater_codes_numpy(
 _NO_OVERFLOW_SCALE = 2.0**-100
 
 
-def input_codes(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+def input_scales(x: np.ndarray) -> np.ndarray:
+    """s_x = max_j |x_j| per vector of a float32 batch (NaN or Inf propagate)."""
+    return np.max(np.abs(x), axis=1).astype(np.float32, copy=False)
+
+
+def input_codes(
+    x: np.ndarray, bits: int, s_x: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Input DAC codes (float32 arithmetic, §3 step 1): (rint(x (L_x / s_x)), s_x) per vector.
 
     These integers are what an FPGA receives; ``quantize_inputs`` divides them by L_x.
+    ``s_x``: ``input_scales(x)`` when the caller has already computed it (to check it).
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     lx = np.float32(levels(bits))
-    s_x = np.max(np.abs(x), axis=1).astype(np.float32)
+    if s_x is None:
+        s_x = input_scales(x)
     if s_x.size and float(s_x.min()) > _NO_OVERFLOW_SCALE:  # the common case, cheaply:
         return np.rint(x * (lx / s_x)[:, None]), s_x  # the same float32 steps as below
     safe = np.where(s_x == 0, np.float32(1), s_x)
@@ -159,3 +168,17 @@ def input_codes(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
         to_code = lx / (safe * up)
         return np.rint((x * up[:, None]) * to_code[:, None]), s_x
     return np.rint(x * to_code[:, None]), s_x
+
+
+def output_values(
+    y_codes: np.ndarray,
+    from_code: np.float32,
+    s_x: np.ndarray,
+    weight_scale: float,
+    out: np.ndarray,
+) -> None:
+    """Host side of the output ADC (docs/protocol.md §6): ``((q_y (FS / L_y)) s_x) s_w`` in
+    float32, step by step, written into ``out`` (batch, rows); ``s_x`` per vector."""
+    np.multiply(y_codes, from_code, out=out, dtype=np.float32, casting="unsafe")
+    out *= s_x[:, None]
+    out *= np.float32(weight_scale)

@@ -499,20 +499,10 @@ static void range_rows(const void *arg, int64_t first, int64_t last, double *scr
         nan = range_512(c->w, c->w32, begin, end, &c->lo[u], &c->hi[u]);
     } else
 #endif
-    if (c->w32 != NULL) {
-        float lo = INFINITY, hi = -INFINITY;
+    {
+        double lo = INFINITY, hi = -INFINITY; /* a float32 widens exactly */
         for (int64_t k = begin; k < end; k++) {
-            const float a = c->w32[k];
-            nan |= a != a;
-            lo = a < lo ? a : lo;
-            hi = a > hi ? a : hi;
-        }
-        c->lo[u] = lo;
-        c->hi[u] = hi;
-    } else {
-        double lo = INFINITY, hi = -INFINITY;
-        for (int64_t k = begin; k < end; k++) {
-            const double a = c->w[k];
+            const double a = c->w32 != NULL ? (double)c->w32[k] : c->w[k];
             nan |= a != a;
             lo = a < lo ? a : lo;
             hi = a > hi ? a : hi;

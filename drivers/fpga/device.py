@@ -250,15 +250,16 @@ class FpgaDevice(PhotonicDevice):
         codes = codes_f.astype(np.int32)
         plan, from_code = self._plan(h, rows, cols)
         call_index = self._call_index
-        scale = np.float32(self._scale)
         for first in range(0, codes.shape[0], plan.per_run):
             part = codes[first : first + plan.per_run]
             y_codes = self._run(plan, part, call_index, first, rows)
-            # ((q_y (FS / L_y)) s_x) s_w in float32, step by step, written in place (§6)
-            y = out[first : first + plan.per_run]
-            np.multiply(y_codes, from_code, out=y, dtype=np.float32, casting="unsafe")
-            y *= s_x[first : first + plan.per_run, None]
-            y *= scale
+            chip_codes.output_values(
+                y_codes,
+                from_code,
+                s_x[first : first + plan.per_run],
+                self._scale,
+                out[first : first + plan.per_run],
+            )
         self._call_index = call_index + 1
 
     def _plan(self, h: msg.Hello, rows: int, cols: int) -> tuple[RunPlan, np.float32]:
