@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 
 from lumina_hal.metrics import reference_workload
 from lumina_hal.twin import reference
@@ -41,9 +42,9 @@ def test_measuring_function_reports_every_contender_and_ratios_of_the_measured_t
     assert [(c["size"], c["batch"]) for c in cells] == [(8, 1), (8, 3)]
     for cell in cells:
         us = cell["us"]
-        assert set(us) == set(bench.CONTENDERS)
+        assert set(us) == set(bench.CONTENDERS) | set(bench.FLOOR_PARTS)
         measured = {name: t for name, t in us.items() if t is not None}
-        expected = set(bench.CONTENDERS) - (set() if pipelines.torch_available() else {bench.TORCH})
+        expected = set(us) - (set() if pipelines.torch_available() else {bench.TORCH})
         assert set(measured) == expected
         assert all(math.isfinite(t) and t > 0 for t in measured.values())
         for name, (num, den) in bench.RATIOS.items():
@@ -51,6 +52,12 @@ def test_measuring_function_reports_every_contender_and_ratios_of_the_measured_t
                 assert cell["ratios"][name] == measured[num] / measured[den]
             else:
                 assert cell["ratios"][name] is None
+        # floors: the bare product plus the physics' parts split over the threads
+        parts = {"floor on": ("dac", "adc", "normals"), "floor off": ("dac", "adc")}
+        for name, names in parts.items():
+            expected_floor = (us["bare"] + sum(us[n] for n in names) / cfg.threads) / us["bare"]
+            assert cell["floors"][name] == pytest.approx(expected_floor, rel=1e-12)
+            assert cell["floors"][name] > 1.0
 
 
 def test_goals_say_met_or_missed_from_the_worst_cell():
@@ -71,6 +78,28 @@ def test_goals_say_met_or_missed_from_the_worst_cell():
     assert not goals["torch pipeline/twin, 1024² batch 1 and 32"]["met"]
     assert not goals["64² batch-1 call via the Python API"]["met"]
     assert goals["2 threads / 1 thread, 1024² batch 256"]["met"]
+
+
+def test_a_miss_whose_floor_exceeds_the_goal_says_so():
+    def cell(size: int, quiet_bare: float, floor_off: float) -> dict:
+        ratios = {"twin/bare": 1.0, "quiet/bare": quiet_bare, "numpy/twin": 3.0, "torch/twin": 3.0}
+        floors = {"floor on": 1.0, "floor off": floor_off}
+        return {"size": size, "batch": 32, "ratios": ratios, "floors": floors}
+
+    def noise_off(cells: list) -> dict:
+        results = {
+            "cells": cells,
+            "latency": {"us": {"twin": 1.0}},
+            "threads": {"size": 1024, "batch": 256, "speedup": 1.9},
+        }
+        return next(g for g in bench.evaluate_goals(results) if "noise off" in g["goal"])
+
+    above = noise_off([cell(256, 1.10, 1.08), cell(1024, 1.02, 1.01)])
+    assert above["floor"] == 1.08 and bench.verdict(above) == "MISSED (floor above goal)"
+    below = noise_off([cell(256, 1.10, 1.02)])
+    assert below["floor"] == 1.02 and bench.verdict(below) == "MISSED"
+    met = noise_off([cell(256, 1.04, 1.02)])
+    assert bench.verdict(met) == "met"
 
 
 def _lsb(p, cols: int, programmed) -> float:
