@@ -95,9 +95,13 @@ def test_a_miss_whose_floor_exceeds_the_goal_says_so():
         return next(g for g in bench.evaluate_goals(results) if "noise off" in g["goal"])
 
     above = noise_off([cell(256, 1.10, 1.08), cell(1024, 1.02, 1.01)])
-    assert above["floor"] == 1.08 and bench.verdict(above) == "MISSED (floor above goal)"
-    below = noise_off([cell(256, 1.10, 1.02)])
-    assert below["floor"] == 1.02 and bench.verdict(below) == "MISSED"
+    assert above["floor"] == 1.08 and above["floor_above_goal"] == ["256² batch 32"]
+    assert bench.verdict(above) == "MISSED (floor above goal in 1 of 2 cells)"
+    below = noise_off([cell(256, 1.10, 1.02), cell(1024, 1.20, 1.08)])
+    assert below["floor"] == 1.08 and below["where"] == "1024² batch 32"
+    assert bench.verdict(below) == "MISSED (floor above goal in 1 of 2 cells)"
+    reachable = noise_off([cell(256, 1.10, 1.02)])
+    assert reachable["floor"] == 1.02 and bench.verdict(reachable) == "MISSED"
     met = noise_off([cell(256, 1.04, 1.02)])
     assert bench.verdict(met) == "met"
 
