@@ -131,7 +131,8 @@ static LK_T512V LK_ALWAYS_INLINE void tile512v(const lk_tile_args *a, float *u, 
 /* Shapes the driver asks for: 1-6 rows x 1-2 panels, 1-2 rows x 3-4 panels. */
 #define LK_SHAPES512(CASE)                                                                  \
     CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4) CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)  \
-    CASE(3, 1) CASE(3, 2) CASE(4, 1) CASE(4, 2) CASE(5, 1) CASE(5, 2) CASE(6, 1) CASE(6, 2)
+    CASE(3, 1) CASE(3, 2) CASE(4, 1) CASE(4, 2) CASE(5, 1) CASE(5, 2) CASE(6, 1) CASE(6, 2)  \
+    CASE(3, 4) CASE(4, 4) CASE(5, 4) CASE(6, 4)
 
 #define LK_CASE512(MR, NP)                                                                  \
     case (MR) * 8 + (NP):                                                                   \

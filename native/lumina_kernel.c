@@ -42,7 +42,7 @@
  * the fly (memory-bound GEMV: the codes would be 25 % more traffic). */
 #define LK_FLY_BYTES (INT64_C(8) << 20)
 #define LK_MAX_COLS_NOISE 65536 /* s_i = sum dq x2q < 2^31 */
-#define LK_AMX_MIN_COLS 512     /* narrower rows: variance sums in the tile (VNNI), not AMX */
+#define LK_AMX_MIN_COLS 64      /* narrower rows: variance sums in the tile (VNNI), not AMX */
 
 /* ------------------------------------------------------------------------------------ */
 /* ISA dispatch                                                                          */
@@ -61,27 +61,29 @@ typedef struct lk_isa_desc {
     int narrow_rows; /* blocks with at most this many rows use np_narrow panels per tile */
     int np_narrow;
     int amx; /* wide blocks: u by the tile, s by AMX tile products (lk_amx_block) */
+    int mr_quiet, np_quiet; /* tile shape of ordinary blocks when the tile sums no variance
+                               codes (noise off, or s by AMX): no sq accumulators */
     lk_normals_fn normals;
     lk_epi_rows_fn epi_rows; /* fused normals + epilogue of a panel group, or NULL */
 } lk_isa_desc;
 
 #define LK_SCALAR_DESC                                                                      \
     {lk_tile_scalar, NULL, lk_epi_scalar, lk_adc_scalar, lk_dac_scalar, lk_x2_scalar,       \
-     lk_nonfinite_scalar, 4, 1, 1, 2, 0, lk_normals_scalar, NULL}
+     lk_nonfinite_scalar, 4, 1, 1, 2, 0, 4, 1, lk_normals_scalar, NULL}
 
 static const lk_isa_desc lk_isa_table[5] = {
     LK_SCALAR_DESC,
 #if LK_X86
     {lk_tile_avx2, NULL, lk_epi_avx2, lk_adc_avx2, lk_dac_avx2, lk_x2_scalar, lk_nonfinite_avx2,
-     2, 1, 1, 2, 0, lk_normals_avx2, NULL},
+     2, 1, 1, 2, 0, 2, 1, lk_normals_avx2, NULL},
     {lk_tile_avx512, lk_tile_avx512_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0, lk_normals_avx512,
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0, 6, 4, lk_normals_avx512,
      lk_epi_rows_avx512},
     {lk_tile_avx512vnni, lk_tile_avx512vnni_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0, lk_normals_avx512,
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 0, 6, 4, lk_normals_avx512,
      lk_epi_rows_avx512},
     {lk_tile_avx512vnni, lk_tile_avx512vnni_fly, lk_epi_avx512, lk_adc_avx512, lk_dac_avx512,
-     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 1, lk_normals_avx512,
+     lk_x2_avx512, lk_nonfinite_avx512, 6, 2, 2, 4, 1, 6, 4, lk_normals_avx512,
      lk_epi_rows_avx512},
 #else /* never selected: lk_best_isa stays scalar */
     LK_SCALAR_DESC,
@@ -279,12 +281,14 @@ static void process_unit(worker *w, int64_t unit) {
     const int64_t p0 = ch * c->chunk_panels;
     const int64_t p1 = p0 + c->chunk_panels < c->npanels ? p0 + c->chunk_panels : c->npanels;
     const int narrow = nb <= c->isa->narrow_rows;
-    const int mr = c->isa->mr;
-    const int npg = narrow ? c->isa->np_narrow : c->isa->np;
     const lk_tile_fn tile = narrow && c->fly ? c->isa->fly : c->isa->tile;
-    /* s by AMX tile products: only for wide rows, where they pay for the tile set-up and the
-     * second pass over the codes (at 64-256 columns the in-tile VNNI sums are faster) */
+    /* s by AMX tile products for ordinary blocks: the tile then sums no codes and takes the
+     * wider quiet shape (6 x 4), which pays for AMX's set-up and second pass over the codes
+     * from 64 columns on (with the 6 x 2 shape AMX lost below 512 columns) */
     const int amx = c->isa->amx && c->epi.noise && !narrow && c->cols >= LK_AMX_MIN_COLS;
+    const int quiet = !narrow && (!c->epi.noise || amx); /* no variance codes in the tile */
+    const int mr = quiet ? c->isa->mr_quiet : c->isa->mr;
+    const int npg = narrow ? c->isa->np_narrow : quiet ? c->isa->np_quiet : c->isa->np;
     const int64_t kc = narrow && c->fly ? c->cols : LK_KC;
     _Alignas(64) float ub[LK_BLOCK_ROWS * LK_TILE_LD];
     _Alignas(64) int32_t sb[LK_BLOCK_ROWS * LK_TILE_LD];
