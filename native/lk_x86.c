@@ -128,22 +128,27 @@ static LK_T512V LK_ALWAYS_INLINE void tile512v(const lk_tile_args *a, float *u, 
     LK_TILE512_BODY(dot4_512v)
 }
 
-/* Shapes the driver asks for: 1-6 rows x 1-2 panels, 1-2 rows x 3-4 panels. */
+/* Shapes the driver asks for: 1-6 rows x 1-2 panels, 1-2 rows x 3-4 panels, and 3-6 rows x 4
+ * panels for tiles without variance codes (the quiet shape, 6 x 4). */
 #define LK_SHAPES512(CASE)                                                                  \
     CASE(1, 1) CASE(1, 2) CASE(1, 3) CASE(1, 4) CASE(2, 1) CASE(2, 2) CASE(2, 3) CASE(2, 4)  \
     CASE(3, 1) CASE(3, 2) CASE(4, 1) CASE(4, 2) CASE(5, 1) CASE(5, 2) CASE(6, 1) CASE(6, 2)  \
     CASE(3, 4) CASE(4, 4) CASE(5, 4) CASE(6, 4)
 
-#define LK_CASE512(MR, NP)                                                                  \
+/* One case of the shape switch for the tile function FN (tile512 or tile512v). */
+#define LK_CASE512_OF(FN, MR, NP)                                                          \
     case (MR) * 8 + (NP):                                                                   \
-        if (a->d != NULL) tile512(a, u, s, MR, NP, 1);                                      \
-        else tile512(a, u, s, MR, NP, 0);                                                   \
-        return;
-#define LK_CASE512V(MR, NP)                                                                 \
-    case (MR) * 8 + (NP):                                                                   \
-        if (a->d != NULL) tile512v(a, u, s, MR, NP, 1);                                     \
-        else tile512v(a, u, s, MR, NP, 0);                                                  \
-        return;
+        if (a->d == NULL) {                                                                 \
+            FN(a, u, s, MR, NP, 0);                                                         \
+            return;                                                                         \
+        }                                                                                   \
+        if ((MR) * (NP) <= 12) { /* acc + sq fit the 32 registers */                        \
+            FN(a, u, s, MR, NP, 1);                                                         \
+            return;                                                                         \
+        }                                                                                   \
+        break; /* codes in a wider tile: one panel at a time (tile_by_panel) */
+#define LK_CASE512(MR, NP) LK_CASE512_OF(tile512, MR, NP)
+#define LK_CASE512V(MR, NP) LK_CASE512_OF(tile512v, MR, NP)
 
 /* Shapes outside the table: one panel at a time (same bits). */
 static void tile_by_panel(lk_tile_fn fn, const lk_tile_args *a, int np, int mr, float *u,
