@@ -17,8 +17,9 @@ The floors are what twin/bare and quiet/bare would be if the twin's product ran 
 fast as the bare float32 matmul and the work docs/physics.md adds to it (the converters;
 with noise, also the normals) were split perfectly over the threads:
 floor = (bare + parts / threads) / bare. A goal below its floor needs a product faster than
-the BLAS's or cheaper physics, not a better-tuned kernel. (Where the BLAS itself is slow,
-e.g. tiny products split over threads, a twin can beat its floor.)
+the BLAS's, faster converters and normals than the kernel's own, or cheaper physics; not a
+better-tuned product loop. (Where the BLAS itself is slow, e.g. tiny products split over
+threads, a twin can beat its floor.)
 
 Every contender runs with the same thread count (BLAS through threadpoolctl,
 ``torch.set_num_threads``, the twin's ``threads=``). OpenBLAS chooses its own kernels: if
