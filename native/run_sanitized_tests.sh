@@ -39,7 +39,9 @@ if ! LUMINA_SANITIZE=1 "$work/venv/bin/pip" install --quiet "$work/src[test]" \
     exit 2
 fi
 so="$(ls "$work"/venv/lib/python3*/site-packages/lumina_hal/_lumina_kernel*.so)"
-if ! nm -D "$so" | grep -q __asan_report; then
+# grep reads all of nm's output (no -q): with pipefail, a grep that exits at the first match
+# can kill nm with SIGPIPE and fail the pipeline although the symbol is there.
+if ! nm -D "$so" | grep __asan_report >/dev/null; then
     echo "run_sanitized_tests: $so is not instrumented" >&2
     exit 2
 fi
