@@ -264,34 +264,30 @@ class SizeSetup:
         """The kernel's DAC, ADC and normals of one call of this cell, each alone."""
         try:
             from lumina_hal._lumina_kernel import ffi, lib
+            from lumina_hal.twin.kernel import _ptr  # the package's zero-copy pointer
         except ImportError as exc:
             why = f"n/a (native kernel: {exc})"
             return {name: Contender(unavailable=why) for name in FLOOR_PARTS}
         p = self.chips[TWIN].physics  # type: ignore[attr-defined]
         x, n_out = self.x(batch), batch * self.size
-        x_norm, scales = np.empty_like(x), np.empty(batch, np.float32)
-        u = np.ascontiguousarray(self.inputs[:batch, : self.size] * np.float32(0.5))
-        codes, normals = np.empty_like(u), np.empty(n_out, np.float32)
-
-        def ptr(a: np.ndarray) -> Any:
-            return ffi.cast("float *", a.ctypes.data)
-
+        u = x * np.float32(0.5)  # ADC input: any finite values of the cell's output count
+        out = np.empty_like(x)
         return {
             DAC: Contender(
                 "f(x, b, c, bits, xn, s)",
-                {"f": lib.lk_quantize_inputs, "x": ptr(x), "b": batch, "c": self.size,
-                 "bits": int(p.input_bits), "xn": ptr(x_norm), "s": ptr(scales),
-                 "keep": (x, x_norm, scales)},
+                {"f": lib.lk_quantize_inputs, "x": _ptr(x), "b": batch, "c": self.size,
+                 "bits": int(p.input_bits), "xn": _ptr(out),
+                 "s": _ptr(np.empty(batch, np.float32))},
             ),
             ADC: Contender(
                 "f(u, n, bits, fs, codes, ffi.NULL)",
-                {"f": lib.lk_adc, "u": ptr(u), "n": n_out, "bits": int(p.output_bits),
-                 "fs": 1.0, "codes": ptr(codes), "ffi": ffi, "keep": (u, codes)},
+                {"f": lib.lk_adc, "u": _ptr(u), "n": n_out, "bits": int(p.output_bits),
+                 "fs": 1.0, "codes": _ptr(out), "ffi": ffi},
             ),
             NORMALS: Contender(
-                "f(seed, 0, 0, 0, n, out)",
-                {"f": lib.lk_normals, "seed": self.cfg.seed, "n": n_out, "out": ptr(normals),
-                 "keep": normals},
+                "f(seed, 0, 0, 0, n, z)",
+                {"f": lib.lk_normals, "seed": self.cfg.seed, "n": n_out,
+                 "z": _ptr(np.empty(n_out, np.float32))},
             ),
         }  # fmt: skip
 
@@ -494,7 +490,7 @@ def evaluate_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         def floor_of(c: dict[str, Any]) -> float | None:
             return c.get("floors", {}).get(floor_name) if floor_name else None
 
-        above = [c for _, c in found if (floor_of(c) or 0.0) > value and op == "<="]
+        above = [c for _, c in found if (floor_of(c) or 0.0) > value] if op == "<=" else []
         return {
             "goal": f"{name} {op} {value:g}",
             "measured": measured,
